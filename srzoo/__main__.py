@@ -1,0 +1,4 @@
+from srzoo.cli import main
+import sys
+
+sys.exit(main())

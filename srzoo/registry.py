@@ -1,0 +1,495 @@
+"""Model and dataset manifests: schema, validation and lookup.
+
+A manifest is a TOML file. Model manifests (one per family) look like::
+
+    schema = 1
+
+    [defaults]              # merged into every [[model]] below
+    format = "tf-graphdef"
+    license = "Apache-2.0"
+    engine = "opencv"
+
+    [defaults.io]           # how the network is fed
+    color = "y"             # y (of OpenCV YCrCb) | bgr | rgb
+    range = 1.0             # input values span [0, range]
+    algorithm = "espcn"     # cv2.dnn_superres name, where one applies
+
+    [[model]]
+    name = "espcn"
+    scale = 2
+    file = "ESPCN_x2.pb"
+    size = 86446
+    sha256 = "59f7..."
+    urls = ["https://raw.githubusercontent.com/..."]
+
+Dataset manifests have a ``[dataset]`` table and a list of ``[[file]]``.
+Everything is validated on load; a mistake is a :class:`ManifestError` that
+names the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ManifestError, UnknownModel
+
+SCHEMA_VERSION = 1
+
+#: Formats a manifest may declare, and whether a file is downloaded for them.
+FORMATS = {
+    "tf-graphdef": True,
+    "onnx": True,
+    "keras-h5": True,
+    "pytorch-pth": True,
+    "interpolation": False,
+}
+#: Formats OpenCV can load without a conversion step.
+OPENCV_FORMATS = {"tf-graphdef", "onnx", "interpolation"}
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_HEX_RE = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "git_blob_sha1": re.compile(r"^[0-9a-f]{40}$")}
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """How a network is fed and how its output is read back.
+
+    ``color``: ``y`` (luma of OpenCV's YCrCb; chroma is upscaled bilinearly and
+    re-attached), ``bgr`` or ``rgb``. ``range``: network values span
+    ``[0, range]``. ``mean``: subtracted per channel (BGR/RGB order as
+    ``color``) in network units. ``algorithm``: the ``cv2.dnn_superres`` name,
+    if any. ``outputs``: output tensor names; with ``output_scales`` a pyramid
+    model (LapSRN) gives one output per scale. ``pre_upsample``: the network
+    expects its input already upscaled (SRCNN, VDSR) with this interpolation.
+    ``method``: for ``format = "interpolation"``, the OpenCV interpolation.
+    """
+
+    color: str = "bgr"
+    range: float = 255.0
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    algorithm: str | None = None
+    input: str | None = None
+    outputs: tuple[str, ...] = ()
+    output_scales: tuple[int, ...] = ()
+    layout: str = "nhwc"
+    pre_upsample: str | None = None
+    method: str | None = None
+
+
+_IO_TYPES: dict[str, Any] = {
+    "color": str, "range": (int, float), "mean": list, "algorithm": str, "input": str,
+    "outputs": list, "output_scales": list, "layout": str, "pre_upsample": str, "method": str,
+}
+_IO_CHOICES = {
+    "color": {"y", "bgr", "rgb"},
+    "layout": {"nhwc", "nchw"},
+    "method": {"nearest", "bilinear", "bicubic", "lanczos", "area"},
+    "pre_upsample": {"bicubic", "bilinear"},
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A downloadable file: where to get it and how to recognise it."""
+
+    file: str
+    size: int
+    sha256: str
+    urls: tuple[str, ...]
+    git_blob_sha1: str | None = None
+    #: folder under the cache root where the verified file lives
+    subdir: str = "models"
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """Every hash the manifest gives, keyed by algorithm name."""
+        out = {"sha256": self.sha256}
+        if self.git_blob_sha1:
+            out["git-blob-sha1"] = self.git_blob_sha1
+        return out
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model at one scale, as a manifest describes it.
+
+    ``scale`` is ``None`` for interpolation methods, which work at any scale.
+    ``artifact`` is ``None`` when no file is needed.
+    """
+
+    name: str
+    scale: int | None
+    format: str
+    license: str
+    io: IOSpec
+    artifact: Artifact | None = None
+    engine: str = "opencv"
+    paper: str = ""
+    source: str = ""
+    description: str = ""
+    notes: str = ""
+    arch: str = ""
+    needs_conversion: bool = False
+    manifest: str = ""
+
+    @property
+    def file(self) -> str | None:
+        return self.artifact.file if self.artifact else None
+
+    @property
+    def size(self) -> int:
+        return self.artifact.size if self.artifact else 0
+
+    @property
+    def sha256(self) -> str | None:
+        return self.artifact.sha256 if self.artifact else None
+
+    @property
+    def runnable(self) -> bool:
+        """True when OpenCV can run the file as it is published."""
+        return not self.needs_conversion and self.format in OPENCV_FORMATS
+
+    def at_scale(self, scale: int) -> "ModelEntry":
+        """The entry for a concrete scale (only changes scale-free entries)."""
+        return self if self.scale is not None else dataclasses.replace(self, scale=int(scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "name": self.name, "scale": self.scale, "file": self.file, "size": self.size,
+            "sha256": self.sha256,
+            "git_blob_sha1": self.artifact.git_blob_sha1 if self.artifact else None,
+            "format": self.format, "license": self.license, "engine": self.engine,
+            "needs_conversion": self.needs_conversion,
+            "urls": list(self.artifact.urls) if self.artifact else [],
+            "paper": self.paper, "source": self.source, "manifest": self.manifest,
+            "io": dataclasses.asdict(self.io),
+        }
+        return d
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A benchmark image set: a name and its verified files."""
+
+    name: str
+    description: str
+    license: str
+    source: str
+    files: tuple[Artifact, ...]
+    manifest: str = ""
+
+
+_MODEL_KEYS = {
+    "name": str, "scale": int, "file": str, "format": str, "size": int, "sha256": str,
+    "git_blob_sha1": str, "urls": list, "license": str, "paper": str, "source": str,
+    "description": str, "notes": str, "arch": str, "needs_conversion": bool, "engine": str,
+    "io": dict,
+}
+_FILE_KEYS = {"file": str, "size": int, "sha256": str, "git_blob_sha1": str, "urls": list}
+_DATASET_KEYS = {"name": str, "description": str, "license": str, "source": str}
+
+
+def _fail(path: Path | str, where: str, msg: str) -> ManifestError:
+    return ManifestError(f"{path}: {where}: {msg}")
+
+
+def _check_type(path: Path | str, where: str, key: str, value: Any, typ: Any) -> None:
+    ok = isinstance(value, typ)
+    if typ is int and isinstance(value, bool):
+        ok = False
+    if not ok:
+        tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise _fail(path, where, f"key {key!r} must be {tname}, got {type(value).__name__}")
+
+
+def _check_keys(path: Path | str, where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _fail(path, where, f"unknown key {key!r}{hint}")
+        _check_type(path, where, key, value, allowed[key])
+
+
+def check_file_name(path: Path | str, where: str, name: str) -> None:
+    """A cache file name must be one plain path component."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
+            or "\x00" in name or ":" in name):
+        raise _fail(path, where, f"key 'file' must be a plain file name without path separators "
+                                 f"or '..', got {name!r}")
+
+
+def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Artifact:
+    for key in ("file", "size", "sha256", "urls"):
+        if key not in d:
+            raise _fail(path, where, f"missing key {key!r} (every downloadable file needs "
+                                     "file, size, sha256 and urls)")
+    check_file_name(path, where, d["file"])
+    if d["size"] <= 0:
+        raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
+    for key, rx in _HEX_RE.items():
+        if key in d and not rx.match(d[key]):
+            raise _fail(path, where, f"key {key!r} is not a lowercase hex digest: {d[key]!r}")
+    urls = d["urls"]
+    if not urls:
+        raise _fail(path, where, "key 'urls' must list at least one URL")
+    for u in urls:
+        if not isinstance(u, str) or not re.match(r"^https?://", u):
+            raise _fail(path, where, f"key 'urls' holds {u!r}, not an http(s) URL")
+    return Artifact(file=d["file"], size=d["size"], sha256=d["sha256"], urls=tuple(urls),
+                    git_blob_sha1=d.get("git_blob_sha1"), subdir=subdir)
+
+
+def _io(path: Path, where: str, d: Mapping[str, Any]) -> IOSpec:
+    _check_keys(path, where + ".io", d, _IO_TYPES)
+    for key, choices in _IO_CHOICES.items():
+        if key in d and d[key] not in choices:
+            raise _fail(path, where + ".io", f"key {key!r} must be one of {sorted(choices)}, got {d[key]!r}")
+    kw: dict[str, Any] = dict(d)
+    if "mean" in kw:
+        mean = kw["mean"]
+        if not all(isinstance(m, (int, float)) for m in mean) or len(mean) not in (1, 3):
+            raise _fail(path, where + ".io", "key 'mean' must be a list of 1 or 3 numbers")
+        kw["mean"] = tuple(float(m) for m in mean)
+    for key in ("outputs", "output_scales"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    if "range" in kw:
+        kw["range"] = float(kw["range"])
+    return IOSpec(**kw)
+
+
+def _merge(defaults: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for k, v in model.items():
+        if k == "io" and isinstance(v, dict) and isinstance(out.get("io"), dict):
+            out["io"] = {**out["io"], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
+    _check_keys(path, where, d, _MODEL_KEYS)
+    for key in ("name", "format", "license"):
+        if key not in d:
+            raise _fail(path, where, f"missing key {key!r}")
+    name = d["name"]
+    if not _NAME_RE.match(name):
+        raise _fail(path, where, f"key 'name' must be lowercase letters, digits, '-', '_' or '.', got {name!r}")
+    fmt = d["format"]
+    if fmt not in FORMATS:
+        raise _fail(path, where, f"key 'format' must be one of {sorted(FORMATS)}, got {fmt!r}")
+    if FORMATS[fmt]:
+        artifact = _artifact(path, where, d, "models")
+        if "scale" not in d:
+            raise _fail(path, where, "missing key 'scale'")
+    else:
+        extra = sorted(k for k in _FILE_KEYS if k in d)
+        if extra:
+            raise _fail(path, where, f"format {fmt!r} needs no file, but keys {extra} are set")
+        artifact = None
+    scale = d.get("scale")
+    if scale is not None and scale < 1:
+        raise _fail(path, where, f"key 'scale' must be a positive integer, got {scale}")
+    io = _io(path, where, d.get("io", {}))
+    if fmt == "interpolation" and not io.method:
+        raise _fail(path, where, "an interpolation model needs io.method")
+    return ModelEntry(
+        name=name, scale=scale, format=fmt, license=d["license"], io=io, artifact=artifact,
+        engine=d.get("engine", "opencv"), paper=d.get("paper", ""), source=d.get("source", ""),
+        description=d.get("description", ""), notes=d.get("notes", ""), arch=d.get("arch", ""),
+        needs_conversion=d.get("needs_conversion", fmt not in OPENCV_FORMATS),
+        manifest=str(path),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ManifestError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest: {e.strerror}") from None
+
+
+def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list[Dataset]]:
+    """Read and validate one manifest file."""
+    path = Path(path)
+    doc = _read_toml(path)
+    _check_keys(path, "top level", doc,
+                {"schema": int, "defaults": dict, "model": list, "dataset": dict, "file": list})
+    if doc.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise _fail(path, "schema", f"unsupported schema {doc['schema']} (this srzoo reads {SCHEMA_VERSION})")
+    models: list[ModelEntry] = []
+    datasets: list[Dataset] = []
+    defaults = doc.get("defaults", {})
+    _check_keys(path, "defaults", defaults, _MODEL_KEYS)
+    seen: set[tuple[str, int | None]] = set()
+    for i, raw in enumerate(doc.get("model", [])):
+        where = f"model[{i}]" + (f" ({raw.get('name')} x{raw.get('scale')})" if isinstance(raw, dict) else "")
+        if not isinstance(raw, dict):
+            raise _fail(path, where, "each [[model]] must be a table")
+        entry = _model(path, where, _merge(defaults, raw))
+        key = (entry.name, entry.scale)
+        if key in seen:
+            raise _fail(path, where, f"duplicate entry for {entry.name} x{entry.scale}")
+        seen.add(key)
+        models.append(entry)
+    if "dataset" in doc or "file" in doc:
+        meta = doc.get("dataset", {})
+        _check_keys(path, "dataset", meta, _DATASET_KEYS)
+        for key in ("name", "license", "source"):
+            if key not in meta:
+                raise _fail(path, "dataset", f"missing key {key!r}")
+        if not _NAME_RE.match(meta["name"]):
+            raise _fail(path, "dataset", f"key 'name' must be lowercase, got {meta['name']!r}")
+        files = []
+        for i, raw in enumerate(doc.get("file", [])):
+            where = f"file[{i}]"
+            _check_keys(path, where, raw, _FILE_KEYS)
+            files.append(_artifact(path, where, raw, f"datasets/{meta['name']}"))
+        if not files:
+            raise _fail(path, "file", "a dataset manifest needs at least one [[file]]")
+        datasets.append(Dataset(name=meta["name"], description=meta.get("description", ""),
+                                license=meta["license"], source=meta["source"],
+                                files=tuple(files), manifest=str(path)))
+    return models, datasets
+
+
+def builtin_manifest_dir() -> Path:
+    """Where the manifests shipped with srzoo live (inside the wheel, or the source tree)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_manifests"
+    return packaged if packaged.is_dir() else here.parent / "registry"
+
+
+def _expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            yield from sorted(p.rglob("*.toml"))
+        elif p.exists():
+            yield p
+        else:
+            raise ManifestError(f"{p}: manifest file or folder not found (check SRZOO_REGISTRY "
+                                "or the paths given to srzoo)")
+
+
+def env_manifest_paths() -> list[str]:
+    """Paths named by ``SRZOO_REGISTRY`` (separated by the OS path separator or commas)."""
+    raw = os.environ.get("SRZOO_REGISTRY", "")
+    return [p for p in re.split(rf"[{re.escape(os.pathsep)},]", raw) if p.strip()]
+
+
+class Registry:
+    """All known models and datasets. User manifests override built-in entries
+    of the same name and scale."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]] = (), *, builtin: bool = True,
+                 env: bool = True) -> None:
+        sources: list[str | os.PathLike[str]] = []
+        if builtin:
+            sources.append(builtin_manifest_dir())
+        if env:
+            sources.extend(env_manifest_paths())
+        sources.extend(paths)
+        self._models: dict[tuple[str, int | None], ModelEntry] = {}
+        self._datasets: dict[str, Dataset] = {}
+        for path in _expand(sources):
+            models, datasets = parse_manifest(path)
+            for m in models:
+                self._models[(m.name, m.scale)] = m
+            for d in datasets:
+                self._datasets[d.name] = d
+
+    # models -----------------------------------------------------------------
+    def models(self) -> list[ModelEntry]:
+        """Every model entry, sorted by name then scale."""
+        return sorted(self._models.values(), key=lambda m: (m.name, m.scale or 0))
+
+    def names(self) -> list[str]:
+        return sorted({name for name, _ in self._models})
+
+    def scales(self, name: str) -> list[int]:
+        """Scales a model has (empty for scale-free interpolation)."""
+        return sorted(s for n, s in self._models if n == name and s is not None)
+
+    def _unknown(self, kind: str, name: str, known: list[str]) -> UnknownModel:
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+        close += [k for k in known if k.startswith(name.lower()) and k not in close][:3]
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return UnknownModel(f"unknown {kind} {name!r}.{hint} Run 'srzoo list' to see all.")
+
+    def get(self, name: str, scale: int | None = None) -> ModelEntry:
+        """The entry for ``name`` at ``scale`` (the only/lowest scale if omitted)."""
+        key = name.lower()
+        if key not in self.names():
+            raise self._unknown("model", name, self.names())
+        if (key, None) in self._models:
+            entry = self._models[(key, None)]
+            return entry.at_scale(scale) if scale is not None else entry
+        scales = self.scales(key)
+        if scale is None:
+            return self._models[(key, scales[0])]
+        try:
+            return self._models[(key, int(scale))]
+        except (KeyError, ValueError):
+            raise UnknownModel(f"model {key!r} has no x{scale}; it has scales "
+                               f"{', '.join(f'x{s}' for s in scales)}") from None
+
+    def variants(self, name: str) -> list[ModelEntry]:
+        """Every entry of one model name, all scales."""
+        self.get(name)
+        return [m for m in self.models() if m.name == name.lower()]
+
+    # datasets ---------------------------------------------------------------
+    def datasets(self) -> list[Dataset]:
+        return [self._datasets[k] for k in sorted(self._datasets)]
+
+    def dataset(self, name: str) -> Dataset:
+        try:
+            return self._datasets[name.lower()]
+        except KeyError:
+            raise self._unknown("dataset", name, sorted(self._datasets)) from None
+
+
+_default: Registry | None = None
+_default_key: tuple[str, ...] | None = None
+_extra_paths: list[str] = []
+
+
+def add_manifest(path: str | os.PathLike[str]) -> None:
+    """Register a user manifest file or folder for this process (validated now)."""
+    parse_manifest(path) if Path(path).is_file() else list(_expand([path]))
+    _extra_paths.append(str(path))
+    global _default
+    _default = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry: built-ins, SRZOO_REGISTRY and add_manifest() paths.
+    Re-read when SRZOO_REGISTRY changes."""
+    global _default, _default_key
+    key = (os.environ.get("SRZOO_REGISTRY", ""), *_extra_paths)
+    if _default is None or key != _default_key:
+        _default = Registry(_extra_paths)
+        _default_key = key
+    return _default
+
+
+__all__ = ["Artifact", "Dataset", "IOSpec", "ModelEntry", "Registry", "add_manifest",
+           "default_registry", "parse_manifest", "FORMATS"]
