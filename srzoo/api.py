@@ -1,0 +1,63 @@
+"""The model-management half of the public API: list, look up, fetch."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from . import cache
+from .download import fetch_artifact
+from .errors import SrzooError
+from .registry import Dataset, ModelEntry, default_registry
+
+
+def list_models(pattern: str | None = None) -> list[ModelEntry]:
+    """Every model entry (one per name and scale), sorted by name then scale.
+
+    ``pattern`` filters names with shell wildcards, e.g. ``"fsrcnn*"``.
+    Interpolation methods have ``scale=None`` (they work at any scale).
+    """
+    models = default_registry().models()
+    if pattern:
+        models = [m for m in models if fnmatch.fnmatch(m.name, pattern.lower())]
+    return models
+
+
+def get_model(name: str, scale: int | None = None) -> ModelEntry:
+    """The manifest entry of ``name`` at ``scale`` (lowest scale if omitted).
+
+    Raises :class:`srzoo.UnknownModel` with the closest names, or with the
+    scales the model has.
+    """
+    return default_registry().get(name, scale)
+
+
+def is_cached(entry: ModelEntry) -> bool:
+    """True when the entry needs no file or its verified file is cached."""
+    return entry.artifact is None or cache.is_cached(entry.artifact)
+
+
+def fetch(name: str, scale: int | None = None, *, force: bool = False,
+          quiet: bool | None = None) -> Path:
+    """Download (if needed) and verify the file of ``name`` x``scale``; return its cached path.
+
+    ``force=True`` fetches again even if a copy is cached. A progress bar is
+    shown on a terminal unless ``quiet``.
+    """
+    entry = get_model(name, scale)
+    return fetch_entry(entry, force=force, quiet=quiet)
+
+
+def fetch_entry(entry: ModelEntry, *, force: bool = False, quiet: bool | None = None) -> Path:
+    """:func:`fetch` for an entry already looked up."""
+    if entry.artifact is None:
+        raise SrzooError(f"{entry.name} is a built-in {entry.format} method: there is no file to fetch")
+    return fetch_artifact(entry.artifact, force=force, quiet=quiet,
+                          what=f"{entry.name} x{entry.scale}")
+
+
+def fetch_dataset(name: str, *, force: bool = False, quiet: bool | None = None) -> Path:
+    """Download (if needed) and verify every file of a dataset; return its folder."""
+    ds: Dataset = default_registry().dataset(name)
+    paths = [fetch_artifact(a, force=force, quiet=quiet, what=f"dataset {ds.name}") for a in ds.files]
+    return paths[0].parent
