@@ -8,7 +8,12 @@ from pathlib import Path
 from . import cache
 from .download import fetch_artifact
 from .errors import SrzooError
-from .registry import Dataset, ModelEntry, default_registry
+from .registry import Dataset, ModelEntry, Registry, default_registry
+
+
+def get_registry() -> Registry:
+    """The registry in use: built-in manifests, SRZOO_REGISTRY and add_manifest() paths."""
+    return default_registry()
 
 
 def list_models(pattern: str | None = None) -> list[ModelEntry]:

@@ -1,0 +1,213 @@
+"""``srzoo list | fetch | cache | info``: model management commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from typing import Any
+
+from .. import api, cache
+from ..errors import SrzooError
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    models = api.list_models(args.pattern)
+    if args.json:
+        rows = []
+        for m in models:
+            d = m.to_dict()
+            d["cached"] = api.is_cached(m)
+            rows.append(d)
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    rows = [[m.name, f"x{m.scale}" if m.scale else "any", m.file or "-",
+             _size(m.size) if m.size else "-",
+             m.format + (" (convert)" if m.needs_conversion else ""), m.license,
+             ("yes" if api.is_cached(m) else "no") if m.artifact else "-"] for m in models]
+    print(_table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    if args.all and args.scale:
+        raise SrzooError("give either --scale or --all, not both")
+    names = args.names
+    failed = 0
+    for name in names:
+        try:
+            if args.all:
+                entries = [e for e in api.get_registry().variants(name) if e.artifact]
+            else:
+                entries = [api.get_model(name, args.scale)]
+            seen: set[str] = set()
+            for entry in entries:
+                if entry.file in seen:  # e.g. vdsr: one file for three scales
+                    continue
+                seen.add(entry.file or "")
+                path = api.fetch_entry(entry, force=args.force, quiet=args.quiet)
+                print(path)
+        except SrzooError as e:
+            print(f"srzoo: error: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _owner_of(path) -> str:
+    """'name xS' for a cached model file, or the dataset name."""
+    for m in api.list_models():
+        if m.artifact and cache.path_for(m.artifact) == path:
+            return f"{m.name} x{m.scale}"
+    if path.parent.parent.name == "datasets":
+        return f"dataset {path.parent.name}"
+    return "?"
+
+
+def _selected(name: str | None) -> list:
+    """Artifacts of one model or dataset name, or of everything in the registry."""
+    reg = api.get_registry()
+    if name is None:
+        arts = [m.artifact for m in reg.models() if m.artifact]
+        arts += [a for d in reg.datasets() for a in d.files]
+    elif name.lower() in [d.name for d in reg.datasets()]:
+        arts = list(reg.dataset(name).files)
+    else:
+        arts = [m.artifact for m in reg.variants(name) if m.artifact]
+    unique = {cache.path_for(a): a for a in arts}
+    return list(unique.values())
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "path":
+        print(cache.cache_dir())
+        return 0
+    if action == "ls":
+        files = list(cache.cached_files())
+        if args.name:
+            wanted = {cache.path_for(a) for a in _selected(args.name)}
+            files = [f for f in files if f.path in wanted]
+        rows = [[_owner_of(f.path), str(f.path.relative_to(cache.cache_dir())), _size(f.size)]
+                for f in files]
+        print(_table(rows, ["model", "file", "size"]) if rows else "cache is empty")
+        total = sum(f.size for f in files)
+        print(f"{len(files)} file(s), {_size(total)} in {cache.cache_dir()}", file=sys.stderr)
+        return 0
+    if action == "verify":
+        bad = 0
+        checked = 0
+        known = set()
+        for art in _selected(args.name):
+            path = cache.path_for(art)
+            known.add(path)
+            if not path.exists():
+                continue
+            checked += 1
+            issues = cache.problems(path, art)
+            if issues:
+                bad += 1
+                print(f"CORRUPT {path}: {'; '.join(issues)}; "
+                      "repair with `srzoo fetch NAME --force` or `srzoo cache rm NAME`")
+            else:
+                print(f"ok      {path}")
+        if args.name is None:
+            for f in cache.cached_files():
+                if f.path not in known:
+                    print(f"UNKNOWN {f.path}: no manifest entry describes this file")
+        print(f"{checked} file(s) checked, {bad} corrupt", file=sys.stderr)
+        return 1 if bad else 0
+    if action == "rm":
+        if args.name is None:
+            targets = [f.path for f in cache.cached_files()] + cache.leftovers()
+        else:
+            targets = [cache.path_for(a) for a in _selected(args.name)]
+            targets += [cache.partial_path(a) for a in _selected(args.name)]
+        removed = 0
+        for p in targets:
+            if p.exists():
+                p.unlink()
+                removed += 1
+                print(f"removed {p}")
+        print(f"{removed} file(s) removed", file=sys.stderr)
+        return 0
+    raise SrzooError(f"unknown cache action {action!r}")  # pragma: no cover
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy
+
+    from .. import __version__
+
+    info: dict[str, Any] = {
+        "srzoo": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "opencv": cv2.__version__,
+        "numpy": numpy.__version__,
+        "cache_dir": str(cache.cache_dir()),
+    }
+    try:
+        from .. import backends
+
+        info["capabilities"] = backends.capabilities()
+        info["backends"] = backends.backend_table()
+    except ImportError:  # pragma: no cover - backends module is part of the package
+        pass
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+        return 0
+    for key in ("srzoo", "python", "platform", "opencv", "numpy", "cache_dir"):
+        print(f"{key + ':':11} {info[key]}")
+    caps = info.get("capabilities", {})
+    if caps:
+        print("OpenCV build:")
+        for k, v in caps.items():
+            print(f"  {k}: {v}")
+    if info.get("backends"):
+        print("backends:")
+        rows = [[b["name"], b["engine"], b["target"], "yes" if b["usable"] else "no", b["reason"]]
+                for b in info["backends"]]
+        print(_table(rows, ["backend", "engine", "target", "usable", "why not"]))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list models (one row per file and scale)")
+    p.add_argument("pattern", nargs="?", help="shell wildcard on names, e.g. 'fsrcnn*'")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("fetch", help="download and verify model files; print their paths")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--scale", "-s", type=int, help="scale (default: the lowest the model has)")
+    p.add_argument("--all", action="store_true", help="every scale of the model")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("cache", help="inspect or clean the cache")
+    p.add_argument("action", choices=["path", "ls", "verify", "rm"])
+    p.add_argument("name", nargs="?", help="limit to one model or dataset")
+    p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("info", help="versions, cache folder and what this OpenCV can run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)

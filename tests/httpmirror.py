@@ -1,0 +1,167 @@
+"""A real HTTP server on 127.0.0.1 that serves ../shared files, with fault injection.
+
+Files are looked up by base name (``/ESPCN_x2.pb``, or ``/any/prefix/ESPCN_x2.pb``),
+so one server can stand for several mirrors. Faults are rules matched on the
+request path (fnmatch) and consumed in order; each rule applies ``times`` times
+(``None``: forever):
+
+* ``status``: answer with this HTTP status and no body (404, 500, ...)
+* ``drop_after``: send the headers for the whole body, then close after N bytes
+* ``corrupt_at``: flip the byte at this offset of the file
+* ``stall_after``: send N bytes, then sleep ``stall`` seconds before the rest
+* ``extra``: append this many junk bytes (Content-Length covers them)
+* ``ignore_range``: answer 200 with the whole file even when asked for a range
+* ``delay``: sleep this long before answering (to make concurrent clients overlap)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import http.server
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Fault:
+    pattern: str
+    times: int | None = 1
+    status: int | None = None
+    drop_after: int | None = None
+    corrupt_at: int | None = None
+    stall_after: int | None = None
+    stall: float = 0.0
+    extra: int = 0
+    ignore_range: bool = False
+    delay: float = 0.0
+
+
+@dataclass
+class Hit:
+    path: str
+    range: str | None
+    status: int
+
+
+@dataclass
+class MirrorServer:
+    roots: list[Path]
+    files: dict[str, Path] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    log: list[Hit] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        for root in self.roots:
+            for dirpath, _, names in os.walk(root):
+                for n in names:
+                    self.files.setdefault(n, Path(dirpath) / n)
+
+    def fault(self, pattern: str, **kw: Any) -> Fault:
+        f = Fault(pattern, **kw)
+        with self.lock:
+            self.faults.append(f)
+        return f
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.log.clear()
+
+    def gets(self, name: str) -> list[Hit]:
+        """GET requests whose path ends with ``/name``."""
+        with self.lock:
+            return [h for h in self.log if h.path.rsplit("/", 1)[-1] == name]
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if fnmatch.fnmatch(path, f.pattern) and (f.times is None or f.times > 0):
+                    if f.times is not None:
+                        f.times -= 1
+                    return f
+        return None
+
+    def start(self) -> "MirrorServer":
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def _record(self, status: int) -> None:
+                with server.lock:
+                    server.log.append(Hit(self.path, self.headers.get("Range"), status))
+
+            def do_GET(self) -> None:  # noqa: N802
+                fault = server._take_fault(self.path)
+                if fault and fault.delay:
+                    time.sleep(fault.delay)
+                name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+                src = server.files.get(name)
+                status = fault.status if fault and fault.status else (200 if src else 404)
+                if status != 200:
+                    self._record(status)
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = bytearray(src.read_bytes())
+                if fault and fault.corrupt_at is not None:
+                    data[fault.corrupt_at] ^= 0xFF
+                if fault and fault.extra:
+                    data += b"\x00" * fault.extra
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and not (fault and fault.ignore_range) and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-", 1)[0])
+                    if start >= len(data):
+                        self._record(416)
+                        self.send_response(416)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self._record(206)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self._record(200)
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "application/octet-stream")
+                body = bytes(data[start:])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    if fault and fault.drop_after is not None:
+                        self.wfile.write(body[: fault.drop_after])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    if fault and fault.stall_after is not None:
+                        self.wfile.write(body[: fault.stall_after])
+                        self.wfile.flush()
+                        time.sleep(fault.stall)
+                        self.wfile.write(body[fault.stall_after:])
+                        return
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
