@@ -146,7 +146,7 @@ def _http_once(session: requests.Session, url: str, part: Path, artifact: Artifa
         progress.set(have)
         try:
             with open(part, mode) as f:
-                for chunk in resp.iter_content(chunk_size=64 * 1024):
+                for chunk in resp.iter_content(chunk_size=16 * 1024):
                     if have + len(chunk) > artifact.size:
                         f.write(chunk[: artifact.size - have])
                         raise _Fatal(f"{url}: server sent more than the manifest's "
