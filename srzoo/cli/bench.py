@@ -1,0 +1,150 @@
+"""``srzoo bench``: speed and PSNR/SSIM per model, scale and backend (thin over srzoo.benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import SrzooError
+
+EXAMPLE = """examples:
+  srzoo bench --models espcn,fsrcnn,bicubic --scales 2,3,4 --dataset set5
+  srzoo bench --models lapsrn --backends cpu,cuda,opencl --dataset ~/pics --json out.json
+  srzoo bench --models espcn --scales 4 --threads 1,default --protocol opencv --markdown r.md
+
+Protocol 'matlab' (default) is the one of the SR literature (MATLAB bicubic
+degradation, Y channel, 'scale' px shaved); when 'bicubic' runs under it, a row
+'bicubic-matlab' (MATLAB imresize upsampling) gives the published baseline.
+Protocol 'opencv' repeats OpenCV's dnn_superres benchmark (cv2.resize, all channels).
+"""
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _threads(text: str) -> list[int | None]:
+    out: list[int | None] = []
+    for v in text.split(","):
+        v = v.strip().lower()
+        if v in ("default", "auto"):
+            out.append(None)
+            continue
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"threads: expected integers or 'default', got {text!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"threads must be >= 1, got {n}")
+        out.append(n)
+    return out
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark speed and PSNR/SSIM of models on a dataset",
+        description="Measure model load time, per-image latency (median, p95), output Mpix/s "
+                    "and PSNR/SSIM per model x scale x backend x dataset.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="espcn,fsrcnn,bicubic",
+                   help="comma-separated model names (default: %(default)s)")
+    p.add_argument("--scales", type=_int_list, default=None,
+                   help="comma-separated scales (default: every scale each model has; 2,3,4 for "
+                        "interpolation)")
+    p.add_argument("--backends", default="cpu",
+                   help="comma-separated backends, e.g. cpu,cuda,opencl (default: %(default)s); "
+                        "ones that cannot run here are reported as unavailable")
+    p.add_argument("--dataset", action="append", default=None, metavar="PATH|NAME",
+                   help="folder of HR images or registry dataset name (set5, set14); "
+                        "repeat or comma-separate for several (default: set5)")
+    p.add_argument("--protocol", choices=("matlab", "opencv"), default="matlab",
+                   help="evaluation protocol (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per image (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per image first (default: %(default)s)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N[,default]",
+                   help="OpenCV thread settings to measure, e.g. 1,default (default: OpenCV's default)")
+    p.add_argument("--per-image", action="store_true", help="keep per-image PSNR/SSIM in the JSON")
+    p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write one CSV line per result")
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown table")
+    p.add_argument("--plot", metavar="FILE.png", help="plot speed against PSNR (needs matplotlib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table on stdout")
+    p.set_defaults(func=run)
+
+
+class _Bar:
+    """tqdm on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = None
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, desc: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.bar.set_description_str(desc, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _command(args: argparse.Namespace, datasets: list[str]) -> str:
+    """The equivalent command line (as recorded in the report)."""
+    parts = ["srzoo bench", f"--models {args.models}"]
+    if args.scales:
+        parts.append("--scales " + ",".join(map(str, args.scales)))
+    parts += [f"--backends {args.backends}", "--dataset " + ",".join(datasets),
+              f"--protocol {args.protocol}", f"--repeat {args.repeat}", f"--warmup {args.warmup}"]
+    if args.threads:
+        parts.append("--threads " + ",".join("default" if t is None else str(t) for t in args.threads))
+    if args.per_image:
+        parts.append("--per-image")
+    return " ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmark import bench
+
+    if args.repeat < 1 or args.warmup < 0:
+        raise SrzooError("--repeat must be >= 1 and --warmup >= 0")
+    datasets = [d.strip() for spec in (args.dataset or ["set5"]) for d in spec.split(",") if d.strip()]
+    if args.plot:  # fail before a long run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SrzooError("--plot needs matplotlib: pip install 'srzoo[plot]'") from None
+    bar = _Bar(args.quiet)
+    try:
+        report = bench(args.models, args.scales, args.backends, datasets, protocol=args.protocol,
+                       repeat=args.repeat, warmup=args.warmup, threads=args.threads,
+                       progress=bar, per_image=args.per_image)
+    finally:
+        bar.close()
+    report.settings["command"] = _command(args, datasets)
+    if args.json:
+        report.to_json(args.json)
+    if args.csv:
+        report.to_csv(args.csv)
+    if args.markdown:
+        report.to_markdown(args.markdown)
+    if args.plot:
+        report.plot(args.plot)
+    if not args.quiet:
+        print(report.to_markdown())
+    errors = [r for r in report.results if str(r["status"]).startswith("error")]
+    for r in errors:
+        print(f"srzoo: {r['model']} x{r['scale']} on {r['backend']}: {r['status']}", file=sys.stderr)
+    return 1 if errors else 0
