@@ -222,3 +222,11 @@ def test_concurrent_processes_download_once(srzoo_env, mirror, shared_dir):
     assert_verified(Path(paths.pop()), shared_dir)
     assert cache.problems(srzoo_env / "models" / "LapSRN_x8.pb",
                           srzoo.get_model("lapsrn", 8).artifact) == []
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(srzoo_env, mirror, capsys):
+    srzoo.fetch("espcn", 2)  # stderr is not a terminal under pytest: quiet by default
+    assert capsys.readouterr().err == ""
+    srzoo.fetch("espcn", 3, quiet=False)
+    err = capsys.readouterr().err
+    assert "ESPCN_x3.pb" in err and "90.1k" in err  # tqdm's bar: file name and total size
