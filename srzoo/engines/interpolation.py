@@ -1,0 +1,60 @@
+"""Classical interpolation (``cv2.resize``) as a model that needs no file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from ..errors import SrzooError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..backends import ResolvedBackend
+    from ..registry import ModelEntry
+
+#: manifest ``io.method`` -> OpenCV interpolation flag
+METHODS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+    "area": cv2.INTER_AREA,
+}
+
+
+class InterpolationRunner:
+    """Upscales a whole image with ``cv2.resize``; works on any dtype and channel count."""
+
+    direct = True
+    output_names: tuple[str, ...] = ()
+
+    def __init__(self, method: str, scale: int, backend: "ResolvedBackend") -> None:
+        self.method = method
+        self.flag = METHODS[method]
+        self.scale = int(scale)
+        self.backend = backend
+
+    def run(self, image: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
+        h, w = image.shape[:2]
+        out = cv2.resize(image, (w * self.scale, h * self.scale), interpolation=self.flag)
+        if out.ndim == 2 and image.ndim == 3:  # cv2 drops a trailing channel axis of 1
+            out = out[:, :, None]
+        return [out]
+
+
+class InterpolationEngine:
+    """Engine for manifests with ``format = "interpolation"``."""
+
+    name = "interpolation"
+    formats = frozenset({"interpolation"})
+
+    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend") -> InterpolationRunner:
+        method = entry.io.method
+        if method not in METHODS:
+            raise SrzooError(f"{entry.manifest}: {entry.name}: unknown io.method {method!r}; "
+                             f"known: {', '.join(METHODS)}")
+        if entry.scale is None or entry.scale < 1:
+            raise SrzooError(f"{entry.name}: interpolation needs a positive integer scale")
+        return InterpolationRunner(method, entry.scale, backend)

@@ -1,0 +1,345 @@
+"""Everything between an image and a network, driven by the manifest's ``io`` table.
+
+* loading (a path becomes an array; :class:`srzoo.ImageError` names the file),
+* layout and dtype normalisation: H×W grey, H×W×1, H×W×3 BGR and H×W×4 BGRA
+  in uint8, uint16 or float (values in [0, 1]); the result keeps the layout
+  and dtype,
+* pre-/post-processing from :class:`srzoo.registry.IOSpec`: ``color``
+  (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
+  ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
+  ``pre_upsample``,
+* alpha (resized bicubically and re-attached),
+* tiling with overlap, and size limits.
+
+For the ``cv2.dnn_superres`` families the arithmetic is the one
+``DnnSuperResImpl::upsample`` does, step for step, so uint8 results equal
+``upsample()``'s.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence, Union
+
+import cv2
+import numpy as np
+
+from .errors import ImageError, SrzooError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engines.base import Runner
+    from .registry import ModelEntry
+
+ImageLike = Union[np.ndarray, str, "os.PathLike[str]"]
+
+#: largest output accepted, in pixels (override with SRZOO_MAX_PIXELS)
+MAX_OUTPUT_PIXELS = 1 << 30
+#: inputs above this many pixels are tiled automatically (SRZOO_AUTO_TILE_PIXELS)
+AUTO_TILE_PIXELS = 1 << 20
+#: tile side (input pixels) used by automatic tiling
+AUTO_TILE = 512
+#: context (input pixels) added on each side of a tile, then cropped away;
+#: larger than the receptive field radius of every convolutional model here
+DEFAULT_OVERLAP = 24
+
+_DTYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+_CV_DEPTH = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U,
+             np.dtype(np.float32): cv2.CV_32F}
+_INTERP = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise SrzooError(f"{name}={raw!r} is not a number") from None
+
+
+# --------------------------------------------------------------------------- loading
+def load_image(src: ImageLike) -> np.ndarray:
+    """An image as an array: arrays pass through, paths are decoded unchanged
+    (alpha, 16-bit and grey are kept). Raises :class:`ImageError` naming the file."""
+    if isinstance(src, np.ndarray):
+        return src
+    if not isinstance(src, (str, os.PathLike)):
+        raise ImageError(f"image must be a numpy array or a path, got {type(src).__name__}")
+    path = Path(src)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ImageError(f"{path}: not an image OpenCV can decode (empty, truncated or unknown format)")
+    return img
+
+
+@dataclass
+class Prepared:
+    """An input split into what the network sees and what is put back after.
+
+    ``color``: H×W (grey) or H×W×3 BGR in a working dtype (uint8, uint16 or
+    float32); ``alpha``: H×W or None; ``dtype``/``keepdim``: how to return it.
+    """
+
+    color: np.ndarray
+    alpha: np.ndarray | None
+    dtype: np.dtype
+    keepdim: bool
+
+
+def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) -> Prepared:
+    """Check layout and dtype; split alpha off (unless ``split_alpha`` is False).
+    Raises :class:`ImageError`."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"{what}: expected a numpy array, got {type(image).__name__}")
+    dtype = image.dtype
+    if dtype == np.float64:
+        work = image.astype(np.float32)
+    elif dtype in _DTYPES:
+        work = image
+    else:
+        raise ImageError(f"{what}: unsupported dtype {dtype} (use uint8, uint16, or float32 in [0, 1])")
+    keepdim = False
+    if work.ndim == 3 and work.shape[2] == 1:
+        work, keepdim = work[:, :, 0], True
+    if work.ndim not in (2, 3) or (work.ndim == 3 and work.shape[2] not in (3, 4)):
+        raise ImageError(f"{what}: unsupported shape {image.shape} (use H×W grey, H×W×3 BGR or "
+                         "H×W×4 BGRA)")
+    if work.shape[0] < 1 or work.shape[1] < 1:
+        raise ImageError(f"{what}: empty image of shape {image.shape}")
+    alpha = None
+    if split_alpha and work.ndim == 3 and work.shape[2] == 4:
+        alpha = work[:, :, 3]
+        work = cv2.cvtColor(work, cv2.COLOR_BGRA2BGR)
+    return Prepared(work, alpha, dtype, keepdim)
+
+
+def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: str = "image") -> None:
+    """Refuse outputs too large to allocate, with the numbers and the way out."""
+    limit = _env_int("SRZOO_MAX_PIXELS", MAX_OUTPUT_PIXELS)
+    out_px = h * w * scale * scale
+    nbytes = out_px * max(channels, 1) * itemsize
+    if out_px > limit:
+        raise ImageError(f"{what}: a {w}x{h} input at x{scale} gives {w * scale}x{h * scale} "
+                         f"({out_px / 1e6:.0f} MP, {nbytes / 2**30:.1f} GiB), above the limit of "
+                         f"{limit / 1e6:.0f} MP; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on every OS
+        return
+    if avail > 0 and nbytes > avail:
+        raise ImageError(f"{what}: the x{scale} result of a {w}x{h} input needs "
+                         f"{nbytes / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of memory is free")
+
+
+def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
+    """Re-attach alpha (bicubic), restore the input's channel layout and dtype."""
+    if p.alpha is not None:
+        h, w = color.shape[:2]
+        a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+        if a.dtype == np.float32:
+            np.clip(a, 0.0, 1.0, out=a)
+        color = np.dstack((color, a)) if color.ndim == 3 else np.dstack((color, color, color, a))
+    if p.keepdim:
+        color = color[:, :, None]
+    if color.dtype != p.dtype:
+        color = color.astype(p.dtype)
+    return color
+
+
+# --------------------------------------------------------------------------- arithmetic
+def _to_depth(x: np.ndarray, alpha: float, dtype: np.dtype) -> np.ndarray:
+    """``x * alpha`` converted to ``dtype`` with rounding and saturation
+    (``Mat::convertTo`` semantics; float results are not clipped here)."""
+    if dtype == np.float32:
+        if alpha != 1.0:
+            x = x * np.float32(alpha)
+        return x
+    return cv2.addWeighted(x, alpha, x, 0.0, 0.0, dtype=_CV_DEPTH[dtype])
+
+
+class ModelPipeline:
+    """Pre-process → run → post-process for one loaded network, from ``entry.io``."""
+
+    def __init__(self, entry: "ModelEntry", runner: "Runner") -> None:
+        self.entry = entry
+        self.runner = runner
+        io = entry.io
+        self.io = io
+        self.direct = bool(getattr(runner, "direct", False))
+        self.scale = int(entry.scale or 1)
+        n_out = max(len(getattr(runner, "output_names", ()) or ()), 1)
+        if io.output_scales:
+            if len(io.output_scales) != n_out:
+                raise SrzooError(f"{entry.manifest}: {entry.name} x{entry.scale}: io.output_scales "
+                                 f"has {len(io.output_scales)} values for {n_out} outputs")
+            self.scales: tuple[int, ...] = tuple(int(s) for s in io.output_scales)
+        else:
+            self.scales = (self.scale,) if n_out == 1 else tuple([self.scale] * n_out)
+        if self.scale not in self.scales:
+            raise SrzooError(f"{entry.manifest}: {entry.name} x{entry.scale}: no output gives "
+                             f"x{self.scale} (io.output_scales = {list(self.scales)})")
+        self.mean = np.asarray(io.mean if len(io.mean) == 3 else io.mean * 3, np.float32)
+        self.has_mean = bool(np.any(self.mean))
+        self.layout = getattr(runner, "layout", "nchw")
+
+    # ---- one (tile of an) image ------------------------------------------------
+    def _blob(self, plane_or_img: np.ndarray) -> np.ndarray:
+        if plane_or_img.ndim == 2:
+            blob = plane_or_img[None, None]
+        else:
+            blob = plane_or_img.transpose(2, 0, 1)[None]
+        if self.layout == "nhwc":
+            blob = blob.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(blob)
+
+    def _planes(self, out: np.ndarray) -> np.ndarray:
+        """A network output as H×W (one channel) or H×W×C float32."""
+        if out.ndim == 4:
+            out = out[0]
+            if self.layout == "nhwc":
+                out = out.transpose(2, 0, 1)
+        elif out.ndim != 3:
+            raise SrzooError(f"{self.entry.name} x{self.entry.scale}: unexpected output shape {out.shape}")
+        if out.shape[0] == 1:
+            return out[0]
+        return out.transpose(1, 2, 0)
+
+    def process(self, color: np.ndarray, want: Sequence[int]) -> dict[int, np.ndarray]:
+        """Upscale one grey or BGR image (working dtype) to each scale in ``want``."""
+        if self.direct:
+            return {s: self.runner.run(color)[0] for s in want}  # type: ignore[call-arg]
+        io = self.io
+        dtype = color.dtype
+        k = io.range / _DTYPES[dtype]
+        h, w = color.shape[:2]
+        if io.pre_upsample:
+            color = cv2.resize(color, (w * self.scale, h * self.scale),
+                               interpolation=_INTERP[io.pre_upsample])
+        if io.color == "y":
+            return self._run_y(color, k, want, (h, w))
+        return self._run_rgb(color, k, want, (h, w))
+
+    def _check(self, plane: np.ndarray, s: int, hw: tuple[int, int]) -> None:
+        if plane.shape[:2] != (hw[0] * s, hw[1] * s):
+            raise SrzooError(f"{self.entry.name} x{self.entry.scale}: network output "
+                             f"{plane.shape[1]}x{plane.shape[0]} for a {hw[1]}x{hw[0]} input is not x{s}")
+
+    def _run_y(self, color: np.ndarray, k: float, want: Sequence[int],
+               hw: tuple[int, int]) -> dict[int, np.ndarray]:
+        dtype = color.dtype
+        kf = np.float32(k)
+        if color.ndim == 2:
+            y = color.astype(np.float32)
+            y *= kf
+            crcb = None
+        else:
+            ycc = cv2.cvtColor(color, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+            ycc *= kf
+            y, cr, cb = cv2.split(ycc)
+            crcb = (cr, cb)
+        outs = self.runner.run(self._blob(y))
+        result = {}
+        for s, out in zip(self.scales, outs):
+            if s not in want:
+                continue
+            Y = self._planes(out)
+            self._check(Y, s, hw)
+            if crcb is None:
+                img = _to_depth(Y, 1.0 / k, dtype)
+            else:
+                size = (Y.shape[1], Y.shape[0])
+                merged = cv2.merge([Y, cv2.resize(crcb[0], size), cv2.resize(crcb[1], size)])
+                img = cv2.cvtColor(_to_depth(merged, 1.0 / k, dtype), cv2.COLOR_YCrCb2BGR)
+            if dtype == np.float32:
+                np.clip(img, 0.0, 1.0, out=img)
+            result[s] = img
+        return result
+
+    def _run_rgb(self, color: np.ndarray, k: float, want: Sequence[int],
+                 hw: tuple[int, int]) -> dict[int, np.ndarray]:
+        dtype = color.dtype
+        grey = color.ndim == 2
+        bgr = cv2.cvtColor(color, cv2.COLOR_GRAY2BGR) if grey else color
+        if dtype != np.uint8 and dtype != np.float32:
+            bgr = bgr.astype(np.float32)
+        mean = tuple(float(m) / k for m in self.mean) + (0.0,)
+        blob = cv2.dnn.blobFromImage(bgr, scalefactor=k, mean=mean, swapRB=self.io.color == "rgb",
+                                     crop=False, ddepth=cv2.CV_32F)
+        if self.layout == "nhwc":
+            blob = np.ascontiguousarray(blob.transpose(0, 2, 3, 1))
+        outs = self.runner.run(blob)
+        result = {}
+        for s, out in zip(self.scales, outs):
+            if s not in want:
+                continue
+            img = self._planes(out)
+            self._check(img, s, hw)
+            if img.ndim != 3 or img.shape[2] != 3:
+                raise SrzooError(f"{self.entry.name} x{self.entry.scale}: io.color = "
+                                 f"{self.io.color!r} but the network gives {img.shape} outputs")
+            img = img + self.mean if self.has_mean else np.ascontiguousarray(img)
+            img = _to_depth(img, 1.0 / k, dtype)
+            if self.io.color == "rgb":
+                img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+            if dtype == np.float32:
+                np.clip(img, 0.0, 1.0, out=img)
+            if grey:
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            result[s] = img
+        return result
+
+    # ---- whole image, tiled or not ----------------------------------------------
+    def run(self, color: np.ndarray, want: Sequence[int], tile: int | None = None,
+            overlap: int | None = None) -> dict[int, np.ndarray]:
+        """Upscale ``color`` to each scale in ``want``, in tiles of ``tile`` input
+        pixels when asked (``tile=None``: automatic above the pixel budget,
+        ``tile=0``: never). Tiles overlap by ``overlap`` pixels of context that
+        is cropped away, so seams do not show."""
+        h, w = color.shape[:2]
+        if tile is None:
+            budget = _env_int("SRZOO_AUTO_TILE_PIXELS", AUTO_TILE_PIXELS)
+            tile = AUTO_TILE if (h * w > budget and not self.direct) else 0
+        if self.direct or not tile or (h <= tile and w <= tile):
+            return self.process(color, want)
+        if tile < 1:
+            raise SrzooError(f"tile must be a positive number of pixels, got {tile}")
+        return run_tiled(color, lambda t: self.process(t, want), want, int(tile),
+                         DEFAULT_OVERLAP if overlap is None else int(overlap))
+
+
+def tiles(h: int, w: int, tile: int, overlap: int):
+    """Yield ``(core, padded)`` boxes ``(y0, y1, x0, x1)`` covering an h×w image."""
+    for y0 in range(0, h, tile):
+        y1 = min(y0 + tile, h)
+        for x0 in range(0, w, tile):
+            x1 = min(x0 + tile, w)
+            yield ((y0, y1, x0, x1),
+                   (max(0, y0 - overlap), min(h, y1 + overlap), max(0, x0 - overlap), min(w, x1 + overlap)))
+
+
+def run_tiled(color: np.ndarray, fn: Callable[[np.ndarray], dict[int, np.ndarray]],
+              scales: Sequence[int], tile: int, overlap: int) -> dict[int, np.ndarray]:
+    """Run ``fn`` on overlapping tiles and paste the cores into full-size outputs."""
+    if overlap < 0:
+        raise SrzooError(f"overlap must be >= 0, got {overlap}")
+    h, w = color.shape[:2]
+    outs: dict[int, np.ndarray] = {}
+    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tiles(h, w, tile, overlap):
+        res = fn(color[py0:py1, px0:px1])
+        for s, r in res.items():
+            if s not in outs:
+                outs[s] = np.empty((h * s, w * s) + r.shape[2:], r.dtype)
+            outs[s][y0 * s:y1 * s, x0 * s:x1 * s] = \
+                r[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
+    return outs
