@@ -127,6 +127,12 @@ class BenchReport:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
         return self._write(buf.getvalue(), path)
 
+    def _ordered(self) -> list[dict[str, Any]]:
+        """Rows grouped for reading: dataset, then scale, then run order (model, backend)."""
+        ds_order = {d: i for i, d in enumerate(dict.fromkeys(r["dataset"] for r in self.results))}
+        idx = {id(r): i for i, r in enumerate(self.results)}
+        return sorted(self.results, key=lambda r: (ds_order[r["dataset"]], r["scale"], idx[id(r)]))
+
     def to_markdown(self, path: str | os.PathLike[str] | None = None) -> str:
         """A table for humans, with the protocol and machine above it."""
         m = self.machine
@@ -146,7 +152,7 @@ class BenchReport:
         def num(v: Any, fmt: str) -> str:
             return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
 
-        for r in self.results:
+        for r in self._ordered():
             backend = r["backend"]
             if r.get("backend_resolved") and r["backend_resolved"] != r["backend"]:
                 backend += f" → {r['backend_resolved']}"
@@ -177,7 +183,7 @@ class BenchReport:
             raise SrzooError("--plot needs matplotlib: pip install 'srzoo[plot]'") from None
         rows = [r for r in self.results if r["status"] == "ok" and r.get("psnr") is not None
                 and r.get("ms_median") and math.isfinite(r["psnr"])]
-        panels = sorted({(r["dataset"], r["scale"]) for r in rows})
+        panels = list(dict.fromkeys((r["dataset"], r["scale"]) for r in self._ordered() if r in rows))
         if not panels:
             raise SrzooError("nothing to plot: no successful results")
         ncol = min(3, len(panels))
