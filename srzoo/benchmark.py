@@ -29,6 +29,10 @@ Protocols
     'valid' window is used in both protocols.)
 
 Every result row carries the protocol name, and so does the report.
+
+A one-channel image is fed to every model as 3-channel BGR (grey replicated)
+and the output converted back with ``cv2.COLOR_BGR2GRAY`` before scoring, so
+all models see the same input layout.
 """
 
 from __future__ import annotations
@@ -149,6 +153,8 @@ class BenchReport:
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
 
+        reasons: dict[str, int] = {}
+
         def num(v: Any, fmt: str) -> str:
             return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
 
@@ -157,14 +163,20 @@ class BenchReport:
             if r.get("backend_resolved") and r["backend_resolved"] != r["backend"]:
                 backend += f" → {r['backend_resolved']}"
             status = str(r["status"]).replace("|", "\\|").replace("\n", " ")
+            if status != "ok" and len(status) > 40:  # the full reason goes below the table
+                kind, _, why = status.partition(": ")
+                reasons.setdefault(why, len(reasons) + 1)
+                status = f"{kind} [{reasons[why]}]"
             lines.append(
                 f"| {r['dataset']} | {r['model']} | x{r['scale']} | {backend} | {r['threads']} | "
                 f"{num(r.get('psnr'), '.2f')} | {num(r.get('ssim'), '.4f')} | "
                 f"{num(r.get('ms_median'), '.2f')} | {num(r.get('ms_p95'), '.2f')} | "
                 f"{num(r.get('mpix_per_s'), '.2f')} | {num(r.get('load_ms'), '.1f')} | {status} |")
         notes = sorted({r["note"] for r in self.results if r.get("note")})
-        if notes or self.skipped:
+        if notes or self.skipped or reasons:
             lines.append("")
+        for why, n in reasons.items():
+            lines.append(f"- [{n}] {why}")
         for n in notes:
             lines.append(f"- {n}")
         for sk in self.skipped:
