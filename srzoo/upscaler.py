@@ -197,10 +197,13 @@ class FileResult:
         return self.error is None
 
 
-def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[FileResult]]:
+def expand_inputs(items: Iterable[str | os.PathLike[str]],
+                  skip_suffix: str | None = None) -> tuple[list[Path], list[FileResult]]:
     """Files, folders (their images, not recursive) and glob patterns → input files.
 
-    Returns (files in order, without duplicates; failures for items that match nothing).
+    Files of a folder whose stem ends with ``skip_suffix`` (earlier outputs,
+    e.g. ``_espcn_x2``) are left out. Returns (files in order, without
+    duplicates; failures for items that match nothing).
     """
     files: list[Path] = []
     failed: list[FileResult] = []
@@ -216,7 +219,8 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], 
         text = os.fspath(item)
         p = Path(text)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS
+                           and not (skip_suffix and q.stem.endswith(skip_suffix)))
             if not found:
                 failed.append(FileResult(text, error="folder holds no image files "
                                                      f"({', '.join(IMAGE_EXTS[:4])}, ...)"))
@@ -293,7 +297,7 @@ def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn"
     ``progress``: a tqdm bar (``None``: only on a terminal, for several files).
     Model and backend errors are raised before any file is touched.
     """
-    files, results = expand_inputs(inputs)
+    files, results = expand_inputs(inputs, skip_suffix=f"_{str(model).lower()}_x{scale}")
     for r in results:
         if on_result:
             on_result(r)
@@ -328,6 +332,8 @@ def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn"
                 res.output = dst
             except (SrzooError, OSError, MemoryError) as e:
                 res.error = _reason(e)
+                if res.error.startswith(f"{src}: "):  # the CLI line names the file already
+                    res.error = res.error[len(f"{src}: "):]
             except Exception as e:  # cv2.error and friends: report and go on
                 res.error = f"{type(e).__name__}: {_reason(e)}"
             results.append(res)
