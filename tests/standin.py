@@ -15,7 +15,6 @@ No TensorFlow or protobuf package is needed: the few message types of
 from __future__ import annotations
 
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +183,28 @@ def write_standins(folder: Path, scales: tuple[int, ...] = (2, 3, 4), *, name: s
     return manifest
 
 
+# ---- pytest fixtures (imported by the test modules that need the stand-in) ---------
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+    @pytest.fixture(scope="session")
+    def _standin_dir(tmp_path_factory: "pytest.TempPathFactory") -> Path:
+        folder = tmp_path_factory.mktemp("edsr-standin")
+        write_standins(folder)
+        return folder
+
+    @pytest.fixture
+    def edsr_standin(models_env: Path, mirror, _standin_dir: Path, monkeypatch) -> Path:
+        """Registers the stand-in as model ``edsr`` (x2, x3, x4) through SRZOO_REGISTRY,
+        its files served from a local mirror folder after the HTTP mirror."""
+        monkeypatch.setenv("SRZOO_REGISTRY", str(_standin_dir / "edsr-standin.toml"))
+        monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{_standin_dir}")
+        return _standin_dir
+
+
 if __name__ == "__main__":  # pragma: no cover - manual check
     import sys
 
@@ -196,4 +217,3 @@ if __name__ == "__main__":  # pragma: no cover - manual check
     sr.readModel(str(out / "EDSR-standin_x2.pb"))
     sr.setModel("edsr", 2)
     print(sr.upsample(np.full((5, 7, 3), 128, np.uint8)).shape)
-    _ = struct  # keep import for manual hexdumps
