@@ -123,7 +123,6 @@ def _target_name(cv2: Any, tid: int) -> str:
     return str(tid)
 
 
-@functools.lru_cache(maxsize=1)
 def capabilities() -> dict[str, Any]:
     """What the installed OpenCV can run, as plain data (for ``srzoo info``).
 
@@ -133,6 +132,11 @@ def capabilities() -> dict[str, Any]:
     ``dnn_targets`` (names of targets of the OpenCV DNN backend) and
     ``cuda_targets`` (targets of the CUDA DNN backend).
     """
+    return dict(_detect())
+
+
+@functools.lru_cache(maxsize=1)
+def _detect() -> dict[str, Any]:
     cv2 = _cv2()
     ocl, ocl_dev = _opencl(cv2)
     cuda_t = _targets(cv2, "DNN_BACKEND_CUDA")
@@ -150,7 +154,7 @@ def capabilities() -> dict[str, Any]:
 
 def refresh() -> None:
     """Forget the cached detection (after changing drivers or devices in-process)."""
-    capabilities.cache_clear()
+    _detect.cache_clear()
 
 
 # --------------------------------------------------------------------------- usability
