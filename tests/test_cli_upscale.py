@@ -1,0 +1,137 @@
+"""``srzoo upscale``: files, folders, globs, outputs, per-file failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.cli import main
+
+
+@pytest.fixture
+def images(tmp_path: Path, shared_dir: Path) -> Path:
+    """A folder with three small real PNGs (one grey, one BGRA) and a sub-folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = cv2.imread(str(shared_dir / "datasets" / "Set5" / "bird.png"))
+    cv2.imwrite(str(folder / "a.png"), src[:30, :40])
+    cv2.imwrite(str(folder / "b.png"), cv2.cvtColor(src[30:60, :40], cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "c.png"), np.dstack((src[60:90, :40], np.full((30, 40), 200, np.uint8))))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def read(p: Path) -> np.ndarray:
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    assert img is not None, p
+    return img
+
+
+def test_single_file_next_to_input(models_env, images, capsys):
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2", "-q"]) == 0
+    out = images / "a_espcn_x2.png"
+    assert np.array_equal(read(out), srzoo.upscale(read(images / "a.png"), "espcn", 2))
+    assert capsys.readouterr().err == ""
+
+
+def test_folder_into_output_folder_keeps_layouts(models_env, images, tmp_path):
+    out = tmp_path / "out"
+    assert main(["upscale", str(images), "-m", "fsrcnn", "-s", "3", "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert read(out / "a.png").shape == (90, 120, 3)
+    assert read(out / "b.png").shape == (90, 120)  # grey stays grey
+    c = read(out / "c.png")
+    assert c.shape == (90, 120, 4) and (c[:, :, 3] == 200).all()  # alpha kept
+    assert not list(out.glob(".*"))  # no temp files left
+
+
+def test_glob_and_single_output_file(models_env, images, tmp_path):
+    assert main(["upscale", str(images / "[ab].png"), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "g"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a.png", "b.png"]
+    dst = tmp_path / "one.png"
+    assert main(["upscale", str(images / "a.png"), "-m", "nearest", "-s", "4", "-o", str(dst), "-q"]) == 0
+    assert read(dst).shape == (120, 160, 3)
+
+
+def test_failures_are_one_line_each_and_others_complete(models_env, images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    rc = main(["upscale", str(images), str(tmp_path / "missing.png"), str(tmp_path / "none*.jpg"),
+               "-m", "fsrcnn-small", "-s", "2", "-o", str(out), "-q"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [ln for ln in err if ln.startswith("srzoo: error: ")]
+    assert len(errors) == 3
+    assert any(ln.startswith(f"srzoo: error: {images / 'broken.png'}: not an image OpenCV can decode")
+               for ln in errors)
+    assert f"srzoo: error: {tmp_path / 'missing.png'}: no such file or folder" in errors
+    assert f"srzoo: error: {tmp_path / 'none*.jpg'}: pattern matches no file" in errors
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert not (out / "broken.png").exists()
+
+
+def test_inputs_are_never_overwritten_unless_asked(models_env, images, capsys):
+    before = (images / "a.png").read_bytes()
+    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images), "-q"])
+    assert rc == 1
+    assert "is an input; refusing to overwrite it" in capsys.readouterr().err
+    assert (images / "a.png").read_bytes() == before
+    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images), "-q",
+               "--overwrite"])
+    assert rc == 0 and read(images / "a.png").shape == (60, 80, 3)
+
+
+def test_rerun_on_folder_skips_earlier_outputs(models_env, images):
+    assert main(["upscale", str(images), "-m", "nearest", "-s", "2", "-q"]) == 0
+    assert main(["upscale", str(images), "-m", "nearest", "-s", "2", "-q"]) == 0
+    assert not list(images.glob("*_x2_nearest_x2.png"))
+    assert sorted(p.name for p in images.glob("*_nearest_x2.png")) == \
+        ["a_nearest_x2.png", "b_nearest_x2.png", "c_nearest_x2.png"]
+
+
+def test_same_output_twice_is_refused(models_env, images, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(images / "a.png", other / "a.png")
+    rc = main(["upscale", str(images / "a.png"), str(other / "a.png"), "-m", "nearest", "-s", "2",
+               "-o", str(tmp_path / "out"), "-q"])
+    assert rc == 1
+    assert "would also be written for" in capsys.readouterr().err
+
+
+def test_failed_write_leaves_no_partial_file(models_env, images, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    rc = main(["upscale", str(images / "a.png"), "-m", "nearest", "-s", "2", "-o", str(out), "-q"])
+    assert rc == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_model_and_backend_errors(models_env, images, capsys):
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "5", "-q"]) == 1
+    assert "has scales x2, x3, x4" in capsys.readouterr().err
+    assert main(["upscale", str(images / "a.png"), "-m", "nosuch", "-q"]) == 1
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+    if not srzoo.backends.capabilities()["cuda_dnn"]:
+        assert main(["upscale", str(images / "a.png"), "--backend", "cuda", "-q"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "backend 'cuda' is unavailable" in err[0]
+    assert not list(images.glob("*_x*.png"))
+
+
+def test_tile_option(models_env, images, tmp_path):
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2", "--tile", "16",
+                 "-o", str(tmp_path / "t.png"), "-q"]) == 0
+    whole = srzoo.upscale(read(images / "a.png"), "espcn", 2, tile=0)
+    assert np.abs(read(tmp_path / "t.png").astype(int) - whole).max() <= 1
