@@ -434,6 +434,7 @@ def _run_one(up: Callable[[np.ndarray], np.ndarray], samples: list[_Sample], sca
     import cv2
 
     times: list[float] = []
+    image_ms: list[float] = []
     out_pixels = 0.0
     psnrs: list[float] = []
     ssims: list[float] = []
@@ -445,6 +446,7 @@ def _run_one(up: Callable[[np.ndarray], np.ndarray], samples: list[_Sample], sca
             t0 = time.perf_counter()
             sr = up(smp.lr)
             times.append(time.perf_counter() - t0)
+        image_ms.append(1000.0 * float(np.median(times[-repeat:])))
         assert sr is not None
         sr = np.asarray(sr)
         want = (smp.lr.shape[0] * scale, smp.lr.shape[1] * scale)
@@ -462,8 +464,8 @@ def _run_one(up: Callable[[np.ndarray], np.ndarray], samples: list[_Sample], sca
     return {"images": len(samples), "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
             "ms_median": _percentile(ms, 50), "ms_p95": _percentile(ms, 95),
             "mpix_per_s": out_pixels / 1e6 / sum(times) if sum(times) > 0 else None,
-            "per_image": [{"image": smp.name, "psnr": p, "ssim": s}
-                          for smp, p, s in zip(samples, psnrs, ssims)]}
+            "per_image": [{"image": smp.name, "psnr": p, "ssim": s, "ms_median": t}
+                          for smp, p, s, t in zip(samples, psnrs, ssims, image_ms)]}
 
 
 def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None,

@@ -114,6 +114,8 @@ def test_quality_equals_independent_computation(fake: type[FakeUpscaler], tiny_s
     assert row["psnr"] == pytest.approx(np.mean(ps), abs=1e-9)
     assert row["ssim"] == pytest.approx(np.mean(ss), abs=1e-9)
     assert [p["image"] for p in row["per_image"]] == ["a_bird.png", "b_butterfly.png", "c_bridge.png"]
+    assert [p["psnr"] for p in row["per_image"]] == pytest.approx(ps, abs=1e-9)
+    assert all(p["ms_median"] >= 0 for p in row["per_image"])
 
 
 def test_failing_run_is_an_error_row(fake: type[FakeUpscaler], tiny_set: Path) -> None:
