@@ -183,6 +183,78 @@ def write_standins(folder: Path, scales: tuple[int, ...] = (2, 3, 4), *, name: s
     return manifest
 
 
+# ---- ONNX stand-in -------------------------------------------------------------------
+def _onnx_tensor(name: str, arr: np.ndarray) -> bytes:
+    # TensorProto: dims=1 (packed int64), data_type=2 (FLOAT=1), name=8, raw_data=9
+    arr = np.ascontiguousarray(arr, dtype="<f4")
+    return _packed_ints(1, list(arr.shape)) + _int(2, 1) + _bytes(8, name) + _bytes(9, arr.tobytes())
+
+
+def _onnx_value_info(name: str, dims: list[int | str]) -> bytes:
+    # ValueInfoProto: name=1, type=2 {tensor_type=1 {elem_type=1, shape=2 {dim=1 {value=1 | param=2}}}}
+    shape = b"".join(_bytes(1, _int(1, d) if isinstance(d, int) else _bytes(2, d)) for d in dims)
+    return _bytes(1, name) + _bytes(2, _bytes(1, _int(1, 1) + _bytes(2, shape)))
+
+
+def _onnx_node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: bytes = b"") -> bytes:
+    # NodeProto: input=1, output=2, name=3, op_type=4, attribute=5
+    return (b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs)
+            + _bytes(3, name) + _bytes(4, op) + attrs)
+
+
+def _onnx_attr_ints(name: str, values: list[int]) -> bytes:
+    # AttributeProto: name=1, ints=8, type=20 (INTS=7)
+    return _bytes(5, _bytes(1, name) + b"".join(_int(8, v) for v in values) + _int(20, 7))
+
+
+def _onnx_attr_int(name: str, value: int) -> bytes:
+    return _bytes(5, _bytes(1, name) + _int(3, value) + _int(20, 2))  # i=3, type INT=2
+
+
+def onnx_standin_weights(scale: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weights (OIHW) and bias of the ONNX stand-in: a copy of each colour to
+    every sub-pixel plus a small random 3x3 texture."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((3 * scale * scale, 3, 3, 3)) * 0.05).astype(np.float32)
+    for sub in range(scale * scale):
+        for c in range(3):
+            w[sub * 3 + c, c, 1, 1] += 1.0  # DCR DepthToSpace: channel = sub * C + c
+    b = (rng.standard_normal(3 * scale * scale) * 0.02).astype(np.float32)
+    return w, b
+
+
+def build_onnx_standin(scale: int) -> bytes:
+    """Serialized ONNX model: NCHW RGB input ``input`` -> Conv 3x3 -> DepthToSpace(DCR)."""
+    w, b = onnx_standin_weights(scale)
+    nodes = (_bytes(1, _onnx_node("Conv", ["input", "W", "B"], ["features"], "conv",
+                                  _onnx_attr_ints("kernel_shape", [3, 3]) + _onnx_attr_ints("pads", [1, 1, 1, 1])))
+             + _bytes(1, _onnx_node("DepthToSpace", ["features"], ["output"], "d2s",
+                                    _onnx_attr_int("blocksize", scale) + _bytes(5, _bytes(1, "mode") + _bytes(4, "DCR") + _int(20, 3)))))
+    graph = (nodes + _bytes(2, "standin") + _bytes(5, _onnx_tensor("W", w)) + _bytes(5, _onnx_tensor("B", b))
+             + _bytes(11, _onnx_value_info("input", [1, 3, "height", "width"]))
+             + _bytes(12, _onnx_value_info("output", [1, 3, "oh", "ow"])))
+    # ModelProto: ir_version=1, producer_name=2, graph=7, opset_import=8 {domain=1, version=2}
+    return _int(1, 7) + _bytes(2, "srzoo-tests") + _bytes(7, graph) + _bytes(8, _bytes(1, "") + _int(2, 13))
+
+
+def write_onnx_standin(folder: Path, scale: int = 2, *, name: str = "onnx-standin",
+                       mean: tuple[float, float, float] = (0.45, 0.5, 0.4)) -> Path:
+    """Write the ONNX stand-in and a manifest (rgb, range 1, mean, nchw); returns the manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = build_onnx_standin(scale)
+    fname = f"standin_x{scale}.onnx"
+    (folder / fname).write_bytes(data)
+    manifest = folder / "onnx-standin.toml"
+    manifest.write_text("\n".join([
+        "schema = 1", "", "[[model]]", f'name = "{name}"', f"scale = {scale}", 'format = "onnx"',
+        'license = "MIT"', f'file = "{fname}"', f"size = {len(data)}",
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"',
+        f'urls = ["https://example.invalid/srzoo-tests/{fname}"]', "",
+        "[model.io]", 'color = "rgb"', "range = 1.0", f"mean = [{', '.join(map(str, mean))}]",
+        'layout = "nchw"', 'input = "input"', 'outputs = ["output"]', ""]))
+    return manifest
+
+
 # ---- pytest fixtures (imported by the test modules that need the stand-in) ---------
 try:
     import pytest

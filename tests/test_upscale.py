@@ -291,3 +291,38 @@ def test_standin_manifest_is_valid(tmp_path):
 
     models, _ = parse_manifest(m)
     assert [(e.name, e.scale, e.io.algorithm, e.io.mean[0]) for e in models] == [("edsr", 2, "edsr", 103.1545782)]
+
+
+# --------------------------------------------------------------------------- ONNX
+def _numpy_onnx_standin(img_bgr: np.ndarray, scale: int, mean: np.ndarray) -> np.ndarray:
+    """The ONNX stand-in computed independently in numpy (RGB, range 1, mean)."""
+    from standin import onnx_standin_weights
+
+    w, b = onnx_standin_weights(scale)
+    x = img_bgr[:, :, ::-1].astype(np.float64) / 255.0 - mean
+    h, wd = x.shape[:2]
+    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    feats = np.zeros((h, wd, w.shape[0])) + b
+    for dy in range(3):
+        for dx in range(3):
+            feats += xp[dy:dy + h, dx:dx + wd, :] @ w[:, :, dy, dx].T
+    out = feats.reshape(h, wd, scale, scale, 3).transpose(0, 2, 1, 3, 4).reshape(h * scale, wd * scale, 3)
+    return np.clip(np.rint((out + mean) * 255.0), 0, 255).astype(np.uint8)[:, :, ::-1]
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_onnx_model_through_readNetFromONNX(models_env, mirror, crop, tmp_path, monkeypatch, scale):
+    from standin import write_onnx_standin
+
+    mean = (0.45, 0.5, 0.4)
+    manifest = write_onnx_standin(tmp_path, scale, mean=mean)
+    monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{tmp_path}")
+    up = srzoo.Upscaler("onnx-standin", scale, backend="cpu")
+    assert up.runner.output_names == ("output",)
+    out = up(crop)
+    assert out.shape == (40 * scale, 52 * scale, 3)
+    assert maxdiff(out, _numpy_onnx_standin(crop, scale, np.array(mean))) <= 1
+    # colour order matters: the same image with R and B swapped gives another result
+    assert maxdiff(up(crop[:, :, ::-1].copy())[:, :, ::-1], out) > 2
+    assert maxdiff(up(crop, tile=17), out) <= 1
