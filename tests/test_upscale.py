@@ -326,3 +326,9 @@ def test_onnx_model_through_readNetFromONNX(models_env, mirror, crop, tmp_path, 
     # colour order matters: the same image with R and B swapped gives another result
     assert maxdiff(up(crop[:, :, ::-1].copy())[:, :, ::-1], out) > 2
     assert maxdiff(up(crop, tile=17), out) <= 1
+
+
+def test_non_contiguous_views(models_env, crop):
+    up = srzoo.Upscaler("espcn", 2)
+    for view in (crop[:, ::-1], crop[:, :, ::-1], crop[::2, ::3], np.asfortranarray(crop)):
+        assert np.array_equal(up.upscale(view), up(np.ascontiguousarray(view)))
