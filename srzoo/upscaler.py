@@ -272,6 +272,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.tobytes())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -279,6 +280,12 @@ def write_image(path: Path, image: np.ndarray) -> None:
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def _reason(e: BaseException) -> str:

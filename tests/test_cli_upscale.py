@@ -38,6 +38,10 @@ def test_single_file_next_to_input(models_env, images, capsys):
     out = images / "a_espcn_x2.png"
     assert np.array_equal(read(out), srzoo.upscale(read(images / "a.png"), "espcn", 2))
     assert capsys.readouterr().err == ""
+    # written through a temp file, yet with the mode any new file gets (umask applies)
+    mask = os.umask(0o22)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_folder_into_output_folder_keeps_layouts(models_env, images, tmp_path):
