@@ -124,6 +124,31 @@ def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) ->
     return Prepared(work, alpha, dtype, keepdim)
 
 
+def _human(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that can still be allocated, or None where unknown.
+
+    Linux's ``MemAvailable`` counts reclaimable page cache; ``SC_AVPHYS_PAGES``
+    (MemFree) does not, and on a machine that has been up a while it can be a
+    small fraction of what is really available, which would refuse images
+    that fit. It is only the fallback.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on every OS
+        return None
+
+
 def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: str = "image") -> None:
     """Refuse outputs too large to allocate, with the numbers and the way out."""
     limit = _env_int("SRZOO_MAX_PIXELS", MAX_OUTPUT_PIXELS)
@@ -133,13 +158,11 @@ def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: s
         raise ImageError(f"{what}: a {w}x{h} input at x{scale} gives {w * scale}x{h * scale} "
                          f"({out_px / 1e6:.0f} MP, {nbytes / 2**30:.1f} GiB), above the limit of "
                          f"{limit / 1e6:.0f} MP; downscale or crop it, or raise SRZOO_MAX_PIXELS")
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on every OS
-        return
-    if avail > 0 and nbytes > avail:
-        raise ImageError(f"{what}: the x{scale} result of a {w}x{h} input needs "
-                         f"{nbytes / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of memory is free")
+    avail = available_memory()
+    if avail is not None and avail > 0 and nbytes > avail:
+        raise ImageError(f"{what}: the x{scale} result of a {w}x{h} input needs {_human(nbytes)} "
+                         f"but only {_human(avail)} of memory is available; use a smaller scale "
+                         "or crop the image")
 
 
 def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:

@@ -114,3 +114,20 @@ def test_bad_tile_arguments(models_env, image):
         up(image, tile=-4)
     with pytest.raises(srzoo.SrzooError, match="overlap must be >= 0"):
         up(image, tile=16, overlap=-1)
+
+
+def test_result_larger_than_free_memory_is_refused(models_env, image, monkeypatch):
+    # pretend the machine has 100 kB left: the 180x140x3 result (75 kB) fits, x4 (302 kB) does not
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 100_000)
+    assert srzoo.upscale(image, "bicubic", 2).shape == (140, 180, 3)
+    with pytest.raises(srzoo.ImageError, match=r"x4 result of a 90x70 input needs 0.3 MiB but only 0.1 MiB of memory"):
+        srzoo.upscale(image, "bicubic", 4)
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="Linux only")
+def test_available_memory_counts_reclaimable_cache():
+    """MemAvailable (free + reclaimable cache), never the smaller MemFree."""
+    info = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if ":" in l}
+    got = pipeline.available_memory()
+    assert abs(got - info["MemAvailable"]) < 256 * 2**20
+    assert got >= info["MemFree"] - 256 * 2**20
