@@ -365,7 +365,7 @@ def _split(values: str | Iterable[Any] | None) -> list[str]:
     return [str(v).strip() for v in values if str(v).strip()]
 
 
-def _thread_settings(threads: int | str | Iterable[int | str | None] | None) -> list[int | None]:
+def parse_threads(threads: int | str | Iterable[int | str | None] | None) -> list[int | None]:
     """``None``/``"default"`` -> OpenCV's default; ints -> cv2.setNumThreads(n)."""
     if threads is None:
         return [None]
@@ -511,7 +511,7 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
     if scale_list is not None and (not scale_list or min(scale_list) < 2):
         raise SrzooError(f"scales must be integers >= 2, got {scales!r}")
     backend_list = [b.lower() for b in _split(backends)] or ["cpu"]
-    thread_list = _thread_settings(threads)
+    thread_list = parse_threads(threads)
     datasets = [dataset] if isinstance(dataset, (str, os.PathLike)) else list(dataset)
     if not datasets:
         raise SrzooError("no dataset given")
@@ -609,4 +609,4 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
     return report
 
 
-__all__ = ["bench", "BenchReport", "PROTOCOLS", "MATLAB_BICUBIC", "machine_info"]
+__all__ = ["bench", "BenchReport", "PROTOCOLS", "MATLAB_BICUBIC", "machine_info", "parse_threads"]

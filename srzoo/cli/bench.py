@@ -31,20 +31,12 @@ def _int_list(text: str) -> list[int]:
 
 
 def _threads(text: str) -> list[int | None]:
-    out: list[int | None] = []
-    for v in text.split(","):
-        v = v.strip().lower()
-        if v in ("default", "auto"):
-            out.append(None)
-            continue
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"threads: expected integers or 'default', got {text!r}") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"threads must be >= 1, got {n}")
-        out.append(n)
-    return out
+    from ..benchmark import parse_threads
+
+    try:
+        return parse_threads(text)
+    except SrzooError as e:  # a usage error: argparse prints it with the usage line, exit 2
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register(subparsers: Any) -> None:
