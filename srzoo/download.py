@@ -83,7 +83,12 @@ class _Transient(Exception):
 
 
 class _Fatal(Exception):
-    """A failure of this source; move on to the next one."""
+    """A failure of this source; move on to the next one. ``discard``: the
+    partial file holds bytes that must not be resumed from."""
+
+    def __init__(self, message: str, *, discard: bool = False) -> None:
+        super().__init__(message)
+        self.discard = discard
 
 
 class _Progress:
@@ -150,7 +155,7 @@ def _http_once(session: requests.Session, url: str, part: Path, artifact: Artifa
                     if have + len(chunk) > artifact.size:
                         f.write(chunk[: artifact.size - have])
                         raise _Fatal(f"{url}: server sent more than the manifest's "
-                                     f"{artifact.size} bytes; cut off")
+                                     f"{artifact.size} bytes; cut off", discard=True)
                     f.write(chunk)
                     have += len(chunk)
                     progress.set(have)
@@ -242,7 +247,7 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
                             _copy_local(Path(src), part, artifact)
                     except _Fatal as e:
                         failures.append(str(e))
-                        if "cut off" in str(e):
+                        if e.discard:
                             part.unlink(missing_ok=True)
                         continue
                     bad = cache.problems(part, artifact)
@@ -253,11 +258,8 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
                         continue
                     os.replace(part, target)
                     return target
-        except BaseException:
-            # Ctrl-C or an unexpected error: keep a partial for the next resume
+        finally:  # whatever happens, a partial that passed no check stays for a resume
             progress.close()
-            raise
-        progress.close()
     cls = ChecksumError if checksum_failed else DownloadError
     raise cls(f"could not fetch {what} ({artifact.file}) from {len(srcs)} source(s): "
               + " | ".join(failures))

@@ -69,11 +69,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _owner_of(path) -> str:
-    """'name xS' for a cached model file, or the dataset name."""
+def _owners() -> dict:
+    """Cached path -> 'name xS' of the first model entry using that file."""
+    owners: dict = {}
     for m in api.list_models():
-        if m.artifact and cache.path_for(m.artifact) == path:
-            return f"{m.name} x{m.scale}"
+        if m.artifact:
+            owners.setdefault(cache.path_for(m.artifact), f"{m.name} x{m.scale}")
+    return owners
+
+
+def _owner_of(path, owners: dict) -> str:
+    """'name xS' for a cached model file, or the dataset name."""
+    if path in owners:
+        return owners[path]
     if path.parent.parent.name == "datasets":
         return f"dataset {path.parent.name}"
     return "?"
@@ -103,7 +111,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if args.name:
             wanted = {cache.path_for(a) for a in _selected(args.name)}
             files = [f for f in files if f.path in wanted]
-        rows = [[_owner_of(f.path), str(f.path.relative_to(cache.cache_dir())), _size(f.size)]
+        owners = _owners()
+        rows = [[_owner_of(f.path, owners), str(f.path.relative_to(cache.cache_dir())), _size(f.size)]
                 for f in files]
         print(_table(rows, ["model", "file", "size"]) if rows else "cache is empty")
         total = sum(f.size for f in files)
@@ -136,8 +145,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if args.name is None:
             targets = [f.path for f in cache.cached_files()] + cache.leftovers()
         else:
-            targets = [cache.path_for(a) for a in _selected(args.name)]
-            targets += [cache.partial_path(a) for a in _selected(args.name)]
+            arts = _selected(args.name)
+            targets = [cache.path_for(a) for a in arts] + [cache.partial_path(a) for a in arts]
         removed = 0
         for p in targets:
             if p.exists():
