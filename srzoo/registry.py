@@ -432,7 +432,8 @@ class Registry:
         close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
         close += [k for k in known if k.startswith(name.lower()) and k not in close][:3]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        return UnknownModel(f"unknown {kind} {name!r}.{hint} Run 'srzoo list' to see all.")
+        where = "Run 'srzoo list' to see all." if kind == "model" else f"Known: {', '.join(known)}."
+        return UnknownModel(f"unknown {kind} {name!r}.{hint} {where}")
 
     def get(self, name: str, scale: int | None = None) -> ModelEntry:
         """The entry for ``name`` at ``scale`` (the only/lowest scale if omitted)."""

@@ -113,3 +113,10 @@ def test_module_entry_point(srzoo_env):
 
     res = subprocess.run([sys.executable, "-m", "srzoo", "fetch", "nope"], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.startswith("srzoo: error: unknown model 'nope'")
+
+
+def test_fetch_is_quiet_when_stderr_is_not_a_terminal(srzoo_env, capsys):
+    # no --quiet: stderr (captured, not a terminal) must get no progress bar
+    code, out, err = run(capsys, "fetch", "espcn", "-s", "4")
+    assert code == 0 and out.strip() == str(srzoo_env / "models" / "ESPCN_x4.pb")
+    assert err == ""

@@ -61,7 +61,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 if entry.file in seen:  # e.g. vdsr: one file for three scales
                     continue
                 seen.add(entry.file or "")
-                path = api.fetch_entry(entry, force=args.force, quiet=args.quiet)
+                # without --quiet the bar shows only on a terminal (None: ask the terminal)
+                path = api.fetch_entry(entry, force=args.force, quiet=True if args.quiet else None)
                 print(path)
         except SrzooError as e:
             print(f"srzoo: error: {e}", file=sys.stderr)
