@@ -64,7 +64,14 @@ def mirrors() -> list[str]:
 
 
 def _is_url(source: str) -> bool:
-    return urlparse(source).scheme in ("http", "https")
+    return source.lower().startswith(("http://", "https://"))
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlparse(url).hostname
+    except ValueError:
+        return None
 
 
 def sources(artifact: Artifact) -> list[str]:
@@ -261,7 +268,7 @@ def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: 
     with ``same_host`` never to another host."""
     seen = [url]
     cur = url
-    host = urlparse(url).hostname
+    host = _host(url)
     for _ in range(max_redirects + 1):
         try:
             resp = session.get(cur, headers=headers, stream=True, timeout=(timeout, timeout),
@@ -275,13 +282,16 @@ def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: 
             raise _Fatal(f"{url}: {_short(e)}") from None
         if not resp.is_redirect:
             return resp
-        loc = urljoin(cur, resp.headers.get("location", ""))
         resp.close()
-        target = urlparse(loc)
-        if target.scheme not in ("http", "https"):
+        try:
+            loc = urljoin(cur, resp.headers.get("location", ""))
+        except ValueError:
+            raise _Fatal(f"{url}: redirected to a malformed location "
+                         f"{resp.headers.get('location')!r}") from None
+        if not _is_url(loc):
             raise _Fatal(f"{url}: redirected to {loc!r}; only http and https redirects are followed")
-        if same_host and target.hostname != host:
-            raise _Fatal(f"{url}: redirected to another host ({target.hostname}); "
+        if same_host and _host(loc) != host:
+            raise _Fatal(f"{url}: redirected to another host ({_host(loc)}); "
                          "SRZOO_MIRROR_ONLY=1 allows only the mirror's own host")
         if loc in seen:
             raise _Fatal(f"{url}: redirect loop ({' -> '.join(seen[-3:] + [loc])})")
