@@ -51,13 +51,11 @@ _INTERP = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(float(raw))
-    except ValueError:
-        raise SrzooError(f"{name}={raw!r} is not a number") from None
+    """A validated integer setting from :mod:`srzoo.config` (``default`` is
+    kept for callers; the declared default applies when the variable is unset)."""
+    from . import config
+
+    return int(config.get(name))
 
 
 # --------------------------------------------------------------------------- loading
