@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (BackendUnavailable, CacheError, ChecksumError, ConfigError, DownloadError,
-                     ImageError, ManifestError, ModelLoadError, OfflineError, SrzooError,
-                     UnknownModel)
+from .errors import (ArgumentError, BackendUnavailable, CacheError, ChecksumError, ConfigError,
+                     DownloadError, ImageError, ManifestError, ModelLoadError, OfflineError,
+                     SrzooError, UnknownModel)
 
 __version__ = "0.1.0"
 
@@ -39,7 +39,7 @@ _LAZY = {
 __all__ = [
     "SrzooError", "ManifestError", "UnknownModel", "DownloadError", "ChecksumError",
     "OfflineError", "ModelLoadError", "BackendUnavailable", "ImageError", "ConfigError",
-    "CacheError", "__version__",
+    "CacheError", "ArgumentError", "__version__",
     *_LAZY,
 ]
 

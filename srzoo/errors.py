@@ -50,3 +50,7 @@ class ConfigError(SrzooError, ValueError):
 class CacheError(SrzooError):
     """The cache folder cannot be used (read-only, full, a file where a folder
     should be...); the message names the path and what to do."""
+
+
+class ArgumentError(SrzooError, TypeError):
+    """A public function was called with an argument of the wrong type."""
