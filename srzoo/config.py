@@ -59,6 +59,8 @@ class Setting:
         if self.kind in ("int", "float"):
             what = "an integer" if self.kind == "int" else "a number"
             if self.low is not None and self.high is not None:
+                if self.low_open:
+                    return f"{what} > {_num(self.low)} and <= {_num(self.high)}"
                 return f"{what} from {_num(self.low)} to {_num(self.high)}"
             if self.low is not None:
                 return f"{what} {'>' if self.low_open else '>='} {_num(self.low)}"

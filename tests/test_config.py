@@ -29,7 +29,7 @@ def test_bad_values_are_one_line_naming_variable_and_allowed_values(monkeypatch,
 
 
 def test_allowed_values_in_words():
-    assert config.setting("SRZOO_TIMEOUT").allowed() == "a number from 0 to 86400"  # 0 excluded
+    assert config.setting("SRZOO_TIMEOUT").allowed() == "a number > 0 and <= 86400"
     assert config.setting("SRZOO_RETRIES").allowed() == "an integer from 0 to 100"
     assert config.setting("SRZOO_OFFLINE").allowed() == "1/true/yes/on or 0/false/no/off (or empty)"
 
