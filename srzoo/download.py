@@ -366,9 +366,12 @@ def _http_once(session: requests.Session, url: str, partial: _Partial, artifact:
         except OSError as e:
             raise _DiskError(e, partial.path) from None
         with f:
+            # read1: at most one socket read, so the deadline is checked while a
+            # server trickles (read() would block until a whole chunk arrived)
+            read = getattr(resp.raw, "read1", None) or resp.raw.read  # read1: urllib3 >= 2
             try:
                 while True:
-                    chunk = resp.raw.read1(CHUNK, decode_content=True)
+                    chunk = read(CHUNK, decode_content=True)
                     if not chunk:
                         break
                     if have + len(chunk) > artifact.size:
