@@ -276,6 +276,12 @@ def remove(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         if stem is not None and stem in held:
             skipped.append(p)
             continue
+        if p.parent == locks and p.suffix == ".lock":
+            if _unlink_free_lock(p):
+                removed.append(p)
+            else:
+                skipped.append(p)
+            continue
         try:
             p.unlink()
         except FileNotFoundError:
@@ -284,6 +290,29 @@ def remove(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             raise os_error(e, p, "delete") from None
         removed.append(p)
     return removed, skipped
+
+
+def _unlink_free_lock(lock_file: Path) -> bool:
+    """Delete a lock file while holding it, so no process can be holding it at
+    that moment; False when another process holds it."""
+    import filelock
+
+    lock = filelock.FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    except OSError as e:
+        raise os_error(e, lock_file, "delete") from None
+    try:
+        lock_file.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise os_error(e, lock_file, "delete") from None
+    finally:
+        lock.release()
+    return True
 
 
 def _partial_owner(part: Path, held: set[str]) -> str | None:

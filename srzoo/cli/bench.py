@@ -116,6 +116,15 @@ def _check_writable(path: str, flag: str) -> None:
     p = Path(path).expanduser()
     if p.is_dir():
         raise SrzooError(f"{flag} {path}: is a folder; give a file name")
+    if not p.parent.exists():  # the report writers create folders: check the first existing one
+        anc = p.parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise SrzooError(f"{flag} {path}: cannot write: {anc} is a file, not a folder")
+        if not os.access(anc, os.W_OK | os.X_OK):
+            raise SrzooError(f"{flag} {path}: cannot write: cannot create folders in {anc}")
+        return
     existed = p.exists()
     try:
         with open(p, "a"):
