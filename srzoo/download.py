@@ -31,6 +31,7 @@ Settings are read through :mod:`srzoo.config`.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
@@ -213,8 +214,14 @@ def _write_small(path: Path, text: str) -> None:
 
 
 def _write_all(f: Any, data: bytes, path: Path) -> None:
+    """Write all of ``data`` to an unbuffered file (raw writes may be short)."""
+    view = memoryview(data)
     try:
-        f.write(data)
+        while view:
+            n = f.write(view)
+            if not n:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            view = view[n:]
     except OSError as e:
         raise _DiskError(e, path) from None
 
@@ -238,7 +245,7 @@ def _copy_local(src: Path, partial: _Partial, artifact: Artifact) -> None:
     with fin:
         partial.start(str(src))
         try:
-            fout = open(partial.path, "wb")
+            fout = open(partial.path, "wb", buffering=0)
         except OSError as e:
             raise _DiskError(e, partial.path) from None
         with fout:
@@ -362,7 +369,8 @@ def _http_once(session: requests.Session, url: str, partial: _Partial, artifact:
             partial.start(url, resp.headers.get("ETag"), resp.headers.get("Last-Modified"))
         progress.set(have)
         try:
-            f = open(partial.path, mode)
+            # unbuffered, so no write error can hide in close() behind another exception
+            f = open(partial.path, mode, buffering=0)
         except OSError as e:
             raise _DiskError(e, partial.path) from None
         with f:

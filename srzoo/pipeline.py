@@ -115,7 +115,7 @@ def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) ->
         clip = (min(0.0, lo), max(1.0, hi))
         if lo < 0.0 or hi > 1.0:  # HDR: the networks expect [0, 1]; scale into it and back
             span = (lo, hi)
-            work = (work - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+            work = (work - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
     return Prepared(work, alpha, dtype, keepdim, span, clip)
 
 

@@ -146,6 +146,12 @@ def test_hdr_file_round_trip(models_env, tmp_path, crop):
     assert np.isfinite(out).all() and 4.0 < out.max() <= src.max()
 
 
+def test_constant_hdr_image_stays_constant():
+    flat = np.full((6, 7, 3), 5.0, np.float32)
+    out = srzoo.upscale(flat, "bicubic", 2)
+    assert out.shape == (12, 14, 3) and np.all(out == 5.0)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_or_inf_input_is_an_image_error(crop, bad):
     img = crop.astype(np.float32) / 255
