@@ -329,6 +329,8 @@ def _http_once(session: requests.Session, url: str, partial: _Partial, artifact:
             headers["If-Range"] = etag
         elif modified:
             headers["If-Range"] = modified
+    # never wait on one read past the source's deadline
+    timeout = max(0.05, min(timeout, deadline - time.monotonic()))
     resp = _get(session, url, headers, timeout, int(config.get("SRZOO_MAX_REDIRECTS")),
                 config.flag("SRZOO_MIRROR_ONLY"))
     with resp:
@@ -431,7 +433,8 @@ def _http(session: requests.Session, url: str, partial: _Partial, artifact: Arti
     timeout = float(config.get("SRZOO_TIMEOUT"))
     retries = int(config.get("SRZOO_RETRIES"))
     delay = float(config.get("SRZOO_BACKOFF"))
-    deadline = time.monotonic() + time_bound(artifact.size - min(partial.size(), artifact.size))
+    have = partial.size() if partial.meta().get("source") == url else 0
+    deadline = time.monotonic() + time_bound(max(artifact.size - have, 0))
     for attempt in range(retries + 1):
         partial.beat(force=True)
         try:
