@@ -18,6 +18,8 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
 * ``bad_gzip``: ``Content-Encoding: gzip`` with a body that is not gzip
 * ``trickle``: send the body one byte every ``trickle`` seconds
 * ``endless``: no Content-Length; send zeros until the client goes away
+* ``gzip``: send the file gzip-compressed (``Content-Encoding: gzip``) whatever was asked
+* ``etag``: send this ETag instead of the file's own (as if the file changed since)
 
 Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is logged.
 """
@@ -25,10 +27,12 @@ Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is log
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import http.server
 import os
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,8 @@ class Fault:
     bad_gzip: bool = False
     trickle: float | None = None
     endless: bool = False
+    gzip: bool = False
+    etag: str | None = None
 
 
 @dataclass
@@ -163,8 +169,15 @@ class MirrorServer:
                     data[fault.corrupt_at] ^= 0xFF
                 if fault and fault.extra:
                     data += b"\x00" * fault.extra
+                etag = f'"{len(data)}-{zlib.crc32(bytes(data)):08x}"'
+                if fault and fault.gzip:
+                    return self._simple(200, gzip.compress(bytes(data)), Content_Encoding="gzip",
+                                        ETag=etag, Content_Type="application/octet-stream")
                 start = 0
                 rng = self.headers.get("Range")
+                if_range = self.headers.get("If-Range")
+                if if_range is not None and if_range != etag:
+                    rng = None  # RFC 9110: the file changed since, so send all of it
                 if rng and not (fault and fault.ignore_range) and rng.startswith("bytes="):
                     start = int(rng[6:].split("-", 1)[0])
                     if start >= len(data):
@@ -180,7 +193,7 @@ class MirrorServer:
                     self._record(200)
                     self.send_response(200)
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", f'"{len(data)}-{hash(bytes(data[:4096])) & 0xffffff:x}"')
+                self.send_header("ETag", fault.etag if fault and fault.etag else etag)
                 self.send_header("Content-Type", "application/octet-stream")
                 body = bytes(data[start:])
                 self.send_header("Content-Length", str(len(body)))

@@ -134,7 +134,25 @@ def test_resume_sends_if_range_with_the_etag(srzoo_env, mirror, shared_dir):
     assert path.read_bytes() == good_bytes(shared_dir)
     first, second = mirror.gets(ESPCN4)
     assert first.status == 200 and second.status == 206
-    assert second.if_range and second.if_range.startswith('"100323-')
+    assert second.if_range and second.if_range.startswith('"100323-')  # the server's ETag
+
+
+def test_resume_of_a_changed_file_starts_again(srzoo_env, mirror, shared_dir):
+    """The first answer carried another ETag (the file changed since): the
+    server answers the If-Range resume with the whole file, which is taken
+    from byte 0, not appended."""
+    mirror.fault(f"/{ESPCN4}", drop_after=30000, etag='"old-version"')
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    first, second = mirror.gets(ESPCN4)
+    assert second.if_range == '"old-version"' and second.range.startswith("bytes=")
+    assert second.status == 200
+
+
+def test_gzip_encoded_body_is_decoded_and_verified(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", gzip=True)  # a server that ignores Accept-Encoding: identity
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
 
 
 def test_trickling_source_is_abandoned_for_the_next(srzoo_env, mirror, shared_dir, monkeypatch):
