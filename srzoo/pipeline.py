@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import cv2
 import numpy as np
 
 from .errors import ImageError, SrzooError
+from .imageio import load_image  # noqa: F401  (moved to srzoo.imageio; re-exported here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engines.base import Runner
@@ -56,10 +56,6 @@ def _env_int(name: str, default: int) -> int:
     from . import config
 
     return int(config.get(name))
-
-
-# --------------------------------------------------------------------------- loading
-from .imageio import load_image  # noqa: E402  (moved to srzoo.imageio; re-exported here)
 
 
 @dataclass

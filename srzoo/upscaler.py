@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import backends
-from .errors import ArgumentError, ImageError, SrzooError
+from .errors import ArgumentError, SrzooError
 from .imageio import FLOAT_EXTS, load_image, write_image
 from .pipeline import ImageLike, ModelPipeline, check_size, finish, prepare
 from .registry import ModelEntry
