@@ -2,8 +2,10 @@
 
 * loading (a path becomes an array; :class:`srzoo.ImageError` names the file),
 * layout and dtype normalisation: H×W grey, H×W×1, H×W×3 BGR and H×W×4 BGRA
-  in uint8, uint16 or float (values in [0, 1]); the result keeps the layout
-  and dtype,
+  in uint8, uint16 or float; the result keeps the layout and dtype. Float
+  input outside [0, 1] (HDR) is scaled from its [min, max] into [0, 1] and
+  back; NaN/inf are refused; float results are clipped to
+  [min(0, input min), max(1, input max)] (:func:`prepare`, :func:`finish`),
 * pre-/post-processing from :class:`srzoo.registry.IOSpec`: ``color``
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
