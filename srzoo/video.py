@@ -235,6 +235,9 @@ def _seconds(ts: int | None, tb: Fraction | None) -> str:
 
 
 def _reason(e: BaseException) -> str:
+    """FFmpeg's own words ("Invalid data found when processing input"), without errno and call."""
+    if getattr(e, "strerror", None):
+        return str(e.strerror)  # type: ignore[attr-defined]
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
 
@@ -402,11 +405,12 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
     first_box: list[_First] = []
 
     # ---- stage 1: demux and decode (reader thread) -----------------------------
-    def corrupt(packet: Any, why: str) -> None:
-        where = f"{src_p}: corrupt video packet at {_seconds(packet.pts, packet.time_base)}: {why}"
+    def corrupt(ts: int | None, why: str) -> None:
+        when = _seconds(ts, in_v.time_base)
+        where = f"{src_p}: corrupt video packet at {when}: {why}"
         if on_corrupt == "fail":
             raise VideoError(f"{where} (on_corrupt='skip' / --on-corrupt skip drops it and goes on)")
-        result.corrupt.append(_seconds(packet.pts, packet.time_base))
+        result.corrupt.append(when)
         warn(f"{where}; skipped")
 
     def read() -> None:
@@ -415,10 +419,16 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
         convert: dict[str, Any] = {}
         last_pts: int | None = None
 
+        # timestamps of packets sent to the decoder whose frame has not come out: with
+        # frame threads a decoding error surfaces packets later, and names the wrong one
+        inflight: set[int] = set()
+
         def emit(frame: Any) -> None:
             nonlocal index, work_fmt, convert, last_pts
+            if frame.pts is not None:
+                inflight.difference_update([t for t in inflight if t <= frame.pts])
             if frame.is_corrupt:
-                corrupt(frame, "the decoder flagged the frame as damaged")
+                corrupt(frame.pts, "the decoder flagged the frame as damaged")
                 return
             if not first_box:
                 high = max(c.bits for c in frame.format.components) > 8
@@ -444,12 +454,16 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             for packet in inp.demux(in_v, *copy_streams):
                 if packet.stream is in_v:
                     if packet.is_corrupt:
-                        corrupt(packet, "the demuxer flagged it as damaged")
+                        corrupt(packet.pts, "the demuxer flagged it as damaged")
                         continue
+                    if packet.pts is not None:
+                        inflight.add(packet.pts)
                     try:
                         frames = packet.decode()
                     except av.error.InvalidDataError as e:
-                        corrupt(packet, _reason(e))
+                        lost = min(inflight) if inflight else packet.pts
+                        inflight.discard(lost)
+                        corrupt(lost, _reason(e))
                         continue
                     for frame in frames:
                         emit(frame)
