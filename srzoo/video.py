@@ -112,6 +112,30 @@ def is_video(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """(video files, everything else) of command-line inputs; only existing files are probed."""
+    videos: list[Path] = []
+    rest: list[str] = []
+    for item in items:
+        if is_video(item):
+            videos.append(Path(item))
+        else:
+            rest.append(os.fspath(item))
+    return videos, rest
+
+
+def video_output_path(src: Path, out: Path | None, model: str, scale: int, *, single: bool) -> Path:
+    """``<stem>_<model>_x<scale><ext>`` beside the input, ``OUT/<stem><ext>`` in an output
+    folder, or ``OUT`` itself for a single input and an ``OUT`` with a video extension. The
+    extension is the input's where FFmpeg can write it, else ``.mkv`` (it holds any stream)."""
+    ext = src.suffix.lower() if src.suffix.lower() in _MUXERS else ".mkv"
+    if out is None:
+        return src.with_name(f"{src.stem}_{model}_x{scale}{ext}")
+    if single and out.suffix.lower() in _MUXERS and not out.is_dir():
+        return out
+    return out / f"{src.stem}{ext}"
+
+
 # --------------------------------------------------------------------------- result
 @dataclass
 class VideoResult:
@@ -677,4 +701,5 @@ def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: An
         copy(p)
 
 
-__all__ = ["CODECS", "VideoError", "VideoResult", "choose_pix_fmt", "is_video", "upscale_video"]
+__all__ = ["CODECS", "ON_CORRUPT", "VideoError", "VideoResult", "choose_pix_fmt", "is_video",
+           "split_videos", "upscale_video", "video_output_path"]
