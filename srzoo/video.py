@@ -114,13 +114,22 @@ def is_video(path: str | os.PathLike[str]) -> bool:
 
 def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
     """(video files, everything else) of command-line inputs; only existing files are probed."""
+    import glob
+
     videos: list[Path] = []
     rest: list[str] = []
     for item in items:
-        if is_video(item):
-            videos.append(Path(item))
+        text = os.fspath(item)
+        if is_video(text):
+            videos.append(Path(text))
+        elif not Path(text).exists() and glob.has_magic(text):
+            found = sorted(glob.glob(text, recursive=True))
+            if not found:
+                rest.append(text)  # the image path reports that it matches nothing
+            for f in found:
+                (videos.append(Path(f)) if is_video(f) else rest.append(f))
         else:
-            rest.append(os.fspath(item))
+            rest.append(text)
     return videos, rest
 
 
@@ -249,6 +258,7 @@ class _First:
     color_trc: int
     format: str
     high_bit: bool
+    is_rgb: bool
 
 
 # --------------------------------------------------------------------------- helpers
@@ -419,6 +429,7 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             if s.type == "video":
                 what += " (only the first video stream is upscaled)"
             result.dropped.append(what)
+    rate = in_v.average_rate or in_v.guessed_rate or Fraction(25)
     total = in_v.frames or 0
     if not total and inp.duration and in_v.guessed_rate:
         total = round(inp.duration / 1e6 * float(in_v.guessed_rate))
@@ -462,10 +473,14 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
                                "src_color_range": int(frame.color_range) or None}
                 first_box.append(_First(int(frame.rotation or 0), int(frame.colorspace),
                                         int(frame.color_range), int(frame.color_primaries),
-                                        int(frame.color_trc), frame.format.name, high))
+                                        int(frame.color_trc), frame.format.name, high,
+                                        bool(frame.format.is_rgb)))
             pts = frame.pts
             if pts is None:
                 pts = frame.dts
+            if pts is None:  # no timestamp at all: one frame duration after the last
+                step = int(frame.duration or 0) or max(1, round(1 / (rate * in_v.time_base)))
+                pts = 0 if last_pts is None else last_pts + step
             if pts is not None and last_pts is not None and pts <= last_pts:
                 pts = last_pts + 1  # encoders refuse repeated timestamps
             if pts is not None:
@@ -597,7 +612,11 @@ def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: An
         try:
             out.mux(packets)
         except av.error.FFmpegError as e:
-            raise VideoError(f"{dst_p}: cannot write: {_reason(e)}") from None
+            refused = [f"{s.type} stream #{s.index} ({s.codec_context.name})" for s in copy_streams
+                       if s.codec_context.name not in out.supported_codecs]
+            hint = (f"; {dst_p.suffix} cannot hold {', '.join(refused)}: use the input's container "
+                    f"({src_p.suffix or 'same format'})" if refused else "")
+            raise VideoError(f"{dst_p}: cannot write: {_reason(e)}{hint}") from None
 
     def open_output(img: np.ndarray) -> Any:
         nonlocal work_fmt, reformat
@@ -628,8 +647,7 @@ def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: An
         if preset is not None:
             options["cpu-used" if codec == "libvpx-vp9" else "preset"] = str(preset)
         cc.options = options
-        out_rgb = av.VideoFormat(chosen).is_rgb
-        if not out_rgb:
+        if not av.VideoFormat(chosen).is_rgb and not first.is_rgb:  # YUV to YUV: same matrix
             cc.color_range = first.color_range
             cc.colorspace = first.colorspace
             reformat = {"dst_colorspace": _SWS_MATRIX.get(first.colorspace),
@@ -645,8 +663,9 @@ def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: An
                 o = out.add_stream_from_template(s)
             except (ValueError, av.error.FFmpegError) as e:
                 raise VideoError(f"{src_p}: {s.type} stream #{s.index} ({s.codec_context.name}) "
-                                 f"cannot be stored in {dst_p.suffix or 'this container'}: "
-                                 f"{_reason(e)}; use the input's container") from None
+                                 f"cannot be stored in {dst_p.suffix or 'this container'} "
+                                 f"({_reason(e)}); use the input's container "
+                                 f"({src_p.suffix or 'same format'})") from None
             o.metadata.update(s.metadata)
             mapping[s.index] = o
             result.copied.append(f"#{s.index} {s.type} {s.codec_context.name}")

@@ -344,3 +344,22 @@ def test_cli_bad_video_option_is_one_line(models_env, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err == [f"srzoo: error: {clip}: ffv1 is lossless: it has no --crf"]
     assert not (tmp_path / "o.mkv").exists()
+
+
+def test_stream_the_output_container_cannot_hold_is_named(models_env, tmp_path):
+    src = tmp_path / "c.mp4"
+    make_video(src, n=3)  # AAC audio: WebM takes only Opus/Vorbis
+    with pytest.raises(VideoError, match=r"audio stream #1 \(aac\) cannot be stored in \.webm "
+                                         r"\(.*\); use the input's container \(\.mp4\)"):
+        upscale_video(src, tmp_path / "o.webm", "bicubic", 2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+
+
+def test_cli_quoted_glob_splits_videos_from_images(models_env, tmp_path, shared_dir, capsys):
+    make_video(tmp_path / "a.mkv", n=3, audio=False)
+    (tmp_path / "b.png").write_bytes((shared_dir / "datasets" / "Set5" / "bird.png").read_bytes())
+    rc = main(["upscale", str(tmp_path / "[ab].*"), "-m", "nearest", "-s", "2", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mkv", "a_nearest_x2.mkv", "b.png",
+                                                         "b_nearest_x2.png"]
+    assert len(frames(tmp_path / "a_nearest_x2.mkv")[0]) == 3
