@@ -67,6 +67,8 @@ _IMAGE_FORMATS = {"image2", "gif", "apng", "ico", "webp"}
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 ON_CORRUPT = ("skip", "fail")
+#: how much lower the decode and encode threads run than the model thread (nice steps; Linux)
+IO_NICE = 5
 
 
 def _import_av() -> Any:
@@ -449,6 +451,7 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
         warn(f"{where}; skipped")
 
     def read() -> None:
+        _lower_priority(IO_NICE)  # FFmpeg's decoder threads, created from here, inherit it
         index = 0
         work_fmt = "bgr24"
         convert: dict[str, Any] = {}
@@ -528,28 +531,34 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             if item is _END:
                 return
 
-    # ---- stage 3: encode and mux (calling thread) -------------------------------
+    # ---- stage 3: encode and mux (encoder thread) -------------------------------
     dst_p.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(dst_p)
     out = None
     bar = None
     threads: list[threading.Thread] = []
     t0 = time.perf_counter()
+
+    def write_stage() -> None:
+        _lower_priority(IO_NICE)  # FFmpeg's encoder threads, created from here, inherit it
+        _write(av, stages, q_up, out, inp, in_v, copy_streams, first_box, result, codec, crf,
+               preset, pix_fmt, supported, opts["extra"], bar, src_p, dst_p)
+
     try:
         with _SigtermAsInterrupt():
             out = av.open(str(tmp), "w", format=fmt_name)
-            threads = [stages.thread(read, "srzoo-video-decode"),
-                       stages.thread(model_stage, "srzoo-video-model")]
             if progress or progress is None:
                 from tqdm import tqdm
 
                 bar = tqdm(total=total or None, unit="frame", file=sys.stderr, dynamic_ncols=True,
                            disable=None if progress is None else not progress,
                            desc=f"{up.model} x{scale}")
-            _write(av, stages, q_up, out, inp, in_v, copy_streams, first_box, result, codec, crf,
-                   preset, pix_fmt, supported, opts["extra"], bar, src_p, dst_p)
+            threads = [stages.thread(read, "srzoo-video-decode"),
+                       stages.thread(model_stage, "srzoo-video-model"),
+                       stages.thread(write_stage, "srzoo-video-encode")]
             for t in threads:
-                t.join()
+                while t.is_alive():  # short waits: Ctrl-C and SIGTERM get through
+                    t.join(0.1)
             if stages.error is not None:
                 raise stages.error
             out.close()
@@ -576,6 +585,18 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
         inp.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value by ``nice`` (Linux: per thread), so decoding and
+    encoding take the CPU time the model leaves instead of stalling its parallel loops."""
+    if nice <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:  # pragma: no cover - not allowed here: run at the same priority
+        pass
 
 
 def _cleanup(out: Any, tmp: Path) -> None:
