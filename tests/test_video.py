@@ -161,11 +161,11 @@ def test_ffv1_output_frames_equal_upscale_of_input_frames(models_env, tmp_path):
 
 def test_pyramid_model_with_tiling_exact(models_env, tmp_path):
     src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
-    make_video(src, n=4, w=40, h=24, audio=False)
+    make_video(src, n=2, w=32, h=24, audio=False)
     upscale_video(src, dst, "lapsrn", 4, tile=16, codec="ffv1", pix_fmt="bgr0", progress=False)
     _, ins, _ = frames(src)
     _, outs, _ = frames(dst)
-    assert len(outs) == 4 and outs[0].shape == (96, 160, 3)
+    assert len(outs) == 2 and outs[0].shape == (96, 128, 3)
     for a, b in zip(ins, outs):
         assert np.array_equal(b, srzoo.upscale(a, "lapsrn", 4, tile=16))
 
@@ -239,9 +239,16 @@ def test_concealed_frame_is_skipped_or_fails(models_env, tmp_path):
     assert not (tmp_path / "fail.mkv").exists()
 
 
-def _run_and_signal(tmp_path: Path, sig: int) -> tuple[Path, int]:
-    src, dst = tmp_path / "long.mp4", tmp_path / "long_x2.mp4"
-    make_video(src, n=400, w=96, h=64)
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clip long enough to be caught mid-run (made once for the signal tests)."""
+    src = tmp_path_factory.mktemp("long") / "long.mp4"
+    make_video(src, n=300, w=96, h=64, options={"preset": "ultrafast"})
+    return src
+
+
+def _run_and_signal(src: Path, tmp_path: Path, sig: int) -> tuple[Path, int]:
+    dst = tmp_path / "long_x2.mp4"
     code = ("import sys, srzoo; srzoo.upscale_video(sys.argv[1], sys.argv[2], 'fsrcnn', 2, "
             "progress=False, backend='cpu')")
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -264,15 +271,15 @@ def _run_and_signal(tmp_path: Path, sig: int) -> tuple[Path, int]:
     return dst, proc.returncode
 
 
-def test_sigkill_mid_run_leaves_nothing_under_the_output_name(models_env, tmp_path):
-    dst, rc = _run_and_signal(tmp_path, signal.SIGKILL)
+def test_sigkill_mid_run_leaves_nothing_under_the_output_name(models_env, long_clip, tmp_path):
+    dst, rc = _run_and_signal(long_clip, tmp_path, signal.SIGKILL)
     assert rc == -signal.SIGKILL
     assert not dst.exists()
     assert list(tmp_path.glob(".long_x2.*.part.mp4"))  # the kill left only the temporary file
 
 
-def test_sigterm_mid_run_cleans_up_the_temporary_file(models_env, tmp_path):
-    dst, rc = _run_and_signal(tmp_path, signal.SIGTERM)
+def test_sigterm_mid_run_cleans_up_the_temporary_file(models_env, long_clip, tmp_path):
+    dst, rc = _run_and_signal(long_clip, tmp_path, signal.SIGTERM)
     assert rc != 0
     assert not dst.exists()
     assert not list(tmp_path.glob(".long_x2.*"))
