@@ -565,17 +565,13 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             out = None
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, dst_p)
-    except _Stop:
-        stages.stop.set()
-        for t in threads:
-            t.join()
-        _cleanup(out, tmp)
-        raise stages.error if stages.error is not None else VideoError("stopped") from None
     except BaseException:
         stages.stop.set()
-        for t in threads:
-            t.join()
-        _cleanup(out, tmp)
+        try:
+            for t in threads:
+                t.join()
+        finally:  # even if a second Ctrl-C interrupts the wait
+            _cleanup(out, tmp)
         if stages.error is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             raise stages.error from None
         raise
