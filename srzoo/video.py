@@ -11,8 +11,8 @@ never waits for I/O.
 
 Nothing is lost: audio and subtitle packets are copied unchanged (no
 re-encoding); every frame keeps its timestamp (variable frame rate too) and
-duration; frame rate, time base, rotation (display matrix), colour metadata
-and stream languages/dispositions are carried over. 10-bit sources go through
+duration; frame rate, time base, rotation (display matrix), colour metadata,
+chapters, container and stream metadata (title, language) are carried over. 10-bit sources go through
 the model as 16-bit and stay 10-bit where the codec allows.
 
 The output is written under a temporary name beside ``dst`` and renamed at the
@@ -686,6 +686,9 @@ def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: An
             o.metadata.update(s.metadata)
             mapping[s.index] = o
             result.copied.append(f"#{s.index} {s.type} {s.codec_context.name}")
+        chapters = inp.chapters() if hasattr(inp, "chapters") else []
+        if chapters:
+            out.set_chapters(chapters)
         out.metadata.update({k: val for k, val in inp.metadata.items()
                              if k not in ("encoder", "major_brand", "minor_version",
                                           "compatible_brands")})

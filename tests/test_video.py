@@ -54,6 +54,10 @@ def make_video(path: Path, n: int = 24, w: int = 48, h: int = 32, rate: int = 25
     if subtitles:
         s = out.add_mux_stream("subrip")
         s.time_base = Fraction(1, 1000)
+        s.metadata["language"] = "fra"
+        out.set_chapters([{"id": 1, "start": 0, "end": 300, "time_base": Fraction(1, 1000),
+                           "metadata": {"title": "Opening"}}])
+        out.metadata["title"] = "pattern and tone"
     high = pix_fmt.endswith("10le")
     pts, t = [], 0.0
     for k in range(n):
@@ -144,6 +148,11 @@ def test_variable_frame_rate_mkv_with_subtitles_and_rotation(models_env, tmp_pat
     assert packets(dst, "audio") == packets(src, "audio")
     subs = packets(dst, "subtitles")
     assert subs == packets(src, "subtitles") == [(0.2, b"first line"), (0.6, b"second line")]
+    with av.open(str(dst)) as c:
+        assert c.metadata.get("title") == "pattern and tone"
+        assert c.streams.subtitles[0].metadata.get("language") == "fra"
+        assert [(ch["metadata"]["title"], float(ch["end"] * ch["time_base"])) for ch in c.chapters()] \
+            == [("Opening", 0.3)]
 
 
 def test_ffv1_output_frames_equal_upscale_of_input_frames(models_env, tmp_path):
