@@ -379,3 +379,20 @@ def test_cli_quoted_glob_splits_videos_from_images(models_env, tmp_path, shared_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mkv", "a_nearest_x2.mkv", "b.png",
                                                          "b_nearest_x2.png"]
     assert len(frames(tmp_path / "a_nearest_x2.mkv")[0]) == 3
+
+
+def test_without_pyav_a_video_input_names_the_extra(tmp_path, shared_dir, monkeypatch, capsys):
+    clip = tmp_path / "c.mp4"
+    make_video(clip, n=2, audio=False)
+    png = tmp_path / "bird.png"
+    png.write_bytes((shared_dir / "datasets" / "Set5" / "bird.png").read_bytes())
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    with pytest.raises(VideoError, match=r"needs PyAV, which is not installed: pip install 'srzoo\[video\]'"):
+        is_video(clip)
+    assert not is_video(png)
+    with pytest.raises(VideoError, match=r"pip install 'srzoo\[video\]'"):
+        upscale_video(clip, tmp_path / "o.mp4", "bicubic", 2)
+    assert main(["upscale", str(clip), "-m", "bicubic", "-s", "2"]) == 1
+    assert capsys.readouterr().err == ("srzoo: error: video needs PyAV, which is not installed: "
+                                       "pip install 'srzoo[video]'\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bird.png", "c.mp4"]
