@@ -34,6 +34,8 @@ _LAZY = {
     "backends": "srzoo.backends",
     "bench": "srzoo.benchmark",
     "metrics": "srzoo.metrics",
+    "upscale_video": "srzoo.video",
+    "VideoError": "srzoo.video",
 }
 
 __all__ = [
@@ -65,3 +67,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cache import cache_dir
     from .registry import ModelEntry, Registry, add_manifest
     from .upscaler import Upscaler, upscale
+    from .video import VideoError, upscale_video

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Callable
 
 from .. import backends
+from ..errors import SrzooError
 from ..upscaler import FileResult, upscale_files
 
 
@@ -18,21 +21,53 @@ def run(args: argparse.Namespace) -> int:
         elif args.verbose:
             print(r.output, flush=True)
 
-    results = upscale_files(args.inputs, args.model, args.scale, output=args.output,
-                            backend=args.backend, tile=args.tile, overwrite=args.overwrite,
-                            progress=False if args.quiet else None, on_result=report)
+    from ..video import split_videos
+
+    videos, images = split_videos(args.inputs)
+    results = [_video(args, src, single=len(args.inputs) == 1, report=report) for src in videos]
+    if images:
+        results += upscale_files(images, args.model, args.scale, output=args.output,
+                                 backend=args.backend, tile=args.tile, overwrite=args.overwrite,
+                                 progress=False if args.quiet else None, on_result=report)
     failed = sum(1 for r in results if not r.ok)
     if failed and len(results) > 1:
         print(f"srzoo: {failed} of {len(results)} inputs failed", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _video(args: argparse.Namespace, src: Path, single: bool,
+           report: Callable[[FileResult], None]) -> FileResult:
+    """One video through :func:`srzoo.upscale_video`; its summary line on stderr unless -q."""
+    from ..upscaler import get_upscaler
+    from ..video import upscale_video, video_output_path
+
+    up = get_upscaler(args.model, args.scale, backend=args.backend)  # model errors stop everything
+    out = Path(args.output) if args.output else None
+    res = FileResult(str(src))
+    try:
+        dst = video_output_path(src, out, up.model, up.scale, single=single)
+        done = upscale_video(src, dst, upscaler=up, tile=args.tile, codec=args.codec, crf=args.crf,
+                             preset=args.preset, pix_fmt=args.pix_fmt, on_corrupt=args.on_corrupt,
+                             progress=False if args.quiet else None,
+                             on_warning=lambda m: print(f"srzoo: warning: {m}", file=sys.stderr))
+        res.output = dst
+        if not args.quiet:
+            print(done.summary(), file=sys.stderr, flush=True)
+    except (SrzooError, OSError) as e:
+        res.error = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        if res.error.startswith(f"{src}: "):
+            res.error = res.error[len(f"{src}: "):]
+    report(res)
+    return res
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "upscale", help="upscale image files, folders or globs",
+        "upscale", help="upscale image files, folders or globs, and videos",
         description="Upscale images. Outputs are PNG: <name>_<model>_x<scale>.png beside each "
                     "input, or <name>.png in the -o folder. Inputs are never overwritten "
-                    "unless --overwrite is given.")
+                    "unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
+                    "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-m", "--model", default="espcn", help="model name (see `srzoo list`; default espcn)")
     p.add_argument("-s", "--scale", type=int, default=2, help="upscaling factor (default 2)")
@@ -43,6 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")
+    v = p.add_argument_group("video inputs (detected by their container; need srzoo[video])")
+    v.add_argument("--codec", default=None,
+                   help="libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, libvpx-vp9, ffv1")
+    v.add_argument("--crf", type=int, default=None, help="encoder quality (default: x264 17, visually lossless)")
+    v.add_argument("--preset", default=None, help="encoder speed preset (default: x264 medium)")
+    v.add_argument("--pix-fmt", default=None, metavar="FMT",
+                   help="output pixel format (default: the input's; 10-bit stays 10-bit)")
+    v.add_argument("--on-corrupt", choices=("skip", "fail"), default="skip",
+                   help="a packet the decoder rejects: skip it with a warning (default) or fail")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="print each output path")
     p.set_defaults(func=run)
