@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..batch import run_batch
 
+    if args.chunk is not None:
+        return _run_big(args)
     rep = run_batch(args.inputs, args.model, args.scale, output=args.output,
                     backend=args.backend, tile=args.tile, overwrite=args.overwrite,
                     progress=False if args.quiet else None, on_result=report,
@@ -29,7 +31,36 @@ def run(args: argparse.Namespace) -> int:
     return 1 if rep.failed else 0
 
 
-# ---- scale-out and any-size options (srzoo.batch, srzoo.resize) -----------------------------
+# ---- scale-out and any-size options (srzoo.batch, srzoo.resize, srzoo.bigimage) -------------
+def _run_big(args: argparse.Namespace) -> int:
+    """``--chunk N``: one image larger than memory, chunk store to chunk store."""
+    from ..batch import _env_scheduler
+    from ..bigimage import upscale_big
+    from ..errors import SrzooError
+    from ..resize import parse_scale
+
+    if len(args.inputs) != 1 or not args.output:
+        raise SrzooError("--chunk takes one input (.zarr, .tif) and -o OUT.zarr or OUT.tif")
+    scale = parse_scale(args.scale)
+    if isinstance(scale, float) or args.width or args.height:
+        raise SrzooError("--chunk runs a model's own scale only (no --width/--height or fractional -s)")
+    address = args.scheduler or _env_scheduler()
+    client = None
+    if address:
+        from ..executors import DaskExecutor
+
+        client = DaskExecutor(None, address, workers=args.jobs).client
+    try:
+        out = upscale_big(args.inputs[0], args.output, args.model, scale, chunk=args.chunk,
+                          backend=args.backend, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    if args.verbose:
+        print(out, flush=True)
+    return 0
+
+
 def _batch_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
             "skip_existing": args.skip_existing, "json_report": args.json_report,
@@ -52,6 +83,9 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=int, default=None, metavar="W",
                    help="output width in pixels (height follows the aspect ratio unless given)")
     g.add_argument("--height", type=int, default=None, metavar="H", help="output height in pixels")
+    g.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="one image larger than memory (.zarr or .tif) as a Dask array of NxN "
+                        "chunks into -o OUT.zarr or OUT.tif (needs srzoo[dask])")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
