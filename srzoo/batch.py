@@ -98,17 +98,17 @@ def _label(scale: float | None, width: int | None, height: int | None) -> str:
 _seeded: set[str] = set()
 
 
-def _ensure_model(job: Job, entry: ModelEntry) -> None:
+def ensure_model(entry: ModelEntry, model_files: Iterable[str]) -> None:
     """On a worker: make sure ``entry``'s file is in this worker's cache. If it is
-    not, a verified copy the client fetched and this worker can see is copied in
-    (size and hashes checked); otherwise the usual fetch (mirrors/URLs, same
-    verification) runs when the upscaler is created."""
+    not, a verified copy the client fetched (``model_files``) that this worker
+    can see is copied in (size and hashes checked); otherwise the usual fetch
+    (mirrors/URLs, same verification) runs when the upscaler is created."""
     from . import cache
 
     art = entry.artifact
     if art is None or art.file in _seeded or cache.is_cached(art):
         return
-    for src in job.model_files:
+    for src in model_files:
         p = Path(src)
         if p.name != art.file or not p.is_file() or cache.problems(p, art):
             continue
@@ -204,7 +204,7 @@ def run_job(job: Job) -> dict[str, Any]:
         s, size = resize.choose(scales, w, h, scale=job.scale, width=job.width, height=job.height,
                                 model=job.entries[0].name)
         entry = next((e for e in job.entries if e.scale == s), None) or job.entries[0].at_scale(s)
-        _ensure_model(job, entry)
+        ensure_model(entry, job.model_files)
         out = get_upscaler(entry, s, backend=job.backend).upscale(img, tile=job.tile)
         out = resize.resize_down(out, size)
         _write(job.output, out)

@@ -48,6 +48,32 @@ def _need() -> tuple[Any, Any]:
     return dask, da
 
 
+class _TiffRegions:
+    """A TIFF as a lazy array: each ``[...]`` opens the file and reads only that
+    region through tifffile's Zarr view. Holds just the path, so it pickles to
+    Dask workers (which must see the same path)."""
+
+    def __init__(self, path: str) -> None:
+        import tifffile
+
+        self.path = path
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            self.shape = tuple(series.shape)
+            self.dtype = np.dtype(series.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        import tifffile
+        import zarr
+
+        with tifffile.imread(self.path, aszarr=True) as store:
+            z = zarr.open(store, mode="r")
+            if not hasattr(z, "shape"):  # a multiscale group: level 0
+                z = z["0"]
+            return np.asarray(z[key])
+
+
 def open_array(src: Any, chunk: int = DEFAULT_CHUNK) -> Any:
     """``src`` (a ``.zarr`` path, a TIFF path, a NumPy or Dask array) as a Dask
     array of ``chunk``×``chunk`` pixels (channels in one chunk), read lazily."""
@@ -62,14 +88,9 @@ def open_array(src: Any, chunk: int = DEFAULT_CHUNK) -> Any:
             raise ImageError(f"{path}: no such file or folder")
         try:
             if path.suffix.lower() in _TIFF:
-                import tifffile
-                import zarr
-
-                store = tifffile.imread(str(path), aszarr=True)
-                z = zarr.open(store, mode="r")
-                if not hasattr(z, "shape"):  # a multiscale group: level 0
-                    z = z["0"]
-                arr = da.from_zarr(z)
+                lazy = _TiffRegions(str(path))
+                arr = da.from_array(lazy, chunks=(chunk, chunk) + lazy.shape[2:], lock=False,
+                                    asarray=True, meta=np.empty((0,) * lazy.ndim, lazy.dtype))
             else:
                 arr = da.from_zarr(str(path))
         except ImportError as e:
@@ -84,7 +105,8 @@ def open_array(src: Any, chunk: int = DEFAULT_CHUNK) -> Any:
 
 
 def _crop_upscale(block: np.ndarray, entry: Any, scale: int, backend: str, ov: int,
-                  grid: tuple[tuple[int, ...], ...], block_info: Any = None) -> np.ndarray:
+                  grid: tuple[tuple[int, ...], ...], model_files: tuple[str, ...] = (),
+                  block_info: Any = None) -> np.ndarray:
     """One task: upscale a chunk with its context border, return the chunk's part.
 
     With ``boundary="none"`` a chunk gets ``ov`` pixels of context on each side
@@ -100,6 +122,9 @@ def _crop_upscale(block: np.ndarray, entry: Any, scale: int, backend: str, ov: i
         raise SrzooError(f"internal: chunk {tuple(loc)} came with shape {block.shape[:2]}, "
                          f"expected {sizes} plus {before}/{after} of context")
     with _lock:  # one network per process; OpenCV parallelises inside it
+        from .batch import ensure_model
+
+        ensure_model(entry, model_files)  # a worker that sees the client's verified copy
         up = get_upscaler(entry, scale, backend=backend)
         out = up.upscale(np.ascontiguousarray(block), tile=0)
     y0, x0 = before[0] * scale, before[1] * scale
@@ -121,8 +146,9 @@ def upscale_array(arr: Any, model: str = "espcn", scale: int = 2, *, overlap: in
     entry = entry.at_scale(scale)
     if entry.scale != scale:
         raise SrzooError(f"{entry.name} entry is x{entry.scale}, not x{scale}")
+    files: tuple[str, ...] = ()
     if entry.artifact is not None:
-        fetch_entry(entry)  # once, here, before any task
+        files = (str(fetch_entry(entry)),)  # once, here, before any task
     ov = overlap if overlap is not None else (entry.receptive_field if entry.receptive_field
                                               is not None else DEFAULT_OVERLAP)
     if ov < 0:
@@ -144,7 +170,7 @@ def upscale_array(arr: Any, model: str = "espcn", scale: int = 2, *, overlap: in
     import functools
 
     fn = functools.partial(_crop_upscale, entry=entry, scale=scale, backend=backend, ov=ov,
-                           grid=arr.chunks[:2])
+                           grid=arr.chunks[:2], model_files=files)
     return arr.map_overlap(fn, depth=depth, boundary="none", trim=False, dtype=arr.dtype,
                            chunks=out_chunks, meta=np.empty((0,) * arr.ndim, arr.dtype))
 
@@ -226,7 +252,7 @@ def upscale_big(src: Any, dst: str | os.PathLike[str], model: str = "espcn", sca
         raise SrzooError(f"{dst}: big-image output must be a .zarr store or a .tif/.tiff file")
     arr = open_array(src, chunk)
     out = upscale_array(arr, model, scale, overlap=overlap, backend=backend)
-    compute_kw: dict[str, Any] = {} if client is not None else {"scheduler": "synchronous"}
+    compute_kw: dict[str, Any] = {"scheduler": client if client is not None else "synchronous"}
     if suffix == ".zarr":
         _write_zarr(out, dst, compute_kw)
     else:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import srzoo
-from srzoo import batch, resize
+from srzoo import batch, resize, upscaler
 from srzoo.cli import main
 
 MODEL = "fsrcnn-small"
@@ -175,6 +175,22 @@ def test_dask_cluster_equals_serial_kill_and_resume(cluster, images, tmp_path, s
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in sorted(out.iterdir())[5:])
 
 
+def test_big_image_chunks_on_the_cluster(cluster, tmp_path, shared_dir):
+    """Chunks of a tiled TIFF as tasks on the cluster's workers (which only have
+    the client's verified model copy): the same pixels as in this process."""
+    tifffile = pytest.importorskip("tifffile")
+    from srzoo import bigimage
+
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:200, :240]
+    tifffile.imwrite(str(tmp_path / "in.tif"), img, tile=(64, 64))
+    here = bigimage.upscale_big(tmp_path / "in.tif", tmp_path / "here.tif", "espcn", 2, chunk=96)
+    there = bigimage.upscale_big(tmp_path / "in.tif", tmp_path / "there.tif", "espcn", 2, chunk=96,
+                                 client=cluster)
+    assert np.array_equal(tifffile.imread(str(there)), tifffile.imread(str(here)))
+    # the chunks ran on the workers: their own cache got the model from the client's copy
+    assert (tmp_path / "worker-cache" / "models" / srzoo.get_model("espcn", 2).file).is_file()
+
+
 def test_cli_skip_existing_redoes_nothing(models_env, images, tmp_path, serial, capsys):
     out = tmp_path / "o"
     assert main(["upscale", str(images), "-m", MODEL, "-o", str(out), "-q"]) == 0
@@ -193,7 +209,7 @@ def test_worker_without_the_model_copies_the_clients_verified_file(models_env, i
     client_file = srzoo.fetch(MODEL, 2)
     p = batch.plan([images / "im00.png"], MODEL, 2, output=tmp_path / "o.png")
     job = batch.Job(**{**p.jobs[0].__dict__, "model_files": (str(client_file),)})
-    srzoo.upscaler.clear_cache()
+    upscaler.clear_cache()
     monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "own-cache"))  # the worker's own cache,
     monkeypatch.setenv("SRZOO_MIRROR", "")                             # and nowhere to download from
     monkeypatch.setenv("SRZOO_OFFLINE", "1")
@@ -201,7 +217,7 @@ def test_worker_without_the_model_copies_the_clients_verified_file(models_env, i
     assert rec["status"] == "written", rec
     assert (tmp_path / "own-cache" / "models" / client_file.name).read_bytes() == client_file.read_bytes()
     # a corrupt copy is not taken: the worker then has to fetch, and cannot here
-    srzoo.upscaler.clear_cache()
+    upscaler.clear_cache()
     batch._seeded.clear()
     bad = tmp_path / "bad" / client_file.name
     bad.parent.mkdir()
@@ -211,7 +227,7 @@ def test_worker_without_the_model_copies_the_clients_verified_file(models_env, i
     monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "own-cache-2"))
     rec = batch.run_job(batch.Job(**{**job.__dict__, "model_files": (str(bad),)}))
     assert rec["status"] == "failed" and "SRZOO_OFFLINE" in rec["error"]
-    srzoo.upscaler.clear_cache()
+    upscaler.clear_cache()
 
 
 # --------------------------------------------------------------------------- any size
@@ -226,7 +242,7 @@ def test_any_scale_runs_the_next_model_scale_then_area_resize(models_env, images
     got = srzoo.upscale(img, srzoo.get_model("espcn", 4), 3)
     assert np.array_equal(got, cv2.resize(x4, (192, 144), interpolation=cv2.INTER_AREA))
     # a native scale is untouched
-    assert np.array_equal(srzoo.upscale(img, "espcn", 3.0), srzoo.upscaler.get_upscaler("espcn", 3)(img))
+    assert np.array_equal(srzoo.upscale(img, "espcn", 3.0), upscaler.get_upscaler("espcn", 3)(img))
     # width only keeps the aspect ratio; width and height together are exact
     assert srzoo.upscale(img, "espcn", width=100).shape == (75, 100, 3)
     assert srzoo.upscale(img, "espcn", width=200, height=100).shape == (100, 200, 3)
