@@ -184,6 +184,21 @@ def _reason(e: BaseException, src: str) -> str:
     return msg
 
 
+def _dask_worker_threads() -> int | None:
+    """Inside a Dask worker with T task threads on C cores: C // T OpenCV threads
+    per task (workers × threads = cores); None elsewhere."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        from .executors import cores
+
+        return max(1, cores() // max(1, int(get_worker().state.nthreads)))
+    except Exception:  # not in a worker
+        return None
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Upscale one file (what a worker runs). Never raises: returns
     ``{"index", "status": "written"|"failed", "output", "error", "seconds", "worker"}``."""
@@ -194,10 +209,11 @@ def run_job(job: Job) -> dict[str, Any]:
     res: dict[str, Any] = {"index": job.index, "input": job.input, "output": None, "error": None,
                            "status": "failed", "worker": f"{os.uname().nodename}:{os.getpid()}"}
     try:
-        if job.threads:
+        threads = job.threads or _dask_worker_threads()
+        if threads:
             import cv2
 
-            cv2.setNumThreads(int(job.threads))
+            cv2.setNumThreads(int(threads))
         img = _read(job.input)
         h, w = img.shape[:2]
         scales = [e.scale for e in job.entries if e.scale is not None]
