@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def record(name: str, rep: batch.BatchReport, seconds: float, workers: int) -> None:
             assert rep.failed == 0 and rep.written == n, [r.error for r in rep.results if r.error]
+            cpu = sum(r.get("cpu_seconds") or 0.0 for r in rep.records) / max(1, len(rep.records))
             rows.append({"executor": name, "workers": workers, "images": n,
-                         "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 3)})
+                         "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 3),
+                         "cpu_s_per_image": round(cpu, 3)})
 
         batch.run_batch([src / sorted(os.listdir(src))[0]], args.model, args.scale,
                         output=work / "warm", progress=False)  # fetch + load once
@@ -114,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{args.model} x{args.scale}, {n} Set14 images, {cores()} cores; outputs "
                   "byte-identical across executors")
-            print("| executor | cores used | images/s | speed-up vs 1 core | scaling efficiency |")
-            print("|---|---:|---:|---:|---:|")
+            print("| executor | cores used | images/s | speed-up vs 1 core | scaling efficiency "
+                  "| worker CPU s / image |")
+            print("|---|---:|---:|---:|---:|---:|")
             for r in rows:
                 print(f"| {r['executor']} | {r['workers']} | {r['images_per_s']:.2f} | "
-                      f"{r['speedup']:.2f} | {r['efficiency']:.2f} |")
+                      f"{r['speedup']:.2f} | {r['efficiency']:.2f} | {r['cpu_s_per_image']:.2f} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -205,7 +205,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from . import resize
     from .upscaler import get_upscaler
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res: dict[str, Any] = {"index": job.index, "input": job.input, "output": None, "error": None,
                            "status": "failed", "worker": f"{os.uname().nodename}:{os.getpid()}"}
     try:
@@ -231,6 +231,7 @@ def run_job(job: Job) -> dict[str, Any]:
         kind = "" if isinstance(e, (_E, OSError, MemoryError)) else f"{type(e).__name__}: "
         res["error"] = kind + _reason(e, job.input)
     res["seconds"] = time.perf_counter() - t0
+    res["cpu_seconds"] = time.process_time() - c0  # the worker process's CPU time meanwhile
     return res
 
 
@@ -440,6 +441,7 @@ class BatchReport:
         for r, rec in zip(self.results, self.records):
             files.append({"input": r.input, "output": None if r.output is None else str(r.output),
                           "status": r.status, "error": r.error, "seconds": rec.get("seconds"),
+                          "cpu_seconds": rec.get("cpu_seconds"),
                           "worker": rec.get("worker"), "attempts": rec.get("attempts")})
         return {"model": self.model, "size": self.label, "executor": self.executor,
                 "written": self.written, "failed": self.failed, "skipped": self.skipped,

@@ -143,8 +143,12 @@ class DaskExecutor:
         self.client = client
         self.threads = threads
         self.retries = int(retries)
-        nw = len(client.scheduler_info(n_workers=-1).get("workers", {})) if hasattr(client, "scheduler_info") else 0
-        self.name = f"dask {getattr(client, 'scheduler', None) and client.scheduler.address} ({nw} workers)"
+        try:
+            nw = len(client.nthreads())
+            where = client.scheduler.address
+        except Exception:  # pragma: no cover - an unusual client object
+            nw, where = 0, "cluster"
+        self.name = f"dask {where} ({nw} workers)"
 
     def run(self, fn: Callable[[Any], dict], jobs: Sequence[Any], done: Done) -> None:
         import uuid
