@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -305,11 +304,6 @@ def _umask() -> int:
     mask = os.umask(0o22)
     os.umask(mask)
     return mask
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[-1].lstrip("> ").strip() if text else type(e).__name__
 
 
 def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn", scale: float = 2, *,
