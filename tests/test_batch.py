@@ -102,7 +102,11 @@ def test_job_is_picklable_and_one_bad_input_fails_only_itself(models_env, images
 
 
 # --------------------------------------------------------------------------- process pool
-def test_process_pool_equals_serial_and_survives_a_killed_worker(models_env, images, tmp_path, serial):
+def test_process_pool_equals_serial_and_survives_a_killed_worker(models_env, tmp_path, shared_dir):
+    images = make_images(tmp_path / "in160", shared_dir, 20, (160, 120))  # enough work left to kill
+    ref = batch.run_batch([images], MODEL, 2, output=tmp_path / "serial", progress=False)
+    assert ref.written == 20
+    serial = outputs(tmp_path / "serial")
     killed: list[int] = []
 
     def kill_one(r):  # SIGKILL a pool worker as soon as the first result is in
