@@ -31,6 +31,8 @@ _LAZY = {
     "cache_dir": "srzoo.cache",
     "Upscaler": "srzoo.upscaler",
     "upscale": "srzoo.upscaler",
+    "run_batch": "srzoo.batch",
+    "upscale_big": "srzoo.bigimage",
     "backends": "srzoo.backends",
     "bench": "srzoo.benchmark",
     "metrics": "srzoo.metrics",
@@ -66,5 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .benchmark import bench
     from .cache import cache_dir
     from .registry import ModelEntry, Registry, add_manifest
+    from .batch import run_batch
+    from .bigimage import upscale_big
     from .upscaler import Upscaler, upscale
     from .video import VideoError, upscale_video

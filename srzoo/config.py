@@ -144,6 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
             low=1),
     Setting("SRZOO_AUTO_TILE_PIXELS", "int", 1 << 20,
             "inputs above this many pixels are tiled automatically", low=1),
+    Setting("SRZOO_SCHEDULER", "str", "",
+            "Dask scheduler address for batches (tcp://HOST:8786, or local)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

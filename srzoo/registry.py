@@ -143,6 +143,10 @@ class ModelEntry:
     arch: str = ""
     needs_conversion: bool = False
     manifest: str = ""
+    #: input pixels of context each output pixel depends on, per side (the
+    #: receptive-field radius): the overlap tiles need for seamless results;
+    #: ``None`` when the manifest does not say
+    receptive_field: int | None = None
 
     @property
     def file(self) -> str | None:
@@ -174,7 +178,7 @@ class ModelEntry:
             "needs_conversion": self.needs_conversion,
             "urls": list(self.artifact.urls) if self.artifact else [],
             "paper": self.paper, "source": self.source, "manifest": self.manifest,
-            "io": dataclasses.asdict(self.io),
+            "io": dataclasses.asdict(self.io), "receptive_field": self.receptive_field,
         }
         return d
 
@@ -195,7 +199,7 @@ _MODEL_KEYS = {
     "name": str, "scale": int, "file": str, "format": str, "size": int, "sha256": str,
     "git_blob_sha1": str, "urls": list, "license": str, "paper": str, "source": str,
     "description": str, "notes": str, "arch": str, "needs_conversion": bool, "engine": str,
-    "io": dict,
+    "io": dict, "receptive_field": int,
 }
 _FILE_KEYS = {"file": str, "size": int, "sha256": str, "git_blob_sha1": str, "urls": list}
 _DATASET_KEYS = {"name": str, "description": str, "license": str, "source": str}
@@ -305,6 +309,9 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
     if scale is not None and scale < 1:
         raise _fail(path, where, f"key 'scale' must be a positive integer, got {scale}")
     io = _io(path, where, d.get("io", {}))
+    rf = d.get("receptive_field")
+    if rf is not None and rf < 0:
+        raise _fail(path, where, f"key 'receptive_field' must be >= 0 input pixels, got {rf}")
     if fmt == "interpolation" and not io.method:
         raise _fail(path, where, "an interpolation model needs io.method")
     return ModelEntry(
@@ -312,7 +319,7 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         engine=d.get("engine", "opencv"), paper=d.get("paper", ""), source=d.get("source", ""),
         description=d.get("description", ""), notes=d.get("notes", ""), arch=d.get("arch", ""),
         needs_conversion=d.get("needs_conversion", fmt not in OPENCV_FORMATS),
-        manifest=str(path),
+        manifest=str(path), receptive_field=rf,
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -194,18 +193,28 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def upscale(image: ImageLike, model: str | ModelEntry = "espcn", scale: int = 2, *,
-            backend: str = "auto", tile: int | None = None) -> np.ndarray:
+def upscale(image: ImageLike, model: str | ModelEntry = "espcn", scale: float = 2, *,
+            backend: str = "auto", tile: int | None = None, width: int | None = None,
+            height: int | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
     (uint8, uint16, float32) and exactly ``scale`` times its height and width.
     Weights are fetched and cached on first use; the loaded network is reused
     by later calls. See :class:`Upscaler` for ``backend`` and ``tile``.
+
+    Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
+    and/or ``height`` runs the smallest model scale at or above the request
+    and shrinks with ``cv2.INTER_AREA`` (see :mod:`srzoo.resize`).
     """
     _check_tile(tile)
     if not isinstance(image, (np.ndarray, str, os.PathLike)):
         raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
+    from . import resize
+
+    if resize.wants_resize(model, scale, width, height):
+        return resize.upscale_to(image, model, scale, width=width, height=height,
+                                 backend=backend, tile=tile)
     return get_upscaler(model, scale, backend=backend).upscale(image, tile=tile)
 
 
@@ -222,10 +231,19 @@ class FileResult:
     input: str
     output: Path | None = None
     error: str | None = None
+    #: the output existed already and ``skip_existing`` was asked for
+    skipped: bool = False
+    #: time spent on this file by the worker (None when not run)
+    seconds: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        """``written``, ``skipped`` or ``failed``."""
+        return "failed" if self.error is not None else "skipped" if self.skipped else "written"
 
 
 def expand_inputs(items: Iterable[str | os.PathLike[str]],
@@ -282,70 +300,24 @@ def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: 
     return out / f"{src.stem}{ext}"
 
 
-def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[-1].lstrip("> ").strip() if text else type(e).__name__
-
-
-def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn", scale: int = 2, *,
+def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn", scale: float = 2, *,
                   output: str | os.PathLike[str] | None = None, backend: str = "auto",
                   tile: int | None = None, overwrite: bool = False, progress: bool | None = None,
-                  on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+                  on_result: Callable[[FileResult], None] | None = None,
+                  **batch: Any) -> list[FileResult]:
     """Upscale files, folders and globs; one :class:`FileResult` per input.
 
     A failing file does not stop the others. An output never replaces one of
     the inputs unless ``overwrite``; two inputs never write the same output.
     ``progress``: a tqdm bar (``None``: only on a terminal, for several files).
-    Model and backend errors are raised before any file is touched.
+    Model and backend errors are raised before any file is touched. Further
+    keywords (``jobs``, ``client``, ``scheduler``, ``skip_existing``, ``width``,
+    ``height``, ``json_report``...) go to :func:`srzoo.batch.run_batch`.
     """
-    files, results = expand_inputs(inputs, skip_suffix=f"_{str(model).lower()}_x{scale}")
-    for r in results:
-        if on_result:
-            on_result(r)
-    if not files:
-        return results
-    up = get_upscaler(model, scale, backend=backend)
-    out = Path(output) if output is not None else None
-    single = len(files) == 1 and not results
-    inputs_resolved = {f.resolve() for f in files}
-    claimed: dict[Path, Path] = {}
-    bar = None
-    if progress or (progress is None and len(files) > 1):
-        from tqdm import tqdm
+    from .batch import run_batch
 
-        bar = tqdm(total=len(files), unit="img", disable=None if progress is None else not progress,
-                   file=sys.stderr, desc=f"{up.model} x{scale}")
-    try:
-        for src in files:
-            res = FileResult(str(src))
-            try:
-                dst = output_path(src, out, up.model, scale, single=single)
-                key = dst.resolve()
-                if key in inputs_resolved and not overwrite:
-                    raise SrzooError(f"output {dst} is an input; refusing to overwrite it "
-                                     "(use --overwrite, or -o to write elsewhere)")
-                if key in claimed:
-                    raise SrzooError(f"output {dst} would also be written for {claimed[key]}; "
-                                     "use separate -o folders")
-                claimed[key] = src
-                img = up.upscale(src, tile=tile)
-                write_image(dst, img)
-                res.output = dst
-            except (SrzooError, OSError, MemoryError) as e:
-                res.error = _reason(e)
-                if res.error.startswith(f"{src}: "):  # the CLI line names the file already
-                    res.error = res.error[len(f"{src}: "):]
-            except Exception as e:  # cv2.error and friends: report and go on
-                res.error = f"{type(e).__name__}: {_reason(e)}"
-            results.append(res)
-            if on_result:
-                on_result(res)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
+    return run_batch(inputs, model, scale, output=output, backend=backend, tile=tile,
+                     overwrite=overwrite, progress=progress, on_result=on_result, **batch).results
 
 
 __all__ = ["FileResult", "Upscaler", "clear_cache", "expand_inputs", "get_upscaler", "output_path",

@@ -9,7 +9,7 @@ from typing import Callable
 
 from .. import backends
 from ..errors import SrzooError
-from ..upscaler import FileResult, upscale_files
+from ..upscaler import FileResult
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,18 +21,81 @@ def run(args: argparse.Namespace) -> int:
         elif args.verbose:
             print(r.output, flush=True)
 
+    from ..batch import run_batch
     from ..video import split_videos
 
+    if args.chunk is not None:
+        return _run_big(args)
     videos, images = split_videos(args.inputs)
     results = [_video(args, src, single=len(args.inputs) == 1, report=report) for src in videos]
     if images:
-        results += upscale_files(images, args.model, args.scale, output=args.output,
-                                 backend=args.backend, tile=args.tile, overwrite=args.overwrite,
-                                 progress=False if args.quiet else None, on_result=report)
+        rep = run_batch(images, args.model, args.scale, output=args.output,
+                        backend=args.backend, tile=args.tile, overwrite=args.overwrite,
+                        progress=False if args.quiet else None, on_result=report,
+                        **_batch_options(args))
+        if len(rep.results) > 1 and (not args.quiet or rep.failed):
+            print(rep.summary(), file=sys.stderr)
+        results += rep.results
     failed = sum(1 for r in results if not r.ok)
-    if failed and len(results) > 1:
+    if failed and videos and len(results) > 1:
         print(f"srzoo: {failed} of {len(results)} inputs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+# ---- scale-out and any-size options (srzoo.batch, srzoo.resize, srzoo.bigimage) -------------
+def _run_big(args: argparse.Namespace) -> int:
+    """``--chunk N``: one image larger than memory, chunk store to chunk store."""
+    from ..batch import _env_scheduler
+    from ..bigimage import upscale_big
+    from ..resize import parse_scale
+
+    if len(args.inputs) != 1 or not args.output:
+        raise SrzooError("--chunk takes one input (.zarr, .tif) and -o OUT.zarr or OUT.tif")
+    scale = parse_scale(args.scale)
+    if isinstance(scale, float) or args.width or args.height:
+        raise SrzooError("--chunk runs a model's own scale only (no --width/--height or fractional -s)")
+    address = args.scheduler or _env_scheduler()
+    client = None
+    if address:
+        from ..executors import DaskExecutor
+
+        client = DaskExecutor(None, address, workers=args.jobs).client
+    try:
+        out = upscale_big(args.inputs[0], args.output, args.model, scale, chunk=args.chunk,
+                          backend=args.backend, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    if args.verbose:
+        print(out, flush=True)
+    return 0
+
+
+def _batch_options(args: argparse.Namespace) -> dict:
+    return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
+            "skip_existing": args.skip_existing, "json_report": args.json_report,
+            "width": args.width, "height": args.height}
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("many files and any size")
+    g.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="run on N local worker processes, each loading the model once (default 1)")
+    g.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="OpenCV threads per worker (default: cores / workers)")
+    g.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run on a Dask cluster: tcp://HOST:8786, or 'local' for a local one of "
+                        "--jobs workers (default $SRZOO_SCHEDULER; needs srzoo[dask])")
+    g.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose output already exists (resume an interrupted batch)")
+    g.add_argument("--json-report", metavar="FILE", default=None,
+                   help="write per-file status, times and a summary as JSON")
+    g.add_argument("--width", type=int, default=None, metavar="W",
+                   help="output width in pixels (height follows the aspect ratio unless given)")
+    g.add_argument("--height", type=int, default=None, metavar="H", help="output height in pixels")
+    g.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="one image larger than memory (.zarr or .tif) as a Dask array of NxN "
+                        "chunks into -o OUT.zarr or OUT.tif (needs srzoo[dask])")
 
 
 def _video(args: argparse.Namespace, src: Path, single: bool,
@@ -70,7 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-m", "--model", default="espcn", help="model name (see `srzoo list`; default espcn)")
-    p.add_argument("-s", "--scale", type=int, default=2, help="upscaling factor (default 2)")
+    p.add_argument("-s", "--scale", type=float, default=2,
+                   help="upscaling factor, any number >= 1 (default 2): a factor the model lacks "
+                        "runs the next larger model scale, then shrinks with cv2.INTER_AREA")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output folder (created), or output file for a single input")
     p.add_argument("--backend", default="auto",
@@ -89,4 +154,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a packet the decoder rejects: skip it with a warning (default) or fail")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="print each output path")
+    _add_batch_options(p)
     p.set_defaults(func=run)
