@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -130,11 +131,13 @@ def ensure_model(entry: ModelEntry, model_files: Iterable[str]) -> None:
                 os.unlink(tmp)
 
 
-def _read(src: str) -> Any:
+def _read(src: str, scale: int = 1) -> Any:
+    """Decode one input; a local file whose header says it would exceed SRZOO_MAX_PIXELS
+    at ``scale`` is refused before decoding."""
     from .pipeline import load_image
 
     if not is_url(src):
-        return load_image(src)
+        return load_image(src, scale=scale)
     import cv2
     import numpy as np
 
@@ -215,7 +218,7 @@ def run_job(job: Job) -> dict[str, Any]:
             import cv2
 
             cv2.setNumThreads(int(threads))
-        img = _read(job.input)
+        img = _read(job.input, math.ceil(job.scale or 1))
         h, w = img.shape[:2]
         scales = [e.scale for e in job.entries if e.scale is not None]
         s, size = resize.choose(scales, w, h, scale=job.scale, width=job.width, height=job.height,

@@ -145,7 +145,7 @@ def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
     from .pipeline import load_image
     from .upscaler import get_upscaler
 
-    arr = load_image(image)
+    arr = load_image(image, scale=math.ceil(scale or 1))
     h, w = arr.shape[:2]
     s, size = plan(model, w, h, scale=scale, width=width, height=height)
     out = get_upscaler(model, s, backend=backend).upscale(arr, tile=tile)

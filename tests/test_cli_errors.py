@@ -158,7 +158,7 @@ def test_upscale_missing_input_and_bad_model(capsys, image, tmp_path):
     code, _, err = run_cli(capsys, "upscale", str(image), "-m", "no-such-model", "-q")
     assert code == 1 and "no-such-model" in one_error_line(err)
     code, _, err = run_cli(capsys, "upscale", str(image), "-m", "nearest", "-s", "0", "-q")
-    assert code == 1 and "scale must be a positive integer" in one_error_line(err)
+    assert code == 1 and "scale must be a positive number, got 0" in one_error_line(err)
 
 
 def test_upscale_float_nan_file(capsys, tmp_path):
