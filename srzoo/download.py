@@ -201,6 +201,21 @@ def _locked(artifact: Artifact, quiet: bool | None) -> Iterator[None]:
         lock.release()
 
 
+_bundled_ok: set[tuple[str, str]] = set()
+
+
+def _check_bundled(artifact: Artifact, path: Path, what: str) -> Path:
+    """A file shipped inside the package: verified once per process, never downloaded."""
+    key = (str(path), artifact.sha256)
+    if key not in _bundled_ok:
+        bad = cache.problems(path, artifact)
+        if bad:
+            raise ChecksumError(f"{what}: the copy shipped with srzoo at {path} is damaged or missing "
+                                f"({'; '.join(bad)}); reinstall srzoo (pip install --force-reinstall srzoo)")
+        _bundled_ok.add(key)
+    return path
+
+
 def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | None = None,
                    what: str | None = None) -> Path:
     """Make sure the verified file of ``artifact`` is in the cache; return its path.
@@ -211,6 +226,8 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
     """
     target = cache.path_for(artifact)
     what = what or artifact.file
+    if artifact.bundled:
+        return _check_bundled(artifact, target, what)
     if not force and cache.is_cached(artifact):
         return target
     srcs = sources(artifact)
