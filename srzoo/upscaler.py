@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,8 @@ def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
 class Upscaler:
     """A model loaded once, for upscaling many images.
 
-    ``model`` is a registry name (``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
+    ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
+    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
     or a :class:`~srzoo.registry.ModelEntry`; ``scale`` must be one the model
     has (the error lists them). ``backend``: ``auto`` (default: the fastest
     usable, see :attr:`backend`), ``cpu``, ``opencl``, ``opencl_fp16``,
@@ -70,7 +72,7 @@ class Upscaler:
     pixels around each tile.
     """
 
-    def __init__(self, model: str | ModelEntry = "espcn", scale: int = 2, *, backend: str = "auto",
+    def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
                  quiet: bool | None = None) -> None:
         global load_count
@@ -141,7 +143,7 @@ class Upscaler:
         return self._run(image, self.scales, tile, overlap)
 
 
-def get_upscaler(model: str | ModelEntry = "espcn", scale: int = 2, *,
+def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
                  backend: str = "auto") -> Upscaler:
     """A cached :class:`Upscaler` for (model, scale, backend), loading it on first use."""
     scale = _check_scale(scale)
@@ -166,13 +168,15 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def upscale(image: ImageLike, model: str | ModelEntry = "espcn", scale: int = 2, *,
+def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: int = 2, *,
             backend: str = "auto", tile: int | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
     (uint8, uint16, float32) and exactly ``scale`` times its height and width.
-    Weights are fetched and cached on first use; the loaded network is reused
+    ``model="default"`` is srzoo's own built-in model (x2, x3, x4; shipped in
+    the package, works offline). Other weights are fetched and cached on first
+    use; the loaded network is reused
     by later calls. See :class:`Upscaler` for ``backend`` and ``tile``.
     """
     return get_upscaler(model, scale, backend=backend).upscale(image, tile=tile)
@@ -191,6 +195,11 @@ class FileResult:
     input: str
     output: Path | None = None
     error: str | None = None
+    #: seconds spent reading, upscaling and writing this file
+    seconds: float | None = None
+    #: (height, width) of the input and of the output
+    in_shape: tuple[int, int] | None = None
+    out_shape: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -293,7 +302,7 @@ def _reason(e: BaseException) -> str:
     return text[-1].lstrip("> ").strip() if text else type(e).__name__
 
 
-def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn", scale: int = 2, *,
+def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: int = 2, *,
                   output: str | os.PathLike[str] | None = None, backend: str = "auto",
                   tile: int | None = None, overwrite: bool = False, progress: bool | None = None,
                   on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
@@ -334,9 +343,13 @@ def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn"
                     raise SrzooError(f"output {dst} would also be written for {claimed[key]}; "
                                      "use separate -o folders")
                 claimed[key] = src
+                t0 = time.perf_counter()
                 img = up.upscale(src, tile=tile)
                 write_image(dst, img)
+                res.seconds = time.perf_counter() - t0
                 res.output = dst
+                res.out_shape = (int(img.shape[0]), int(img.shape[1]))
+                res.in_shape = (res.out_shape[0] // scale, res.out_shape[1] // scale)
             except (SrzooError, OSError, MemoryError) as e:
                 res.error = _reason(e)
                 if res.error.startswith(f"{src}: "):  # the CLI line names the file already

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -94,13 +95,15 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, pre_upsample: bool 
 
 
 def manifest_entry(name: str, scale: int, info: dict, *, arch: str = "", pre_upsample: bool = False,
-                   bundled: bool = False, description: str = "") -> str:
+                   bundled: bool = False, description: str = "",
+                   license: str = "unspecified (set the licence of your training images)") -> str:
     """A ``[[model]]`` TOML block for the exported file (``info`` from :func:`export_onnx`).
 
     With ``bundled`` the file ships inside the srzoo package (``srzoo/builtin/``)
     and needs no URL; otherwise add ``urls`` (or put the file on a mirror)."""
     lines = ["[[model]]", f'name = "{name}"', f"scale = {int(scale)}", f'file = "{info["file"]}"',
-             'format = "onnx"', f"size = {info['size']}", f'sha256 = "{info["sha256"]}"']
+             'format = "onnx"', f"size = {info['size']}", f'sha256 = "{info["sha256"]}"',
+             f"license = {json.dumps(license)}"]
     if bundled:
         lines.append("bundled = true")
         lines.append("urls = []")
@@ -109,7 +112,7 @@ def manifest_entry(name: str, scale: int, info: dict, *, arch: str = "", pre_ups
     if arch:
         lines.append(f'arch = "{arch}"')
     if description:
-        lines.append(f'description = "{description}"')
+        lines.append(f"description = {json.dumps(description)}")
     lines.append('io = { color = "y", range = 1.0, layout = "nchw"'
                  + (', pre_upsample = "bicubic"' if pre_upsample else "") + " }")
     return "\n".join(lines) + "\n"
