@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     info = export_onnx(res.model, out, pre_upsample=pre, scale=cfg.scale)
     name = args.name or out.stem.lower().replace(" ", "-")
     entry = manifest_entry(name, cfg.scale, info, arch=cfg.arch, pre_upsample=pre,
-                           bundled=args.bundled,
+                           bundled=args.bundled, **({"license": args.license} if args.license else {}),
                            description=f"srzoo train --arch {cfg.arch} --loss {cfg.loss} "
                                        f"--seed {cfg.seed}")
     side = ck.with_name(out.name)
@@ -108,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     p.add_argument("--name", help="model name in the manifest entry (default: OUTPUT's stem)")
+    p.add_argument("--license", help="licence written into the manifest entry")
     p.add_argument("--bundled", action="store_true",
                    help="manifest entry for a file shipped inside the srzoo package")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log lines")
