@@ -4,8 +4,9 @@ degradation, and seeded random patch batches.
 The degradation is the one of the standard protocol (``../shared/REFERENCE.md``):
 modcrop, then MATLAB-bicubic downscaling (:func:`srzoo.metrics.imresize`) of the
 8-bit colour image, rounded to uint8. The planes fed to the network are the
-full-range Y of OpenCV's ``COLOR_BGR2YCrCb`` scaled to ``[0, 1]``, which is
-exactly what :mod:`srzoo.pipeline` gives a ``color = "y"`` model at run time.
+full-range Y of OpenCV's ``COLOR_BGR2YCrCb`` scaled to ``[0, 1]``, what
+:mod:`srzoo.pipeline` gives a ``color = "y"`` model at run time (there rounded
+to whole grey levels, here not).
 
 Batches come from a ``numpy`` generator seeded with ``(seed, epoch)``, so epoch
 ``e`` draws the same patches whether or not training was interrupted before it.
@@ -47,10 +48,13 @@ def list_images(folders: Iterable[str | Path]) -> list[Path]:
 
 
 def y_plane(img: np.ndarray) -> np.ndarray:
-    """float32 full-range Y in [0, 1] of a uint8 BGR or grey image (pipeline convention)."""
+    """float32 full-range Y in [0, 1] of a uint8 BGR or grey image (pipeline convention).
+
+    BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` as ``cv2.COLOR_BGR2YCrCb`` computes
+    it, but unrounded: the pipeline converts uint8 images and so feeds the rounded
+    value (at most half a grey level away)."""
     if img.ndim == 2:
         return img.astype(np.float32) / 255.0
-    # what cv2.cvtColor(BGR2YCrCb) gives the pipeline for float32 input, unrounded
     f = img[..., :3].astype(np.float32)
     y = 0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2]
     return (y / 255.0).astype(np.float32)
