@@ -237,8 +237,10 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     bundled = bool(d.get("bundled", False))
     for key in ("file", "size", "sha256") + (() if bundled else ("urls",)):
         if key not in d:
+            extra = ("; a file shipped in srzoo/builtin/ sets bundled = true instead of urls"
+                     if key == "urls" else "")
             raise _fail(path, where, f"missing key {key!r} (every downloadable file needs "
-                                     "file, size, sha256 and urls)")
+                                     f"file, size, sha256 and urls{extra})")
     check_file_name(path, where, d["file"])
     if d["size"] <= 0:
         raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
