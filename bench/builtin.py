@@ -7,7 +7,8 @@ MS-SSIM. Time: the built-in model and ESPCN of the same scale upscale the same
 times each after a warm-up; the median of each and their ratio are reported, so
 both are measured side by side under the same machine load.
 
-    SRZOO_MIRROR=../shared/models/opencv PYTHONPATH=. nice -n 19 python bench/builtin.py > bench/builtin.md
+    SRZOO_MIRROR=../shared/models/opencv,../shared/datasets/Set5,../shared/datasets/Set14 \
+        PYTHONPATH=. nice -n 19 python bench/builtin.py > bench/builtin.md
 """
 
 from __future__ import annotations
