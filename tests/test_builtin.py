@@ -143,3 +143,23 @@ def test_cache_rm_never_touches_the_shipped_files(capsys: pytest.CaptureFixture[
     assert main(["list", "default"]) == 0
     out = capsys.readouterr().out
     assert out.count("built-in") == 3 and "srzoo_x4.onnx" in out
+
+
+def test_upscale_cli_lines_summary_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from srzoo.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    img = cv2.imread(str(EXAMPLE))
+    cv2.imwrite(str(src / "a.png"), img[:80, :120])
+    cv2.imwrite(str(src / "b.png"), img[80:, 120:])
+    assert main(["upscale", str(src), "-s", "3", "-o", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(str(tmp_path / "out" / "a.png")) and "120x80 -> 360x240" in lines[0]
+    assert lines[1].startswith(str(tmp_path / "out" / "b.png")) and "120x80 -> 360x240" in lines[1]
+    assert lines[2].startswith("upscaled 2 images x3 with default in ") and lines[2].endswith(str(tmp_path / "out"))
+    assert main(["upscale", str(src), "-s", "3", "-o", str(tmp_path / "out2"), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]

@@ -139,3 +139,12 @@ def test_init_copies_matching_weights_across_scales(data: list[str], tmp_path: P
     assert torch.allclose(a["features.0.weight"], b["features.0.weight"], atol=1e-6)
     assert b["tail.weight"].shape[0] == 9 and a["tail.weight"].shape[0] == 4
     assert any("tail.weight" in line and "skip.weight" in line for line in logs)
+
+
+def test_cli_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "-s", "2", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such folder" in err[0] and "Traceback" not in err[0]
+    assert main(["train", "-s", "2", "--data", str(tmp_path), "-o", str(tmp_path / "m.pt")]) == 1
+    assert "must be an .onnx file" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
