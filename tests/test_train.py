@@ -112,13 +112,11 @@ def test_cli_train_writes_onnx_manifest_and_log(data: list[str], tmp_path: Path,
     assert f'sha256 = "{sha}"' in entry and 'name = "mine_x2"' in entry
     log = json.loads((tmp_path / "mine_x2.onnx.log.json").read_text())
     assert [h["epoch"] for h in log["history"]] == [1, 2]
-    # the manifest entry works: the registry runs the file through the normal pipeline
+    # the manifest entry works as written, with the file's folder as mirror
     (tmp_path / "models").mkdir()
     out.rename(tmp_path / "models" / out.name)
-    entry = entry.replace("urls = []  # add the URL(s) where this file can be downloaded",
-                          'urls = ["https://example.invalid/mine_x2.onnx"]')
-    (tmp_path / "mine.toml").write_text("schema = 1\n" + entry)
-    monkeypatch.setenv("SRZOO_REGISTRY", str(tmp_path / "mine.toml"))
+    assert 'urls = ["https://example.invalid/mine_x2.onnx"]' in entry
+    monkeypatch.setenv("SRZOO_REGISTRY", str(tmp_path / "mine_x2.onnx.toml"))
     monkeypatch.setenv("SRZOO_MIRROR", str(tmp_path / "models"))
     import srzoo
 
@@ -148,3 +146,16 @@ def test_cli_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["train", "-s", "2", "--data", str(tmp_path), "-o", str(tmp_path / "m.pt")]) == 1
     assert "must be an .onnx file" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("loss", ["l2", "ms-ssim", "l1+ms-ssim"])
+def test_other_losses_train(data: list[str], loss: str) -> None:
+    from srzoo.train.losses import make_loss
+
+    res = train(_cfg(data, loss=loss, epochs=1, steps_per_epoch=3, patch=24), progress=False, log=None)
+    assert 0.0 < res.history[0]["loss"] < 1.0 and np.isfinite(res.history[0]["val_psnr"])
+    x = torch.rand(2, 1, 48, 48)
+    assert float(make_loss(loss)(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(make_loss(loss)(x, 1 - x)) > 0.05
+    with pytest.raises(ValueError, match="unknown loss"):
+        make_loss("gan")

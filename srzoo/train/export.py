@@ -100,7 +100,8 @@ def manifest_entry(name: str, scale: int, info: dict, *, arch: str = "", pre_ups
     """A ``[[model]]`` TOML block for the exported file (``info`` from :func:`export_onnx`).
 
     With ``bundled`` the file ships inside the srzoo package (``srzoo/builtin/``)
-    and needs no URL; otherwise add ``urls`` (or put the file on a mirror)."""
+    and needs no URL; otherwise ``urls`` holds a placeholder to replace, and until
+    then ``SRZOO_MIRROR`` naming the file's folder makes the entry usable."""
     lines = ["[[model]]", f'name = "{name}"', f"scale = {int(scale)}", f'file = "{info["file"]}"',
              'format = "onnx"', f"size = {info['size']}", f'sha256 = "{info["sha256"]}"',
              f"license = {json.dumps(license)}"]
@@ -108,7 +109,10 @@ def manifest_entry(name: str, scale: int, info: dict, *, arch: str = "", pre_ups
         lines.append("bundled = true")
         lines.append("urls = []")
     else:
-        lines.append("urls = []  # add the URL(s) where this file can be downloaded")
+        # a placeholder that validates: with SRZOO_MIRROR naming the folder of the file,
+        # the file is copied from there; replace it with the URL where you publish the file
+        lines.append(f'urls = ["https://example.invalid/{info["file"]}"]  '
+                     "# placeholder: replace with where this file is published")
     if arch:
         lines.append(f'arch = "{arch}"')
     if description:
