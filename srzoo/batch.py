@@ -228,7 +228,8 @@ def run_job(job: Job) -> dict[str, Any]:
         out = get_upscaler(entry, s, backend=job.backend).upscale(img, tile=job.tile)
         out = resize.resize_down(out, size)
         _write(job.output, out)
-        res.update(status="written", output=job.output)
+        res.update(status="written", output=job.output, in_shape=(int(h), int(w)),
+                   out_shape=(int(out.shape[0]), int(out.shape[1])))
     except Exception as e:  # one bad input fails only itself
         from .errors import SrzooError as _E
 
@@ -559,6 +560,7 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
                 r.error = rec.get("error") or "failed"
                 failed += 1
             r.seconds = rec.get("seconds")
+            r.in_shape, r.out_shape = rec.get("in_shape"), rec.get("out_shape")
             results[job.index] = r
             records[job.index] = rec
             if on_result:

@@ -71,7 +71,7 @@ DEFAULT_INTERPOLATION_SCALES = (2, 3, 4)
 ProgressFn = Callable[[int, int, str], None]
 
 CSV_FIELDS = ["protocol", "dataset", "model", "scale", "backend", "backend_resolved", "threads",
-              "images", "psnr", "ssim", "ms_median", "ms_p95", "mpix_per_s", "load_ms", "repeat",
+              "images", "psnr", "ssim", "ms_ssim", "ms_median", "ms_p95", "mpix_per_s", "load_ms", "repeat",
               "warmup", "status", "note"]
 
 
@@ -148,9 +148,9 @@ class BenchReport:
             f"{m.get('opencv_version', '?')}; Python {m.get('python', '?')}. Timing: "
             f"{s.get('warmup')} warm-up + {s.get('repeat')} timed runs per image, model call only.",
             "",
-            "| dataset | model | scale | backend | threads | PSNR (dB) | SSIM | ms/img median | "
+            "| dataset | model | scale | backend | threads | PSNR (dB) | SSIM | MS-SSIM | ms/img median | "
             "ms/img p95 | Mpix/s | load ms | status |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
 
         reasons: dict[str, int] = {}
@@ -169,7 +169,7 @@ class BenchReport:
                 status = f"{kind} [{reasons[why]}]"
             lines.append(
                 f"| {r['dataset']} | {r['model']} | x{r['scale']} | {backend} | {r['threads']} | "
-                f"{num(r.get('psnr'), '.2f')} | {num(r.get('ssim'), '.4f')} | "
+                f"{num(r.get('psnr'), '.2f')} | {num(r.get('ssim'), '.4f')} | {num(r.get('ms_ssim'), '.4f')} | "
                 f"{num(r.get('ms_median'), '.2f')} | {num(r.get('ms_p95'), '.2f')} | "
                 f"{num(r.get('mpix_per_s'), '.2f')} | {num(r.get('load_ms'), '.1f')} | {status} |")
         notes = sorted({r["note"] for r in self.results if r.get("note")})
@@ -346,6 +346,17 @@ def _samples(images: list[tuple[str, np.ndarray]], scale: int, protocol: str) ->
     return out
 
 
+def _ms_ssim_score(hr: np.ndarray, sr: np.ndarray, scale: int, protocol: str) -> float:
+    """MS-SSIM (Wang et al. 2003) as the protocol scores SSIM; NaN for an image
+    too small for five scales (more than 160 px per side after shaving)."""
+    try:
+        if protocol == "matlab":
+            return metrics.ms_ssim(hr, sr, shave=scale, y_channel=True)
+        return metrics.ms_ssim(hr, sr)
+    except ValueError:
+        return float("nan")
+
+
 def _score(hr: np.ndarray, sr: np.ndarray, scale: int, protocol: str) -> tuple[float, float]:
     if protocol == "matlab":
         return (metrics.psnr(hr, sr, shave=scale, y_channel=True),
@@ -438,6 +449,7 @@ def _run_one(up: Callable[[np.ndarray], np.ndarray], samples: list[_Sample], sca
     out_pixels = 0.0
     psnrs: list[float] = []
     ssims: list[float] = []
+    ms_ssims: list[float] = []
     for smp in samples:
         for _ in range(warmup):
             up(smp.lr)
@@ -459,9 +471,11 @@ def _run_one(up: Callable[[np.ndarray], np.ndarray], samples: list[_Sample], sca
         p, s = _score(smp.hr, sr, scale, protocol)
         psnrs.append(p)
         ssims.append(s)
+        ms_ssims.append(_ms_ssim_score(smp.hr, sr, scale, protocol))
         tick()
     ms = [t * 1000.0 for t in times]
     return {"images": len(samples), "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+            "ms_ssim": float(np.nanmean(ms_ssims)) if np.isfinite(ms_ssims).any() else None,
             "ms_median": _percentile(ms, 50), "ms_p95": _percentile(ms, 95),
             "mpix_per_s": out_pixels / 1e6 / sum(times) if sum(times) > 0 else None,
             "per_image": [{"image": smp.name, "psnr": p, "ssim": s, "ms_median": t}
@@ -576,7 +590,7 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
             row: dict[str, Any] = {
                 "protocol": protocol, "dataset": ds, "model": m, "scale": s, "backend": b,
                 "backend_resolved": None, "threads": "default" if t is None else t,
-                "images": 0, "psnr": None, "ssim": None, "ms_median": None, "ms_p95": None,
+                "images": 0, "psnr": None, "ssim": None, "ms_ssim": None, "ms_median": None, "ms_p95": None,
                 "mpix_per_s": None, "load_ms": None, "repeat": repeat, "warmup": warmup,
                 "status": "ok", "note": "",
             }

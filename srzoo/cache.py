@@ -45,7 +45,12 @@ def cache_dir() -> Path:
 
 
 def path_for(artifact: Artifact) -> Path:
-    """Where the verified file of an artifact lives (whether or not it is there)."""
+    """Where the verified file of an artifact lives (whether or not it is there):
+    inside the package for a bundled file, else in the cache."""
+    if artifact.bundled:
+        from .registry import bundled_dir
+
+        return bundled_dir() / artifact.file
     return cache_dir() / artifact.subdir / artifact.file
 
 

@@ -487,6 +487,21 @@ def _locked(artifact: Artifact, partial: _Partial, quiet: bool | None, what: str
         lock.release()
 
 
+_bundled_ok: set[tuple[str, str]] = set()
+
+
+def _check_bundled(artifact: Artifact, path: Path, what: str) -> Path:
+    """A file shipped inside the package: verified once per process, never downloaded."""
+    key = (str(path), artifact.sha256)
+    if key not in _bundled_ok:
+        bad = cache.problems(path, artifact)
+        if bad:
+            raise ChecksumError(f"{what}: the copy shipped with srzoo at {path} is damaged or missing "
+                                f"({'; '.join(bad)}); reinstall srzoo (pip install --force-reinstall srzoo)")
+        _bundled_ok.add(key)
+    return path
+
+
 # --------------------------------------------------------------------------- the entry point
 def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | None = None,
                    what: str | None = None) -> Path:
@@ -499,6 +514,8 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
     """
     target = cache.path_for(artifact)
     what = what or artifact.file
+    if artifact.bundled:
+        return _check_bundled(artifact, target, what)
     note = None
     if not force:
         ok, note = cache.trusted(artifact)

@@ -13,6 +13,9 @@ its numbers with:
 * :func:`psnr` -- peak signal-to-noise ratio (peak 255 by default).
 * :func:`ssim` -- Wang et al. 2004 (``ssim_index.m``): 11x11 Gaussian window,
   sigma 1.5, K1 = 0.01, K2 = 0.03, statistics over the 'valid' region only.
+* :func:`ms_ssim` -- multi-scale SSIM of Wang, Simoncelli & Bovik 2003: five
+  scales, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 2x2 mean
+  downsampling, the same window and constants as :func:`ssim`.
 
 Images are numpy arrays as OpenCV uses them: ``H x W`` (grey) or ``H x W x C``
 with channels in BGR order.
@@ -34,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["imresize", "rgb2y", "modcrop", "shave", "psnr", "ssim", "to_y",
+__all__ = ["imresize", "rgb2y", "modcrop", "shave", "psnr", "ssim", "ms_ssim", "MS_SSIM_WEIGHTS", "to_y",
            "cubic_kernel", "resize_weights"]
 
 
@@ -292,3 +295,81 @@ def ssim(a: np.ndarray, b: np.ndarray, *, peak: float = 255.0, shave: int = 0,
     vals = [_ssim_plane(np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c]), c1, c2, win)
             for c in range(x.shape[2])]
     return float(np.mean(vals))
+
+
+# ---------------------------------------------------------------------------
+# MS-SSIM
+# ---------------------------------------------------------------------------
+
+#: the five scale weights of Wang, Simoncelli & Bovik (2003)
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def _ssim_terms(x: np.ndarray, y: np.ndarray, c1: float, c2: float,
+                win: np.ndarray) -> tuple[float, float]:
+    """Means over the 'valid' region of the SSIM map and of its contrast-structure map."""
+    import cv2
+
+    r = win.size // 2
+
+    def filt(img: np.ndarray) -> np.ndarray:
+        out = cv2.sepFilter2D(img, cv2.CV_64F, win, win, borderType=cv2.BORDER_REFLECT)
+        return out[r: img.shape[0] - r, r: img.shape[1] - r]
+
+    mu_x, mu_y = filt(x), filt(y)
+    mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    s_x = filt(x * x) - mu_x2
+    s_y = filt(y * y) - mu_y2
+    s_xy = filt(x * y) - mu_xy
+    cs_map = (2.0 * s_xy + c2) / (s_x + s_y + c2)
+    lum_map = (2.0 * mu_xy + c1) / (mu_x2 + mu_y2 + c1)
+    return float((lum_map * cs_map).mean()), float(cs_map.mean())
+
+
+def _halve(img: np.ndarray) -> np.ndarray:
+    """2x2 block mean (an odd last row/column is dropped)."""
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    a = img[:h, :w]
+    return 0.25 * (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2])
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray, *, peak: float = 255.0, shave: int = 0,
+            y_channel: bool = False, weights: Sequence[float] = MS_SSIM_WEIGHTS,
+            window: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> float:
+    """Multi-scale SSIM (Wang, Simoncelli & Bovik, Asilomar 2003).
+
+    ``prod_j cs_j ** w_j`` over the scales, times the luminance term at the
+    coarsest scale: scale 1 is the image, each next scale the 2x2 block mean of
+    the previous one; ``cs_j`` is the mean contrast-structure term and the last
+    factor the mean SSIM of the coarsest scale, each computed as :func:`ssim`
+    (Gaussian ``window`` with ``sigma``, 'valid' region) and clipped at 0 (as
+    common implementations do, so that the power is defined). With the default
+    five weights the image needs more than ``(window - 1) * 16`` = 160 pixels on
+    each side. ``y_channel`` and ``shave`` as in :func:`psnr` (the standard
+    protocol: Y, ``scale`` px shaved). Multi-channel images: the mean over
+    channels. Identical images give 1.0.
+    """
+    x, y = _prepare(a, b, shave, y_channel)
+    levels = len(weights)
+    need = (window - 1) * 2 ** (levels - 1)
+    if min(x.shape[:2]) <= need:
+        raise ValueError(f"MS-SSIM over {levels} scales needs more than {need} px per side, "
+                         f"got {x.shape[1]}x{x.shape[0]}")
+    c1 = (k1 * peak) ** 2
+    c2 = (k2 * peak) ** 2
+    win = _gaussian_window(window, sigma)
+
+    def plane(p: np.ndarray, q: np.ndarray) -> float:
+        val = 1.0
+        for j, w in enumerate(weights):
+            full, cs = _ssim_terms(p, q, c1, c2, win)
+            term = full if j == levels - 1 else cs
+            val *= max(term, 0.0) ** float(w)
+            if j < levels - 1:
+                p, q = _halve(p), _halve(q)
+        return float(val)
+
+    if x.ndim == 2:
+        return plane(x, y)
+    return float(np.mean([plane(np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c]))
+                          for c in range(x.shape[2])]))

@@ -111,6 +111,8 @@ class Artifact:
     git_blob_sha1: str | None = None
     #: folder under the cache root where the verified file lives
     subdir: str = "models"
+    #: the file ships inside the srzoo package (``srzoo/builtin/``): no download
+    bundled: bool = False
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -199,7 +201,7 @@ _MODEL_KEYS = {
     "name": str, "scale": int, "file": str, "format": str, "size": int, "sha256": str,
     "git_blob_sha1": str, "urls": list, "license": str, "paper": str, "source": str,
     "description": str, "notes": str, "arch": str, "needs_conversion": bool, "engine": str,
-    "io": dict, "receptive_field": int,
+    "io": dict, "receptive_field": int, "bundled": bool,
 }
 _FILE_KEYS = {"file": str, "size": int, "sha256": str, "git_blob_sha1": str, "urls": list}
 _DATASET_KEYS = {"name": str, "description": str, "license": str, "source": str}
@@ -236,24 +238,28 @@ def check_file_name(path: Path | str, where: str, name: str) -> None:
 
 
 def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Artifact:
-    for key in ("file", "size", "sha256", "urls"):
+    bundled = bool(d.get("bundled", False))
+    for key in ("file", "size", "sha256") + (() if bundled else ("urls",)):
         if key not in d:
+            extra = ("; a file shipped in srzoo/builtin/ sets bundled = true instead of urls"
+                     if key == "urls" else "")
             raise _fail(path, where, f"missing key {key!r} (every downloadable file needs "
-                                     "file, size, sha256 and urls)")
+                                     f"file, size, sha256 and urls{extra})")
     check_file_name(path, where, d["file"])
     if d["size"] <= 0:
         raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
     for key, rx in _HEX_RE.items():
         if key in d and not rx.match(d[key]):
             raise _fail(path, where, f"key {key!r} is not a lowercase hex digest: {d[key]!r}")
-    urls = d["urls"]
-    if not urls:
-        raise _fail(path, where, "key 'urls' must list at least one URL")
+    urls = d.get("urls", [])
+    if not urls and not bundled:
+        raise _fail(path, where, "key 'urls' must list at least one URL (or set bundled = true "
+                                 "for a file shipped in srzoo/builtin/)")
     for u in urls:
         if not isinstance(u, str) or not re.match(r"^https?://", u):
             raise _fail(path, where, f"key 'urls' holds {u!r}, not an http(s) URL")
     return Artifact(file=d["file"], size=d["size"], sha256=d["sha256"], urls=tuple(urls),
-                    git_blob_sha1=d.get("git_blob_sha1"), subdir=subdir)
+                    git_blob_sha1=d.get("git_blob_sha1"), subdir=subdir, bundled=bundled)
 
 
 def _io(path: Path, where: str, d: Mapping[str, Any]) -> IOSpec:
@@ -384,6 +390,11 @@ def builtin_manifest_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "registry"
 
 
+def bundled_dir() -> Path:
+    """Where model files that ship inside the srzoo package live (``bundled = true``)."""
+    return Path(__file__).resolve().parent / "builtin"
+
+
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     for p in paths:
         p = Path(p).expanduser()
@@ -504,4 +515,4 @@ def default_registry() -> Registry:
 
 
 __all__ = ["Artifact", "Dataset", "IOSpec", "ModelEntry", "Registry", "add_manifest",
-           "default_registry", "parse_manifest", "FORMATS"]
+           "default_registry", "parse_manifest", "FORMATS", "bundled_dir"]

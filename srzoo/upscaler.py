@@ -76,7 +76,8 @@ def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
 class Upscaler:
     """A model loaded once, for upscaling many images.
 
-    ``model`` is a registry name (``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
+    ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
+    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
     or a :class:`~srzoo.registry.ModelEntry`; ``scale`` must be one the model
     has (the error lists them). ``backend``: ``auto`` (default: the fastest
     usable, see :attr:`backend`), ``cpu``, ``opencl``, ``opencl_fp16``,
@@ -86,7 +87,7 @@ class Upscaler:
     pixels around each tile.
     """
 
-    def __init__(self, model: str | ModelEntry = "espcn", scale: int = 2, *, backend: str = "auto",
+    def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
                  quiet: bool | None = None) -> None:
         global load_count
@@ -157,7 +158,7 @@ class Upscaler:
         return self._run(image, self.scales, tile, overlap)
 
 
-def get_upscaler(model: str | ModelEntry = "espcn", scale: int = 2, *,
+def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
                  backend: str = "auto") -> Upscaler:
     """A cached :class:`Upscaler` for (model, scale, backend), loading it on first use.
 
@@ -193,14 +194,16 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def upscale(image: ImageLike, model: str | ModelEntry = "espcn", scale: float = 2, *,
+def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
             backend: str = "auto", tile: int | None = None, width: int | None = None,
             height: int | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
     (uint8, uint16, float32) and exactly ``scale`` times its height and width.
-    Weights are fetched and cached on first use; the loaded network is reused
+    ``model="default"`` is srzoo's own built-in model (x2, x3, x4; shipped in
+    the package, works offline). Other weights are fetched and cached on first
+    use; the loaded network is reused
     by later calls. See :class:`Upscaler` for ``backend`` and ``tile``.
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
@@ -233,8 +236,11 @@ class FileResult:
     error: str | None = None
     #: the output existed already and ``skip_existing`` was asked for
     skipped: bool = False
-    #: time spent on this file by the worker (None when not run)
+    #: seconds spent reading, upscaling and writing this file (None when not run)
     seconds: float | None = None
+    #: (height, width) of the input and of the output
+    in_shape: tuple[int, int] | None = None
+    out_shape: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -300,7 +306,7 @@ def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: 
     return out / f"{src.stem}{ext}"
 
 
-def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "espcn", scale: float = 2, *,
+def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: float = 2, *,
                   output: str | os.PathLike[str] | None = None, backend: str = "auto",
                   tile: int | None = None, overwrite: bool = False, progress: bool | None = None,
                   on_result: Callable[[FileResult], None] | None = None,

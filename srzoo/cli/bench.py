@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import SrzooError
@@ -67,6 +68,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv", metavar="FILE", help="write one CSV line per result")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown table")
     p.add_argument("--plot", metavar="FILE.png", help="plot speed against PSNR (needs matplotlib)")
+    p.add_argument("--gallery", metavar="DIR",
+                   help="also write a labelled side-by-side grid per dataset image and scale "
+                        "(srzoo compare) under DIR/<dataset>/")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table on stdout")
     p.set_defaults(func=run)
 
@@ -172,7 +176,21 @@ def run(args: argparse.Namespace) -> int:
         report.plot(args.plot)
     if not args.quiet:
         print(report.to_markdown())
+    if args.gallery:
+        _gallery(args, report)
     errors = [r for r in report.results if str(r["status"]).startswith("error")]
     for r in errors:
         print(f"srzoo: {r['model']} x{r['scale']} on {r['backend']}: {r['status']}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _gallery(args: argparse.Namespace, report: Any) -> None:
+    """``--gallery DIR``: one srzoo.compare grid per image of each benchmarked dataset."""
+    from ..compare import gallery
+
+    scales = sorted({int(r["scale"]) for r in report.results})
+    models = [m for m in report.settings["models"] if m != "bicubic-matlab"]
+    for folder in report.settings["datasets"].values():
+        paths = gallery(folder, args.gallery, models, scales, backend=args.backends.split(",")[0])
+        if not args.quiet:
+            print(f"gallery: {len(paths)} grids in {Path(args.gallery) / Path(folder).name.lower()}")

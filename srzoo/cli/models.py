@@ -40,7 +40,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [[m.name, f"x{m.scale}" if m.scale else "any", m.file or "-",
              _size(m.size) if m.size else "-",
              m.format + (" (convert)" if m.needs_conversion else ""), m.license,
-             ("yes" if api.is_cached(m) else "no") if m.artifact else "-"] for m in models]
+             ("built-in" if m.artifact.bundled else "yes" if api.is_cached(m) else "no")
+             if m.artifact else "-"] for m in models]
     print(_table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
     return 0
 
@@ -98,7 +99,8 @@ def _selected(name: str | None) -> list:
         arts = list(reg.dataset(name).files)
     else:
         arts = [m.artifact for m in reg.variants(name) if m.artifact]
-    unique = {cache.path_for(a): a for a in arts}
+    # files shipped inside the package are not in the cache: never listed, verified or removed here
+    unique = {cache.path_for(a): a for a in arts if not a.bundled}
     return list(unique.values())
 
 

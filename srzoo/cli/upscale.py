@@ -1,9 +1,10 @@
-"""``srzoo upscale INPUT... -m MODEL -s SCALE [-o OUT] [--backend B] [--tile N]``."""
+"""``srzoo upscale INPUT... [-m MODEL] [-s SCALE] [-o OUT] [--backend B] [--tile N]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -12,20 +13,30 @@ from ..errors import SrzooError
 from ..upscaler import FileResult
 
 
+def _size(hw: tuple[int, int] | None) -> str:
+    return f"{hw[1]}x{hw[0]}" if hw else "?"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Upscale every input; one ``srzoo: error: FILE: REASON`` line per failure; 1 if any failed."""
+    """Upscale every input: one line per written file (stdout), one ``srzoo: error:
+    FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
+    from tqdm import tqdm
 
     def report(r: FileResult) -> None:
         if r.error is not None:
             print(f"srzoo: error: {r.input}: {r.error}", file=sys.stderr, flush=True)
-        elif args.verbose:
-            print(r.output, flush=True)
+        elif not args.quiet and not r.skipped and r.in_shape is not None:
+            # tqdm.write keeps a progress bar (several files on a terminal) intact
+            secs = "" if r.seconds is None else f", {r.seconds:.2f} s"
+            tqdm.write(f"{r.output}  ({r.input}, {_size(r.in_shape)} -> {_size(r.out_shape)}{secs})",
+                       file=sys.stdout)
 
     from ..batch import run_batch
     from ..video import split_videos
 
     if args.chunk is not None:
         return _run_big(args)
+    t0 = time.perf_counter()
     videos, images = split_videos(args.inputs)
     results = [_video(args, src, single=len(args.inputs) == 1, report=report) for src in videos]
     if images:
@@ -37,8 +48,15 @@ def run(args: argparse.Namespace) -> int:
             print(rep.summary(), file=sys.stderr)
         results += rep.results
     failed = sum(1 for r in results if not r.ok)
+    written = [r for r in results if r.ok and not r.skipped and r.output is not None]
+    done = len(written)
     if failed and videos and len(results) > 1:
         print(f"srzoo: {failed} of {len(results)} inputs failed", file=sys.stderr)
+    if not args.quiet and done:
+        where = (str(written[0].output) if done == 1
+                 else str(args.output) if args.output else "beside the inputs")
+        print(f"upscaled {done} image{'s' if done > 1 else ''} x{args.scale:g} with {args.model} "
+              f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
 
 
@@ -130,9 +148,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Upscale images. Outputs are PNG: <name>_<model>_x<scale>.png beside each "
                     "input, or <name>.png in the -o folder. Inputs are never overwritten "
                     "unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
-                    "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing.")
+                    "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing. "
+                    "Prints one line per written file and a summary (where the result went, how "
+                    "long it took).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-m", "--model", default="espcn", help="model name (see `srzoo list`; default espcn)")
+    p.add_argument("-m", "--model", default="default",
+                   help="model name (see `srzoo list`; default: 'default', srzoo's built-in "
+                        "model, which ships in the package and needs no download)")
     p.add_argument("-s", "--scale", type=float, default=2,
                    help="upscaling factor, any number >= 1 (default 2): a factor the model lacks "
                         "runs the next larger model scale, then shrinks with cv2.INTER_AREA")
@@ -152,7 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output pixel format (default: the input's; 10-bit stays 10-bit)")
     v.add_argument("--on-corrupt", choices=("skip", "fail"), default="skip",
                    help="a packet the decoder rejects: skip it with a warning (default) or fail")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="print each output path")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (no per-file lines, bar or summary)")
+    p.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)  # lines are the default now
     _add_batch_options(p)
     p.set_defaults(func=run)
