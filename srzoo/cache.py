@@ -76,7 +76,10 @@ def _stamp(st: os.stat_result, artifact: Artifact) -> dict:
 def record(artifact: Artifact) -> None:
     """Remember the size, mtime and inode of the just-verified cached file.
     Best effort: in a read-only cache nothing is recorded (files are then
-    re-hashed on each first use in a process)."""
+    re-hashed on each first use in a process). Files shipped inside the package
+    are not the cache's: nothing is recorded for them."""
+    if artifact.bundled:
+        return
     try:
         st = path_for(artifact).stat()
         rp = record_path(artifact)
@@ -112,6 +115,8 @@ def trusted(artifact: Artifact, *, repair: bool = True) -> tuple[bool, str | Non
         return False, None
     if not p.is_file():
         return False, None
+    if artifact.bundled:  # ships inside the package: checked by download.fetch_artifact, never recorded
+        return st.st_size == artifact.size, None
     if st.st_size == artifact.size and _recorded(artifact, st):
         return True, None
     bad = problems(p, artifact)
