@@ -126,8 +126,13 @@ class Graph:
     def cat(self, xs: Sequence[str]) -> str:
         return self.node("Concat", list(xs), axis=1)
 
-    def pixel_shuffle(self, x: str, r: int) -> str:
-        return self.node("DepthToSpace", [x], blocksize=int(r), mode="CRD")
+    def pixel_shuffle(self, x: str, r: int, mode: str = "CRD") -> str:
+        """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``)."""
+        return self.node("DepthToSpace", [x], blocksize=int(r), mode=mode)
+
+    def pad_reflect(self, x: str, p: int) -> str:
+        pads = self.const(np.array([0, 0, p, p, 0, 0, p, p], np.int64), "pads")
+        return self.node("Pad", [x, pads], mode="reflect")
 
     def pixel_unshuffle(self, x: str, r: int, channels: int) -> str:
         """torch's pixel_unshuffle as a stride-r convolution with a one-hot kernel (exact)."""

@@ -66,8 +66,15 @@ class TorchOps:
     def cat(self, xs: Sequence[Any]) -> Any:
         return self.torch.cat(list(xs), 1)
 
-    def pixel_shuffle(self, x: Any, r: int) -> Any:
-        return self.F.pixel_shuffle(x, r)
+    def pixel_shuffle(self, x: Any, r: int, mode: str = "CRD") -> Any:
+        if mode == "CRD":
+            return self.F.pixel_shuffle(x, r)
+        n, c, h, w = x.shape
+        y = x.reshape(n, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2)
+        return y.reshape(n, c // (r * r), h * r, w * r)
+
+    def pad_reflect(self, x: Any, p: int) -> Any:
+        return self.F.pad(x, (p, p, p, p), mode="reflect")
 
     def pixel_unshuffle(self, x: Any, r: int, channels: int) -> Any:
         return self.F.pixel_unshuffle(x, r)
@@ -136,8 +143,14 @@ class NumpyOps:
     def cat(self, xs: Sequence[np.ndarray]) -> np.ndarray:
         return np.concatenate(list(xs), 1)
 
-    def pixel_shuffle(self, x: np.ndarray, r: int) -> np.ndarray:
+    def pad_reflect(self, x: np.ndarray, p: int) -> np.ndarray:
+        return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
+
+    def pixel_shuffle(self, x: np.ndarray, r: int, mode: str = "CRD") -> np.ndarray:
         n, c, h, w = x.shape
+        if mode == "DCR":
+            y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)
+            return y.reshape(n, c // (r * r), h * r, w * r)
         return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
 
     def pixel_unshuffle(self, x: np.ndarray, r: int, channels: int) -> np.ndarray:
