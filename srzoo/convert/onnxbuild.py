@@ -149,6 +149,13 @@ class Graph:
         return self.node("Resize", [x, "", scales], mode="nearest",
                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
+    def resize(self, x: str, s: float, mode: str) -> str:
+        """Resize by ``s`` (``linear`` or ``cubic``, a=-0.75, half-pixel: PyTorch/ncnn conventions)."""
+        scales = self.const(np.array([1, 1, s, s], np.float32), "scales")
+        extra = {"cubic_coeff_a": -0.75} if mode == "cubic" else {}
+        return self.node("Resize", [x, "", scales], mode=mode, coordinate_transformation_mode="half_pixel",
+                         **extra)
+
     def maxpool(self, x: str, k: int, stride: int) -> str:
         return self.node("MaxPool", [x], kernel_shape=[k, k], strides=[stride, stride])
 

@@ -85,6 +85,10 @@ class TorchOps:
     def maxpool(self, x: Any, k: int, stride: int) -> Any:
         return self.F.max_pool2d(x, k, stride)
 
+    def resize(self, x: Any, s: float, mode: str) -> Any:
+        return self.F.interpolate(x, scale_factor=s, mode={"linear": "bilinear", "cubic": "bicubic"}[mode],
+                                  align_corners=False)
+
     def resize_bilinear_like(self, x: Any, ref: Any) -> Any:
         return self.F.interpolate(x, size=tuple(ref.shape[2:]), mode="bilinear", align_corners=False)
 
