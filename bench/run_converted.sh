@@ -18,9 +18,10 @@ S=../shared/models
 work="${WORK:-$(mktemp -d)}"
 man="$work/converted.toml"
 rm -f "$man"
-conv() {  # conv NAME SOURCE [--scale S]
+conv() {  # conv NAME SOURCE [--scale S]: one ONNX file per source file and scale
   local name=$1 src=$2; shift 2
-  "$PY" -m srzoo convert "$src" -o "$work/$name$*.onnx" --manifest "$man" --name "$name-onnx" "$@" \
+  local file="$work/$name-$(basename "$src")${2:+-x$2}.onnx"
+  "$PY" -m srzoo convert "$src" -o "$file" --manifest "$man" --name "$name-onnx" "$@" \
     | tee -a "$out/converted_log.txt"
 }
 : > "$out/converted_log.txt"
