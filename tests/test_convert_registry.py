@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -204,3 +205,13 @@ def test_cli_convert_unknown_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown model format" in err
     assert not (tmp_path / "notes.onnx").exists()
+
+
+def test_missing_extra_is_named_and_converted_models_keep_working(srzoo_env, monkeypatch):
+    entry = srzoo.get_model("rfdn", 4)
+    done = api.model_file(entry, quiet=True)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the convert extra were not installed
+    assert api.model_file(entry, quiet=True) == done  # cached: no conversion, no onnx needed
+    with pytest.raises(srzoo.SrzooError, match=r"pip install 'srzoo\[convert\]'"):
+        api.model_file(srzoo.get_model("carn-m", 4), quiet=True)
+    assert not any(p.name.startswith("carn-m") for p in derived.derived_root().iterdir())
