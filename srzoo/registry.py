@@ -54,12 +54,14 @@ FORMATS = {
     "keras-h5": True,
     "pytorch-pth": True,
     "ncnn": True,
+    "tf-savedmodel": True,
+    "keras-model": True,
     "interpolation": False,
 }
 #: Formats OpenCV can load without a conversion step.
 OPENCV_FORMATS = {"tf-graphdef", "onnx", "interpolation"}
 #: Formats a converter of srzoo.convert turns into ONNX (a "derived" file in the cache).
-DERIVED_FORMATS = {"keras-h5", "pytorch-pth", "ncnn"}
+DERIVED_FORMATS = {"keras-h5", "pytorch-pth", "ncnn", "tf-savedmodel", "keras-model"}
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HEX_RE = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "git_blob_sha1": re.compile(r"^[0-9a-f]{40}$")}

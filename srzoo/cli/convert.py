@@ -20,7 +20,7 @@ def _fmt(v: Any) -> str:
 def cmd_convert(args: argparse.Namespace) -> int:
     from ..convert.files import convert_file, write_manifest
 
-    done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale)
+    done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale, value_range=args.range)
     c = done.conversion
     print(f"format:       {done.format}")
     print(f"architecture: {c.info.get('arch')}")
@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="auto", help="architecture (default auto: detected from the weights)")
     p.add_argument("--scale", type=int, default=None, metavar="S",
                    help="scale, for multi-scale files (CARN-M) and pre-upsampling networks")
+    p.add_argument("--range", type=float, default=None, metavar="R",
+                   help="TensorFlow models: the value range of the input and output (default 255)")
     p.add_argument("--manifest", metavar="OUT.toml",
                    help="also write (or extend) a manifest with an entry for the ONNX file")
     p.add_argument("--name", help="model name in the manifest (default: from INPUT)")

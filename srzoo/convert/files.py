@@ -36,7 +36,11 @@ def sniff(path: Path) -> str:
     except OSError as e:
         raise SrzooError(f"{path}: cannot read: {e.strerror}") from None
     if head.startswith(HDF5_MAGIC):
-        return "keras-h5"
+        return "keras-model" if _h5_has_model(path) else "keras-h5"
+    if head.startswith(b"\x1f\x8b"):
+        return "tf-savedmodel"  # a .tar.gz of a SavedModel
+    if head.startswith(b"PK\x03\x04") and _zip_has(path, "config.json", "model.weights.h5"):
+        return "keras-model"
     if head.startswith(b"7767517"):
         return "ncnn"
     if head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
@@ -49,6 +53,22 @@ def sniff(path: Path) -> str:
         return "ncnn"
     raise SrzooError(f"{path}: unknown model format (srzoo reads PyTorch .pth, Keras .h5, ncnn "
                      f".param + .bin and ONNX)")
+
+
+def _h5_has_model(path: Path) -> bool:
+    try:
+        import h5py
+    except ImportError:
+        return False
+    with h5py.File(path, "r") as f:
+        return "model_config" in f.attrs
+
+
+def _zip_has(path: Path, *names: str) -> bool:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return set(names) <= set(z.namelist())
 
 
 @dataclass
@@ -81,7 +101,7 @@ def _umask() -> int:
 
 
 def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
-                 arch: str = "auto", scale: int | None = None) -> Converted:
+                 arch: str = "auto", scale: int | None = None, value_range: float | None = None) -> Converted:
     """Convert a model file to a verified ONNX file (written atomically).
 
     ``output`` defaults to the source's name with ``.onnx`` (``-x<scale>``
@@ -90,15 +110,16 @@ def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] 
     """
     src = Path(source)
     fmt = sniff(src)
-    if fmt in ("onnx", "tf-graphdef", "tf-savedmodel"):
+    if fmt in ("onnx", "tf-graphdef"):
         hint = "it runs as it is: use format = \"onnx\" in a manifest (see `srzoo inspect`)" if fmt == "onnx" \
-            else "OpenCV runs TensorFlow GraphDefs directly (format = \"tf-graphdef\")" if fmt == "tf-graphdef" \
-            else "SavedModel conversion is not implemented yet"
+            else "OpenCV runs TensorFlow GraphDefs directly (format = \"tf-graphdef\")"
         raise SrzooError(f"{src}: is {fmt}; {hint}")
     conv = converter_for(fmt)
     options: dict[str, Any] = {"arch": arch}
     if scale:
         options["scale"] = int(scale)
+    if value_range:
+        options["range"] = float(value_range)
     result = conv.convert(src, None, options)
     out = Path(output) if output else src.with_name(src.stem + (f"-x{scale}" if scale else "") + ".onnx")
     _atomic_write(out, result.onnx)
@@ -132,7 +153,8 @@ def write_manifest(path: str | os.PathLike[str], done: Converted, name: str | No
             text += "\n"
     else:
         text = "# Converted models (written by `srzoo convert --manifest`).\nschema = 1\n"
-    io = [f'color = "{info.get("color", "rgb")}"', "range = 1.0", 'layout = "nchw"']
+    io = [f'color = "{info.get("color", "rgb")}"', f'range = {float(info.get("range", 1.0))}',
+          f'layout = "{info.get("layout", "nchw")}"']
     if info.get("pre_upsample"):
         io.append(f'pre_upsample = "{info["pre_upsample"]}"')
     arch = f'{info.get("arch", "?")}, converted from {done.source.name} ({done.format})'
@@ -214,8 +236,8 @@ def inspect_file(path: str | os.PathLike[str], *, scale: int | None = None, arch
     fmt = sniff(p)
     if fmt == "onnx":
         return _onnx_facts(p)
-    if fmt in ("tf-graphdef", "tf-savedmodel"):
-        return {"format": fmt, "note": "TensorFlow files are not inspected by srzoo"}
+    if fmt == "tf-graphdef":
+        return {"format": fmt, "note": "OpenCV runs TensorFlow GraphDefs directly; srzoo does not inspect them"}
     conv: Any = converter_for(fmt)
     return conv.inspect(p, scale, arch)
 
