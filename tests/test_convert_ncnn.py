@@ -111,3 +111,13 @@ def test_truncated_bin_and_quantized_blocks_are_refused(tmp_path):
     b.unlink()
     with pytest.raises(SrzooError, match="beside the .param"):
         convert(param)
+
+
+def test_ncnn_and_keras_conversions_are_deterministic(shared_dir):
+    p = shared_dir / "models" / "esrgan-ncnn" / "realesr-animevideov3-x3.param"
+    assert convert(p).onnx == convert(p).onnx
+    pytest.importorskip("h5py")
+    h5 = shared_dir / "models" / "srcnn" / "m_model_adam_new30.h5"
+    keras = converter_for("keras-h5")
+    opts = {"tolerance": 1e-3}
+    assert keras.convert(h5, None, opts).onnx == keras.convert(h5, None, opts).onnx
