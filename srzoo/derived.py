@@ -153,6 +153,9 @@ def derive(source: Path, entry: "ModelEntry", converter: "Converter | None" = No
 
     converter = converter or converter_for(entry.format)
     options = dict(options or {})
+    extra = [c.sha256 for c in getattr(entry, "companions", ())]
+    if extra:  # e.g. the .bin of an ncnn .param: other weights, other folder
+        options["companions"] = extra
     if source_sha256 is None:
         # an archive member's own hash, not the archive's
         source_sha256 = (entry.sha256 if not entry.member else None) or _sha256(Path(source))
