@@ -215,3 +215,16 @@ def test_missing_extra_is_named_and_converted_models_keep_working(srzoo_env, mon
     with pytest.raises(srzoo.SrzooError, match=r"pip install 'srzoo\[convert\]'"):
         api.model_file(srzoo.get_model("carn-m", 4), quiet=True)
     assert not any(p.name.startswith("carn-m") for p in derived.derived_root().iterdir())
+
+
+def test_converted_graphs_survive_dnn_superres_layers(shared_dir, tmp_path):
+    """cv2.dnn_superres registers a process-wide 'DepthToSpace' layer (the OpenCV engine does
+    this for TF graphs); converted graphs must not depend on the ONNX operator of that name."""
+    cv2.dnn_superres.DnnSuperResImpl_create()
+    conv = converter_for("pytorch-pth").convert(shared_dir / "models" / "carn" / "carn_m.pth", None, {"scale": 2})
+    onnx_path = tmp_path / "c.onnx"
+    onnx_path.write_bytes(conv.onnx)
+    import onnx
+
+    assert "DepthToSpace" not in {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    assert conv.probe_error <= 1e-3

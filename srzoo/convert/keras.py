@@ -147,7 +147,8 @@ def forward_srgan(F: Any, layers: list[Layer], arch: Arch, x: Any) -> Any:
     x = F.add(x1, F.conv(x, *conv_bn()))
     for _ in range(int(math.log2(arch.scale))):
         c = next(it)
-        x = F.prelu(F.pixel_shuffle(F.conv(x, _oihw(c.weights[0]), c.weights[1]), 2, "DCR"), next(it).weights[0])
+        x = F.prelu(F.pixel_shuffle(F.conv(x, _oihw(c.weights[0]), c.weights[1]), 2, "DCR",
+                                    channels=c.weights[0].shape[3]), next(it).weights[0])
     last = next(it)
     return F.affine(F.tanh(F.conv(x, _oihw(last.weights[0]), last.weights[1])), 0.5, 0.5)
 
@@ -213,7 +214,7 @@ def reference(arch: Arch, layers: list[Layer]) -> tuple[Any, str]:
 
 class KerasToONNX:
     name = "keras-onnx"
-    version = "1"
+    version = "2"
     source_formats = frozenset({"keras-h5"})
 
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:

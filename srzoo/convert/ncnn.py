@@ -249,7 +249,7 @@ def forward(F: Any, net: Net, arch: Arch, x: Any) -> Any:
             chans[lay.outputs[0]] = sum(chans[b] for b in lay.inputs)
         elif t == "PixelShuffle":
             r = lay.p(0, 1)
-            y = F.pixel_shuffle(ins[0], r, "DCR" if lay.p(1, 0) else "CRD")
+            y = F.pixel_shuffle(ins[0], r, "DCR" if lay.p(1, 0) else "CRD", channels=chans[lay.inputs[0]])
             chans[lay.outputs[0]] = chans[lay.inputs[0]] // (r * r)
         elif t == "Interp":
             mode = {1: "nearest", 2: "linear", 3: "cubic"}.get(lay.p(0, 0))
@@ -290,7 +290,7 @@ class _ScaleOps:
     def conv(self, x: float, w: Any, b: Any = None, *, stride: int = 1, **k: Any) -> float:
         return x / stride
 
-    def pixel_shuffle(self, x: float, r: int, mode: str = "CRD") -> float:
+    def pixel_shuffle(self, x: float, r: int, mode: str = "CRD", channels: int | None = None) -> float:
         return x * r
 
     def up_nearest(self, x: float, r: int) -> float:
@@ -338,7 +338,7 @@ def run_ncnn(param: Path, x: np.ndarray) -> np.ndarray:
 
 class NcnnToONNX:
     name = "ncnn-onnx"
-    version = "1"
+    version = "2"
     source_formats = frozenset({"ncnn"})
 
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:

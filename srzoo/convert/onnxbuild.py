@@ -126,9 +126,34 @@ class Graph:
     def cat(self, xs: Sequence[str]) -> str:
         return self.node("Concat", list(xs), axis=1)
 
-    def pixel_shuffle(self, x: str, r: int, mode: str = "CRD") -> str:
-        """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``)."""
-        return self.node("DepthToSpace", [x], blocksize=int(r), mode=mode)
+    def pixel_shuffle(self, x: str, r: int, mode: str = "CRD", channels: int | None = None) -> str:
+        """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``).
+
+        Emitted as a stride-r ConvTranspose with a one-hot kernel (exact), not as
+        ``DepthToSpace``: cv2.dnn_superres registers a process-wide custom layer
+        of that name which then replaces the ONNX operator in every later import.
+        ``channels``: input channels (C*r*r), needed for the kernel.
+        """
+        if channels is None:
+            raise ValueError("pixel_shuffle in a graph needs the input channel count")
+        r = int(r)
+        c = channels // (r * r)
+        if mode == "CRD":  # output channel k takes inputs k*r*r .. k*r*r + r*r - 1: one group each
+            w = np.zeros((channels, 1, r, r), np.float32)
+            for k in range(c):
+                for i in range(r):
+                    for j in range(r):
+                        w[k * r * r + i * r + j, 0, i, j] = 1.0
+            groups = c
+        else:  # DCR: output channel k takes inputs (i*r + j)*c + k
+            w = np.zeros((channels, c, r, r), np.float32)
+            for k in range(c):
+                for i in range(r):
+                    for j in range(r):
+                        w[(i * r + j) * c + k, k, i, j] = 1.0
+            groups = 1
+        return self.node("ConvTranspose", [x, self.const(w, "shuffle")], kernel_shape=[r, r], strides=[r, r],
+                         group=groups)
 
     def pad_reflect(self, x: str, p: int) -> str:
         pads = self.const(np.array([0, 0, p, p, 0, 0, p, p], np.int64), "pads")

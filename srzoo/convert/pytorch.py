@@ -19,7 +19,7 @@ from .torchload import load_state_dict
 
 class TorchToONNX:
     name = "pytorch-onnx"
-    version = "1"
+    version = "2"
     source_formats = frozenset({"pytorch-pth"})
 
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:

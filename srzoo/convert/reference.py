@@ -66,7 +66,7 @@ class TorchOps:
     def cat(self, xs: Sequence[Any]) -> Any:
         return self.torch.cat(list(xs), 1)
 
-    def pixel_shuffle(self, x: Any, r: int, mode: str = "CRD") -> Any:
+    def pixel_shuffle(self, x: Any, r: int, mode: str = "CRD", channels: int | None = None) -> Any:
         if mode == "CRD":
             return self.F.pixel_shuffle(x, r)
         n, c, h, w = x.shape
@@ -150,7 +150,7 @@ class NumpyOps:
     def pad_reflect(self, x: np.ndarray, p: int) -> np.ndarray:
         return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
 
-    def pixel_shuffle(self, x: np.ndarray, r: int, mode: str = "CRD") -> np.ndarray:
+    def pixel_shuffle(self, x: np.ndarray, r: int, mode: str = "CRD", channels: int | None = None) -> np.ndarray:
         n, c, h, w = x.shape
         if mode == "DCR":
             y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)

@@ -41,7 +41,8 @@ def _up(F: Any, sd: Mapping[str, np.ndarray], prefix: str, scale: int, groups: i
     steps = [3] if scale == 3 else [2] * {2: 1, 4: 2, 8: 3}[scale]
     for i, r in enumerate(steps):
         k = f"{prefix}.body.{3 * i}"
-        x = F.pixel_shuffle(F.relu(F.conv(x, weight(sd, k + ".weight"), weight(sd, k + ".bias"), groups=groups)), r)
+        w = weight(sd, k + ".weight")
+        x = F.pixel_shuffle(F.relu(F.conv(x, w, weight(sd, k + ".bias"), groups=groups)), r, channels=w.shape[0])
     return x
 
 

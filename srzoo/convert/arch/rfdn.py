@@ -61,4 +61,4 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
         outs.append(t)
     b = act(c("c.0", F.cat(outs)))
     lr = F.add(c("LR_conv", b), fea)
-    return F.pixel_shuffle(c("upsampler.0", lr), arch.scale)
+    return F.pixel_shuffle(c("upsampler.0", lr), arch.scale, channels=sd["upsampler.0.weight"].shape[0])

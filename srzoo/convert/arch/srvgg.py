@@ -47,5 +47,5 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
             out = F.conv(out, w, weight(sd, f"body.{i}.bias"))
         else:
             out = F.prelu(out, w)
-    out = F.pixel_shuffle(out, arch.scale)
+    out = F.pixel_shuffle(out, arch.scale, channels=arch.out_channels * arch.scale ** 2)
     return F.add(out, F.up_nearest(x, arch.scale))
