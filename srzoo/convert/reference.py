@@ -168,6 +168,15 @@ class NumpyOps:
         win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
         return win.max(axis=(4, 5))
 
+    def resize(self, x: np.ndarray, s: float, mode: str) -> np.ndarray:
+        if mode != "linear":
+            from ..errors import SrzooError
+
+            raise SrzooError(f"the numpy reference has no {mode} resize: install the source framework "
+                             f"(torch, or the ncnn package) to verify this model")
+        n, c, h, w = x.shape
+        return self.resize_bilinear_like(x, np.empty((n, c, int(h * s), int(w * s))))
+
     def resize_bilinear_like(self, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
         oh, ow = ref.shape[2:]
         ih, iw = x.shape[2:]
