@@ -34,7 +34,7 @@ conv srcnn $S/srcnn/3051crop_weight_200.h5
 conv srcnn-915 $S/srcnn/m_model_adam_new30.h5
 for s in 2 3 4; do conv vdsr $S/vdsr/model_epoch_50.pth --scale $s; done
 for s in 2 3 4; do conv carn-m $S/carn/carn_m.pth --scale $s; done
-conv rfdn $S/rfdn/RFDN_AIM.pth
+conv rfdn $S/rfdn/RFDN_AIM.pth --range 255
 conv srresnet $S/srgan/pre_generator.h5
 conv srgan $S/srgan/gan_generator.h5
 conv realesr-animevideov3 $S/esrgan/realesr-animevideov3.pth

@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=None, metavar="S",
                    help="scale, for multi-scale files (CARN-M) and pre-upsampling networks")
     p.add_argument("--range", type=float, default=None, metavar="R",
-                   help="TensorFlow models: the value range of the input and output (default 255)")
+                   help="value range of the network's input and output, written to the manifest "
+                        "(default 1 for .pth/.h5/ncnn, 255 for TensorFlow models; e.g. 255 for RFDN_AIM.pth)")
     p.add_argument("--manifest", metavar="OUT.toml",
                    help="also write (or extend) a manifest with an entry for the ONNX file")
     p.add_argument("--name", help="model name in the manifest (default: from INPUT)")

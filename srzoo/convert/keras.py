@@ -109,8 +109,10 @@ def detect(layers: list[Layer], path: Path) -> Arch:
         k1, k3 = layers[0].weights[0].shape[0], layers[2].weights[0].shape[0]
         border = (k1 // 2) + (k3 // 2)
         cin = layers[0].weights[0].shape[2]
+        # MarkPrecursor/SRCNN-keras trains on cv2.resize's default (bilinear) upsampling:
+        # +2.2 dB on Set5 x2 over bicubic pre-upsampling, which scores below plain bicubic
         return Arch("srcnn", 2, in_channels=cin, out_channels=cin, color="y" if cin == 1 else "rgb",
-                    pre_upsample="bicubic",
+                    pre_upsample="bilinear",
                     params={"layers": "-".join(str(lay.weights[0].shape[0]) for lay in layers), "border": border},
                     forward=forward_srcnn, scales=(2, 3, 4))
     if kinds and kinds[0] == "conv" and "bn" in kinds and "prelu" in kinds and kinds[-1] == "conv":

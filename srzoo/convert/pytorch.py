@@ -33,7 +33,9 @@ class TorchToONNX:
         sd = load_state_dict(source)
         scale = options.get("scale") or (entry.scale if entry is not None else None)
         a = archs.detect(sd, scale, options.get("arch"))
-        return convert_arch(sd, a, str(source), tol=float(options.get("tolerance", 1e-3)))
+        # the value range is the checkpoint's, not the architecture's (RFDN_AIM: 255): recorded only
+        return convert_arch(sd, a, str(source), tol=float(options.get("tolerance", 1e-3)),
+                            info={"range": float(options.get("range", 1.0))})
 
 
 CONVERTER = register(TorchToONNX())
