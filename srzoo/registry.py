@@ -77,7 +77,8 @@ class IOSpec:
     ``color``) in network units. ``algorithm``: the ``cv2.dnn_superres`` name,
     if any. ``outputs``: output tensor names; with ``output_scales`` a pyramid
     model (LapSRN) gives one output per scale. ``pre_upsample``: the network
-    expects its input already upscaled (SRCNN, VDSR) with this interpolation.
+    expects its input already upscaled (SRCNN, VDSR) with this interpolation
+    (``bicubic-matlab``: MATLAB's antialiased a=-0.5 bicubic, :func:`srzoo.metrics.imresize`).
     ``method``: for ``format = "interpolation"``, the OpenCV interpolation.
     """
 
@@ -101,7 +102,7 @@ _IO_CHOICES = {
     "color": {"y", "bgr", "rgb"},
     "layout": {"nhwc", "nchw"},
     "method": {"nearest", "bilinear", "bicubic", "lanczos", "area"},
-    "pre_upsample": {"bicubic", "bilinear"},
+    "pre_upsample": {"bicubic", "bilinear", "bicubic-matlab"},
 }
 
 

@@ -135,7 +135,7 @@ def test_not_a_checkpoint_is_one_clear_error(tmp_path):
 def test_vdsr_real_weights(shared_dir, tmp_path):
     path = shared_dir / "models" / "vdsr" / "model_epoch_50.pth"
     conv = convert(path, scale=3)
-    assert conv.info["arch"] == "vdsr" and conv.info["color"] == "y" and conv.info["pre_upsample"] == "bicubic"
+    assert conv.info["arch"] == "vdsr" and conv.info["color"] == "y" and conv.info["pre_upsample"] == "bicubic-matlab"
     assert conv.probe_error <= 1e-3 and conv.checked_against.startswith("torch")
     m = ta.VDSR()
     m.load_state_dict({k: torch.from_numpy(v) for k, v in torchload.load_state_dict(path).items()})

@@ -22,7 +22,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
         return None
     cin = sd["input.weight"].shape[1]
     return Arch("vdsr", scale or 2, in_channels=cin, out_channels=sd["output.weight"].shape[0],
-                color="y" if cin == 1 else "rgb", pre_upsample="bicubic",
+                color="y" if cin == 1 else "rgb", pre_upsample="bicubic-matlab",
                 params={"layers": len(layers) + 2}, scales=(2, 3, 4))
 
 
