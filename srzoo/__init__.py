@@ -25,6 +25,9 @@ _LAZY = {
     "get_model": "srzoo.api",
     "fetch": "srzoo.api",
     "fetch_dataset": "srzoo.api",
+    "model_file": "srzoo.api",
+    "convert_file": "srzoo.convert.files",
+    "inspect_file": "srzoo.convert.files",
     "add_manifest": "srzoo.registry",
     "Registry": "srzoo.registry",
     "ModelEntry": "srzoo.registry",
@@ -64,7 +67,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import backends, metrics
-    from .api import fetch, fetch_dataset, get_model, list_models
+    from .api import fetch, fetch_dataset, get_model, list_models, model_file
+    from .convert.files import convert_file, inspect_file
     from .benchmark import bench
     from .cache import cache_dir
     from .registry import ModelEntry, Registry, add_manifest

@@ -255,7 +255,14 @@ class ModelPipeline:
         dtype = color.dtype
         k = io.range / _DTYPES[dtype]
         h, w = color.shape[:2]
-        if io.pre_upsample:
+        if io.pre_upsample == "bicubic-matlab":  # what MATLAB-trained SRCNN/VDSR weights expect
+            from .metrics import imresize
+
+            up = imresize(color, output_shape=(h * self.scale, w * self.scale))
+            if dtype != np.uint8:
+                up = np.clip(np.round(up), 0, _DTYPES[dtype]) if dtype == np.uint16 else up
+            color = up.astype(dtype)
+        elif io.pre_upsample:
             color = cv2.resize(color, (w * self.scale, h * self.scale),
                                interpolation=_INTERP[io.pre_upsample])
         if io.color == "y":
