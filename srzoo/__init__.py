@@ -33,6 +33,7 @@ _LAZY = {
     "backends": "srzoo.backends",
     "bench": "srzoo.benchmark",
     "metrics": "srzoo.metrics",
+    "catalog": "srzoo.catalog",
 }
 
 __all__ = [
@@ -57,7 +58,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import backends, metrics
+    from . import backends, catalog, metrics
     from .api import fetch, fetch_dataset, get_model, list_models
     from .benchmark import bench
     from .cache import cache_dir

@@ -11,6 +11,10 @@ from .errors import SrzooError
 from .registry import Dataset, ModelEntry, Registry, default_registry
 
 
+#: name prefix -> "module:function" that resolves ``prefix:ID`` names to a ModelEntry
+RESOLVERS = {"omdb": "srzoo.catalog:resolve"}
+
+
 def get_registry() -> Registry:
     """The registry in use: built-in manifests, SRZOO_REGISTRY and add_manifest() paths."""
     return default_registry()
@@ -32,8 +36,15 @@ def get_model(name: str, scale: int | None = None) -> ModelEntry:
     """The manifest entry of ``name`` at ``scale`` (lowest scale if omitted).
 
     Raises :class:`srzoo.UnknownModel` with the closest names, or with the
-    scales the model has.
+    scales the model has. Names with a catalogue prefix (``omdb:<id>``) are
+    resolved by that catalogue (:data:`RESOLVERS`).
     """
+    prefix, sep, _ = name.partition(":")
+    if sep and prefix.lower() in RESOLVERS:
+        import importlib
+
+        module, func = RESOLVERS[prefix.lower()].split(":")
+        return getattr(importlib.import_module(module), func)(name, scale)
     return default_registry().get(name, scale)
 
 
@@ -57,6 +68,9 @@ def fetch_entry(entry: ModelEntry, *, force: bool = False, quiet: bool | None = 
     """:func:`fetch` for an entry already looked up."""
     if entry.artifact is None:
         raise SrzooError(f"{entry.name} is a built-in {entry.format} method: there is no file to fetch")
+    override = getattr(entry, "fetch_override", None)  # entries of a catalogue fetch their own way
+    if override is not None:
+        return override(force=force, quiet=quiet)
     return fetch_artifact(entry.artifact, force=force, quiet=quiet,
                           what=f"{entry.name} x{entry.scale}")
 
