@@ -283,8 +283,10 @@ class CatalogEntry(ModelEntry):
 
     def fetch_override(self, *, force: bool = False, quiet: bool | None = None) -> Path:
         """What :func:`srzoo.api.fetch_entry` returns: the file the engine loads."""
-        from .fetching import runnable_path
+        from .fetching import fetch_source, runnable_path
 
+        if self.unrunnable:  # nothing to convert: the published file (engines refuse the entry)
+            return fetch_source(self, force=force, quiet=quiet)
         return runnable_path(self, force=force, quiet=quiet)
 
 
