@@ -1,0 +1,69 @@
+"""Build an architecture's ONNX graph and check it against an eager forward pass."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import SrzooError
+from . import Conversion
+from .onnxbuild import OPSET, Graph, probe, run_cv2
+
+
+class VerificationFailed(SrzooError):
+    """The converted graph and the reference disagree on the probe."""
+
+
+def build(forward: Any, sd: Any, arch: Any, name: str) -> tuple[bytes, int]:
+    g = Graph(name)
+    x = g.input(arch.in_channels)
+    y = forward(g, sd, arch, x)
+    return g.finish(y, arch.out_channels), g.params
+
+
+def compare(onnx_bytes: bytes, reference: Any, channels: int, *, size: int, tol: float,
+            what: str) -> float:
+    """Largest |difference| between cv2.dnn on the ONNX and ``reference(x)`` on a probe."""
+    x = probe(channels, size)
+    got = run_cv2(onnx_bytes, x)
+    want = np.asarray(reference(x), np.float32)
+    if got.shape != want.shape:
+        raise VerificationFailed(f"{what}: converted graph gives shape {got.shape}, the reference {want.shape}")
+    err = float(np.max(np.abs(got - want)))
+    if not err <= tol:  # also catches NaN
+        raise VerificationFailed(f"{what}: converted graph differs from the reference by {err:.3g} "
+                                 f"(allowed {tol:g}); not cached")
+    return err
+
+
+def tool_versions(*names: str) -> dict[str, str]:
+    import importlib
+
+    out = {}
+    for n in ("onnx", *names):
+        try:
+            out[n] = importlib.import_module(n).__version__
+        except ImportError:
+            pass
+    return out
+
+
+def convert_arch(sd: Mapping[str, np.ndarray], arch: Any, what: str, *, tol: float = 1e-3,
+                 ops: Any = None, info: dict[str, Any] | None = None) -> Conversion:
+    """ONNX of ``arch`` with ``sd``'s weights, verified on a probe against ``ops`` (default: best)."""
+    from . import reference
+
+    onnx_bytes, params = build(arch.forward, sd, arch, arch.name)
+    ops = ops or reference.best()
+    size = max(32, 2 * arch.min_size)
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        return ops.output(arch.forward(ops, sd, arch, ops.input(x)))
+    err = compare(onnx_bytes, ref, arch.in_channels, size=size, tol=tol, what=what)
+    facts = {"opset": OPSET, "arch": arch.name, "scale": arch.scale, "params": params,
+             "color": arch.color, "pre_upsample": arch.pre_upsample,
+             **{k: v for k, v in arch.params.items() if not k.startswith("_")}, **(info or {})}
+    return Conversion(onnx=onnx_bytes, info=facts, probe_error=err,
+                      checked_against=f"{ops.name} on a {size}x{size} probe",
+                      tools=tool_versions("torch" if "torch" in ops.name else "numpy"))

@@ -1,0 +1,197 @@
+"""Emit ONNX graphs with a few deterministic helpers over the ``onnx`` package.
+
+Architectures (:mod:`srzoo.convert.arch`) describe their forward pass once,
+against the small set of operations below; :class:`Graph` turns each call
+into ONNX nodes, while :mod:`srzoo.convert.reference` runs the same calls
+eagerly in PyTorch or numpy to check the result. Every converted graph takes
+one NCHW float input ``input`` and gives one output ``output``, both in
+[0, 1] (any range or mean of the original network is folded in).
+
+Names are numbered in call order and nothing depends on time or hashing
+order, so the same weights give the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+OPSET = 17
+PRODUCER = "srzoo"
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        from ..errors import SrzooError
+
+        raise SrzooError("converting needs the onnx package: pip install 'srzoo[convert]'") from None
+    return onnx
+
+
+class Graph:
+    """An ONNX graph under construction; values are tensor names (str)."""
+
+    def __init__(self, name: str = "srzoo") -> None:
+        self.onnx = _onnx()
+        self.name = name
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.n = 0
+        self.params = 0
+        self.inputs: list[Any] = []
+        self.outputs: list[Any] = []
+
+    # -- plumbing ---------------------------------------------------------
+    def _id(self, kind: str) -> str:
+        self.n += 1
+        return f"{kind}_{self.n}"
+
+    def const(self, value: Any, kind: str = "c", count: bool = False) -> str:
+        arr = np.ascontiguousarray(value)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        name = self._id(kind)
+        self.inits.append(self.onnx.numpy_helper.from_array(arr, name))
+        if count:
+            self.params += int(arr.size)
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
+        out = self._id(op.lower())
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def input(self, channels: int, name: str = "input") -> str:
+        t = self.onnx.TensorProto.FLOAT
+        self.inputs.append(self.onnx.helper.make_tensor_value_info(name, t, [1, channels, "height", "width"]))
+        return name
+
+    def finish(self, x: str, channels: int, name: str = "output") -> bytes:
+        """Name ``x`` the output and return the serialized model."""
+        h = self.onnx.helper
+        self.nodes.append(h.make_node("Identity", [x], [name], name="output_identity"))
+        t = self.onnx.TensorProto.FLOAT
+        self.outputs.append(h.make_tensor_value_info(name, t, [1, channels, "out_height", "out_width"]))
+        graph = h.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
+        model = h.make_model(graph, producer_name=PRODUCER, opset_imports=[h.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        self.onnx.checker.check_model(model)
+        return model.SerializeToString()
+
+    # -- operations (the same names as srzoo.convert.reference) -------------
+    def conv(self, x: str, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+             pad: int | None = None, groups: int = 1) -> str:
+        k = w.shape[-1]
+        p = k // 2 if pad is None else pad
+        ins = [x, self.const(w, "w", True)] + ([self.const(b, "b", True)] if b is not None else [])
+        return self.node("Conv", ins, kernel_shape=[int(w.shape[2]), int(w.shape[3])],
+                         strides=[stride, stride], pads=[p, p, p, p], group=groups)
+
+    def relu(self, x: str) -> str:
+        return self.node("Relu", [x])
+
+    def lrelu(self, x: str, alpha: float) -> str:
+        return self.node("LeakyRelu", [x], alpha=float(alpha))
+
+    def prelu(self, x: str, slope: np.ndarray) -> str:
+        s = np.asarray(slope, np.float32).reshape(-1, 1, 1)
+        return self.node("PRelu", [x, self.const(s, "slope", True)])
+
+    def sigmoid(self, x: str) -> str:
+        return self.node("Sigmoid", [x])
+
+    def tanh(self, x: str) -> str:
+        return self.node("Tanh", [x])
+
+    def add(self, a: str, b: str) -> str:
+        return self.node("Add", [a, b])
+
+    def mul(self, a: str, b: str) -> str:
+        return self.node("Mul", [a, b])
+
+    def affine(self, x: str, mul: float | np.ndarray = 1.0, add: float | np.ndarray = 0.0) -> str:
+        """``x * mul + add`` with constants (scalars or per channel)."""
+        def c(v: Any) -> str:
+            a = np.asarray(v, np.float32)
+            return self.const(a.reshape(-1, 1, 1) if a.ndim == 1 else a, "k")
+        if not np.all(np.asarray(mul) == 1.0):
+            x = self.node("Mul", [x, c(mul)])
+        if not np.all(np.asarray(add) == 0.0):
+            x = self.node("Add", [x, c(add)])
+        return x
+
+    def cat(self, xs: Sequence[str]) -> str:
+        return self.node("Concat", list(xs), axis=1)
+
+    def pixel_shuffle(self, x: str, r: int, mode: str = "CRD") -> str:
+        """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``)."""
+        return self.node("DepthToSpace", [x], blocksize=int(r), mode=mode)
+
+    def pad_reflect(self, x: str, p: int) -> str:
+        pads = self.const(np.array([0, 0, p, p, 0, 0, p, p], np.int64), "pads")
+        return self.node("Pad", [x, pads], mode="reflect")
+
+    def pixel_unshuffle(self, x: str, r: int, channels: int) -> str:
+        """torch's pixel_unshuffle as a stride-r convolution with a one-hot kernel (exact)."""
+        w = np.zeros((channels * r * r, channels, r, r), np.float32)
+        for c in range(channels):
+            for i in range(r):
+                for j in range(r):
+                    w[c * r * r + i * r + j, c, i, j] = 1.0
+        ins = [x, self.const(w, "unshuffle")]
+        return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
+
+    def up_nearest(self, x: str, r: int) -> str:
+        scales = self.const(np.array([1, 1, r, r], np.float32), "scales")
+        return self.node("Resize", [x, "", scales], mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+    def resize(self, x: str, s: float, mode: str) -> str:
+        """Resize by ``s`` (``linear`` or ``cubic``, a=-0.75, half-pixel: PyTorch/ncnn conventions)."""
+        scales = self.const(np.array([1, 1, s, s], np.float32), "scales")
+        extra = {"cubic_coeff_a": -0.75} if mode == "cubic" else {}
+        return self.node("Resize", [x, "", scales], mode=mode, coordinate_transformation_mode="half_pixel",
+                         **extra)
+
+    def maxpool(self, x: str, k: int, stride: int) -> str:
+        return self.node("MaxPool", [x], kernel_shape=[k, k], strides=[stride, stride])
+
+    def resize_bilinear_like(self, x: str, ref: str) -> str:
+        """Bilinear resize of ``x`` to the height and width of ``ref`` (align_corners=False)."""
+        shape_x = self.node("Shape", [x], start=0, end=2)
+        shape_r = self.node("Shape", [ref], start=2, end=4)
+        sizes = self.node("Concat", [shape_x, shape_r], axis=0)
+        return self.node("Resize", [x, "", "", sizes], mode="linear",
+                         coordinate_transformation_mode="half_pixel")
+
+
+def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Run a serialized ONNX model with cv2.dnn on an NCHW float32 array."""
+    import os
+    import tempfile
+
+    import cv2
+
+    fd, tmp = tempfile.mkstemp(suffix=".onnx")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(onnx_bytes)
+        net = cv2.dnn.readNetFromONNX(tmp)
+    finally:
+        os.unlink(tmp)
+    net.setInput(np.ascontiguousarray(x, np.float32))
+    return np.asarray(net.forward(), np.float32)
+
+
+def probe(channels: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """A deterministic NCHW probe in [0, 1]: smooth shapes plus noise, like an image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = 0.5 + 0.35 * np.sin(6 * xx + 3 * yy)[None] * np.linspace(0.6, 1.0, channels)[:, None, None]
+    return np.clip(base + 0.1 * rng.standard_normal((channels, size, size)), 0, 1)[None].astype(np.float32)
+
+
+__all__ = ["Graph", "OPSET", "probe", "run_cv2"]

@@ -1,0 +1,39 @@
+"""PyTorch checkpoints (``.pth``) to ONNX, without PyTorch.
+
+The file is read by :mod:`srzoo.convert.torchload` (restricted unpickler),
+the architecture is detected from the state dict (:mod:`srzoo.convert.arch`),
+the graph is emitted by :mod:`srzoo.convert.onnxbuild` and checked against
+PyTorch when installed, else against the numpy reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import Conversion, register
+from . import arch as archs
+from .check import convert_arch
+from .torchload import load_state_dict
+
+
+class TorchToONNX:
+    name = "pytorch-onnx"
+    version = "1"
+    source_formats = frozenset({"pytorch-pth"})
+
+    def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:
+        sd = load_state_dict(source)
+        a = archs.detect(sd, scale, arch)
+        return {"format": "pytorch-pth", "arch": a.describe(), "scale": a.scale,
+                "scales": list(a.scales) or [a.scale], "color": a.color, "pre_upsample": a.pre_upsample,
+                "tensors": len(sd), "params": int(sum(v.size for v in sd.values()))}
+
+    def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
+        sd = load_state_dict(source)
+        scale = options.get("scale") or (entry.scale if entry is not None else None)
+        a = archs.detect(sd, scale, options.get("arch"))
+        return convert_arch(sd, a, str(source), tol=float(options.get("tolerance", 1e-3)))
+
+
+CONVERTER = register(TorchToONNX())

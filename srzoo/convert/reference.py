@@ -1,0 +1,194 @@
+"""Eager forward passes of an architecture, to check a converted ONNX graph.
+
+:class:`TorchOps` runs the operations of :class:`srzoo.convert.onnxbuild.Graph`
+with PyTorch (``torch.nn.functional``), the source framework of ``.pth``
+files; :class:`NumpyOps` runs them in plain numpy when PyTorch is not
+installed. :func:`best` picks one and names it for the conversion record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+class TorchOps:
+    def __init__(self) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F = torch, F
+        self.name = f"torch {torch.__version__} (eager, torch.nn.functional)"
+
+    def t(self, a: Any) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(a, np.float32))
+
+    def input(self, x: np.ndarray) -> Any:
+        return self.t(x)
+
+    def output(self, x: Any) -> np.ndarray:
+        return x.detach().numpy()
+
+    def conv(self, x: Any, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+             pad: int | None = None, groups: int = 1) -> Any:
+        p = w.shape[-1] // 2 if pad is None else pad
+        return self.F.conv2d(x, self.t(w), None if b is None else self.t(b), stride=stride, padding=p,
+                             groups=groups)
+
+    def relu(self, x: Any) -> Any:
+        return self.F.relu(x)
+
+    def lrelu(self, x: Any, alpha: float) -> Any:
+        return self.F.leaky_relu(x, alpha)
+
+    def prelu(self, x: Any, slope: np.ndarray) -> Any:
+        return self.F.prelu(x, self.t(np.asarray(slope).reshape(-1)))
+
+    def sigmoid(self, x: Any) -> Any:
+        return self.torch.sigmoid(x)
+
+    def tanh(self, x: Any) -> Any:
+        return self.torch.tanh(x)
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return a * b
+
+    def affine(self, x: Any, mul: Any = 1.0, add: Any = 0.0) -> Any:
+        m, a = np.asarray(mul, np.float32), np.asarray(add, np.float32)
+        m = m.reshape(-1, 1, 1) if m.ndim == 1 else m
+        a = a.reshape(-1, 1, 1) if a.ndim == 1 else a
+        return x * self.t(m) + self.t(a)
+
+    def cat(self, xs: Sequence[Any]) -> Any:
+        return self.torch.cat(list(xs), 1)
+
+    def pixel_shuffle(self, x: Any, r: int, mode: str = "CRD") -> Any:
+        if mode == "CRD":
+            return self.F.pixel_shuffle(x, r)
+        n, c, h, w = x.shape
+        y = x.reshape(n, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2)
+        return y.reshape(n, c // (r * r), h * r, w * r)
+
+    def pad_reflect(self, x: Any, p: int) -> Any:
+        return self.F.pad(x, (p, p, p, p), mode="reflect")
+
+    def pixel_unshuffle(self, x: Any, r: int, channels: int) -> Any:
+        return self.F.pixel_unshuffle(x, r)
+
+    def up_nearest(self, x: Any, r: int) -> Any:
+        return self.F.interpolate(x, scale_factor=r, mode="nearest")
+
+    def maxpool(self, x: Any, k: int, stride: int) -> Any:
+        return self.F.max_pool2d(x, k, stride)
+
+    def resize(self, x: Any, s: float, mode: str) -> Any:
+        return self.F.interpolate(x, scale_factor=s, mode={"linear": "bilinear", "cubic": "bicubic"}[mode],
+                                  align_corners=False)
+
+    def resize_bilinear_like(self, x: Any, ref: Any) -> Any:
+        return self.F.interpolate(x, size=tuple(ref.shape[2:]), mode="bilinear", align_corners=False)
+
+
+class NumpyOps:
+    """The same operations in numpy (float64 accumulation); slow, for small probes only."""
+
+    name = "numpy reference (srzoo.convert.reference.NumpyOps; PyTorch not installed)"
+
+    def input(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float64)
+
+    def output(self, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32)
+
+    def conv(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+             pad: int | None = None, groups: int = 1) -> np.ndarray:
+        kh, kw = w.shape[2:]
+        p = kw // 2 if pad is None else pad
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+        cin, cout = x.shape[1] // groups, w.shape[0] // groups
+        outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
+                          optimize=True) for g in range(groups)]
+        y = np.concatenate(outs, 1)
+        return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0)
+
+    def lrelu(self, x: np.ndarray, alpha: float) -> np.ndarray:
+        return np.where(x >= 0, x, x * alpha)
+
+    def prelu(self, x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        s = np.asarray(slope, np.float64).reshape(1, -1, 1, 1)
+        return np.where(x >= 0, x, x * s)
+
+    def sigmoid(self, x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-x))
+
+    def tanh(self, x: np.ndarray) -> np.ndarray:
+        return np.tanh(x)
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a * b
+
+    def affine(self, x: np.ndarray, mul: Any = 1.0, add: Any = 0.0) -> np.ndarray:
+        m, a = np.asarray(mul, np.float64), np.asarray(add, np.float64)
+        m = m.reshape(-1, 1, 1) if m.ndim == 1 else m
+        a = a.reshape(-1, 1, 1) if a.ndim == 1 else a
+        return x * m + a
+
+    def cat(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate(list(xs), 1)
+
+    def pad_reflect(self, x: np.ndarray, p: int) -> np.ndarray:
+        return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
+
+    def pixel_shuffle(self, x: np.ndarray, r: int, mode: str = "CRD") -> np.ndarray:
+        n, c, h, w = x.shape
+        if mode == "DCR":
+            y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)
+            return y.reshape(n, c // (r * r), h * r, w * r)
+        return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
+
+    def pixel_unshuffle(self, x: np.ndarray, r: int, channels: int) -> np.ndarray:
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * r * r, h // r, w // r)
+
+    def up_nearest(self, x: np.ndarray, r: int) -> np.ndarray:
+        return x.repeat(r, 2).repeat(r, 3)
+
+    def maxpool(self, x: np.ndarray, k: int, stride: int) -> np.ndarray:
+        win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+        return win.max(axis=(4, 5))
+
+    def resize_bilinear_like(self, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        oh, ow = ref.shape[2:]
+        ih, iw = x.shape[2:]
+
+        def axis(o: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            src = np.clip((np.arange(o) + 0.5) * i / o - 0.5, 0, i - 1)
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, i - 1)
+            return lo, hi, src - lo
+        y0, y1, fy = axis(oh, ih)
+        x0, x1, fx = axis(ow, iw)
+        rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
+        return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def best() -> Any:
+    """PyTorch when installed (the source framework of .pth files), else numpy."""
+    try:
+        return TorchOps()
+    except ImportError:
+        return NumpyOps()
+
+
+__all__ = ["NumpyOps", "TorchOps", "best"]

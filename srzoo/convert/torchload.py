@@ -1,0 +1,348 @@
+"""Read PyTorch checkpoints without PyTorch and without running their pickles.
+
+A ``.pth`` file is a pickle. Unpickling it with :mod:`pickle` (or
+``torch.load(weights_only=False)``) imports and calls whatever the file
+names: a crafted file runs ``os.system``. :func:`load` reads both torch
+formats (zip, torch >= 1.6; and the legacy sequence of pickles) with a
+restricted unpickler that resolves only an allow-list of names, each to OUR
+code:
+
+* tensors (``torch._utils._rebuild_tensor[_v2]``, ``_rebuild_parameter``,
+  ``torch.nn.parameter.Parameter``) become numpy arrays built from the raw
+  storage bytes;
+* storages (``torch.FloatStorage`` and friends) are dtype markers;
+* containers: ``collections.OrderedDict``, dict, list, tuple;
+* a whole pickled ``nn.Module`` (VDSR's ``model_epoch_50.pth``): its classes
+  (``torch.nn.modules.*`` and CamelCase classes of non-standard-library
+  modules, e.g. ``vdsr.Net``) become inert :class:`ModuleRecord` objects
+  that only keep the state the pickle gives them; nothing of theirs is
+  imported or run. :func:`state_dict` flattens them into dotted keys.
+
+Anything else (``os.system``, ``builtins.eval``, ``getattr``, ``__import__``,
+``subprocess.Popen``...) refuses the whole file with one line naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import sys
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import SrzooError
+
+
+class UnsafeCheckpoint(SrzooError):
+    """The checkpoint's pickle asks for a callable or class outside the allow-list."""
+
+
+class CheckpointError(SrzooError):
+    """The file is not a PyTorch checkpoint this reader understands."""
+
+
+_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
+    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_MAX_STORAGE = 2 << 30
+
+
+class _StorageType:
+    """Stands for ``torch.FloatStorage`` etc.: only carries the dtype."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = _DTYPES[name]
+
+    def itemsize(self) -> int:
+        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+    def decode(self, raw: bytes) -> np.ndarray:
+        if self.dtype == "bfloat16":  # upper half of a float32
+            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            return u.view(np.float32)
+        return np.frombuffer(raw, dtype=np.dtype(self.dtype).newbyteorder("<"))
+
+
+class _Storage:
+    def __init__(self, stype: _StorageType, data: np.ndarray | None = None) -> None:
+        self.stype = stype
+        self.data = data  # filled later for legacy files
+
+
+class ModuleRecord:
+    """An inert stand-in for a pickled class (an ``nn.Module``): it only keeps its state."""
+
+    _srzoo_qualname = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["_srzoo_args"] = args
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots)
+            state = state[0] or {}
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return f"<record of {self._srzoo_qualname}>"
+
+
+_RECORDS: dict[tuple[str, str], type] = {}
+
+
+def _record_class(module: str, name: str) -> type:
+    key = (module, name)
+    if key not in _RECORDS:
+        _RECORDS[key] = type(name, (ModuleRecord,), {"_srzoo_qualname": f"{module}.{name}",
+                                                      "__module__": "srzoo.convert.torchload.records"})
+    return _RECORDS[key]
+
+
+def _rebuild_tensor(storage: _Storage, offset: int, size: tuple, stride: tuple, *rest: Any) -> "Tensor":
+    return Tensor(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+
+
+def _rebuild_parameter(data: Any, *rest: Any) -> Any:
+    return data
+
+
+def _nothing(*args: Any) -> None:
+    return None
+
+
+class Tensor:
+    """A tensor as the pickle describes it; :meth:`numpy` reads its values from the storage."""
+
+    def __init__(self, storage: _Storage, offset: int, size: tuple, stride: tuple) -> None:
+        self.storage, self.offset, self.shape, self.stride = storage, offset, size, stride
+
+    def __setstate__(self, state: Any) -> None:
+        """Old Parameters pickle extra state (requires_grad, hooks): not needed here."""
+
+    def numpy(self) -> np.ndarray:
+        data = self.storage.data
+        if data is None:
+            raise CheckpointError("tensor storage was never read (truncated file?)")
+        n = len(data)
+        if self.shape:
+            last = self.offset + sum((s - 1) * st for s, st in zip(self.shape, self.stride) if s > 0)
+            if min(self.shape) > 0 and (last >= n or self.offset < 0 or min(self.stride) < 0):
+                raise CheckpointError(f"tensor of shape {self.shape} reaches past its storage of {n} values")
+        elif self.offset >= n:
+            raise CheckpointError("scalar tensor past the end of its storage")
+        it = data.itemsize
+        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.shape,
+                                               strides=tuple(s * it for s in self.stride), writeable=False)
+        return np.array(view, dtype=data.dtype.newbyteorder("="), copy=True)
+
+
+def _allowed(module: str, name: str) -> Any:
+    if module == "collections" and name == "OrderedDict":
+        return OrderedDict
+    if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+        return _rebuild_tensor
+    if (module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state")) \
+            or (module == "torch.nn.parameter" and name == "Parameter"):
+        return _rebuild_parameter
+    if module == "torch" and name in _DTYPES:
+        return _StorageType(name)
+    if module == "torch.nn.backends.thnn" and name == "_get_thnn_function_backend":
+        return _nothing  # old (<= 0.4) modules pickle their backend; a no-op here
+    if re.fullmatch(r"[A-Z][A-Za-z0-9_]*", name):
+        root = module.split(".")[0]
+        if module.startswith("torch.nn.modules.") or (
+                root not in sys.stdlib_module_names and root not in ("torch", "numpy", "builtins")
+                and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", module)):
+            return _record_class(module, name)
+    return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, f: Any, where: str, storages: Callable[[tuple], _Storage]) -> None:
+        super().__init__(f, encoding="latin1")
+        self._where = where
+        self._storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        obj = _allowed(module, name)
+        if obj is None:
+            raise UnsafeCheckpoint(
+                f"{self._where}: refused: its pickle asks for {module}.{name}, which a checkpoint of "
+                f"weights never needs (srzoo loads only tensors and plain containers; nothing was run)")
+        return obj
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" \
+                and isinstance(pid[1], type) and issubclass(pid[1], ModuleRecord):
+            return pid[1]  # old torch records a module class with its source text; never used
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            raise UnsafeCheckpoint(f"{self._where}: refused: unknown persistent id {str(pid)[:60]!r}")
+        return self._storages(pid)
+
+
+def _stype(x: Any, where: str) -> _StorageType:
+    if not isinstance(x, _StorageType):
+        raise CheckpointError(f"{where}: storage of unknown type {x!r}")
+    return x
+
+
+def _load_zip(path: Path, zf: zipfile.ZipFile) -> Any:
+    names = zf.namelist()
+    pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1] or \
+           [n for n in names if n == "data.pkl"]
+    if len(pkls) != 1:
+        raise CheckpointError(f"{path}: zip file without exactly one data.pkl: not a torch checkpoint")
+    prefix = pkls[0][: -len("data.pkl")]
+    if f"{prefix}byteorder" in names and zf.read(f"{prefix}byteorder").strip() not in (b"little", b""):
+        raise CheckpointError(f"{path}: big-endian checkpoint, not supported")
+    cache: dict[str, _Storage] = {}
+
+    def storage(pid: tuple) -> _Storage:
+        _, stype, key, _loc, numel = pid[:5]
+        st = _stype(stype, str(path))
+        key = str(key)
+        if key not in cache:
+            member = f"{prefix}data/{key}"
+            try:
+                info = zf.getinfo(member)
+            except KeyError:
+                raise CheckpointError(f"{path}: storage {member} is missing") from None
+            if info.file_size > _MAX_STORAGE:
+                raise CheckpointError(f"{path}: storage {member} is implausibly large")
+            raw = zf.read(member)
+            cache[key] = _Storage(st, st.decode(raw[: (len(raw) // st.itemsize()) * st.itemsize()]))
+        return cache[key]
+
+    with zf.open(pkls[0]) as f:
+        return _Unpickler(io.BytesIO(f.read()), str(path), storage).load()
+
+
+def _load_legacy(path: Path, f: Any) -> Any:
+    where = str(path)
+
+    def plain(fh: Any) -> Any:
+        return _Unpickler(fh, where, lambda pid: (_ for _ in ()).throw(
+            UnsafeCheckpoint(f"{where}: refused: storage reference in a header pickle"))).load()
+
+    try:
+        magic = plain(f)
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({e})") from None
+    if magic != _LEGACY_MAGIC:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither zip nor legacy magic number)")
+    plain(f)  # protocol version
+    plain(f)  # sys info
+    roots: dict[str, _Storage] = {}
+    views: list[tuple[_Storage, str, int, int]] = []
+
+    def storage(pid: tuple) -> _Storage:
+        _, stype, key, _loc, _size, view = (tuple(pid) + (None,))[:6]
+        st = _stype(stype, where)
+        key = str(key)
+        if key not in roots:
+            roots[key] = _Storage(st)
+        if view is not None:
+            vkey, offset, vsize = view
+            s = _Storage(st)
+            views.append((s, key, int(offset), int(vsize)))
+            return s
+        return roots[key]
+
+    try:
+        result = _Unpickler(f, where, storage).load()
+        keys = plain(f)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
+    for key in keys:
+        st = roots.get(str(key))
+        if st is None:
+            raise CheckpointError(f"{path}: storage {key} listed but never used")
+        head = f.read(8)
+        if len(head) != 8:
+            raise CheckpointError(f"{path}: truncated before storage {key}")
+        count = int.from_bytes(head, "little")
+        nbytes = count * st.stype.itemsize()
+        if nbytes > _MAX_STORAGE:
+            raise CheckpointError(f"{path}: storage {key} is implausibly large")
+        raw = f.read(nbytes)
+        if len(raw) != nbytes:
+            raise CheckpointError(f"{path}: truncated inside storage {key}")
+        st.data = st.stype.decode(raw)
+    for s, key, offset, size in views:
+        s.data = roots[key].data[offset: offset + size] if roots[key].data is not None else None
+    return result
+
+
+def load(path: str | Path) -> Any:
+    """The checkpoint's object tree, with tensors as :class:`Tensor` (call ``.numpy()``)."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return _load_zip(path, zf)
+        with open(path, "rb") as f:
+            return _load_legacy(path, f)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
+
+
+def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]") -> None:
+    if isinstance(obj, Tensor):
+        out[prefix.rstrip(".")] = obj.numpy()
+    elif isinstance(obj, ModuleRecord):
+        d = obj.__dict__
+        for k, v in (d.get("_parameters") or {}).items():
+            if v is not None:
+                _flatten(v, f"{prefix}{k}.", out)
+        for k, v in (d.get("_buffers") or {}).items():
+            if v is not None and not k.startswith("num_batches"):
+                _flatten(v, f"{prefix}{k}.", out)
+        for k, v in (d.get("_modules") or {}).items():
+            if v is not None:
+                _flatten(v, f"{prefix}{k}.", out)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}{k}.", out)
+
+
+_WRAPPERS = ("params_ema", "params", "state_dict", "model", "net", "generator", "g")
+
+
+def state_dict(obj: Any) -> "OrderedDict[str, np.ndarray]":
+    """The weights of a loaded checkpoint as ``{dotted key: array}``.
+
+    Unwraps the usual containers (``params_ema``/``params`` of BasicSR,
+    ``state_dict``, ``model`` — a whole pickled module included) and strips
+    a ``module.`` prefix left by DataParallel.
+    """
+    if isinstance(obj, dict):
+        for key in _WRAPPERS:
+            if key in obj and isinstance(obj[key], (dict, ModuleRecord)):
+                return state_dict(obj[key])
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    _flatten(obj, "", out)
+    if out and all(k.startswith("module.") for k in out):
+        out = OrderedDict((k[len("module."):], v) for k, v in out.items())
+    return out
+
+
+def load_state_dict(path: str | Path) -> "OrderedDict[str, np.ndarray]":
+    """:func:`load` then :func:`state_dict`: the file's weights as numpy arrays."""
+    sd = state_dict(load(path))
+    if not sd:
+        raise CheckpointError(f"{path}: no tensors found in the checkpoint")
+    return sd
+
+
+__all__ = ["CheckpointError", "ModuleRecord", "UnsafeCheckpoint", "load", "load_state_dict", "state_dict"]
