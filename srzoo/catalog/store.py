@@ -275,14 +275,15 @@ def parse_catalogue(data: bytes, where: str) -> Catalogue:
                      architectures=doc.get("architectures") or {})
 
 
-_loaded: dict[tuple[str, str], Catalogue] = {}
+_loaded: dict[tuple[Any, ...], Catalogue] = {}
 
 
 def load(pin: Pin | None = None) -> Catalogue:
     """The catalogue of ``pin`` (default: current), fetched if needed and re-verified on load."""
     pin = pin or current_pin()
     path = catalogue_path(pin)
-    key = (str(path), pin.sha256)
+    st = path.stat()
+    key = (str(path), pin.sha256, st.st_size, st.st_mtime_ns)
     if key in _loaded:
         return _loaded[key]
     data = path.read_bytes()
