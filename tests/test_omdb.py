@@ -55,8 +55,7 @@ def record(base: dict, rtype: str, size: int, sha: str, urls: list[str], **kw) -
     return r
 
 
-@pytest.fixture
-def folder_mirror(tmp_path, monkeypatch, srzoo_env, mirror):
+def _folder_mirror(tmp_path: Path, monkeypatch, mirror) -> Path:
     """A local folder mirror after the HTTP one, for files the tests write."""
     folder = tmp_path / "local-mirror"
     folder.mkdir()
@@ -65,7 +64,11 @@ def folder_mirror(tmp_path, monkeypatch, srzoo_env, mirror):
 
 
 @pytest.fixture
-def omdb(shared_dir, srzoo_env, folder_mirror):
+def folder_mirror(tmp_path, monkeypatch, srzoo_env, mirror):
+    return _folder_mirror(tmp_path, monkeypatch, mirror)
+
+
+def _omdb(shared_dir: Path, folder: Path):
     """A catalogue (revision REV_A) of the shared sample + test records, installed in the cache."""
     recs = shared_records(shared_dir)
     anime = recs["4x-realesr-animevideo-v3"]
@@ -88,10 +91,23 @@ def omdb(shared_dir, srzoo_env, folder_mirror):
         return store.load()
 
     install.records = recs
-    install.folder = folder_mirror
+    install.folder = folder
     install()
     upscaler.clear_cache()  # loaded models are kept per process: start each test without
-    yield install
+    return install
+
+
+@pytest.fixture
+def omdb(shared_dir, srzoo_env, folder_mirror):
+    """The test catalogue in an empty cache of this test."""
+    yield _omdb(shared_dir, folder_mirror)
+    upscaler.clear_cache()
+
+
+@pytest.fixture
+def omdb_warm(shared_dir, models_env, tmp_path, monkeypatch, mirror):
+    """The test catalogue in the session's cache (conversions are shared between tests)."""
+    yield _omdb(shared_dir, _folder_mirror(tmp_path, monkeypatch, mirror))
     upscaler.clear_cache()
 
 
@@ -177,6 +193,7 @@ def test_unsupported_architecture_says_what_runs(omdb, capsys):
 
 
 # ---- downloads ----------------------------------------------------------------------------
+@pytest.mark.slow  # converts the network (checked against torch): ~10 s on 2 cores
 def test_end_to_end_pth_through_omdb(omdb, shared_dir, srzoo_env, mirror):
     """omdb: record -> download from the mirror, verify, convert (recorded), run; checked
     against the upstream ncnn conversion of the same network run by the ncnn package."""
@@ -203,6 +220,25 @@ def test_end_to_end_pth_through_omdb(omdb, shared_dir, srzoo_env, mirror):
     ref = np.clip(ref * 255, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
     diff = np.abs(out.astype(int) - ref.astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.1
+
+
+def test_cli_upscale_and_bench_take_omdb_names(omdb_warm, shared_dir, tmp_path, capsys):
+    from srzoo.benchmark import _plan
+
+    src = tmp_path / "in.png"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "baby.png"))[60:84, 60:90]
+    cv2.imwrite(str(src), img)
+    code, out, err = run(capsys, "upscale", str(src), "-m", "omdb:4x-srzoo-test-anime", "-s", "4", "-q", "-v")
+    assert code == 0, err
+    dst = tmp_path / "in_omdb-4x-srzoo-test-anime_x4.png"  # no ':' in file names
+    assert out.strip() == str(dst)
+    big = cv2.imread(str(dst))
+    assert big.shape == (96, 120, 3)
+    # the network's output is close to bicubic on smooth content, never equal to it
+    bic = cv2.resize(img, (120, 96), interpolation=cv2.INTER_CUBIC)
+    assert 0 < np.abs(big.astype(int) - bic.astype(int)).mean() < 20
+    assert _plan(["omdb:4x-srzoo-test-anime"], None) == ([("omdb:4x-srzoo-test-anime", 4)], [])
+    assert _plan(["omdb:4x-srzoo-test-anime"], [2, 4])[1] == ["omdb:4x-srzoo-test-anime x2 (no such model; it has x4)"]
 
 
 def test_wrong_sha256_refused_nothing_cached(omdb, srzoo_env, capsys):
@@ -288,7 +324,8 @@ def test_safetensors_malformed_refused(tmp_path):
         st.load(p)
 
 
-def test_safetensors_record_end_to_end(omdb, shared_dir, srzoo_env):
+def test_safetensors_record_end_to_end(omdb_warm, shared_dir, models_env):
+    omdb, srzoo_env = omdb_warm, models_env
     """A .safetensors written from the real tensors runs through omdb: and gives the same
     pixels as the .pth it came from (same weights, same converter)."""
     from srzoo.convert.torchload import load_state_dict
@@ -310,7 +347,8 @@ def test_safetensors_record_end_to_end(omdb, shared_dir, srzoo_env):
     assert rec["converter"]["name"] == "safetensors-onnx" and rec["source"]["format"] == "safetensors"
 
 
-def test_onnx_record_runs_directly_after_inspection(omdb, shared_dir, srzoo_env):
+def test_onnx_record_runs_directly_after_inspection(omdb_warm, shared_dir, models_env):
+    omdb, srzoo_env = omdb_warm, models_env
     """A published ONNX runs as is; its output equals the converted .pth's."""
     img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "head.png"))[50:70, 50:80]
     ref = srzoo.upscale(img, "omdb:4x-srzoo-test-anime", 4)
