@@ -279,6 +279,16 @@ def test_manual_host_message_and_from_file(omdb, shared_dir, srzoo_env, capsys):
     assert code == 0 and out.strip() == str(target)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == ANIME_PTH[2]
     assert srzoo.api.is_cached(srzoo.get_model("omdb:4x-srzoo-test-gdrive"))
+    # the cache commands know whose file it is and re-hash it against the record
+    code, out, _ = run(capsys, "cache", "ls")
+    assert code == 0 and any(ln.split()[0] == "omdb:4x-srzoo-test-gdrive" for ln in out.splitlines())
+    code, out, _ = run(capsys, "cache", "verify")
+    assert code == 0 and f"ok      {target}" in out and "UNKNOWN" not in out
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    code, out, _ = run(capsys, "cache", "verify", "omdb:4x-srzoo-test-gdrive")
+    assert code == 1 and f"CORRUPT {target}: sha256 mismatch" in out
 
 
 def test_from_file_same_size_other_bytes_refused(omdb, shared_dir, tmp_path, srzoo_env, capsys):

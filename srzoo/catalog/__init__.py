@@ -33,6 +33,30 @@ def resolve(name: str, scale: int | None = None) -> CatalogEntry:
     return entry_for(rec, rtype, revision=cat.revision)
 
 
+def cached_artifacts(rid: str | None = None) -> dict[str, "object"]:
+    """``{"omdb:<id>": Artifact}`` of every record file in the cache (or of one record).
+
+    Reads the catalogue only when it is itself cached (never downloads for this).
+    """
+    from .. import cache
+    from .store import current_pin
+
+    root = cache.cache_dir() / "models" / "omdb"
+    if not root.is_dir() or not cache.is_cached(current_pin().artifact):
+        return {}
+    cat = load()
+    out: dict[str, object] = {}
+    for d in sorted(root.iterdir()):
+        if rid is not None and d.name.lower() != rid.lower():
+            continue
+        rec = cat.records.get(d.name)
+        for res in rec.resources if rec else ():
+            art = res.artifact(rec.id)
+            if cache.path_for(art).exists():
+                out[f"omdb:{rec.id}@{res.type}"] = art
+    return out
+
+
 def search(pattern: str | None = None, *, arch: str | None = None, scale: int | None = None,
            tag: str | None = None, runnable: bool | None = None) -> list[Record]:
     """Records whose id or name matches ``pattern`` (shell wildcards, case-insensitive;
@@ -56,6 +80,6 @@ def search(pattern: str | None = None, *, arch: str | None = None, scale: int | 
     return sorted(out, key=lambda r: r.id.lower())
 
 
-__all__ = ["CATALOGS", "CatalogEntry", "CatalogError", "Changes", "ManualDownload", "PREFIX", "Record",
+__all__ = ["CATALOGS", "cached_artifacts", "CatalogEntry", "CatalogError", "Changes", "ManualDownload", "PREFIX", "Record",
            "UnsupportedArchitecture", "current_pin", "load", "resolve", "runnable_archs", "runs_today",
            "search", "update"]

@@ -89,6 +89,10 @@ def _owners() -> dict:
     for m in api.list_models():
         if m.artifact:
             owners.setdefault(cache.path_for(m.artifact), f"{m.name} x{m.scale}")
+    from ..catalog import cached_artifacts
+
+    for name, art in cached_artifacts().items():  # files of omdb: records
+        owners.setdefault(cache.path_for(art), name.split("@")[0])
     return owners
 
 
@@ -104,9 +108,14 @@ def _owner_of(path, owners: dict) -> str:
 def _selected(name: str | None) -> list:
     """Artifacts of one model or dataset name, or of everything in the registry."""
     reg = api.get_registry()
-    if name is None:
+    from ..catalog import cached_artifacts
+
+    if name is not None and name.lower().startswith("omdb:"):
+        arts = list(cached_artifacts(name[5:].split("@")[0]).values())
+    elif name is None:
         arts = [m.artifact for m in reg.models() if m.artifact]
         arts += [a for d in reg.datasets() for a in d.files]
+        arts += list(cached_artifacts().values())
     elif name.lower() in [d.name for d in reg.datasets()]:
         arts = list(reg.dataset(name).files)
     else:
