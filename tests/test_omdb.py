@@ -47,10 +47,11 @@ def shared_records(shared: Path) -> dict:
             if p.stem != "architectures"}
 
 
-def record(base: dict, rtype: str, size: int, sha: str, urls: list[str], **kw) -> dict:
+def record(base: dict, rtype: str, nbytes: int, sha: str, urls: list[str], **kw) -> dict:
+    """A copy of a real record with one resource of our own (``kw``: fields to change)."""
     r = copy.deepcopy(base)
     r["resources"] = [{"platform": "onnx" if rtype == "onnx" else "pytorch", "type": rtype,
-                       "size": size, "sha256": sha, "urls": urls}]
+                       "size": nbytes, "sha256": sha, "urls": urls}]
     r.update(kw)
     return r
 
@@ -142,7 +143,8 @@ def test_unconverted_architectures_listed_as_such(omdb, capsys):
     assert len(rows) == 18
     assert rows["omdb:2x-DAT-2"]["runnable"] == "no"
     assert "no converter for dat" in rows["omdb:2x-DAT-2"]["why_not"]
-    assert rows["omdb:1x-BroadcastToStudio-SPAN"]["runnable"] in ("no", "onnx")
+    span = rows["omdb:1x-BroadcastToStudio-SPAN"]
+    assert (span["runnable"], span["downloadable"], span["file_type"]) == ("yes", False, "pth")  # Mega only
     compact = {n: r["runnable"] for n, r in rows.items() if r["arch"] == "compact"}
     assert compact.pop("omdb:1x-Book-Compact") == "no"  # size tag "2,27mb" is not a shape srzoo knows
     assert "size tags ['2,27mb']" in rows["omdb:1x-Book-Compact"]["why_not"]
@@ -479,3 +481,51 @@ def test_shipped_pin_is_well_formed():
     pin = store.shipped_pin()
     assert len(pin.revision) == 40 and len(pin.sha256) == 64 and pin.size > 100_000
     assert pin.artifact.file == f"openmodeldb-{pin.revision[:12]}.json"
+
+
+# ---- SPAN -----------------------------------------------------------------------------------
+def _spandrel_span():
+    """spandrel's SPAN module, the implementation the community loads these files with,
+    read from the installed package (spandrel's __init__ needs torchvision, so the one
+    file is executed on its own: its helper decorator is a no-op here and its `.cuda()`
+    calls are dropped for a CPU-only torch)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("spandrel")
+    if spec is None or spec.origin is None:
+        pytest.skip("spandrel is not installed (pip install --no-deps spandrel)")
+    path = Path(spec.origin).parent / "architectures" / "SPAN" / "__arch" / "span.py"
+    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
+                 path.read_text(), flags=re.M).replace(".cuda()", "")
+    ns: dict = {"__name__": "spandrel_span_reference"}
+    exec(compile(src, str(path), "exec"), ns)
+    return ns["SPAN"]
+
+
+def test_span_record_matches_spandrel(omdb, shared_dir, srzoo_env):
+    """A SPAN .pth (random weights, saved by torch) through omdb: against spandrel's SPAN."""
+    torch = pytest.importorskip("torch")
+    SPAN = _spandrel_span()
+    torch.manual_seed(0)
+    net = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16, upscale=2).eval()
+    with torch.no_grad():  # keep the output inside [0, 1] so the comparison is not all clipping
+        net.upsampler[0].weight.mul_(0.002)
+        net.upsampler[0].bias.fill_(0.5)
+    f = omdb.folder / "2x-span-test.pth"
+    torch.save(net.state_dict(), f)  # its eval_conv tensors are stale: srzoo merges sk + conv itself
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-span": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                       hashlib.sha256(data).hexdigest(), ["https://example.org/2x-span-test.pth"],
+                                       scale=2, size=["16nf"])})
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:104, 40:72]
+    out = srzoo.upscale(img, "omdb:2x-srzoo-test-span", 2)
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.05 < ref.min() and ref.max() < 0.95 and ref.std() > 0.01  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (48, 64, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    rec = json.loads(next((srzoo_env / "derived").glob("omdb-2x-srzoo-test-span-x2-*/record.json")).read_text())
+    assert rec["info"]["arch"] == "span" and rec["info"]["features"] == 16

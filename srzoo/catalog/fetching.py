@@ -139,9 +139,9 @@ def inspect_onnx(path: Path, entry: CatalogEntry) -> dict[str, Any]:
 def _derive(entry: CatalogEntry, src: Path, force: bool) -> Path:
     from .. import derived
     from ..convert import converter_for
-    from .safetensors import register
+    from .converters import install
 
-    register()
+    install()
     converter = converter_for(entry.source_format)
     plain = dataclasses.replace(entry, name=f"omdb-{entry.record_id}", format=entry.source_format)
     return derived.derive(src, plain, converter, source_sha256=entry.sha256, force=force)

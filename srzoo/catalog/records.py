@@ -65,9 +65,9 @@ def runs_today() -> str:
 def converter_exists(fmt: str) -> bool:
     """True when :mod:`srzoo.convert` has a converter for files of ``fmt``."""
     from ..convert import converter_for
-    from .safetensors import register
+    from .converters import install
 
-    register()
+    install()
     try:
         converter_for(fmt)
     except SrzooError:
