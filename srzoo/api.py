@@ -71,8 +71,27 @@ def fetch_entry(entry: ModelEntry, *, force: bool = False, quiet: bool | None = 
     override = getattr(entry, "fetch_override", None)  # entries of a catalogue fetch their own way
     if override is not None:
         return override(force=force, quiet=quiet)
-    return fetch_artifact(entry.artifact, force=force, quiet=quiet,
-                          what=f"{entry.name} x{entry.scale}")
+    what = f"{entry.name} x{entry.scale}"
+    for extra in entry.companions:  # e.g. the .bin of an ncnn .param, fetched beside it
+        fetch_artifact(extra, force=force, quiet=quiet, what=what)
+    path = fetch_artifact(entry.artifact, force=force, quiet=quiet, what=what)
+    if entry.member:
+        from .archive import extract_member
+
+        return extract_member(path, entry.member, entry.artifact.sha256)
+    return path
+
+
+def model_file(entry: ModelEntry, *, quiet: bool | None = None) -> Path:
+    """The file an engine loads for ``entry``: fetched, and for a format no engine
+    reads (Keras, PyTorch, ncnn) converted to ONNX once and cached as a derived
+    file (:func:`srzoo.derived.derive`)."""
+    path = fetch_entry(entry, quiet=quiet)
+    if entry.derived:
+        from .derived import derive
+
+        return derive(path, entry)
+    return path
 
 
 def fetch_dataset(name: str, *, force: bool = False, quiet: bool | None = None) -> Path:

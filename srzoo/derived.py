@@ -154,7 +154,8 @@ def derive(source: Path, entry: "ModelEntry", converter: "Converter | None" = No
     converter = converter or converter_for(entry.format)
     options = dict(options or {})
     if source_sha256 is None:
-        source_sha256 = entry.sha256 or _sha256(Path(source))
+        # an archive member's own hash, not the archive's
+        source_sha256 = (entry.sha256 if not entry.member else None) or _sha256(Path(source))
     folder = folder_for(entry, converter, source_sha256, options)
     if not force and _record_matches(folder, read_record(folder)):
         return folder / OUTPUT

@@ -75,6 +75,8 @@ def sources(artifact: Artifact) -> list[str]:
             out.append(str(base / artifact.file))
     if not _env_flag("SRZOO_MIRROR_ONLY"):
         out.extend(artifact.urls)
+    else:  # a manifest's local file ('path' key) is not a download: always allowed
+        out.extend(u for u in artifact.urls if not _is_url(u))
     return out
 
 

@@ -53,10 +53,13 @@ FORMATS = {
     "onnx": True,
     "keras-h5": True,
     "pytorch-pth": True,
+    "ncnn": True,
     "interpolation": False,
 }
 #: Formats OpenCV can load without a conversion step.
 OPENCV_FORMATS = {"tf-graphdef", "onnx", "interpolation"}
+#: Formats a converter of srzoo.convert turns into ONNX (a "derived" file in the cache).
+DERIVED_FORMATS = {"keras-h5", "pytorch-pth", "ncnn"}
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HEX_RE = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "git_blob_sha1": re.compile(r"^[0-9a-f]{40}$")}
@@ -143,6 +146,17 @@ class ModelEntry:
     arch: str = ""
     needs_conversion: bool = False
     manifest: str = ""
+    #: for an archive artifact (zip, tar.gz): the member that is the model file
+    member: str | None = None
+    #: further files the model needs beside its main file (the ``.bin`` of an ncnn ``.param``)
+    companions: tuple[Artifact, ...] = ()
+    #: e.g. ("gan",): trained for perceptual quality, PSNR is not its goal
+    tags: tuple[str, ...] = ()
+
+    @property
+    def derived(self) -> bool:
+        """True when no engine loads the published format and a converter reaches ONNX from it."""
+        return self.format in DERIVED_FORMATS
 
     @property
     def file(self) -> str | None:
@@ -171,7 +185,9 @@ class ModelEntry:
             "sha256": self.sha256,
             "git_blob_sha1": self.artifact.git_blob_sha1 if self.artifact else None,
             "format": self.format, "license": self.license, "engine": self.engine,
-            "needs_conversion": self.needs_conversion,
+            "needs_conversion": self.needs_conversion, "derived": self.derived,
+            "member": self.member, "companions": [c.file for c in self.companions],
+            "tags": list(self.tags),
             "urls": list(self.artifact.urls) if self.artifact else [],
             "paper": self.paper, "source": self.source, "manifest": self.manifest,
             "io": dataclasses.asdict(self.io),
@@ -195,9 +211,9 @@ _MODEL_KEYS = {
     "name": str, "scale": int, "file": str, "format": str, "size": int, "sha256": str,
     "git_blob_sha1": str, "urls": list, "license": str, "paper": str, "source": str,
     "description": str, "notes": str, "arch": str, "needs_conversion": bool, "engine": str,
-    "io": dict,
+    "io": dict, "path": str, "member": str, "bin": dict, "tags": list,
 }
-_FILE_KEYS = {"file": str, "size": int, "sha256": str, "git_blob_sha1": str, "urls": list}
+_FILE_KEYS = {"file": str, "size": int, "sha256": str, "git_blob_sha1": str, "urls": list, "path": str}
 _DATASET_KEYS = {"name": str, "description": str, "license": str, "source": str}
 
 
@@ -232,10 +248,16 @@ def check_file_name(path: Path | str, where: str, name: str) -> None:
 
 
 def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Artifact:
+    if "path" in d:  # a local file: the manifest's folder is the base of a relative path
+        if "urls" in d:
+            raise _fail(path, where, "give either 'urls' or 'path' (a local file), not both")
+        local = Path(d["path"]).expanduser()
+        local = local if local.is_absolute() else Path(path).resolve().parent / local
+        d = {"file": local.name, **d, "urls": [str(local)]}
     for key in ("file", "size", "sha256", "urls"):
         if key not in d:
             raise _fail(path, where, f"missing key {key!r} (every downloadable file needs "
-                                     "file, size, sha256 and urls)")
+                                     "file, size, sha256 and urls or path)")
     check_file_name(path, where, d["file"])
     if d["size"] <= 0:
         raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
@@ -245,7 +267,7 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     urls = d["urls"]
     if not urls:
         raise _fail(path, where, "key 'urls' must list at least one URL")
-    for u in urls:
+    for u in urls if "path" not in d else ():
         if not isinstance(u, str) or not re.match(r"^https?://", u):
             raise _fail(path, where, f"key 'urls' holds {u!r}, not an http(s) URL")
     return Artifact(file=d["file"], size=d["size"], sha256=d["sha256"], urls=tuple(urls),
@@ -304,6 +326,21 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
     scale = d.get("scale")
     if scale is not None and scale < 1:
         raise _fail(path, where, f"key 'scale' must be a positive integer, got {scale}")
+    member = d.get("member")
+    if member is not None and (not member or member.startswith("/") or ".." in member.split("/")):
+        raise _fail(path, where, f"key 'member' must be a relative path inside the archive, got {member!r}")
+    companions: tuple[Artifact, ...] = ()
+    if fmt == "ncnn":
+        if "bin" not in d or not isinstance(d["bin"], dict):
+            raise _fail(path, where, "an ncnn entry names its .param as 'file' and its weights as a "
+                                     "table 'bin' (file, size, sha256, urls or path)")
+        _check_keys(path, where + ".bin", d["bin"], {**_FILE_KEYS, "path": str})
+        companions = (_artifact(path, where + ".bin", d["bin"], "models"),)
+        if Path(companions[0].file).stem != Path(artifact.file).stem if artifact else True:
+            raise _fail(path, where, "the ncnn .bin must have the .param's name with .bin "
+                                     f"({Path(artifact.file).stem if artifact else '?'}.bin)")
+    elif "bin" in d:
+        raise _fail(path, where, "key 'bin' is only for format 'ncnn'")
     io = _io(path, where, d.get("io", {}))
     if fmt == "interpolation" and not io.method:
         raise _fail(path, where, "an interpolation model needs io.method")
@@ -312,7 +349,8 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         engine=d.get("engine", "opencv"), paper=d.get("paper", ""), source=d.get("source", ""),
         description=d.get("description", ""), notes=d.get("notes", ""), arch=d.get("arch", ""),
         needs_conversion=d.get("needs_conversion", fmt not in OPENCV_FORMATS),
-        manifest=str(path),
+        manifest=str(path), member=member, companions=companions,
+        tags=tuple(str(t) for t in d.get("tags", ())),
     )
 
 

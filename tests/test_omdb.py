@@ -239,6 +239,14 @@ def test_cli_upscale_and_bench_take_omdb_names(omdb_warm, shared_dir, tmp_path, 
     # the network's output is close to bicubic on smooth content, never equal to it
     bic = cv2.resize(img, (120, 96), interpolation=cv2.INTER_CUBIC)
     assert 0 < np.abs(big.astype(int) - bic.astype(int)).mean() < 20
+    code, out, err = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(tmp_path / "a.onnx"))
+    assert code == 0, err
+    assert "architecture: srvgg" in out and "scale:        4" in out
+    onnx_bytes = (tmp_path / "a.onnx").read_bytes()
+    assert f"sha256 {hashlib.sha256(onnx_bytes).hexdigest()}" in out
+    net = cv2.dnn.readNetFromONNX(str(tmp_path / "a.onnx"))
+    net.setInput(np.full((1, 3, 8, 8), 0.5, np.float32))
+    assert net.forward().shape == (1, 3, 32, 32)
     assert _plan(["omdb:4x-srzoo-test-anime"], None) == ([("omdb:4x-srzoo-test-anime", 4)], [])
     assert _plan(["omdb:4x-srzoo-test-anime"], [2, 4])[1] == ["omdb:4x-srzoo-test-anime x2 (no such model; it has x4)"]
 

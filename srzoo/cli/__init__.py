@@ -14,7 +14,7 @@ from typing import Sequence
 from ..errors import SrzooError
 
 #: modules that contribute sub-commands, in help order
-COMMAND_MODULES = ("models", "upscale", "bench", "catalog")
+COMMAND_MODULES = ("models", "upscale", "bench", "convert", "catalog")
 
 
 def build_parser() -> argparse.ArgumentParser:

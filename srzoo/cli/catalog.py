@@ -125,6 +125,40 @@ def cmd_info_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_record(args: argparse.Namespace) -> int:
+    """``srzoo convert omdb:ID [-o OUT.onnx]``: the verified ONNX of a record, copied to OUT."""
+    import shutil
+    from pathlib import Path
+
+    from .. import api, derived
+    from ..catalog import resolve
+
+    if args.manifest:
+        raise SrzooError("--manifest is for local files; omdb: names need no manifest")
+    entry = resolve(args.input, args.scale)
+    if entry.unrunnable:
+        raise SrzooError(entry.unrunnable)
+    onnx = api.fetch_entry(entry)
+    out = Path(args.output or f"{entry.record_id}.onnx")
+    if out.resolve() != onnx.resolve():
+        tmp = out.with_name(f".{out.name}.part")
+        shutil.copyfile(onnx, tmp)
+        tmp.replace(out)
+    rec = derived.read_record(onnx.parent) if entry.source_format != "onnx" else None
+    print(f"format:       {entry.source_format} (omdb:{entry.record_id} @ {entry.revision[:12]})")
+    if rec:
+        info, probe = rec.get("info", {}), rec.get("probe", {})
+        print(f"architecture: {info.get('arch')}")
+        print(f"scale:        {info.get('scale')}")
+        print(f"parameters:   {info.get('params')}")
+        print(f"verification: max |diff| {probe.get('max_abs_error'):.3g} against {probe.get('checked_against')}")
+    else:
+        print(f"scale:        {entry.scale}")
+        print("verification: published ONNX, inputs inspected and run once on a probe")
+    print(f"output:       {out} (sha256 {derived._sha256(out)})")
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from ..catalog import store
 

@@ -124,6 +124,51 @@ def _selected(name: str | None) -> list:
     return list(unique.values())
 
 
+# ---- derived files (converted ONNX with their record), shown under their model ----
+def _derived(name: str | None) -> list:
+    from .. import derived
+
+    return [d for d in derived.derived_files()
+            if name is None or (d.record or {}).get("model") == name.lower()]
+
+
+def _derived_rows(name: str | None) -> list:
+    rows = []
+    for d in _derived(name):
+        rec = d.record or {}
+        size = d.path.stat().st_size if d.path.is_file() else 0
+        owner = f"{rec.get('model', '?')} x{rec.get('scale', '?')} (derived)"
+        rows.append([owner, str(d.path.relative_to(cache.cache_dir())), _size(size)])
+    return rows
+
+
+def _verify_derived(name: str | None) -> tuple[int, int]:
+    from .. import derived
+
+    checked = bad = 0
+    for d in _derived(name):
+        checked += 1
+        issues = derived.verify(d.folder)
+        if issues:
+            bad += 1
+            print(f"CORRUPT {d.folder}: {'; '.join(issues)}; it is rebuilt on next use "
+                  f"(or remove it with `srzoo cache rm NAME`)")
+        else:
+            print(f"ok      {d.path}")
+    return checked, bad
+
+
+def _remove_derived(name: str | None) -> int:
+    import shutil
+
+    n = 0
+    for d in _derived(name):
+        shutil.rmtree(d.folder, ignore_errors=True)
+        print(f"removed {d.folder}")
+        n += 1
+    return n
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     action = args.action
     if action == "path":
@@ -137,6 +182,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         owners = _owners()
         rows = [[_owner_of(f.path, owners), str(f.path.relative_to(cache.cache_dir())), _size(f.size)]
                 for f in files]
+        rows += _derived_rows(args.name)
         print(_table(rows, ["model", "file", "size"]) if rows else "cache is empty")
         total = sum(f.size for f in files)
         print(f"{len(files)} file(s), {_size(total)} in {cache.cache_dir()}", file=sys.stderr)
@@ -162,6 +208,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             for f in cache.cached_files():
                 if f.path not in known:
                     print(f"UNKNOWN {f.path}: no manifest entry describes this file")
+        d_checked, d_bad = _verify_derived(args.name)
+        checked, bad = checked + d_checked, bad + d_bad
         print(f"{checked} file(s) checked, {bad} corrupt", file=sys.stderr)
         return 1 if bad else 0
     if action == "rm":
@@ -170,7 +218,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         else:
             arts = _selected(args.name)
             targets = [cache.path_for(a) for a in arts] + [cache.partial_path(a) for a in arts]
-        removed = 0
+        removed = _remove_derived(args.name)
         for p in targets:
             if p.exists():
                 p.unlink()

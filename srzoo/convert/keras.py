@@ -8,8 +8,9 @@ from the layer kinds and kernel shapes:
   9x9 1->n ReLU ``valid``, kxk n->m ReLU ``same``, 5x5 m->1 ``valid``. The
   network sees the bicubic-upscaled Y; the two ``valid`` layers lose 6 px
   per side, so the graph reflect-pads its input by 6 and the output has the
-  input's size (pixels 6 px or more from the border are the original
-  network's exactly).
+  input's size (pixels 9 px or more from the border are the original
+  network's exactly; nearer, the original's zero padding of the middle
+  layer at the edge of its valid region no longer applies).
 * **SRGAN / SRResNet** (krasserm/super-resolution generator): conv 9x9 +
   PReLU, residual blocks (conv, BatchNorm, PReLU, conv, BatchNorm, add),
   conv + BatchNorm + skip, ``log2(scale)`` upsampling blocks (conv,
