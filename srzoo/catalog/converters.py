@@ -15,10 +15,16 @@ def install() -> None:
     global _done
     if _done:
         return
-    from ..convert import arch
+    from ..convert import arch, converter_for
+    from ..errors import SrzooError
     from .safetensors import register
 
-    register()
+    try:  # the safetensors converter reuses the .pth one's builder: only where that one loaded
+        converter_for("pytorch-pth")
+    except SrzooError:
+        pass
+    else:
+        register()
     if "span" not in arch.MODULES:
         arch.MODULES.append("span")
     _done = True

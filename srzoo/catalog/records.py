@@ -204,8 +204,8 @@ class Record:
         if res.format not in spec["formats"]:
             return f"omdb:{self.id}: srzoo converts {self.arch} from {', '.join(spec['formats'])}, not {res.format}"
         if not converter_exists(res.format):
-            return (f"omdb:{self.id}: this srzoo has no converter for {res.format} files "
-                    f"(srzoo.convert registers none); {runs_today()}")
+            return (f"omdb:{self.id}: this installation has no converter for {res.format} files; "
+                    "install the convert extra: pip install 'srzoo[convert]'")
         bad = [t for t in self.size_tags if not any(re.match(p, t) for p in spec["size_tags"])]
         if bad:
             return (f"omdb:{self.id}: size tags {bad} are not a {spec['name']} shape srzoo knows "
