@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (BackendUnavailable, ChecksumError, DownloadError, ImageError, ManifestError,
-                     ModelLoadError, OfflineError, SrzooError, UnknownModel)
+from .errors import (ArgumentError, BackendUnavailable, CacheError, ChecksumError, ConfigError,
+                     DownloadError, ImageError, ManifestError, ModelLoadError, OfflineError,
+                     SrzooError, UnknownModel)
 
 __version__ = "0.1.0"
 
@@ -38,7 +39,8 @@ _LAZY = {
 
 __all__ = [
     "SrzooError", "ManifestError", "UnknownModel", "DownloadError", "ChecksumError",
-    "OfflineError", "ModelLoadError", "BackendUnavailable", "ImageError", "__version__",
+    "OfflineError", "ModelLoadError", "BackendUnavailable", "ImageError", "ConfigError",
+    "CacheError", "ArgumentError", "__version__",
     *_LAZY,
 ]
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from pathlib import Path
 
 from . import cache
 from .download import fetch_artifact
-from .errors import SrzooError
+from .errors import ArgumentError, SrzooError
 from .registry import Dataset, ModelEntry, Registry, default_registry
 
 
@@ -36,9 +37,16 @@ def get_model(name: str, scale: int | None = None) -> ModelEntry:
     """The manifest entry of ``name`` at ``scale`` (lowest scale if omitted).
 
     Raises :class:`srzoo.UnknownModel` with the closest names, or with the
-    scales the model has. Names with a catalogue prefix (``omdb:<id>``) are
+    scales the model has, and :class:`srzoo.ArgumentError` for a name that is
+    not a string. Names with a catalogue prefix (``omdb:<id>``) are
     resolved by that catalogue (:data:`RESOLVERS`).
     """
+    if not isinstance(name, str):
+        raise ArgumentError(f"model name must be a string such as 'espcn', got "
+                            f"{type(name).__name__} {name!r:.40}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Integral)):
+        raise ArgumentError(f"scale must be an integer or None, got {type(scale).__name__} "
+                            f"{scale!r:.40}")
     prefix, sep, _ = name.partition(":")
     if sep and prefix.lower() in RESOLVERS:
         import importlib

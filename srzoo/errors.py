@@ -40,3 +40,17 @@ class BackendUnavailable(SrzooError):
 
 class ImageError(SrzooError, ValueError):
     """An input image is unreadable, of an unsupported layout, or too large."""
+
+
+class ConfigError(SrzooError, ValueError):
+    """An SRZOO_* environment variable holds a value that is not allowed; the
+    message names the variable, the value and the allowed values."""
+
+
+class CacheError(SrzooError):
+    """The cache folder cannot be used (read-only, full, a file where a folder
+    should be...); the message names the path and what to do."""
+
+
+class ArgumentError(SrzooError, TypeError):
+    """A public function was called with an argument of the wrong type."""

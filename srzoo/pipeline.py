@@ -2,8 +2,10 @@
 
 * loading (a path becomes an array; :class:`srzoo.ImageError` names the file),
 * layout and dtype normalisation: H×W grey, H×W×1, H×W×3 BGR and H×W×4 BGRA
-  in uint8, uint16 or float (values in [0, 1]); the result keeps the layout
-  and dtype,
+  in uint8, uint16 or float; the result keeps the layout and dtype. Float
+  input outside [0, 1] (HDR) is scaled from its [min, max] into [0, 1] and
+  back; NaN/inf are refused; float results are clipped to
+  [min(0, input min), max(1, input max)] (:func:`prepare`, :func:`finish`),
 * pre-/post-processing from :class:`srzoo.registry.IOSpec`: ``color``
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
@@ -20,13 +22,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import cv2
 import numpy as np
 
 from .errors import ImageError, SrzooError
+from .imageio import load_image  # noqa: F401  (moved to srzoo.imageio; re-exported here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engines.base import Runner
@@ -51,36 +53,11 @@ _INTERP = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(float(raw))
-    except ValueError:
-        raise SrzooError(f"{name}={raw!r} is not a number") from None
+    """A validated integer setting from :mod:`srzoo.config` (``default`` is
+    kept for callers; the declared default applies when the variable is unset)."""
+    from . import config
 
-
-# --------------------------------------------------------------------------- loading
-def load_image(src: ImageLike) -> np.ndarray:
-    """An image as an array: arrays pass through, paths are decoded unchanged
-    (alpha, 16-bit and grey are kept). Raises :class:`ImageError` naming the file."""
-    if isinstance(src, np.ndarray):
-        return src
-    if not isinstance(src, (str, os.PathLike)):
-        raise ImageError(f"image must be a numpy array or a path, got {type(src).__name__}")
-    path = Path(src)
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ImageError(f"{path}: not an image OpenCV can decode (empty, truncated or unknown format)")
-    return img
+    return int(config.get(name))
 
 
 @dataclass
@@ -95,6 +72,10 @@ class Prepared:
     alpha: np.ndarray | None
     dtype: np.dtype
     keepdim: bool
+    #: float input outside [0, 1]: the (low, high) it was scaled from into [0, 1]
+    span: tuple[float, float] | None = None
+    #: float input: results are clipped to [min(0, low), max(1, high)] of the input
+    clip: tuple[float, float] | None = None
 
 
 def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) -> Prepared:
@@ -121,7 +102,19 @@ def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) ->
     if split_alpha and work.ndim == 3 and work.shape[2] == 4:
         alpha = work[:, :, 3]
         work = cv2.cvtColor(work, cv2.COLOR_BGRA2BGR)
-    return Prepared(work, alpha, dtype, keepdim)
+    span = clip = None
+    if work.dtype == np.float32:
+        lo, hi = float(np.min(work)), float(np.max(work))  # nan/inf propagate
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ImageError(f"{what}: holds NaN or infinite values; replace them (e.g. "
+                             "numpy.nan_to_num) before upscaling")
+        if alpha is not None and not np.isfinite(alpha).all():
+            raise ImageError(f"{what}: its alpha channel holds NaN or infinite values")
+        clip = (min(0.0, lo), max(1.0, hi))
+        if lo < 0.0 or hi > 1.0:  # HDR: the networks expect [0, 1]; scale into it and back
+            span = (lo, hi)
+            work = (work - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
+    return Prepared(work, alpha, dtype, keepdim, span, clip)
 
 
 def _human(nbytes: int) -> str:
@@ -176,7 +169,13 @@ def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: s
 
 
 def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
-    """Re-attach alpha (bicubic), restore the input's channel layout and dtype."""
+    """Restore the input's value range (float inputs outside [0, 1]), re-attach
+    alpha (bicubic), restore the channel layout and dtype."""
+    if p.span is not None:
+        lo, hi = p.span
+        color = color * np.float32(hi - lo) + np.float32(lo)
+    if p.clip is not None and color.dtype == np.float32:
+        color = np.clip(color, np.float32(p.clip[0]), np.float32(p.clip[1]))
     if p.alpha is not None:
         h, w = color.shape[:2]
         a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)

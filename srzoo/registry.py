@@ -429,7 +429,9 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 def env_manifest_paths() -> list[str]:
     """Paths named by ``SRZOO_REGISTRY`` (separated by the OS path separator or commas)."""
-    raw = os.environ.get("SRZOO_REGISTRY", "")
+    from . import config
+
+    raw = config.get("SRZOO_REGISTRY")
     return [p for p in re.split(rf"[{re.escape(os.pathsep)},]", raw) if p.strip()]
 
 
@@ -523,7 +525,9 @@ def default_registry() -> Registry:
     """The process-wide registry: built-ins, SRZOO_REGISTRY and add_manifest() paths.
     Re-read when SRZOO_REGISTRY changes."""
     global _default, _default_key
-    key = (os.environ.get("SRZOO_REGISTRY", ""), *_extra_paths)
+    from . import config
+
+    key = (config.get("SRZOO_REGISTRY"), *_extra_paths)
     if _default is None or key != _default_key:
         _default = Registry(_extra_paths)
         _default_key = key

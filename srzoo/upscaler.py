@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import backends
-from .errors import ImageError, SrzooError
-from .pipeline import ImageLike, ModelPipeline, check_size, finish, load_image, prepare
+from .errors import ArgumentError, SrzooError
+from .imageio import FLOAT_EXTS, load_image, write_image
+from .pipeline import ImageLike, ModelPipeline, check_size, finish, prepare
 from .registry import ModelEntry
 
 #: how many loaded models :func:`upscale` keeps (least recently used dropped first)
@@ -33,8 +33,22 @@ CACHE_SIZE = 8
 
 _cache: "OrderedDict[tuple[Any, ...], Upscaler]" = OrderedDict()
 _cache_lock = threading.Lock()
+_key_locks: "dict[tuple[Any, ...], threading.Lock]" = {}
 #: number of models loaded from disk by this process (tests and diagnostics)
 load_count = 0
+
+
+def _check_backend(backend: Any) -> str:
+    if not isinstance(backend, str):
+        raise ArgumentError(f"backend must be a string such as 'auto', 'cpu' or 'opencl', got "
+                            f"{type(backend).__name__} {backend!r:.40}")
+    return backend
+
+
+def _check_tile(tile: Any, name: str = "tile") -> None:
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
+                             or tile < 0):
+        raise ArgumentError(f"{name} must be None or an integer >= 0, got {tile!r:.40}")
 
 
 def _check_scale(scale: Any) -> int:
@@ -46,6 +60,9 @@ def _check_scale(scale: Any) -> int:
 
 
 def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
+    if not isinstance(model, (str, ModelEntry)):
+        raise ArgumentError(f"model must be a model name such as 'espcn' (see srzoo.list_models()) "
+                            f"or a ModelEntry, got {type(model).__name__} {model!r:.40}")
     if isinstance(model, ModelEntry):
         if model.scale is None:
             return model.at_scale(scale)
@@ -118,7 +135,7 @@ class Upscaler:
     def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
              overlap: int | None) -> dict[int, np.ndarray]:
         what = str(image) if not isinstance(image, np.ndarray) else "image"
-        arr = load_image(image)
+        arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
         p = prepare(arr, what, split_alpha=not self.pipeline.direct)
         h, w = p.color.shape[:2]
         channels = 1 if arr.ndim == 2 else arr.shape[2]
@@ -143,20 +160,31 @@ class Upscaler:
 
 def get_upscaler(model: str | ModelEntry = "espcn", scale: int = 2, *,
                  backend: str = "auto") -> Upscaler:
-    """A cached :class:`Upscaler` for (model, scale, backend), loading it on first use."""
+    """A cached :class:`Upscaler` for (model, scale, backend), loading it on first use.
+
+    Threads asking for the same key at once wait for one load (a lock per key);
+    different models load in parallel."""
     scale = _check_scale(scale)
     entry = _entry(model, scale)
-    key = (entry, backend.strip().lower() if isinstance(backend, str) else backend)
+    key = (entry, _check_backend(backend).strip().lower())
     with _cache_lock:
         up = _cache.get(key)
         if up is not None:
             _cache.move_to_end(key)
             return up
-    up = Upscaler(entry, scale, backend=backend)
-    with _cache_lock:
-        _cache[key] = up
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        with _cache_lock:  # loaded by another thread while this one waited?
+            up = _cache.get(key)
+            if up is not None:
+                _cache.move_to_end(key)
+                return up
+        up = Upscaler(entry, scale, backend=backend)
+        with _cache_lock:
+            _cache[key] = up
+            while len(_cache) > CACHE_SIZE:
+                old, _ = _cache.popitem(last=False)
+                _key_locks.pop(old, None)
     return up
 
 
@@ -175,13 +203,16 @@ def upscale(image: ImageLike, model: str | ModelEntry = "espcn", scale: int = 2,
     Weights are fetched and cached on first use; the loaded network is reused
     by later calls. See :class:`Upscaler` for ``backend`` and ``tile``.
     """
+    _check_tile(tile)
+    if not isinstance(image, (np.ndarray, str, os.PathLike)):
+        raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
     return get_upscaler(model, scale, backend=backend).upscale(image, tile=tile)
 
 
 # --------------------------------------------------------------------------- files
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
               ".exr", ".hdr", ".jp2", ".pfm")
-_FLOAT_EXTS = {".exr", ".hdr", ".pfm", ".tif", ".tiff"}
+_FLOAT_EXTS = FLOAT_EXTS
 
 
 @dataclass
@@ -250,43 +281,6 @@ def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: 
     if single and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
         return out
     return out / f"{src.stem}{ext}"
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode by extension and write atomically (temp file + rename): a failed
-    write never leaves a half-written file."""
-    import cv2
-
-    ext = path.suffix.lower() or ".png"
-    if image.dtype == np.float32 and ext not in _FLOAT_EXTS:
-        image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
-        if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
-            image = (image // 257).astype(np.uint8)
-    try:
-        ok, buf = cv2.imencode(ext, image)
-    except cv2.error as e:
-        raise ImageError(f"{path}: cannot encode as {ext}: {str(e).strip().splitlines()[-1]}") from None
-    if not ok:
-        raise ImageError(f"{path}: OpenCV cannot encode {ext} images")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
 
 
 def _reason(e: BaseException) -> str:

@@ -12,15 +12,27 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
 * ``extra``: append this many junk bytes (Content-Length covers them)
 * ``ignore_range``: answer 200 with the whole file even when asked for a range
 * ``delay``: sleep this long before answering (to make concurrent clients overlap)
+* ``redirect``: answer 302 to this location (``{url}`` is replaced by the server's
+  base URL, so ``"{url}/x"`` stays on it and ``"file:///etc/passwd"`` does not)
+* ``html``: answer 200 with a short HTML page (a captive portal)
+* ``bad_gzip``: ``Content-Encoding: gzip`` with a body that is not gzip
+* ``trickle``: send the body one byte every ``trickle`` seconds
+* ``endless``: no Content-Length; send zeros until the client goes away
+* ``gzip``: send the file gzip-compressed (``Content-Encoding: gzip``) whatever was asked
+* ``etag``: send this ETag instead of the file's own (as if the file changed since)
+
+Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is logged.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import http.server
 import os
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +50,13 @@ class Fault:
     extra: int = 0
     ignore_range: bool = False
     delay: float = 0.0
+    redirect: str | None = None
+    html: bool = False
+    bad_gzip: bool = False
+    trickle: float | None = None
+    endless: bool = False
+    gzip: bool = False
+    etag: str | None = None
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Hit:
     path: str
     range: str | None
     status: int
+    if_range: str | None = None
 
 
 @dataclass
@@ -98,7 +118,17 @@ class MirrorServer:
 
             def _record(self, status: int) -> None:
                 with server.lock:
-                    server.log.append(Hit(self.path, self.headers.get("Range"), status))
+                    server.log.append(Hit(self.path, self.headers.get("Range"), status,
+                                          self.headers.get("If-Range")))
+
+            def _simple(self, status: int, body: bytes = b"", **headers: str) -> None:
+                self._record(status)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k.replace("_", "-"), v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def do_GET(self) -> None:  # noqa: N802
                 fault = server._take_fault(self.path)
@@ -106,6 +136,27 @@ class MirrorServer:
                     time.sleep(fault.delay)
                 name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 src = server.files.get(name)
+                if fault and fault.redirect is not None:
+                    return self._simple(302, Location=fault.redirect.replace("{url}", server.url))
+                if fault and fault.html:
+                    return self._simple(200, b"<html><body>Please log in to use this "
+                                             b"network.</body></html>\n", Content_Type="text/html")
+                if fault and fault.bad_gzip:
+                    return self._simple(200, b"this is not gzip data at all" * 10,
+                                        Content_Encoding="gzip",
+                                        Content_Type="application/octet-stream")
+                if fault and fault.endless:
+                    self._record(200)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        while True:
+                            self.wfile.write(b"\0" * 65536)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
                 status = fault.status if fault and fault.status else (200 if src else 404)
                 if status != 200:
                     self._record(status)
@@ -118,8 +169,15 @@ class MirrorServer:
                     data[fault.corrupt_at] ^= 0xFF
                 if fault and fault.extra:
                     data += b"\x00" * fault.extra
+                etag = f'"{len(data)}-{zlib.crc32(bytes(data)):08x}"'
+                if fault and fault.gzip:
+                    return self._simple(200, gzip.compress(bytes(data)), Content_Encoding="gzip",
+                                        ETag=etag, Content_Type="application/octet-stream")
                 start = 0
                 rng = self.headers.get("Range")
+                if_range = self.headers.get("If-Range")
+                if if_range is not None and if_range != etag:
+                    rng = None  # RFC 9110: the file changed since, so send all of it
                 if rng and not (fault and fault.ignore_range) and rng.startswith("bytes="):
                     start = int(rng[6:].split("-", 1)[0])
                     if start >= len(data):
@@ -135,6 +193,7 @@ class MirrorServer:
                     self._record(200)
                     self.send_response(200)
                 self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", fault.etag if fault and fault.etag else etag)
                 self.send_header("Content-Type", "application/octet-stream")
                 body = bytes(data[start:])
                 self.send_header("Content-Length", str(len(body)))
@@ -144,6 +203,12 @@ class MirrorServer:
                         self.wfile.write(body[: fault.drop_after])
                         self.wfile.flush()
                         self.close_connection = True
+                        return
+                    if fault and fault.trickle is not None:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(fault.trickle)
                         return
                     if fault and fault.stall_after is not None:
                         self.wfile.write(body[: fault.stall_after])

@@ -78,6 +78,7 @@ def add_from_file(entry: CatalogEntry, source: str | os.PathLike[str]) -> Path:
         if bad:
             raise ChecksumError(f"{src} changed while it was copied: {'; '.join(bad)}; nothing added")
         os.replace(part, target)
+        cache.record(art)  # what was verified: later uses need not re-hash it
     finally:
         part.unlink(missing_ok=True)
     return target

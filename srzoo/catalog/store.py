@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .. import cache, download
+from .. import cache, config, download
 from ..errors import ChecksumError, DownloadError, OfflineError, SrzooError
 from ..registry import Artifact
 from .records import Record, parse_record, settings
@@ -167,7 +167,7 @@ def build_from_archive(data: bytes, revision: str, where: str = "archive") -> by
 def _get(url: str, limit: int, accept: str | None = None) -> bytes:
     import requests
 
-    timeout = download._env_float("SRZOO_TIMEOUT", 30.0)
+    timeout = float(config.get("SRZOO_TIMEOUT"))
     headers = {"Accept": accept} if accept else {}
     try:
         with requests.get(url, headers=headers, stream=True, timeout=(timeout, timeout)) as r:
@@ -186,7 +186,7 @@ def _get(url: str, limit: int, accept: str | None = None) -> bytes:
 def _network_allowed(what: str) -> None:
     if download.offline():
         raise OfflineError(f"{what} needs the network and SRZOO_OFFLINE=1 forbids it")
-    if download._env_flag("SRZOO_MIRROR_ONLY") and not _env_upstream():
+    if config.flag("SRZOO_MIRROR_ONLY") and not _env_upstream():
         raise DownloadError(f"{what} needs GitHub and SRZOO_MIRROR_ONLY=1 forbids it "
                             "(put openmodeldb-<rev12>.json in the mirror, or set SRZOO_CATALOG_UPSTREAM)")
 

@@ -7,7 +7,9 @@ Each sub-command lives in a module of this package that defines
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -36,19 +38,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(e: OSError) -> str:
+    """An OS error as one line: the path (when known) and the reason."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename:
+        return f"{e.filename}: {reason}"
+    return reason
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail
+    again (and print a second, unhelpful message)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure ends in one ``srzoo: error: ...`` line on
+    stderr and a non-zero exit: 1 for errors, 2 for usage errors (argparse),
+    130 for Ctrl-C. Output that cannot be written (``srzoo info > /dev/full``)
+    is an error; a closed pipe (``srzoo list | head``) is not."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        try:
+            from .. import config
+
+            config.validate()  # a bad SRZOO_* value is one line before any work
+            code = int(args.func(args) or 0)
+        finally:
+            sys.stdout.flush()  # surface write errors on stdout here, not at exit
+        return code
     except SrzooError as e:
-        print(f"srzoo: error: {e}", file=sys.stderr)
+        _error(str(e))
         return 1
     except KeyboardInterrupt:
-        print("srzoo: interrupted", file=sys.stderr)
+        _error("interrupted", prefix="srzoo: ")
         return 130
     except BrokenPipeError:  # e.g. `srzoo list | head`
+        _silence_stdout()
         return 0
+    except OSError as e:  # disk full on stdout or a report file, permissions, ...
+        if e.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG) and not e.filename:
+            _silence_stdout()
+            _error(f"cannot write the output: {_describe(e)}")
+        else:
+            _error(_describe(e))
+        return 1
+    except MemoryError:
+        _error("out of memory; use a smaller image or scale, or tiles (--tile)")
+        return 1
+
+
+def _error(text: str, prefix: str = "srzoo: error: ") -> None:
+    first = " ".join(str(text).split("\n")).strip()
+    try:
+        print(f"{prefix}{first}", file=sys.stderr, flush=True)
+    except OSError:  # stderr itself is gone: nothing more to say
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -107,11 +107,47 @@ def _command(args: argparse.Namespace, datasets: list[str]) -> str:
     return " ".join(parts)
 
 
+def _check_writable(path: str, flag: str) -> None:
+    """Raise SrzooError unless ``path`` can be written (created and removed
+    again when it did not exist, so nothing is left behind)."""
+    import os
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise SrzooError(f"{flag} {path}: is a folder; give a file name")
+    if not p.parent.exists():  # the report writers create folders: check the first existing one
+        anc = p.parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise SrzooError(f"{flag} {path}: cannot write: {anc} is a file, not a folder")
+        if not os.access(anc, os.W_OK | os.X_OK):
+            raise SrzooError(f"{flag} {path}: cannot write: cannot create folders in {anc}")
+        return
+    existed = p.exists()
+    try:
+        with open(p, "a"):
+            pass
+    except OSError as e:
+        raise SrzooError(f"{flag} {path}: cannot write: {e.strerror or e}") from None
+    if not existed:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
 def run(args: argparse.Namespace) -> int:
     from ..benchmark import bench
 
-    if args.repeat < 1 or args.warmup < 0:
-        raise SrzooError("--repeat must be >= 1 and --warmup >= 0")
+    if args.repeat < 1:
+        raise SrzooError(f"--repeat must be >= 1 (timed runs per image), got {args.repeat}")
+    if args.warmup < 0:
+        raise SrzooError(f"--warmup must be >= 0, got {args.warmup}")
+    for flag in ("json", "csv", "markdown", "plot"):  # fail before a long run, not after it
+        if getattr(args, flag):
+            _check_writable(getattr(args, flag), f"--{flag}")
     datasets = [d.strip() for spec in (args.dataset or ["set5"]) for d in spec.split(",") if d.strip()]
     if args.plot:  # fail before a long run, not after it
         try:

@@ -203,6 +203,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 print(f"CORRUPT {path}: {'; '.join(issues)}; "
                       "repair with `srzoo fetch NAME --force` or `srzoo cache rm NAME`")
             else:
+                cache.record(art)  # fully checked: later uses need not hash it again
                 print(f"ok      {path}")
         if args.name is None:
             for f in cache.cached_files():
@@ -217,14 +218,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
             targets = [f.path for f in cache.cached_files()] + cache.leftovers()
         else:
             arts = _selected(args.name)
-            targets = [cache.path_for(a) for a in arts] + [cache.partial_path(a) for a in arts]
-        removed = _remove_derived(args.name)
-        for p in targets:
-            if p.exists():
-                p.unlink()
-                removed += 1
-                print(f"removed {p}")
-        print(f"{removed} file(s) removed", file=sys.stderr)
+            targets = [p for a in arts for p in (
+                cache.path_for(a), cache.partial_path(a),
+                cache.partial_path(a).with_name(cache.partial_path(a).name + ".json"),
+                cache.record_path(a))]
+        derived_removed = _remove_derived(args.name)
+        removed, skipped = cache.remove(targets)
+        for p in removed:
+            print(f"removed {p}")
+        for p in skipped:
+            print(f"srzoo: kept {p}: another process is downloading (its lock is held)",
+                  file=sys.stderr)
+        print(f"{len(removed) + derived_removed} file(s) removed", file=sys.stderr)
         return 0
     raise SrzooError(f"unknown cache action {action!r}")  # pragma: no cover
 

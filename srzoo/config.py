@@ -1,0 +1,187 @@
+"""Every ``SRZOO_*`` environment variable, declared and validated in one place.
+
+Each setting is one row of :data:`SETTINGS`. Values are read from the
+environment on every call (so a changed variable takes effect at once, and
+tests can set them) and validated: a bad value raises :class:`ConfigError`
+with one line naming the variable, the value and what is allowed.
+
+>>> from srzoo import config
+>>> config.get("SRZOO_TIMEOUT")          # doctest: +SKIP
+30.0
+
+Adding a setting is one line in :data:`SETTINGS`, e.g.::
+
+    Setting("SRZOO_AUTOTUNE", "bool", False, "1: pick the fastest backend by measuring"),
+
+Kinds: ``bool`` (``1/true/yes/on`` or ``0/false/no/off/`` empty), ``int`` and
+``float`` (range-checked; nan and inf refused), ``str``, ``path`` (``~``
+expanded; empty means the default), ``list`` (comma-separated, blanks dropped)
+and ``choice`` (one of ``choices``, case-insensitive).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ConfigError
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, kind, default and meaning.
+
+    ``low``/``high`` bound numbers (``low_open``: the bound itself is refused,
+    e.g. a time-out must be > 0); ``choices`` lists the values of a ``choice``.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: Sequence[str] = ()
+
+    def allowed(self) -> str:
+        """The allowed values, in words (used by error lines and the README)."""
+        if self.kind == "bool":
+            return "1/true/yes/on or 0/false/no/off (or empty)"
+        if self.kind == "choice":
+            return " / ".join(self.choices)
+        if self.kind in ("int", "float"):
+            what = "an integer" if self.kind == "int" else "a number"
+            if self.low is not None and self.high is not None:
+                if self.low_open:
+                    return f"{what} > {_num(self.low)} and <= {_num(self.high)}"
+                return f"{what} from {_num(self.low)} to {_num(self.high)}"
+            if self.low is not None:
+                return f"{what} {'>' if self.low_open else '>='} {_num(self.low)}"
+            return what
+        return "any text"
+
+    def parse(self, raw: str | None) -> Any:
+        """The typed value of ``raw`` (None: unset -> default); raises ConfigError."""
+        if raw is None:
+            return self.default
+        text = raw.strip()
+        if self.kind == "bool":
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            return self._bad(raw)
+        if self.kind in ("str", "path", "list", "choice", "int", "float") and not text:
+            return self.default
+        if self.kind == "str":
+            return text
+        if self.kind == "path":
+            return Path(text).expanduser()
+        if self.kind == "list":
+            return [t.strip() for t in text.split(",") if t.strip()]
+        if self.kind == "choice":
+            low = text.lower()
+            if low not in [c.lower() for c in self.choices]:
+                return self._bad(raw)
+            return low
+        try:
+            value = float(text)
+        except ValueError:
+            return self._bad(raw)
+        if math.isnan(value) or math.isinf(value):
+            return self._bad(raw)
+        if self.kind == "int":
+            if not value.is_integer():
+                return self._bad(raw)
+            value = int(value)
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return self._bad(raw)
+        if self.high is not None and value > self.high:
+            return self._bad(raw)
+        return value
+
+    def _bad(self, raw: str) -> Any:
+        raise ConfigError(f"{self.name}={raw!r} is not valid: expected {self.allowed()} "
+                          f"({self.help}); fix or unset it")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+#: every SRZOO_* variable srzoo reads; add yours here, one line each
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SRZOO_CACHE_DIR", "path", None,
+            "cache folder (default: the platform's user cache folder for srzoo)"),
+    Setting("SRZOO_MIRROR", "list", [],
+            "comma-separated base URLs or local folders tried before the manifest URLs"),
+    Setting("SRZOO_MIRROR_ONLY", "bool", False,
+            "use only the mirrors, never the manifest URLs; no redirect to another host"),
+    Setting("SRZOO_OFFLINE", "bool", False, "never touch the network"),
+    Setting("SRZOO_REGISTRY", "str", "",
+            "extra manifest files or folders, separated by the path separator or commas"),
+    Setting("SRZOO_TIMEOUT", "float", 30.0, "seconds to wait for a connection or for data",
+            low=0, high=86400, low_open=True),
+    Setting("SRZOO_RETRIES", "int", 3, "extra tries per URL after a transient failure",
+            low=0, high=100),
+    Setting("SRZOO_BACKOFF", "float", 1.0, "first back-off delay in seconds, doubled each try",
+            low=0, high=3600),
+    Setting("SRZOO_MIN_RATE", "float", 10240.0,
+            "slowest accepted average download rate in bytes/s: a source gets SRZOO_TIMEOUT + "
+            "size / SRZOO_MIN_RATE seconds in all", low=0, low_open=True),
+    Setting("SRZOO_MAX_REDIRECTS", "int", 10, "HTTP redirects followed per request",
+            low=0, high=100),
+    Setting("SRZOO_MAX_PIXELS", "int", 1 << 30,
+            "largest image accepted, in output pixels (inputs are checked before decoding)",
+            low=1),
+    Setting("SRZOO_AUTO_TILE_PIXELS", "int", 1 << 20,
+            "inputs above this many pixels are tiled automatically", low=1),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """The declaration of ``name`` (KeyError for an undeclared variable: declare it first)."""
+    return _BY_NAME[name]
+
+
+def get(name: str) -> Any:
+    """The validated value of ``name`` from the environment (its default when unset)."""
+    return _BY_NAME[name].parse(os.environ.get(name))
+
+
+def flag(name: str) -> bool:
+    """A ``bool`` setting."""
+    return bool(get(name))
+
+
+def validate() -> None:
+    """Check every declared variable that is set; raise ConfigError on the first bad one.
+    The CLI calls this first, so a bad value is one line before any work starts."""
+    for s in SETTINGS:
+        s.parse(os.environ.get(s.name))
+
+
+def register(*settings: Setting) -> None:
+    """Declare settings at run time (plugins); the table above is the normal place."""
+    global SETTINGS
+    for s in settings:
+        _BY_NAME[s.name] = s
+    SETTINGS = tuple(_BY_NAME.values())
+
+
+def table() -> list[tuple[str, str, str]]:
+    """(name, default, meaning) of every setting, for documentation."""
+    return [(s.name, "" if s.default in (None, [], "") else str(s.default), s.help) for s in SETTINGS]
+
+
+__all__ = ["SETTINGS", "Setting", "flag", "get", "register", "setting", "table", "validate"]
