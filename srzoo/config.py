@@ -144,6 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
             low=1),
     Setting("SRZOO_AUTO_TILE_PIXELS", "int", 1 << 20,
             "inputs above this many pixels are tiled automatically", low=1),
+    Setting("SRZOO_CATALOG_UPSTREAM", "str", "",
+            "http(s)://host standing in for api.github.com and codeload.github.com when the "
+            "OpenModelDB catalogue is built (a local copy)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

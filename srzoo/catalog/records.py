@@ -9,7 +9,6 @@ URLs). :func:`entry_for` turns a record into a :class:`CatalogEntry`, the
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field

@@ -14,7 +14,7 @@ Where it comes from, in order: the cache; ``SRZOO_MIRROR`` (a mirror holding
 ``openmodeldb-<rev12>.json``, like any model file); the upstream archive at
 the pinned commit (not with ``SRZOO_OFFLINE=1`` or ``SRZOO_MIRROR_ONLY=1``).
 
-Environment (read here until srzoo/config.py takes it over):
+Environment (declared in srzoo/config.py):
     SRZOO_CATALOG_UPSTREAM  scheme://host that replaces api.github.com and
                             codeload.github.com (a local copy of both)
 """
@@ -67,7 +67,7 @@ class Pin:
 
 def _env_upstream() -> str | None:
     """``SRZOO_CATALOG_UPSTREAM``: a scheme://host standing in for GitHub (tests, mirrors)."""
-    raw = os.environ.get("SRZOO_CATALOG_UPSTREAM", "").strip()
+    raw = str(config.get("SRZOO_CATALOG_UPSTREAM") or "").strip()
     if not raw:
         return None
     u = urlparse(raw)
