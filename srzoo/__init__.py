@@ -41,6 +41,7 @@ _LAZY = {
     "metrics": "srzoo.metrics",
     "upscale_video": "srzoo.video",
     "VideoError": "srzoo.video",
+    "catalog": "srzoo.catalog",
 }
 
 __all__ = [
@@ -66,7 +67,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import backends, metrics
+    from . import backends, catalog, metrics
     from .api import fetch, fetch_dataset, get_model, list_models, model_file
     from .convert.files import convert_file, inspect_file
     from .benchmark import bench

@@ -12,6 +12,10 @@ from .errors import ArgumentError, SrzooError
 from .registry import Dataset, ModelEntry, Registry, default_registry
 
 
+#: name prefix -> "module:function" that resolves ``prefix:ID`` names to a ModelEntry
+RESOLVERS = {"omdb": "srzoo.catalog:resolve"}
+
+
 def get_registry() -> Registry:
     """The registry in use: built-in manifests, SRZOO_REGISTRY and add_manifest() paths."""
     return default_registry()
@@ -34,7 +38,8 @@ def get_model(name: str, scale: int | None = None) -> ModelEntry:
 
     Raises :class:`srzoo.UnknownModel` with the closest names, or with the
     scales the model has, and :class:`srzoo.ArgumentError` for a name that is
-    not a string.
+    not a string. Names with a catalogue prefix (``omdb:<id>``) are
+    resolved by that catalogue (:data:`RESOLVERS`).
     """
     if not isinstance(name, str):
         raise ArgumentError(f"model name must be a string such as 'espcn', got "
@@ -42,6 +47,12 @@ def get_model(name: str, scale: int | None = None) -> ModelEntry:
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Integral)):
         raise ArgumentError(f"scale must be an integer or None, got {type(scale).__name__} "
                             f"{scale!r:.40}")
+    prefix, sep, _ = name.partition(":")
+    if sep and prefix.lower() in RESOLVERS:
+        import importlib
+
+        module, func = RESOLVERS[prefix.lower()].split(":")
+        return getattr(importlib.import_module(module), func)(name, scale)
     return default_registry().get(name, scale)
 
 
@@ -65,6 +76,9 @@ def fetch_entry(entry: ModelEntry, *, force: bool = False, quiet: bool | None = 
     """:func:`fetch` for an entry already looked up."""
     if entry.artifact is None:
         raise SrzooError(f"{entry.name} is a built-in {entry.format} method: there is no file to fetch")
+    override = getattr(entry, "fetch_override", None)  # entries of a catalogue fetch their own way
+    if override is not None:
+        return override(force=force, quiet=quiet)
     what = f"{entry.name} x{entry.scale}"
     for extra in entry.companions:  # e.g. the .bin of an ncnn .param, fetched beside it
         fetch_artifact(extra, force=force, quiet=quiet, what=what)

@@ -400,6 +400,7 @@ def parse_threads(threads: int | str | Iterable[int | str | None] | None) -> lis
 
 def _plan(models: list[str], scales: list[int] | None) -> tuple[list[tuple[str, int]], list[str]]:
     """(model, scale) pairs to run, and what was skipped (a scale a model lacks)."""
+    from .api import RESOLVERS, get_model
     from .registry import default_registry
 
     reg = default_registry()
@@ -409,6 +410,8 @@ def _plan(models: list[str], scales: list[int] | None) -> tuple[list[tuple[str, 
         key = name.lower()
         if key == MATLAB_BICUBIC:
             have: list[int] | None = None
+        elif key.split(":", 1)[0] in RESOLVERS and ":" in key:  # a catalogue name, e.g. omdb:ID
+            have = [get_model(name).scale]
         else:
             reg.get(key)  # UnknownModel with suggestions
             have = reg.scales(key) or None  # None: interpolation, any scale
@@ -543,12 +546,10 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
 
     # fetch model files before anything is timed (download time is not load time)
     from . import api
-    from .registry import default_registry
 
-    reg = default_registry()
     for m, s in pairs:
         if m != MATLAB_BICUBIC:
-            entry = reg.get(m, s)
+            entry = api.get_model(m, s)  # registry names and catalogue names (omdb:ID)
             if entry.artifact is not None:
                 api.fetch_entry(entry)
 

@@ -146,6 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
             "inputs above this many pixels are tiled automatically", low=1),
     Setting("SRZOO_SCHEDULER", "str", "",
             "Dask scheduler address for batches (tcp://HOST:8786, or local)"),
+    Setting("SRZOO_CATALOG_UPSTREAM", "str", "",
+            "http(s)://host standing in for api.github.com and codeload.github.com when the "
+            "OpenModelDB catalogue is built (a local copy)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -300,7 +300,8 @@ def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: 
     ``OUT/<stem>.png`` for an output folder, or ``OUT`` itself for one input and
     an ``OUT`` with an image extension."""
     if out is None:
-        return src.with_name(f"{src.stem}_{model}_x{scale}{ext}")
+        safe = model.replace(":", "-").replace("@", "-")  # omdb:ID@onnx -> omdb-ID-onnx (Windows-safe)
+        return src.with_name(f"{src.stem}_{safe}_x{scale}{ext}")
     if single and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
         return out
     return out / f"{src.stem}{ext}"

@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import SrzooError
 
 #: modules that contribute sub-commands, in help order
-COMMAND_MODULES = ("models", "upscale", "bench", "convert", "train", "compare")
+COMMAND_MODULES = ("models", "upscale", "bench", "convert", "catalog", "train", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

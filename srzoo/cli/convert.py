@@ -18,6 +18,10 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    if args.input.lower().startswith("omdb:"):  # a catalogue record: fetched, converted, copied out
+        from .catalog import cmd_convert_record
+
+        return cmd_convert_record(args)
     from ..convert.files import convert_file, write_manifest
 
     done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale, value_range=args.range)

@@ -27,6 +27,12 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.catalog:
+        from .catalog import cmd_list_catalog
+
+        return cmd_list_catalog(args)
+    if args.arch or args.tag or args.scale or args.runnable:
+        raise SrzooError("--arch, --scale, --tag and --runnable filter a catalogue: add --catalog openmodeldb")
     models = api.list_models(args.pattern)
     if args.json:
         rows = []
@@ -50,6 +56,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.all and args.scale:
         raise SrzooError("give either --scale or --all, not both")
     names = args.names
+    if args.from_file:
+        if len(names) != 1 or args.all:
+            raise SrzooError("--from FILE adds one file: give exactly one model name (and no --all)")
+        from ..catalog.fetching import add_from_file
+
+        print(add_from_file(api.get_model(names[0], args.scale), args.from_file))
+        return 0
     failed = 0
     for name in names:
         try:
@@ -77,6 +90,10 @@ def _owners() -> dict:
     for m in api.list_models():
         if m.artifact:
             owners.setdefault(cache.path_for(m.artifact), f"{m.name} x{m.scale}")
+    from ..catalog import cached_artifacts
+
+    for name, art in cached_artifacts().items():  # files of omdb: records
+        owners.setdefault(cache.path_for(art), name.split("@")[0])
     return owners
 
 
@@ -92,9 +109,14 @@ def _owner_of(path, owners: dict) -> str:
 def _selected(name: str | None) -> list:
     """Artifacts of one model or dataset name, or of everything in the registry."""
     reg = api.get_registry()
-    if name is None:
+    from ..catalog import cached_artifacts
+
+    if name is not None and name.lower().startswith("omdb:"):
+        arts = list(cached_artifacts(name[5:].split("@")[0]).values())
+    elif name is None:
         arts = [m.artifact for m in reg.models() if m.artifact]
         arts += [a for d in reg.datasets() for a in d.files]
+        arts += list(cached_artifacts().values())
     elif name.lower() in [d.name for d in reg.datasets()]:
         arts = list(reg.dataset(name).files)
     else:
@@ -215,6 +237,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    if args.name:
+        from .catalog import cmd_info_record
+
+        return cmd_info_record(args)
     import cv2
     import numpy
 
@@ -258,6 +284,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list models (one row per file and scale)")
     p.add_argument("pattern", nargs="?", help="shell wildcard on names, e.g. 'fsrcnn*'")
     p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--catalog", metavar="NAME", help="list a community catalogue instead: openmodeldb")
+    p.add_argument("--arch", help="with --catalog: only this architecture (esrgan, compact, span, ...)")
+    p.add_argument("--scale", "-s", type=int, help="with --catalog: only this scale")
+    p.add_argument("--tag", help="with --catalog: only records with this tag (anime, photo, ...)")
+    p.add_argument("--runnable", action="store_true", help="with --catalog: only records srzoo runs")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("fetch", help="download and verify model files; print their paths")
@@ -266,6 +297,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every scale of the model")
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="add a file you downloaded by hand, after checking its size and sha256")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("cache", help="inspect or clean the cache")
@@ -273,6 +306,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", nargs="?", help="limit to one model or dataset")
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("info", help="versions, cache folder and what this OpenCV can run")
+    p = sub.add_parser("info", help="versions, cache folder and what this OpenCV can run; "
+                                    "with omdb:ID, the whole OpenModelDB record")
+    p.add_argument("name", nargs="?", metavar="omdb:ID", help="show this catalogue record")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)

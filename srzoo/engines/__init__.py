@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def engine_for(entry: "ModelEntry") -> Engine:
     """The engine that runs ``entry``, from its manifest ``format`` and ``engine``."""
+    if getattr(entry, "unrunnable", None):  # e.g. a catalogue record of an unconverted architecture
+        raise SrzooError(entry.unrunnable)
     if entry.format == "interpolation":
         from .interpolation import InterpolationEngine
 
