@@ -56,6 +56,20 @@ def get_model(name: str, scale: int | None = None) -> ModelEntry:
     return default_registry().get(name, scale)
 
 
+def variants(name: str) -> tuple[ModelEntry, ...]:
+    """Every entry (one per scale) of a model name, catalogue names (``omdb:<id>``)
+    included. Raises :class:`srzoo.UnknownModel` with suggestions."""
+    if not isinstance(name, str):
+        raise ArgumentError(f"model name must be a string such as 'espcn', got "
+                            f"{type(name).__name__} {name!r:.40}")
+    prefix, sep, _ = name.partition(":")
+    if sep and prefix.lower() in RESOLVERS:
+        return (get_model(name),)
+    reg = default_registry()
+    reg.get(name)  # unknown names: UnknownModel with suggestions
+    return tuple(reg.variants(name))
+
+
 def is_cached(entry: ModelEntry) -> bool:
     """True when the entry needs no file or its verified file is cached."""
     return entry.artifact is None or cache.is_cached(entry.artifact)

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import SrzooError
 from .registry import ModelEntry
-from .upscaler import IMAGE_EXTS, FileResult, expand_inputs
+from .upscaler import IMAGE_EXTS, FileResult, expand_inputs, file_tag
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -312,7 +312,7 @@ def _output_for(src: str, out: str | None, model: str, label: str, *, single: bo
     stem = os.path.splitext(name)[0]
     if out is None:
         base = src[: len(src) - len(name)] if is_url(src) else str(Path(src).parent) + os.sep
-        return f"{base}{stem}_{model}_{label}{ext}"
+        return f"{base}{stem}_{file_tag(model)}_{label}{ext}"
     if single and os.path.splitext(out)[1].lower() in IMAGE_EXTS and not (
             not is_url(out) and os.path.isdir(out)):
         return out
@@ -323,11 +323,9 @@ def model_entries(model: str | ModelEntry) -> tuple[ModelEntry, ...]:
     """Every entry (scale) of ``model``; an entry given directly is used alone."""
     if isinstance(model, ModelEntry):
         return (model,)
-    from .api import get_registry
+    from .api import variants
 
-    reg = get_registry()
-    reg.get(model)  # unknown names: UnknownModel with suggestions, before anything else
-    return tuple(reg.variants(model))
+    return variants(model)
 
 
 def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "espcn",
@@ -354,11 +352,11 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
     local = [i for i in items if not is_url(i)]
     files: list[str] = []
     results: list[FileResult | None] = []
-    lf, lfail = expand_inputs(local, skip_suffix=f"_{name}_{label}")
+    lf, lfail = expand_inputs(local, skip_suffix=f"_{file_tag(name)}_{label}")
     files += [str(p) for p in lf]
     pre = list(lfail)
     if urls:
-        uf, ufail = _expand_urls(urls, f"_{name}_{label}")
+        uf, ufail = _expand_urls(urls, f"_{file_tag(name)}_{label}")
         files += uf
         pre += ufail
     out = os.fspath(output) if output is not None else None

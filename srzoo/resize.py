@@ -82,12 +82,14 @@ def pick_scale(model_scales: Sequence[int], need: float, model: str = "model") -
 def model_scales(model: Any) -> list[int]:
     """Scales a model can run: a registry name's scales, an entry's own scale
     (``[]`` for scale-free interpolation: any integer scale)."""
-    from .api import get_registry
+    from .api import variants
     from .registry import ModelEntry
 
     if isinstance(model, ModelEntry):
         return [model.scale] if model.scale is not None else []
-    return get_registry().scales(str(model).lower())
+    if not isinstance(model, str):
+        return []  # not a name: srzoo.upscaler refuses it with the message
+    return sorted({e.scale for e in variants(model) if e.scale is not None})
 
 
 def is_native(scales: Sequence[int], w: int, h: int, size: tuple[int, int]) -> int | None:

@@ -294,14 +294,19 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]],
     return files, failed
 
 
+def file_tag(model: str) -> str:
+    """A model name as it appears in output file names: ``omdb:ID@onnx`` -> ``omdb-ID-onnx``
+    (no ':' or '@', which some file systems refuse)."""
+    return model.replace(":", "-").replace("@", "-")
+
+
 def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: bool,
                 ext: str = ".png") -> Path:
     """Where the result of ``src`` goes: ``<stem>_<model>_x<scale>.png`` beside it,
     ``OUT/<stem>.png`` for an output folder, or ``OUT`` itself for one input and
     an ``OUT`` with an image extension."""
     if out is None:
-        safe = model.replace(":", "-").replace("@", "-")  # omdb:ID@onnx -> omdb-ID-onnx (Windows-safe)
-        return src.with_name(f"{src.stem}_{safe}_x{scale}{ext}")
+        return src.with_name(f"{src.stem}_{file_tag(model)}_x{scale}{ext}")
     if single and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
         return out
     return out / f"{src.stem}{ext}"
@@ -327,5 +332,5 @@ def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "defaul
                      overwrite=overwrite, progress=progress, on_result=on_result, **batch).results
 
 
-__all__ = ["FileResult", "Upscaler", "clear_cache", "expand_inputs", "get_upscaler", "output_path",
+__all__ = ["FileResult", "Upscaler", "clear_cache", "expand_inputs", "file_tag", "get_upscaler", "output_path",
            "upscale", "upscale_files", "write_image"]

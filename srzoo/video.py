@@ -141,7 +141,9 @@ def video_output_path(src: Path, out: Path | None, model: str, scale: int, *, si
     extension is the input's where FFmpeg can write it, else ``.mkv`` (it holds any stream)."""
     ext = src.suffix.lower() if src.suffix.lower() in _MUXERS else ".mkv"
     if out is None:
-        return src.with_name(f"{src.stem}_{model}_x{scale}{ext}")
+        from .upscaler import file_tag
+
+        return src.with_name(f"{src.stem}_{file_tag(model)}_x{scale}{ext}")
     if single and out.suffix.lower() in _MUXERS and not out.is_dir():
         return out
     return out / f"{src.stem}{ext}"

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     def report(r: FileResult) -> None:
         if r.error is not None:
             print(f"srzoo: error: {r.input}: {r.error}", file=sys.stderr, flush=True)
+        elif args.quiet and args.verbose and r.output is not None and not r.skipped:
+            print(r.output, flush=True)  # -q -v: only the paths, for scripts
         elif not args.quiet and not r.skipped and r.in_shape is not None:
             # tqdm.write keeps a progress bar (several files on a terminal) intact
             secs = "" if r.seconds is None else f", {r.seconds:.2f} s"
@@ -176,6 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a packet the decoder rejects: skip it with a warning (default) or fail")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing but errors (no per-file lines, bar or summary)")
-    p.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)  # lines are the default now
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="with -q: print only the path of each written file (for scripts)")
     _add_batch_options(p)
     p.set_defaults(func=run)

@@ -96,4 +96,4 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
     b6 = _conv3xc(F, sd, "conv_2", b6)
     out = F.conv(F.cat([feat, b6, b1, b5_2]), weight(sd, "conv_cat.weight"), weight(sd, "conv_cat.bias"))
     out = F.conv(out, weight(sd, "upsampler.0.weight"), weight(sd, "upsampler.0.bias"))
-    return F.pixel_shuffle(out, arch.scale)
+    return F.pixel_shuffle(out, arch.scale, channels=sd["upsampler.0.weight"].shape[0])
