@@ -77,7 +77,7 @@ def _load_builtin() -> None:
 
 
 #: converter modules of srzoo, imported on first lookup
-_BUILTIN: list[str] = []
+_BUILTIN: list[str] = ["graphdef"]
 _loaded = False
 
 
