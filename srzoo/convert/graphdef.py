@@ -536,7 +536,9 @@ def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[
     got, used = _run_onnx(onnx_bytes, input_name, x[None], outputs)
     err = 0.0
     for r, g in zip(ref, got):
-        if r.shape != g.shape:  # the graph's outputs are NCHW; cv2.dnn agrees, check anyway
+        if r.shape != g.shape and g.ndim == 4 and g.transpose(0, 3, 1, 2).shape == r.shape:
+            g = g.transpose(0, 3, 1, 2)  # an NHWC graph output: cv2.dnn gives every 4-D output NCHW
+        if r.shape != g.shape:
             raise GraphDefError(f"probe output shape {g.shape} differs from cv2.dnn's {r.shape}")
         err = max(err, float(np.max(np.abs(r.astype(np.float64) - g))) / float(entry.io.range))
     return err, f"cv2.dnn {cv2.__version__} on the .pb (run with {used})"
@@ -582,9 +584,18 @@ class GraphDefToONNX:
 
         from ..derived import ConversionFailed
 
+        from ..errors import ModelLoadError
+
         data = Path(source).read_bytes()
         input_name = entry.io.input
         outputs = list(entry.io.outputs) or None
+        try:
+            read_graphdef(data)
+        except GraphDefError as e:
+            scale = f" --scale {entry.scale}" if entry.scale is not None else ""
+            raise ModelLoadError(f"{source}: cannot load {entry.name} x{entry.scale} as tf-graphdef "
+                                 f"({e}); the file may be corrupt or truncated: run "
+                                 f"'srzoo fetch {entry.name}{scale} --force'") from None
         try:
             onnx_bytes, info = graphdef_to_onnx(data, input_name, outputs)
         except GraphDefError as e:
