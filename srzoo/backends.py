@@ -217,9 +217,10 @@ def resolve(name: str = "auto", entry: "ModelEntry | None" = None) -> ResolvedBa
     """
     engine, target = parse(name)
     if entry is not None and entry.format == "interpolation":
-        if engine not in (None, "interpolation") or target not in ("auto", "cpu"):
-            raise BackendUnavailable(f"{entry.name} is cv2.resize, which runs on the CPU only; "
-                                     f"backend {name!r} cannot run it (use cpu or auto)")
+        # cv2.resize runs on the CPU whatever was asked; a backend that cannot
+        # run here is still refused with its reason, as for any model
+        if engine != "interpolation" and target != "auto":
+            resolve(name)
         return ResolvedBackend("interpolation", "cpu", name, "cv2.resize runs on the CPU")
     if target == "auto":
         return static_auto(entry, engine, requested=name)
