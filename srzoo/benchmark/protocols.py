@@ -28,19 +28,9 @@ all models see the same input layout.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import json
-import math
 import os
-import platform
-import sys
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 

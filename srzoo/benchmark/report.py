@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
 import os
-import platform
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
-
-import numpy as np
+from typing import Any, Callable
 
 #: progress(done, total, description)
 ProgressFn = Callable[[int, int, str], None]

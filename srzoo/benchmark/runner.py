@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import json
-import math
 import os
 import platform
-import sys
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .. import metrics
-from ..errors import BackendUnavailable, ImageError, SrzooError
+from ..errors import BackendUnavailable, SrzooError
 from .protocols import (DEFAULT_INTERPOLATION_SCALES, MATLAB_BICUBIC, PROTOCOLS, _load_images,
                         _MatlabBicubic, _resolve_dataset, _Sample, _samples, _score)
-from .report import CSV_FIELDS, BenchReport, ProgressFn
+from .report import BenchReport, ProgressFn
 
 # ---------------------------------------------------------------------------
 # machine information
