@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                            "machine": machine_identity(), "opencv": cv2.__version__,
                            "engines": {n: v for n, v in backends.capabilities().get("engines", {}).items()},
                            "end_to_end": [], "pre_post": [], "gflops": []}
-    for case in args.cases.split(","):
+    for case in [c for c in args.cases.split(",") if c.strip()]:
         name, _, scale = case.partition(":")
         x = img
         if name == "lapsrn" and args.lapsrn_crop:
@@ -275,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                                             args.warmup))
     usable = [b for b in names if not any("unavailable" in c["srzoo"].get(b, {})
                                           for c in res["end_to_end"])]
+    if not res["end_to_end"]:  # --cases '': measurements 2 and 3 only
+        usable = names
     if args.pre_post and usable:
         name, _, scale = args.pre_post.partition(":")
         print(f"... pre/post {name} x{scale}", file=sys.stderr, flush=True)

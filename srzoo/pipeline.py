@@ -363,8 +363,11 @@ class ModelPipeline:
             def band(r0: int, r1: int, Y: np.ndarray = Y, img: np.ndarray = img,
                      src: list = src, s_eff: int = s_eff, out_w: int = out_w) -> None:
                 rows = slice(r0 * s_eff, r1 * s_eff)
-                merged = cv2.merge([Y[rows]] + [_resize_band(c, r0, r1, s_eff, out_w) for c in src])
-                cv2.cvtColor(_to_depth(merged, inv, dtype), cv2.COLOR_YCrCb2BGR, dst=img[rows])
+                # each plane to the output dtype first (the same per-element rounding
+                # as converting the merged image), then merge the narrow planes
+                planes = [_to_depth(Y[rows], inv, dtype)] + \
+                    [_to_depth(_resize_band(c, r0, r1, s_eff, out_w), inv, dtype) for c in src]
+                cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR, dst=img[rows])
                 if dtype == np.float32:
                     np.clip(img[rows], 0.0, 1.0, out=img[rows])
 
