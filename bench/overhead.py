@@ -52,7 +52,7 @@ def bench_case(name: str, scale: int, img: np.ndarray, repeat: int, warmup: int)
     sr.setModel(entry.io.algorithm, scale)
     sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     sr.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    up = srzoo.Upscaler(name, scale, backend="cpu", tile=0)
+    up = srzoo.Upscaler(name, scale, backend="opencv:cpu", tile=0)
 
     ref = sr.upsample(img)
     out = up(img)

@@ -21,6 +21,8 @@ For the ``cv2.dnn_superres`` families the arithmetic is the one
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
@@ -190,25 +192,74 @@ def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- arithmetic
-def _to_depth(x: np.ndarray, alpha: float, dtype: np.dtype) -> np.ndarray:
-    """``x * alpha`` converted to ``dtype`` with rounding and saturation
-    (``Mat::convertTo`` semantics; float results are not clipped here)."""
+def _to_depth(x: np.ndarray, alpha: float, dtype: np.dtype, beta: float = 0.0) -> np.ndarray:
+    """``x * alpha + beta`` converted to ``dtype`` with rounding and saturation
+    (``Mat::convertTo`` semantics; float results are not clipped here); one pass."""
     if dtype == np.float32:
-        if alpha != 1.0:
-            x = x * np.float32(alpha)
-        return x
-    return cv2.addWeighted(x, alpha, x, 0.0, 0.0, dtype=_CV_DEPTH[dtype])
+        if alpha == 1.0 and beta == 0.0 and x.dtype == np.float32:
+            return x
+        return cv2.addWeighted(x, alpha, x, 0.0, beta, dtype=cv2.CV_32F)
+    return cv2.addWeighted(x, alpha, x, 0.0, beta, dtype=_CV_DEPTH[dtype])
+
+
+#: input rows per strip of post-processing: a strip's intermediates stay in cache
+STRIP_ROWS = 16
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="srzoo-post")
+        return pool
+
+
+def _in_strips(h: int, fn: Callable[[int, int], None], workers: int) -> None:
+    """Call ``fn(r0, r1)`` for bands of input rows covering ``0..h``, on
+    ``workers`` threads (OpenCV releases the GIL)."""
+    bands = [(r0, min(h, r0 + STRIP_ROWS)) for r0 in range(0, h, STRIP_ROWS)]
+    if workers <= 1 or len(bands) == 1:
+        for r0, r1 in bands:
+            fn(r0, r1)
+        return
+    for f in [_pool(workers).submit(fn, r0, r1) for r0, r1 in bands]:
+        f.result()
+
+
+def _resize_band(src: np.ndarray, r0: int, r1: int, s: int, out_w: int) -> np.ndarray:
+    """Rows ``r0*s .. r1*s`` of ``cv2.resize(src, (out_w, h*s))`` (bilinear), from
+    rows r0-1..r1 of ``src`` only: with an integer scale the sample positions
+    of a band are those of the whole image, so the values are identical."""
+    h = src.shape[0]
+    a, b = max(0, r0 - 1), min(h, r1 + 1)
+    big = cv2.resize(src[a:b], (out_w, (b - a) * s), interpolation=cv2.INTER_LINEAR)
+    return big[(r0 - a) * s:(r1 - a) * s]
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 class ModelPipeline:
-    """Pre-process → run → post-process for one loaded network, from ``entry.io``."""
+    """Pre-process → run → post-process for one loaded network, from ``entry.io``.
 
-    def __init__(self, entry: "ModelEntry", runner: "Runner") -> None:
+    The same for every engine: the runner only sees the tensor (in its
+    ``input_layout``, fed to its ``input_name``). Work outside the network is
+    kept small: colour conversion and scaling of the (small) input in its own
+    dtype; on the way back the chroma upscale, merge, conversion to the output
+    dtype and colour conversion run band by band into the preallocated result,
+    so no full-size float intermediate is ever made.
+    """
+
+    def __init__(self, entry: "ModelEntry", runner: "Runner", threads: int | None = None) -> None:
         self.entry = entry
         self.runner = runner
         io = entry.io
         self.io = io
-        self.direct = bool(getattr(runner, "direct", False))
+        self.direct = hasattr(runner, "upscale_image")
+        self.workers = int(threads) if threads else _default_workers()
         self.scale = int(entry.scale or 1)
         n_out = max(len(getattr(runner, "output_names", ()) or ()), 1)
         if io.output_scales:
@@ -223,34 +274,39 @@ class ModelPipeline:
                              f"x{self.scale} (io.output_scales = {list(self.scales)})")
         self.mean = np.asarray(io.mean if len(io.mean) == 3 else io.mean * 3, np.float32)
         self.has_mean = bool(np.any(self.mean))
-        self.layout = getattr(runner, "layout", "nchw")
+        self.layout = getattr(runner, "input_layout", "nchw")
 
-    # ---- one (tile of an) image ------------------------------------------------
-    def _blob(self, plane_or_img: np.ndarray) -> np.ndarray:
+    # ---- tensors ---------------------------------------------------------------
+    def blob(self, plane_or_img: np.ndarray) -> np.ndarray:
+        """The network input for an H×W plane or H×W×C float32 image, in the
+        runner's layout (a view, not a copy, for one channel)."""
         if plane_or_img.ndim == 2:
-            blob = plane_or_img[None, None]
-        else:
-            blob = plane_or_img.transpose(2, 0, 1)[None]
+            p = np.ascontiguousarray(plane_or_img)
+            return p[None, None] if self.layout == "nchw" else p[None, :, :, None]
         if self.layout == "nhwc":
-            blob = blob.transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(blob)
+            return np.ascontiguousarray(plane_or_img[None])
+        return np.ascontiguousarray(plane_or_img.transpose(2, 0, 1)[None])
 
-    def _planes(self, out: np.ndarray) -> np.ndarray:
-        """A network output as H×W (one channel) or H×W×C float32."""
+    def _chw(self, out: np.ndarray, s: int, hw: tuple[int, int]) -> np.ndarray:
+        """A network output as C×H×W (a view), NCHW or NHWC found from its shape."""
+        want = (hw[0] * s, hw[1] * s)
         if out.ndim == 4:
             out = out[0]
-            if self.layout == "nhwc":
-                out = out.transpose(2, 0, 1)
-        elif out.ndim != 3:
+        if out.ndim == 2:
+            out = out[None]
+        if out.ndim != 3:
             raise SrzooError(f"{self.entry.name} x{self.entry.scale}: unexpected output shape {out.shape}")
-        if out.shape[0] == 1:
-            return out[0]
-        return out.transpose(1, 2, 0)
+        if tuple(out.shape[1:]) == want:
+            return out
+        if tuple(out.shape[:2]) == want:
+            return out.transpose(2, 0, 1)
+        raise SrzooError(f"{self.entry.name} x{self.entry.scale}: network output {out.shape} for a "
+                         f"{hw[1]}x{hw[0]} input is not x{s}")
 
     def process(self, color: np.ndarray, want: Sequence[int]) -> dict[int, np.ndarray]:
         """Upscale one grey or BGR image (working dtype) to each scale in ``want``."""
         if self.direct:
-            return {s: self.runner.run(color)[0] for s in want}  # type: ignore[call-arg]
+            return {s: self.runner.upscale_image(color) for s in want}  # type: ignore[union-attr]
         io = self.io
         dtype = color.dtype
         k = io.range / _DTYPES[dtype]
@@ -265,43 +321,63 @@ class ModelPipeline:
         elif io.pre_upsample:
             color = cv2.resize(color, (w * self.scale, h * self.scale),
                                interpolation=_INTERP[io.pre_upsample])
+            h, w = color.shape[:2]
+            hw0 = (h // self.scale, w // self.scale)
+        else:
+            hw0 = (h, w)
         if io.color == "y":
-            return self._run_y(color, k, want, (h, w))
-        return self._run_rgb(color, k, want, (h, w))
-
-    def _check(self, plane: np.ndarray, s: int, hw: tuple[int, int]) -> None:
-        if plane.shape[:2] != (hw[0] * s, hw[1] * s):
-            raise SrzooError(f"{self.entry.name} x{self.entry.scale}: network output "
-                             f"{plane.shape[1]}x{plane.shape[0]} for a {hw[1]}x{hw[0]} input is not x{s}")
+            return self._run_y(color, k, want, hw0)
+        return self._run_rgb(color, k, want, hw0)
 
     def _run_y(self, color: np.ndarray, k: float, want: Sequence[int],
                hw: tuple[int, int]) -> dict[int, np.ndarray]:
         dtype = color.dtype
-        kf = np.float32(k)
         if color.ndim == 2:
-            y = color.astype(np.float32)
-            y *= kf
+            y = _to_depth(color, k, np.dtype(np.float32))
             crcb = None
         else:
-            ycc = cv2.cvtColor(color, cv2.COLOR_BGR2YCrCb).astype(np.float32)
-            ycc *= kf
-            y, cr, cb = cv2.split(ycc)
-            crcb = (cr, cb)
-        outs = self.runner.run(self._blob(y))
+            ycc = cv2.cvtColor(color, cv2.COLOR_BGR2YCrCb)
+            y = _to_depth(cv2.extractChannel(ycc, 0), k, np.dtype(np.float32))
+            # chroma planes kept apart: a 2-channel resize rounds differently from
+            # upsample()'s per-plane one
+            crcb = [_to_depth(cv2.extractChannel(ycc, c), k, np.dtype(np.float32)) for c in (1, 2)]
+        outs = self.runner.run(self.blob(y))  # type: ignore[union-attr]
+        inv = 1.0 / k
         result = {}
         for s, out in zip(self.scales, outs):
             if s not in want:
                 continue
-            Y = self._planes(out)
-            self._check(Y, s, hw)
+            Y = self._chw(out, s, hw)[0]
             if crcb is None:
-                img = _to_depth(Y, 1.0 / k, dtype)
+                img = _to_depth(Y, inv, dtype)
+                if dtype == np.float32:
+                    img = np.clip(img, 0.0, 1.0, out=img if img is not Y else None)
+                result[s] = img
+                continue
+            ch, cw = crcb[0].shape
+            if Y.shape[:2] == (ch * s, cw * s):
+                s_eff, src = s, crcb
+            elif Y.shape[:2] == (ch, cw):  # pre_upsample models: chroma already upscaled
+                s_eff, src = 1, crcb
             else:
-                size = (Y.shape[1], Y.shape[0])
-                merged = cv2.merge([Y, cv2.resize(crcb[0], size), cv2.resize(crcb[1], size)])
-                img = cv2.cvtColor(_to_depth(merged, 1.0 / k, dtype), cv2.COLOR_YCrCb2BGR)
-            if dtype == np.float32:
-                np.clip(img, 0.0, 1.0, out=img)
+                s_eff = 1
+                src = [cv2.resize(c, (Y.shape[1], Y.shape[0]), interpolation=cv2.INTER_LINEAR)
+                       for c in crcb]
+            img = np.empty(Y.shape + (3,), dtype)
+            out_w = Y.shape[1]
+
+            def band(r0: int, r1: int, Y: np.ndarray = Y, img: np.ndarray = img,
+                     src: list = src, s_eff: int = s_eff, out_w: int = out_w) -> None:
+                rows = slice(r0 * s_eff, r1 * s_eff)
+                # each plane to the output dtype first (the same per-element rounding
+                # as converting the merged image), then merge the narrow planes
+                planes = [_to_depth(Y[rows], inv, dtype)] + \
+                    [_to_depth(_resize_band(c, r0, r1, s_eff, out_w), inv, dtype) for c in src]
+                cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR, dst=img[rows])
+                if dtype == np.float32:
+                    np.clip(img[rows], 0.0, 1.0, out=img[rows])
+
+            _in_strips(src[0].shape[0], band, self.workers)
             result[s] = img
         return result
 
@@ -313,29 +389,41 @@ class ModelPipeline:
         if dtype != np.uint8 and dtype != np.float32:
             bgr = bgr.astype(np.float32)
         mean = tuple(float(m) / k for m in self.mean) + (0.0,)
-        blob = cv2.dnn.blobFromImage(bgr, scalefactor=k, mean=mean, swapRB=self.io.color == "rgb",
-                                     crop=False, ddepth=cv2.CV_32F)
         if self.layout == "nhwc":
-            blob = np.ascontiguousarray(blob.transpose(0, 2, 3, 1))
-        outs = self.runner.run(blob)
+            x = _to_depth(bgr, k, np.dtype(np.float32))
+            if self.io.color == "rgb":
+                x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB)
+            if self.has_mean:  # mean is in the network's channel order
+                x = cv2.subtract(x, tuple(float(m) for m in self.mean) + (0.0,))
+            blob = np.ascontiguousarray(x[None])
+        else:
+            blob = cv2.dnn.blobFromImage(bgr, scalefactor=k, mean=mean, swapRB=self.io.color == "rgb",
+                                         crop=False, ddepth=cv2.CV_32F)
+        outs = self.runner.run(blob)  # type: ignore[union-attr]
+        inv = 1.0 / k
+        order = (2, 1, 0) if self.io.color == "rgb" else (0, 1, 2)  # network channel -> BGR slot
         result = {}
         for s, out in zip(self.scales, outs):
             if s not in want:
                 continue
-            img = self._planes(out)
-            self._check(img, s, hw)
-            if img.ndim != 3 or img.shape[2] != 3:
+            chw = self._chw(out, s, hw)
+            if chw.shape[0] != 3:
                 raise SrzooError(f"{self.entry.name} x{self.entry.scale}: io.color = "
-                                 f"{self.io.color!r} but the network gives {img.shape} outputs")
-            img = img + self.mean if self.has_mean else np.ascontiguousarray(img)
-            img = _to_depth(img, 1.0 / k, dtype)
-            if self.io.color == "rgb":
-                img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-            if dtype == np.float32:
-                np.clip(img, 0.0, 1.0, out=img)
-            if grey:
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-            result[s] = img
+                                 f"{self.io.color!r} but the network gives {chw.shape[0]}-channel outputs")
+            H, W = chw.shape[1:]
+            img = np.empty((H, W, 3), dtype)
+            m = self.mean
+
+            def band(r0: int, r1: int, chw: np.ndarray = chw, img: np.ndarray = img) -> None:
+                rows = slice(r0 * s, r1 * s)
+                planes = [_to_depth(np.ascontiguousarray(chw[c, rows]), inv, dtype, float(m[c]) * inv)
+                          for c in order]
+                cv2.merge(planes, dst=img[rows])
+                if dtype == np.float32:
+                    np.clip(img[rows], 0.0, 1.0, out=img[rows])
+
+            _in_strips(hw[0], band, self.workers)
+            result[s] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if grey else img
         return result
 
     # ---- whole image, tiled or not ----------------------------------------------

@@ -58,6 +58,14 @@ def _check_scale(scale: Any) -> int:
     return int(scale)
 
 
+def _check_threads(threads: Any) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or int(threads) < 1:
+        raise SrzooError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
 def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
     if not isinstance(model, (str, ModelEntry)):
         raise ArgumentError(f"model must be a model name such as 'espcn' (see srzoo.list_models()) "
@@ -79,18 +87,22 @@ class Upscaler:
     ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
     inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
     or a :class:`~srzoo.registry.ModelEntry`; ``scale`` must be one the model
-    has (the error lists them). ``backend``: ``auto`` (default: the fastest
-    usable, see :attr:`backend`), ``cpu``, ``opencl``, ``opencl_fp16``,
-    ``cuda``, ``cuda_fp16`` or ``ENGINE:TARGET``; one that cannot run raises
-    :class:`srzoo.BackendUnavailable`. ``tile``: tile side in input pixels
-    (``None``: automatic for large images, ``0``: never); ``overlap``: context
-    pixels around each tile.
+    has (the error lists them). ``backend``: ``auto`` (default: measured once
+    per model and input-size class, see :mod:`srzoo.autotune`;
+    ``SRZOO_BACKEND`` replaces it), a plain target (``cpu``, ``cuda``...: the
+    preferred engine offering it) or ``ENGINE:TARGET`` (``onnxruntime:cuda``,
+    ``openvino:cpu``, ``opencv:cuda_fp16``); one that cannot run raises
+    :class:`srzoo.BackendUnavailable`. An entry whose format the chosen engine
+    does not load is converted once to ONNX (:func:`srzoo.derived.derive`).
+    ``threads``: threads for the network and the pre/post-processing, the
+    same on every engine (None: each engine's default). ``tile``: tile side in
+    input pixels (``None``: automatic for large images, ``0``: never);
+    ``overlap``: context pixels around each tile.
     """
 
     def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
-                 quiet: bool | None = None) -> None:
-        global load_count
+                 quiet: bool | None = None, threads: int | None = None) -> None:
         from .engines import engine_for
 
         scale = _check_scale(scale)
@@ -98,26 +110,110 @@ class Upscaler:
         self.scale = scale
         self.tile = tile
         self.overlap = overlap
-        engine = engine_for(self.entry)  # before fetching: refuse unrunnable formats early
-        resolved = backends.resolve(backend)
-        if getattr(engine, "name", "") == "interpolation":
-            resolved = backends.resolve("cpu")  # cv2.resize runs on the CPU whatever was asked
-        path = None
-        if self.entry.artifact is not None:
+        self.threads = _check_threads(threads)
+        self._quiet = quiet
+        engine_for(self.entry)  # before fetching: refuse formats nothing can run, early
+        requested = backend if isinstance(backend, str) else "auto"
+        if requested.strip().lower() == "auto" and backends.env_backend():
+            requested = backends.env_backend() or "auto"
+        self.requested = requested
+        engine, target = backends.parse(requested)
+        self._auto_engine: str | None = engine if target == "auto" else None
+        self._auto = target == "auto"
+        self._source: Path | None = None
+        self._runners: dict[str, Any] = {}
+        self._pipelines: dict[str, ModelPipeline] = {}
+        self._choices: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        if self._auto:
+            resolved = self._choose("medium")
+        else:
+            resolved = backends.resolve(requested, self.entry)
+            self._load(resolved)
+        self._resolved = resolved
+
+    # ---- loading ---------------------------------------------------------------
+    def _source_file(self) -> Path | None:
+        if self.entry.artifact is None:
+            return None
+        if self._source is None:
             from .api import fetch_entry
 
-            path = fetch_entry(self.entry, quiet=quiet)
-        self.path: Path | None = path
-        self.runner = engine.load(self.entry, path, resolved)
-        self.pipeline = ModelPipeline(self.entry, self.runner)
-        self._resolved = resolved
+            self._source = fetch_entry(self.entry, quiet=self._quiet)
+        return self._source
+
+    @property
+    def path(self) -> Path | None:
+        """The file the network was loaded from (a derived ONNX when converted)."""
+        return getattr(self, "_path", None) or self._source
+
+    def _load(self, resolved: "backends.ResolvedBackend") -> Any:
+        """Load (once) the runner of ``resolved``, deriving an ONNX file when the
+        engine does not load the published format."""
+        global load_count
+        key = str(resolved)
+        if key in self._runners:
+            return self._runners[key]
+        from dataclasses import replace
+
+        from .engines import get_engine, plan
+
+        eng = get_engine(resolved.engine)
+        how = plan(self.entry, eng)
+        if how is None:  # resolve() checked; a plugin may disagree
+            raise backends.BackendUnavailable(f"engine {resolved.engine} cannot run {self.entry.name}")
+        path = self._source_file()
+        entry = self.entry
+        if how.derived and path is not None:
+            from . import derived
+
+            path = derived.derive(path, entry, how.converter)
+            rec = derived.read_record(path.parent) or {}
+            layout = (rec.get("info") or {}).get("input_layout", entry.io.layout)
+            entry = replace(entry, format="onnx", io=replace(entry.io, layout=layout))
+        runner = eng.load(entry, path, resolved, self.threads)
+        self._runners[key] = runner
+        self._pipelines[key] = ModelPipeline(self.entry, runner, self.threads)
+        self._path = path
         load_count += 1
+        return runner
+
+    def _choose(self, cls: str) -> "backends.ResolvedBackend":
+        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
+        from . import autotune
+
+        choice = self._choices.get(cls)
+        if choice is None:
+            channels = 1 if self.entry.io.color == "y" else 3
+            choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
+                                             self._auto_engine)
+            for name in list(self._runners):  # drop the losers of the trial
+                if name != str(choice.backend) and name in loaded and \
+                        name not in {str(c.backend) for c in self._choices.values()}:
+                    self._runners.pop(name, None)
+                    self._pipelines.pop(name, None)
+            self._choices[cls] = choice
+            self._load(choice.backend)
+        return choice.backend
 
     # ---- what was chosen -------------------------------------------------------
     @property
     def backend(self) -> str:
-        """The backend actually in use (what ``auto`` picked), e.g. ``"cpu"``."""
+        """The backend in use (what ``auto`` picked), e.g. ``"onnxruntime:cpu"``."""
         return str(self._resolved)
+
+    @property
+    def backend_reason(self) -> str:
+        """Why :attr:`backend` was chosen, in words."""
+        return self._resolved.reason or f"asked for {self._resolved.requested!r}"
+
+    @property
+    def runner(self) -> Any:
+        return self._runners[str(self._resolved)]
+
+    @property
+    def pipeline(self) -> ModelPipeline:
+        return self._pipelines[str(self._resolved)]
 
     @property
     def model(self) -> str:
@@ -132,17 +228,37 @@ class Upscaler:
         return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r})"
 
     # ---- running ---------------------------------------------------------------
+    def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
+        if not self._auto:
+            return self.pipeline
+        from . import autotune
+        from .pipeline import AUTO_TILE, AUTO_TILE_PIXELS, _env_int
+
+        if tile is None and h * w > _env_int("SRZOO_AUTO_TILE_PIXELS", AUTO_TILE_PIXELS):
+            tile = AUTO_TILE
+        if tile:
+            h, w = min(h, int(tile)), min(w, int(tile))
+        cls = autotune.size_class(h, w)
+        with self._lock:
+            self._resolved = self._choose(cls)
+            return self._pipelines[str(self._resolved)]
+
     def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
              overlap: int | None) -> dict[int, np.ndarray]:
+        from .engines.opencv import cv2_threads
+
         what = str(image) if not isinstance(image, np.ndarray) else "image"
         arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
-        p = prepare(arr, what, split_alpha=not self.pipeline.direct)
+        direct = self.pipeline.direct
+        p = prepare(arr, what, split_alpha=not direct)
         h, w = p.color.shape[:2]
         channels = 1 if arr.ndim == 2 else arr.shape[2]
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
-        outs = self.pipeline.run(p.color, want, self.tile if tile is None else tile,
-                                 self.overlap if overlap is None else overlap)
-        return {s: finish(p, outs[s], s) for s in want}
+        tile = self.tile if tile is None else tile
+        pipe = self._pipeline_for(h, w, tile)
+        with cv2_threads(self.threads):
+            outs = pipe.run(p.color, want, tile, self.overlap if overlap is None else overlap)
+            return {s: finish(p, outs[s], s) for s in want}
 
     def upscale(self, image: ImageLike, *, tile: int | None = None,
                 overlap: int | None = None) -> np.ndarray:
@@ -159,14 +275,15 @@ class Upscaler:
 
 
 def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
-                 backend: str = "auto") -> Upscaler:
-    """A cached :class:`Upscaler` for (model, scale, backend), loading it on first use.
+                 backend: str = "auto", threads: int | None = None) -> Upscaler:
+    """A cached :class:`Upscaler` for (model, scale, backend, threads), loading it on first use.
 
     Threads asking for the same key at once wait for one load (a lock per key);
     different models load in parallel."""
     scale = _check_scale(scale)
     entry = _entry(model, scale)
-    key = (entry, _check_backend(backend).strip().lower())
+    key = (entry, _check_backend(backend).strip().lower(), backends.env_backend(),
+           _check_threads(threads))
     with _cache_lock:
         up = _cache.get(key)
         if up is not None:
@@ -179,7 +296,7 @@ def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
             if up is not None:
                 _cache.move_to_end(key)
                 return up
-        up = Upscaler(entry, scale, backend=backend)
+        up = Upscaler(entry, scale, backend=backend, threads=threads)
         with _cache_lock:
             _cache[key] = up
             while len(_cache) > CACHE_SIZE:
@@ -196,7 +313,7 @@ def clear_cache() -> None:
 
 def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
             backend: str = "auto", tile: int | None = None, width: int | None = None,
-            height: int | None = None) -> np.ndarray:
+            height: int | None = None, threads: int | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
@@ -204,7 +321,7 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     ``model="default"`` is srzoo's own built-in model (x2, x3, x4; shipped in
     the package, works offline). Other weights are fetched and cached on first
     use; the loaded network is reused
-    by later calls. See :class:`Upscaler` for ``backend`` and ``tile``.
+    by later calls. See :class:`Upscaler` for ``backend``, ``threads`` and ``tile``.
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
     and/or ``height`` runs the smallest model scale at or above the request
@@ -217,8 +334,8 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
 
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
-                                 backend=backend, tile=tile)
-    return get_upscaler(model, scale, backend=backend).upscale(image, tile=tile)
+                                 backend=backend, tile=tile, threads=threads)
+    return get_upscaler(model, scale, backend=backend, threads=threads).upscale(image, tile=tile)
 
 
 # --------------------------------------------------------------------------- files

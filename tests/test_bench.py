@@ -51,7 +51,7 @@ class FakeUpscaler:
     calls = 0
     delay = 0.02
 
-    def __init__(self, model: str, scale: int, backend: str = "cpu") -> None:
+    def __init__(self, model: str, scale: int, backend: str = "cpu", threads: int | None = None) -> None:
         if backend == "cuda":
             raise BackendUnavailable("fake: no CUDA here")
         if backend == "broken":

@@ -11,7 +11,8 @@ from ..errors import SrzooError
 
 EXAMPLE = """examples:
   srzoo bench --models espcn,fsrcnn,bicubic --scales 2,3,4 --dataset set5
-  srzoo bench --models lapsrn --backends cpu,cuda,opencl --dataset ~/pics --json out.json
+  srzoo bench --models lapsrn --backends auto,opencv:cpu,onnxruntime:cpu,openvino:cpu,onnxruntime:cuda
+  srzoo bench --models espcn --backends cpu,cuda,opencl --dataset ~/pics --json out.json
   srzoo bench --models espcn --scales 4 --threads 1,default --protocol opencv --markdown r.md
 
 Protocol 'matlab' (default) is the one of the SR literature (MATLAB bicubic
@@ -51,9 +52,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--scales", type=_int_list, default=None,
                    help="comma-separated scales (default: every scale each model has; 2,3,4 for "
                         "interpolation)")
-    p.add_argument("--backends", default="cpu",
-                   help="comma-separated backends, e.g. cpu,cuda,opencl (default: %(default)s); "
-                        "ones that cannot run here are reported as unavailable")
+    p.add_argument("--backends", default="auto",
+                   help="comma-separated backends, e.g. auto,opencv:cpu,onnxruntime:cpu,openvino:cpu,"
+                        "onnxruntime:cuda (default: %(default)s); ones that cannot run here are "
+                        "reported as unavailable rows that say why")
     p.add_argument("--dataset", action="append", default=None, metavar="PATH|NAME",
                    help="folder of HR images or registry dataset name (set5, set14); "
                         "repeat or comma-separate for several (default: set5)")
@@ -62,7 +64,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repeat", type=int, default=5, help="timed runs per image (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per image first (default: %(default)s)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N[,default]",
-                   help="OpenCV thread settings to measure, e.g. 1,default (default: OpenCV's default)")
+                   help="thread counts to measure, given to every engine, e.g. 1,default "
+                        "(default: each engine's default)")
     p.add_argument("--per-image", action="store_true", help="keep per-image PSNR/SSIM in the JSON")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one CSV line per result")

@@ -261,6 +261,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["backends"] = backends.backend_table()
     except ImportError:  # pragma: no cover - backends module is part of the package
         pass
+    info["auto"] = _auto_info(args)
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         print()
@@ -277,7 +278,41 @@ def cmd_info(args: argparse.Namespace) -> int:
         rows = [[b["name"], b["engine"], b["target"], "yes" if b["usable"] else "no", b["reason"]]
                 for b in info["backends"]]
         print(_table(rows, ["backend", "engine", "target", "usable", "why not"]))
+    auto = info["auto"]
+    print("auto:")
+    for k in ("SRZOO_BACKEND", "trials", "static_order", "model", "chosen", "why"):
+        if auto.get(k) is not None:
+            print(f"  {k}: {auto[k]}")
+    for r in auto.get("remembered", []):
+        print(f"  remembered: {r['model']} x{r['scale']} {r['class']} threads={r['threads']}: "
+              f"{r['backend']} ({r['times']})")
     return 0
+
+
+def _auto_info(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``auto`` means here: the override, trials on/off, the static order,
+    the choices remembered in the cache, and (with --model) what it picks now."""
+    from .. import autotune, backends
+
+    out: dict[str, Any] = {"SRZOO_BACKEND": backends.env_backend(),
+                           "trials": "on" if autotune._env_autotune() else "off (SRZOO_AUTOTUNE=0)"}
+    try:
+        out["static_order"] = ", ".join(str(c) for c in backends.candidates())
+    except SrzooError as e:  # pragma: no cover - the CPU always works
+        out["static_order"] = str(e)
+    out["remembered"] = [
+        {"model": v.get("model"), "scale": v.get("scale"), "class": v.get("class"),
+         "threads": v.get("threads"), "backend": v.get("backend"),
+         "times": ", ".join(f"{k} {t:.1f} ms" for k, t in sorted(v.get("times_ms", {}).items(),
+                                                                  key=lambda kv: kv[1]))}
+        for v in autotune._read().values() if isinstance(v, dict)]
+    if getattr(args, "model", None):
+        from ..upscaler import Upscaler
+
+        up = Upscaler(args.model, args.scale or 2, backend=args.backend, threads=args.threads)
+        out.update(model=f"{up.model} x{up.scale} (backend={args.backend!r})", chosen=up.backend,
+                   why=up.backend_reason)
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -306,8 +341,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", nargs="?", help="limit to one model or dataset")
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("info", help="versions, cache folder and what this OpenCV can run; "
+    p = sub.add_parser("info", help="versions, cache folder, engines and backends, what auto picks; "
                                     "with omdb:ID, the whole OpenModelDB record")
     p.add_argument("name", nargs="?", metavar="omdb:ID", help="show this catalogue record")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help="also load this model and say which backend it runs on and why")
+    p.add_argument("--scale", "-s", type=int, default=None, help="scale for --model (default 2)")
+    p.add_argument("--backend", default="auto", help="backend for --model (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="threads for --model")
     p.set_defaults(func=cmd_info)

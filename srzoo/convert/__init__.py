@@ -77,7 +77,7 @@ def _load_builtin() -> None:
 
 
 #: converter modules of srzoo, imported on first lookup
-_BUILTIN: list[str] = ["pytorch", "keras", "ncnn", "tensorflow"]
+_BUILTIN: list[str] = ["graphdef", "pytorch", "keras", "ncnn", "tensorflow"]
 _loaded = False
 
 

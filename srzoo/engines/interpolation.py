@@ -25,10 +25,8 @@ METHODS = {
 
 
 class InterpolationRunner:
-    """Upscales a whole image with ``cv2.resize``; works on any dtype and channel count."""
-
-    direct = True
-    output_names: tuple[str, ...] = ()
+    """Upscales a whole image with ``cv2.resize``; works on any dtype and channel count.
+    An :class:`~srzoo.engines.base.ImageRunner`."""
 
     def __init__(self, method: str, scale: int, backend: "ResolvedBackend") -> None:
         self.method = method
@@ -36,12 +34,12 @@ class InterpolationRunner:
         self.scale = int(scale)
         self.backend = backend
 
-    def run(self, image: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
+    def upscale_image(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         out = cv2.resize(image, (w * self.scale, h * self.scale), interpolation=self.flag)
         if out.ndim == 2 and image.ndim == 3:  # cv2 drops a trailing channel axis of 1
             out = out[:, :, None]
-        return [out]
+        return out
 
 
 class InterpolationEngine:
@@ -49,8 +47,20 @@ class InterpolationEngine:
 
     name = "interpolation"
     formats = frozenset({"interpolation"})
+    targets = ("cpu",)
+    extra = ""
 
-    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend") -> InterpolationRunner:
+    def why_not(self, target: str) -> str:
+        return "" if target == "cpu" else "cv2.resize runs on the CPU only"
+
+    def versions(self) -> dict[str, str]:
+        return {"opencv": cv2.__version__}
+
+    def device(self, target: str) -> str:
+        return "CPU"
+
+    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
+             threads: int | None = None) -> InterpolationRunner:
         method = entry.io.method
         if method not in METHODS:
             raise SrzooError(f"{entry.manifest}: {entry.name}: unknown io.method {method!r}; "

@@ -7,11 +7,18 @@ it runs on the CPU only). The ``DepthToSpace`` layer those graphs use is the one
 the first load. Pre- and post-processing are not done here but in
 :mod:`srzoo.pipeline`, from the manifest, to exactly what
 ``DnnSuperResImpl.upsample`` does for the four dnn_superres families.
+
+Targets: ``cpu``, ``opencl``, ``opencl_fp16``, ``cuda``, ``cuda_fp16``.
+Detection asks OpenCV itself (``cv2.cuda.getCudaEnabledDeviceCount()``,
+``cv2.dnn.getAvailableTargets``, ``cv2.ocl.haveOpenCL()``) and is cached for
+the process (:func:`srzoo.backends.refresh` forgets it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -19,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import cv2
 import numpy as np
 
-from ..errors import ModelLoadError, SrzooError
+from ..errors import BackendUnavailable, ModelLoadError, SrzooError
+from .base import input_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -69,41 +77,205 @@ def _first_line(e: BaseException) -> str:
     return lines[-1] if lines else type(e).__name__
 
 
-class OpenCVRunner:
-    """A ``cv2.dnn.Net`` with its backend/target set; forward() behind a lock."""
 
-    direct = False
+# target -> (cv2.dnn backend constant, cv2.dnn target constant): only this engine knows them
+DNN_IDS: dict[str, tuple[str, str]] = {
+    "cpu": ("DNN_BACKEND_OPENCV", "DNN_TARGET_CPU"),
+    "opencl": ("DNN_BACKEND_OPENCV", "DNN_TARGET_OPENCL"),
+    "opencl_fp16": ("DNN_BACKEND_OPENCV", "DNN_TARGET_OPENCL_FP16"),
+    "cuda": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA"),
+    "cuda_fp16": ("DNN_BACKEND_CUDA", "DNN_TARGET_CUDA_FP16"),
+}
+
+_CUDA_BUILD_HINT = (
+    "build OpenCV with CUDA and cuDNN (cmake -DWITH_CUDA=ON -DWITH_CUDNN=ON -DOPENCV_DNN_CUDA=ON "
+    "-DOPENCV_EXTRA_MODULES_PATH=<opencv_contrib>/modules) and install that build instead of "
+    "the opencv-python / opencv-contrib-python wheels, or use --backend cpu")
+
+
+def dnn_ids(target: str) -> tuple[int, int]:
+    """The (backend, target) constants of ``cv2.dnn`` for one of our target names."""
+    bname, tname = DNN_IDS[target]
+    return int(getattr(cv2.dnn, bname)), int(getattr(cv2.dnn, tname))
+
+
+# --------------------------------------------------------------------------- detection
+def _cuda_devices() -> int:
+    try:
+        return int(cv2.cuda.getCudaEnabledDeviceCount())
+    except Exception:  # no cv2.cuda module, or a driver error
+        return 0
+
+
+def _targets(backend: str) -> list[int]:
+    bid = getattr(cv2.dnn, backend, None)
+    if bid is None:
+        return []
+    try:
+        return [int(t) for t in cv2.dnn.getAvailableTargets(bid)]
+    except Exception:
+        return []
+
+
+def _opencl() -> tuple[bool, str]:
+    """(usable, device description) for OpenCV's OpenCL."""
+    try:
+        if not cv2.ocl.haveOpenCL():
+            return False, ""
+        dev = cv2.ocl.Device.getDefault()
+        name = dev.name() if dev is not None else ""
+        if not name:
+            return False, ""
+        kind = "GPU" if dev.type() & 4 else ("CPU" if dev.type() & 2 else "other")  # CL_DEVICE_TYPE_*
+        return True, f"{name} ({kind})"
+    except Exception:
+        return False, ""
+
+
+def _build_has(pattern: str) -> bool:
+    try:
+        info = cv2.getBuildInformation()
+    except Exception:
+        return False
+    return re.search(pattern, info, re.MULTILINE) is not None
+
+
+def _target_name(tid: int) -> str:
+    for name in dir(cv2.dnn):
+        if name.startswith("DNN_TARGET_") and getattr(cv2.dnn, name) == tid:
+            return name[len("DNN_TARGET_"):].lower()
+    return str(tid)
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> dict[str, Any]:
+    """What the installed OpenCV can run, as plain data.
+
+    Keys: ``opencv_version``, ``cuda_devices`` (int), ``cuda_dnn`` (the build
+    has the CUDA DNN backend), ``cuda_build`` (built with CUDA at all),
+    ``opencl`` (an OpenCL device is usable), ``opencl_device``,
+    ``dnn_targets`` (targets of the OpenCV DNN backend) and ``cuda_targets``.
+    """
+    ocl, ocl_dev = _opencl()
+    cuda_t = _targets("DNN_BACKEND_CUDA")
+    return {
+        "opencv_version": cv2.__version__,
+        "cuda_devices": _cuda_devices(),
+        "cuda_build": _build_has(r"^\s*NVIDIA CUDA:\s*YES"),
+        "cuda_dnn": bool(cuda_t),
+        "opencl": ocl,
+        "opencl_device": ocl_dev,
+        "dnn_targets": [_target_name(t) for t in _targets("DNN_BACKEND_OPENCV")],
+        "cuda_targets": [_target_name(t) for t in cuda_t],
+    }
+
+
+def why_not(target: str, caps: dict[str, Any]) -> str:
+    """Why ``opencv:<target>`` cannot run with capabilities ``caps`` ("" when it can)."""
+    ver = caps.get("opencv_version", "?")
+    if target == "cpu":
+        return ""
+    if target.startswith("cuda"):
+        if not caps.get("cuda_dnn"):
+            built = "is built with CUDA but without the CUDA DNN backend" if caps.get("cuda_build") \
+                else "has no CUDA (the PyPI wheels never do)"
+            return f"this OpenCV {ver} build {built}: {_CUDA_BUILD_HINT}"
+        if int(caps.get("cuda_devices", 0)) < 1:
+            return ("OpenCV has the CUDA DNN backend but sees no CUDA device "
+                    "(cv2.cuda.getCudaEnabledDeviceCount() == 0): check the NVIDIA driver "
+                    "and CUDA_VISIBLE_DEVICES, or use --backend cpu")
+        tname = "cuda_fp16" if target == "cuda_fp16" else "cuda"
+        if caps.get("cuda_targets") and tname not in caps["cuda_targets"]:
+            return (f"the CUDA DNN backend offers {', '.join(caps['cuda_targets'])} but not {tname} "
+                    "(FP16 needs a GPU of compute capability 5.3 or newer); use --backend cuda")
+        return ""
+    if target.startswith("opencl"):
+        if not caps.get("opencl"):
+            return (f"OpenCV {ver} finds no usable OpenCL device (cv2.ocl.haveOpenCL() is False or "
+                    "no default device): install your GPU vendor's OpenCL runtime (an ICD such as "
+                    "intel-opencl-icd, mesa-opencl-icd or the NVIDIA driver), or use --backend cpu")
+        if target not in caps.get("dnn_targets", []):
+            return (f"the OpenCV DNN backend does not offer the {target} target on this device "
+                    f"(it offers {', '.join(caps.get('dnn_targets', [])) or 'none'}); use --backend cpu")
+        return ""
+    return f"unknown target {target!r}"
+
+
+@contextlib.contextmanager
+def cv2_threads(threads: int | None) -> Iterator[None]:
+    """``cv2.setNumThreads(threads)`` for the duration (nothing when None)."""
+    if threads is None:
+        yield
+        return
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(int(threads))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
+class OpenCVRunner:
+    """A ``cv2.dnn.Net`` with its backend/target set; forward() behind a lock.
+    A :class:`~srzoo.engines.base.TensorRunner`."""
 
     def __init__(self, net: Any, output_names: tuple[str, ...], backend: "ResolvedBackend",
-                 entry: "ModelEntry", path: Path) -> None:
+                 entry: "ModelEntry", path: Path, threads: int | None = None) -> None:
         self.net = net
         self.output_names = output_names
         self.backend = backend
         self.entry = entry
         self.path = path
+        self.threads = threads
+        self.input_name, self.input_layout = input_spec(entry, entry.format)
         self._names = list(output_names)
         self._lock = threading.Lock()
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Forward one NCHW float32 blob; returns one array per output name."""
-        with self._lock:
+        with self._lock, cv2_threads(self.threads):
             try:
-                self.net.setInput(blob)
+                self.net.setInput(blob, self.input_name or "")
                 if len(self._names) == 1:
                     return [self.net.forward(self._names[0])]
                 return list(self.net.forward(self._names))
             except cv2.error as e:
                 raise ModelLoadError(
                     f"{self.path}: {self.entry.name} x{self.entry.scale} failed to run on "
-                    f"{self.backend} for a {blob.shape[2]}x{blob.shape[3]} input: {_first_line(e)}; "
+                    f"{self.backend} for a {blob.shape} input: {_first_line(e)}; "
                     f"if the file is damaged, run '{fetch_hint(self.entry)}'") from None
 
 
 class OpenCVEngine:
-    """Engine for ``engine = "opencv"`` manifests in ``tf-graphdef`` or ``onnx`` format."""
+    """cv2.dnn: TensorFlow GraphDef and ONNX files; always installed."""
 
     name = "opencv"
     formats = frozenset({"tf-graphdef", "onnx"})
+    targets = ("cuda", "cuda_fp16", "opencl", "opencl_fp16", "cpu")
+    extra = ""
+    #: FP16 targets: never picked by ``auto`` (they change results by more than a grey level)
+    fp16 = frozenset({"cuda_fp16", "opencl_fp16"})
+
+    def why_not(self, target: str) -> str:
+        return why_not(target, detect())
+
+    def versions(self) -> dict[str, str]:
+        return {"opencv": cv2.__version__}
+
+    def device(self, target: str) -> str:
+        if target.startswith("opencl"):
+            return detect().get("opencl_device", "") or "OpenCL"
+        if target.startswith("cuda"):
+            return f"CUDA ({detect().get('cuda_devices', 0)} device(s))"
+        return "CPU"
+
+    def auto_ok(self, target: str) -> bool:
+        """May ``auto`` pick this target? Not FP16, not OpenCL on a CPU device."""
+        if target in self.fp16:
+            return False
+        if target.startswith("opencl") and not str(detect().get("opencl_device", "")).endswith("(GPU)"):
+            return False
+        return True
 
     def _read(self, entry: "ModelEntry", path: Path, backend: "ResolvedBackend") -> Any:
         classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
@@ -122,7 +294,8 @@ class OpenCVEngine:
                 return cv2.dnn.readNetFromONNX(str(path), engine=auto)
         raise SrzooError(f"{entry.name}: the opencv engine cannot load format {entry.format!r}")
 
-    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend") -> OpenCVRunner:
+    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
+             threads: int | None = None) -> OpenCVRunner:
         """Read the graph, pick its outputs from ``io.outputs`` and set backend/target."""
         if path is None:
             raise SrzooError(f"{entry.name} x{entry.scale}: the opencv engine needs a model file")
@@ -150,12 +323,11 @@ class OpenCVEngine:
                                  f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
                                  f"fix io.outputs in {entry.manifest or 'the manifest'}")
         try:
-            net.setPreferableBackend(backend.backend_id)
-            net.setPreferableTarget(backend.target_id)
+            bid, tid = dnn_ids(backend.target)
+            net.setPreferableBackend(bid)
+            net.setPreferableTarget(tid)
         except cv2.error as e:  # pragma: no cover - resolve() checked availability
-            from ..errors import BackendUnavailable
-
             raise BackendUnavailable(f"backend {backend} refused by OpenCV: {_first_line(e)}") from None
         if backend.target.startswith("opencl"):
             cv2.ocl.setUseOpenCL(True)
-        return OpenCVRunner(net, names, backend, entry, path)
+        return OpenCVRunner(net, names, backend, entry, path, threads)

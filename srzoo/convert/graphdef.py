@@ -1,0 +1,618 @@
+"""TensorFlow GraphDef (``.pb``) to ONNX without TensorFlow.
+
+Two small parts:
+
+* a reader for the few ``tensorflow/core/framework/*.proto`` messages a frozen
+  inference graph uses (GraphDef, NodeDef, AttrValue, TensorProto,
+  TensorShapeProto), decoding the protobuf wire format by hand;
+* an ONNX builder (the ``onnx`` package) for the ops of the ``cv2.dnn_superres``
+  families: Const, Placeholder, Identity, Conv2D, BiasAdd, Add/AddV2, Sub, Mul,
+  Relu, Abs, Tanh, DepthToSpace, Transpose (ESPCN, FSRCNN, FSRCNN-small,
+  LapSRN, EDSR).
+
+The ONNX graph keeps the source's interface: the same input name and NHWC
+input layout, the same output names (``NCHW_output``...). Inside, activations
+are kept NCHW so every convolution is a plain ONNX ``Conv``; the graph's own
+closing ``Transpose`` to NCHW then becomes an ``Identity``.
+
+:class:`GraphDefToONNX` is registered for ``format = "tf-graphdef"``. It checks
+its output itself: the ONNX (ONNX Runtime, or OpenVINO) and ``cv2.dnn`` on the
+``.pb`` run the same probe image and the largest difference is recorded; above
+:data:`MAX_PROBE_ERROR` the conversion fails.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import SrzooError
+from . import Conversion, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..registry import ModelEntry
+
+#: largest accepted |ONNX - cv2.dnn| on the probe, in [0, 1] output units
+MAX_PROBE_ERROR = 1e-4
+OPSET = 17
+
+# tensorflow/core/framework/types.proto
+_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 9: np.int64, 10: np.bool_}
+
+
+class GraphDefError(SrzooError):
+    """A .pb file is not a GraphDef this reader understands."""
+
+
+# --------------------------------------------------------------------------- wire format
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise GraphDefError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 70:
+            raise GraphDefError("varint too long")
+
+
+def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
+    """(field number, wire type, value) of every field of one message; bytes for
+    length-delimited fields, int for varints and fixed-width fields."""
+    out = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val, pos = _varint(buf, pos)
+        elif wire == 1:
+            val, pos = buf[pos:pos + 8], pos + 8
+        elif wire == 2:
+            n, pos = _varint(buf, pos)
+            if pos + n > end:
+                raise GraphDefError("truncated field")
+            val, pos = buf[pos:pos + n], pos + n
+        elif wire == 5:
+            val, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise GraphDefError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise GraphDefError("truncated message")
+        out.append((num, wire, val))
+    return out
+
+
+def _signed(n: int) -> int:
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def _packed_varints(data: bytes) -> list[int]:
+    vals, pos = [], 0
+    while pos < len(data):
+        v, pos = _varint(data, pos)
+        vals.append(_signed(v))
+    return vals
+
+
+# --------------------------------------------------------------------------- messages
+def _shape(buf: bytes) -> list[int]:
+    """TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}; unknown dims are -1."""
+    dims = []
+    for num, _, val in _fields(buf):
+        if num == 2:
+            size = 0
+            for n2, _, v2 in _fields(val):
+                if n2 == 1:
+                    size = _signed(v2)
+            dims.append(size)
+    return dims
+
+
+def _tensor(buf: bytes) -> np.ndarray:
+    """TensorProto: dtype=1, tensor_shape=2, tensor_content=4, float_val=5,
+    int_val=7, int64_val=10 (packed or not)."""
+    dtype, dims, content = 1, [], None
+    floats: list[float] = []
+    ints: list[int] = []
+    for num, wire, val in _fields(buf):
+        if num == 1:
+            dtype = val
+        elif num == 2:
+            dims = _shape(val)
+        elif num == 4:
+            content = val
+        elif num == 5:
+            floats.extend(struct.unpack(f"<{len(val) // 4}f", val)) if wire == 2 else \
+                floats.append(struct.unpack("<f", val)[0])
+        elif num in (7, 10):
+            ints.extend(_packed_varints(val)) if wire == 2 else ints.append(_signed(val))
+    np_dtype = _DTYPES.get(dtype)
+    if np_dtype is None:
+        raise GraphDefError(f"unsupported tensor dtype {dtype}")
+    count = int(np.prod(dims)) if dims else 1
+    if content is not None:
+        arr = np.frombuffer(content, dtype=np.dtype(np_dtype).newbyteorder("<")).astype(np_dtype)
+    else:
+        vals = floats if np_dtype in (np.float32, np.float64) else ints
+        arr = np.asarray(vals, dtype=np_dtype)
+        if arr.size == 1 and count > 1:  # TF stores splat constants as one value
+            arr = np.full(count, arr[0], dtype=np_dtype)
+        elif arr.size == 0:
+            arr = np.zeros(count, dtype=np_dtype)
+    if arr.size != count:
+        raise GraphDefError(f"tensor of shape {dims} holds {arr.size} values")
+    return arr.reshape(dims)
+
+
+def _attr(buf: bytes) -> Any:
+    """AttrValue: list=1, s=2, i=3, f=4, b=5, type=6, shape=7, tensor=8."""
+    for num, wire, val in _fields(buf):
+        if num == 1:  # ListValue: s=2, i=3 (packed), f=4 (packed), type=6
+            items: list[Any] = []
+            for n2, w2, v2 in _fields(val):
+                if n2 == 2:
+                    items.append(v2.decode())
+                elif n2 == 3:
+                    items.extend(_packed_varints(v2) if w2 == 2 else [_signed(v2)])
+                elif n2 == 4:
+                    items.extend(struct.unpack(f"<{len(v2) // 4}f", v2) if w2 == 2
+                                 else struct.unpack("<f", v2))
+                elif n2 == 6:
+                    items.append(v2)
+            return items
+        if num == 2:
+            return val.decode(errors="replace")
+        if num == 3:
+            return _signed(val)
+        if num == 4:
+            return struct.unpack("<f", val)[0]
+        if num in (5, 6):
+            return val
+        if num == 7:
+            return _shape(val)
+        if num == 8:
+            return _tensor(val)
+    return None
+
+
+@dataclass
+class Node:
+    """One NodeDef: name=1, op=2, input=3, attr=5 (map<string, AttrValue>)."""
+
+    name: str
+    op: str
+    inputs: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def read_graphdef(data: bytes) -> list[Node]:
+    """The nodes of a serialized GraphDef, in file order."""
+    nodes = []
+    for num, wire, val in _fields(data):
+        if num != 1 or wire != 2:
+            continue
+        node = Node("", "")
+        for n2, _, v2 in _fields(val):
+            if n2 == 1:
+                node.name = v2.decode()
+            elif n2 == 2:
+                node.op = v2.decode()
+            elif n2 == 3:
+                node.inputs.append(v2.decode())
+            elif n2 == 5:
+                key, value = "", None
+                for n3, _, v3 in _fields(v2):
+                    if n3 == 1:
+                        key = v3.decode()
+                    elif n3 == 2:
+                        value = _attr(v3)
+                node.attrs[key] = value
+        if not node.name or not node.op:
+            raise GraphDefError("a node without a name or op")
+        nodes.append(node)
+    if not nodes:
+        raise GraphDefError("no nodes (not a TensorFlow GraphDef)")
+    return nodes
+
+
+# --------------------------------------------------------------------------- ONNX builder
+def _clean(name: str) -> str:
+    """A node input reference without control-dependency mark and output index 0."""
+    name = name.lstrip("^")
+    return name[:-2] if name.endswith(":0") else name
+
+
+class _Builder:
+    """Translates nodes to ONNX, keeping 4-D activations NCHW.
+
+    ``self.nchw[name]`` is True when the value of TF tensor ``name`` (logically
+    NHWC) is stored NCHW in the ONNX graph.
+    """
+
+    def __init__(self, nodes: list[Node], input_name: str, outputs: list[str]) -> None:
+        from onnx import helper
+
+        self.helper = helper
+        self.by_name = {n.name: n for n in nodes}
+        self.input_name = input_name
+        self.outputs = outputs
+        self.onnx_nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.consts: dict[str, np.ndarray] = {}
+        self.values: dict[str, str] = {}  # tf tensor -> onnx value name
+        self.nchw: dict[str, bool] = {}
+        self.ops: dict[str, int] = {}
+        self.macs_per_pixel = 0  # multiply-adds per input pixel (convolutions)
+        self._n = 0
+
+    def _uid(self, base: str) -> str:
+        self._n += 1
+        return f"{base}__{self._n}"
+
+    def _init(self, base: str, arr: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = self._uid(base)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def _node(self, op: str, inputs: list[str], out: str, **attrs: Any) -> str:
+        self.onnx_nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of a tensor when it is a constant (through Identity nodes)."""
+        name = _clean(name)
+        node = self.by_name.get(name)
+        while node is not None and node.op == "Identity":
+            node = self.by_name.get(_clean(node.inputs[0]))
+        if node is not None and node.op == "Const":
+            return np.asarray(node.attrs["value"])
+        return None
+
+    def value(self, name: str) -> str:
+        """The ONNX value of TF tensor ``name``, translating what it depends on first."""
+        name = _clean(name)
+        if name in self.values:
+            return self.values[name]
+        stack = [name]
+        while stack:  # iterative post-order: deep graphs (LapSRN) exceed Python's recursion
+            cur = stack[-1]
+            if cur in self.values:
+                stack.pop()
+                continue
+            node = self.by_name.get(cur)
+            if node is None:
+                raise GraphDefError(f"node {cur!r} is referenced but not defined")
+            deps = [] if node.op == "Const" else [_clean(i) for i in node.inputs
+                                                  if not i.startswith("^")]
+            todo = [d for d in deps if d not in self.values and self.const(d) is None]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            self._translate(node)
+        return self.values[name]
+
+    def _operand(self, name: str, other_nchw: bool) -> tuple[str, bool]:
+        """An elementwise operand: activations as they are, constants reshaped
+        to broadcast against an NCHW activation."""
+        c = self.const(name)
+        if c is None:
+            return self.value(name), self.nchw[_clean(name)]
+        c = c.astype(np.float32)
+        if other_nchw:
+            if c.ndim == 4:
+                c = c.transpose(0, 3, 1, 2)
+            elif c.ndim >= 1 and c.size > 1:
+                c = c.reshape(-1, 1, 1)
+        return self._init(_clean(name), c), other_nchw
+
+    def _translate(self, node: Node) -> None:
+        op, name = node.op, node.name
+        self.ops[op] = self.ops.get(op, 0) + 1
+        ins = [i for i in node.inputs if not i.startswith("^")]
+        if op == "Placeholder":
+            if name != self.input_name:
+                raise GraphDefError(f"second input {name!r} (expected only {self.input_name!r})")
+            self.values[name] = self._node("Transpose", [name], self._uid("input_nchw"), perm=[0, 3, 1, 2])
+            self.nchw[name] = True
+        elif op == "Const":
+            self.values[name] = self._init(name, np.asarray(node.attrs["value"]))
+            self.nchw[name] = False
+        elif op == "Identity":
+            self.values[name] = self.values[_clean(ins[0])] if _clean(ins[0]) in self.values \
+                else self.value(ins[0])
+            self.nchw[name] = self.nchw.get(_clean(ins[0]), False)
+        elif op == "Conv2D":
+            self._conv(node, ins)
+        elif op == "BiasAdd":
+            b = self.const(ins[1])
+            if b is None:
+                raise GraphDefError(f"{name}: BiasAdd with a non-constant bias")
+            x = self.value(ins[0])
+            bias = self._init(_clean(ins[1]), b.astype(np.float32).reshape(-1, 1, 1))
+            self.values[name] = self._node("Add", [x, bias], self._uid(name))
+            self.nchw[name] = self.nchw[_clean(ins[0])]
+        elif op in ("Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum", "RealDiv"):
+            a_const, b_const = self.const(ins[0]) is not None, self.const(ins[1]) is not None
+            if a_const and b_const:
+                raise GraphDefError(f"{name}: {op} of two constants is not supported")
+            ref = ins[1] if a_const else ins[0]
+            layout = self.nchw[_clean(ref)] if self.value(ref) else False
+            a, la = self._operand(ins[0], layout)
+            b, lb = self._operand(ins[1], layout)
+            if la != lb:
+                raise GraphDefError(f"{name}: {op} of tensors in different layouts")
+            onnx_op = {"AddV2": "Add", "Maximum": "Max", "Minimum": "Min", "RealDiv": "Div"}.get(op, op)
+            self.values[name] = self._node(onnx_op, [a, b], self._uid(name))
+            self.nchw[name] = layout
+        elif op in ("Relu", "Abs", "Tanh", "Sigmoid", "Neg"):
+            x = self.value(ins[0])
+            self.values[name] = self._node(op, [x], self._uid(name))
+            self.nchw[name] = self.nchw[_clean(ins[0])]
+        elif op == "DepthToSpace":
+            if node.attrs.get("data_format", "NHWC") != "NHWC":
+                raise GraphDefError(f"{name}: DepthToSpace with data_format {node.attrs['data_format']}")
+            x = self.value(ins[0])
+            if not self.nchw[_clean(ins[0])]:
+                raise GraphDefError(f"{name}: DepthToSpace of a tensor not in image layout")
+            # TF's NHWC DepthToSpace reads channels as (i, j, c): ONNX's DCR order
+            self.values[name] = self._node("DepthToSpace", [x], self._uid(name),
+                                           blocksize=int(node.attrs["block_size"]), mode="DCR")
+            self.nchw[name] = True
+        elif op == "Transpose":
+            perm = self.const(ins[1])
+            if perm is None:
+                raise GraphDefError(f"{name}: Transpose with a non-constant permutation")
+            perm = [int(p) for p in perm.reshape(-1)]
+            x = self.value(ins[0])
+            stored = [0, 3, 1, 2] if self.nchw[_clean(ins[0])] else [0, 1, 2, 3]
+            inv = [stored.index(i) for i in range(4)]  # logical axis -> stored axis
+            q = [inv[p] for p in perm]
+            if q == [0, 1, 2, 3]:
+                self.values[name] = self._node("Identity", [x], self._uid(name))
+            else:
+                self.values[name] = self._node("Transpose", [x], self._uid(name), perm=q)
+            self.nchw[name] = False  # stored exactly as the graph's tensor
+        else:
+            raise GraphDefError(f"unsupported op {op} (node {name!r}); this converter handles the "
+                                "dnn_superres families (ESPCN, FSRCNN, LapSRN, EDSR)")
+
+    def _conv(self, node: Node, ins: list[str]) -> None:
+        a = node.attrs
+        if a.get("data_format", "NHWC") != "NHWC":
+            raise GraphDefError(f"{node.name}: Conv2D with data_format {a['data_format']}")
+        w = self.const(ins[1])
+        if w is None:
+            raise GraphDefError(f"{node.name}: Conv2D with non-constant weights")
+        x = self.value(ins[0])
+        if not self.nchw[_clean(ins[0])]:
+            raise GraphDefError(f"{node.name}: Conv2D of a tensor not in image layout")
+        kh, kw, cin, cout = w.shape
+        strides = list(a.get("strides", [1, 1, 1, 1]))[1:3]
+        dil = list(a.get("dilations", [1, 1, 1, 1]))[1:3]
+        pad = a.get("padding", "SAME")
+        attrs: dict[str, Any] = {"kernel_shape": [kh, kw], "strides": strides, "dilations": dil}
+        if pad == "SAME":
+            if strides != [1, 1]:
+                attrs["auto_pad"] = "SAME_UPPER"
+            else:  # explicit pads: the same as TF's SAME (extra pixel at the end)
+                ph, pw = dil[0] * (kh - 1), dil[1] * (kw - 1)
+                attrs["pads"] = [ph // 2, pw // 2, ph - ph // 2, pw - pw // 2]
+        elif pad != "VALID":
+            raise GraphDefError(f"{node.name}: Conv2D padding {pad!r}")
+        wt = self._init(_clean(ins[1]), w.astype(np.float32).transpose(3, 2, 0, 1))
+        self.values[node.name] = self._node("Conv", [x, wt], self._uid(node.name), **attrs)
+        self.nchw[node.name] = True
+        self._macs.append((kh * kw * cin * cout, node.name))
+
+    def build(self) -> Any:
+        from onnx import TensorProto, helper
+
+        self._macs: list[tuple[int, str]] = []
+        outs = []
+        for o in self.outputs:
+            v = self.value(o)
+            if self.nchw[_clean(o)]:  # an image-layout output: give it in the graph's NHWC
+                v = self._node("Transpose", [v], self._uid(o), perm=[0, 2, 3, 1])
+            self.onnx_nodes.append(helper.make_node("Identity", [v], [o], name=f"{o}__out"))
+            outs.append(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["n", "d1", "d2", "d3"]))
+        inp_node = self.by_name[self.input_name]
+        shape = inp_node.attrs.get("shape") or [1, -1, -1, 1]
+        channels = shape[3] if len(shape) == 4 and shape[3] > 0 else 1
+        inp = helper.make_tensor_value_info(self.input_name, TensorProto.FLOAT,
+                                            [1, "height", "width", int(channels)])
+        graph = helper.make_graph(self.onnx_nodes, "srzoo_graphdef", [inp], outs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                  producer_name="srzoo.convert.graphdef")
+        model.ir_version = 8
+        return model
+
+
+def graphdef_to_onnx(data: bytes, input_name: str | None = None,
+                     outputs: list[str] | None = None) -> tuple[bytes, dict[str, Any]]:
+    """ONNX bytes for a frozen GraphDef, and facts about it (ops, parameters,
+    multiply-adds per input pixel of the convolutions at stride 1).
+
+    ``input_name``: the Placeholder (default: the only one); ``outputs``: the
+    tensors to expose (default: nodes nothing else consumes).
+    """
+    nodes = read_graphdef(data)
+    placeholders = [n.name for n in nodes if n.op == "Placeholder"]
+    if input_name is None:
+        if len(placeholders) != 1:
+            raise GraphDefError(f"expected one Placeholder, found {placeholders}")
+        input_name = placeholders[0]
+    elif input_name not in placeholders:
+        raise GraphDefError(f"no input {input_name!r} (placeholders: {', '.join(placeholders)})")
+    if not outputs:
+        used = {_clean(i) for n in nodes for i in n.inputs}
+        outputs = [n.name for n in nodes if n.name not in used and n.op not in ("Const", "Placeholder")]
+    b = _Builder(nodes, input_name, list(outputs))
+    model = b.build()
+    import onnx
+
+    onnx.checker.check_model(model)
+    params = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+    info = {"opset": OPSET, "tf_ops": dict(sorted(b.ops.items())), "params": params,
+            "conv_macs_per_pixel": _macs_per_input_pixel(b), "input": input_name,
+            "input_layout": "nhwc", "outputs": list(outputs)}
+    return model.SerializeToString(), info
+
+
+def _macs_per_input_pixel(b: _Builder) -> int:
+    """Multiply-adds per input pixel, from each conv's resolution relative to
+    the input (found by DepthToSpace steps before it)."""
+    # resolution factor of each tensor relative to the input (area ratio)
+    factor: dict[str, int] = {}
+
+    def area(name: str) -> int:
+        name = _clean(name)
+        if name in factor:
+            return factor[name]
+        stack = [name]
+        while stack:
+            cur = stack[-1]
+            node = b.by_name[cur]
+            deps = [_clean(i) for i in node.inputs if not i.startswith("^")
+                    and b.const(i) is None] if node.op not in ("Const", "Placeholder") else []
+            todo = [d for d in deps if d not in factor]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            f = max([factor[d] for d in deps], default=1)
+            if node.op == "DepthToSpace":
+                f *= int(node.attrs["block_size"]) ** 2
+            factor[cur] = f
+        return factor[name]
+
+    return int(sum(m * area(n) for m, n in b._macs))
+
+
+# --------------------------------------------------------------------------- converter
+def _probe_image(entry: "ModelEntry") -> np.ndarray:
+    """A deterministic 48x40 probe in the network's input units."""
+    rng = np.random.default_rng(20240)
+    ch = 1 if entry.io.color == "y" else 3
+    img = rng.random((40, 48, ch), dtype=np.float32)
+    yy, xx = np.mgrid[0:40, 0:48].astype(np.float32)
+    img = 0.5 * img + 0.25 * (1 + np.sin(xx / 5.0)[..., None] * np.cos(yy / 7.0)[..., None])
+    img = img * np.float32(entry.io.range)
+    if entry.io.color != "y":
+        mean = np.asarray(entry.io.mean if len(entry.io.mean) == 3 else list(entry.io.mean) * 3,
+                          np.float32)
+        img = img - mean
+    return img.astype(np.float32)
+
+
+def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[str],
+                input_name: str) -> tuple[float, str]:
+    """Largest |ONNX - cv2.dnn on the .pb| on the probe, in [0, 1] output units."""
+    import cv2
+
+    from ..engines.opencv import _register_superres_layers, quiet_opencv
+
+    x = _probe_image(entry)
+    _register_superres_layers()
+    classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+    kw: dict[str, Any] = {} if classic is None else {"engine": classic}
+    with quiet_opencv():
+        net = cv2.dnn.readNetFromTensorflow(str(pb), **kw)
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+    ref = net.forward(outputs) if len(outputs) > 1 else [net.forward(outputs[0])]
+    got, used = _run_onnx(onnx_bytes, input_name, x[None], outputs)
+    err = 0.0
+    for r, g in zip(ref, got):
+        if r.shape != g.shape and g.ndim == 4 and g.transpose(0, 3, 1, 2).shape == r.shape:
+            g = g.transpose(0, 3, 1, 2)  # an NHWC graph output: cv2.dnn gives every 4-D output NCHW
+        if r.shape != g.shape:
+            raise GraphDefError(f"probe output shape {g.shape} differs from cv2.dnn's {r.shape}")
+        err = max(err, float(np.max(np.abs(r.astype(np.float64) - g))) / float(entry.io.range))
+    return err, f"cv2.dnn {cv2.__version__} on the .pb (run with {used})"
+
+
+def _run_onnx(onnx_bytes: bytes, input_name: str, x: np.ndarray,
+              outputs: list[str]) -> tuple[list[np.ndarray], str]:
+    try:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+        return sess.run(outputs, {input_name: x}), f"onnxruntime {ort.__version__}"
+    except ImportError:
+        pass
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(onnx_bytes), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "f32"})
+        res = compiled({input_name: x})
+        return [res[compiled.output(o)] for o in outputs], f"openvino {ov.__version__}"
+    except ImportError:
+        pass
+    import cv2
+
+    net = cv2.dnn.readNetFromONNX(onnx_bytes)  # type: ignore[call-overload]
+    net.setInput(x, input_name)
+    return list(net.forward(outputs)), f"cv2.dnn {cv2.__version__} (ONNX)"
+
+
+class GraphDefToONNX:
+    """``tf-graphdef`` -> ONNX with srzoo's own reader (no TensorFlow)."""
+
+    name = "graphdef-onnx"
+    version = "1"
+    source_formats = frozenset({"tf-graphdef"})
+
+    def convert(self, source: Path, entry: "ModelEntry", options: dict[str, Any]) -> Conversion:
+        import onnx
+
+        from ..derived import ConversionFailed
+
+        from ..errors import ModelLoadError
+
+        data = Path(source).read_bytes()
+        input_name = entry.io.input
+        outputs = list(entry.io.outputs) or None
+        try:
+            read_graphdef(data)
+        except GraphDefError as e:
+            scale = f" --scale {entry.scale}" if entry.scale is not None else ""
+            raise ModelLoadError(f"{source}: cannot load {entry.name} x{entry.scale} as tf-graphdef "
+                                 f"({e}); the file may be corrupt or truncated: run "
+                                 f"'srzoo fetch {entry.name}{scale} --force'") from None
+        try:
+            onnx_bytes, info = graphdef_to_onnx(data, input_name, outputs)
+        except GraphDefError as e:
+            raise ConversionFailed(f"{source}: cannot convert {entry.name} x{entry.scale} to ONNX: "
+                                   f"{e}") from None
+        outs = info["outputs"]
+        err, against = probe_error(Path(source), onnx_bytes, entry, outs, info["input"])
+        if not err <= MAX_PROBE_ERROR:
+            raise ConversionFailed(f"{source}: the ONNX conversion of {entry.name} x{entry.scale} "
+                                   f"differs from cv2.dnn by {err:.3g} (limit {MAX_PROBE_ERROR}); "
+                                   "please report it")
+        tools = {"onnx": onnx.__version__}
+        return Conversion(onnx=onnx_bytes, info=info, probe_error=err, checked_against=against,
+                          tools=tools)
+
+
+register(GraphDefToONNX())
+
+__all__ = ["GraphDefError", "GraphDefToONNX", "MAX_PROBE_ERROR", "Node", "graphdef_to_onnx",
+           "read_graphdef"]

@@ -1,0 +1,196 @@
+"""OpenVINO engine: ONNX files on the devices OpenVINO reports (``cpu``,
+``gpu``, ``npu``, and ``auto``, OpenVINO's own device choice).
+
+Models are compiled once per input shape (kept in a small LRU): a static shape
+compiles to faster code than a dynamic one, and an image (or its tiles) comes
+in few shapes. CPU and GPU run with ``INFERENCE_PRECISION_HINT = f32`` so
+results match the other engines (OpenVINO would otherwise pick bf16 on CPUs
+with AMX and f16 on GPUs); ``gpu_fp16`` asks for f16 on purpose.
+
+Extra: ``pip install 'srzoo[openvino]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ModelLoadError
+from .base import input_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..backends import ResolvedBackend
+    from ..registry import ModelEntry
+
+#: target -> (OpenVINO device, inference precision or None for the device default)
+DEVICES: dict[str, tuple[str, str | None]] = {
+    "gpu": ("GPU", "f32"),
+    "gpu_fp16": ("GPU", "f16"),
+    "npu": ("NPU", None),
+    "auto": ("AUTO", None),
+    "cpu": ("CPU", "f32"),
+}
+HINT = "pip install 'srzoo[openvino]'"
+#: compiled shapes kept per model
+SHAPES_KEPT = 4
+
+
+def _module() -> Any:
+    import openvino
+
+    return openvino
+
+
+@functools.lru_cache(maxsize=1)
+def _core() -> Any:
+    return _module().Core()
+
+
+@functools.lru_cache(maxsize=1)
+def devices() -> tuple[str, ...]:
+    """Devices OpenVINO reports (``CPU``, ``GPU.0``...); empty when not installed."""
+    try:
+        return tuple(_core().available_devices)
+    except ImportError:
+        return ()
+    except Exception:  # pragma: no cover - a broken plugin
+        return ()
+
+
+def compile_config(target: str, threads: int | None) -> dict[str, Any]:
+    """The properties a model is compiled with on ``target``."""
+    _, precision = DEVICES[target]
+    cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        cfg["INFERENCE_PRECISION_HINT"] = precision
+    if threads and DEVICES[target][0] == "CPU":
+        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+    return cfg
+
+
+class OpenVINORunner:
+    """A read OpenVINO model, compiled per input shape; a
+    :class:`~srzoo.engines.base.TensorRunner`."""
+
+    def __init__(self, model: Any, entry: "ModelEntry", path: Path, backend: "ResolvedBackend",
+                 input_name: str, input_layout: str, output_names: tuple[str, ...],
+                 config: dict[str, Any]) -> None:
+        self.model = model
+        self.entry = entry
+        self.path = path
+        self.backend = backend
+        self.input_name = input_name
+        self.input_layout = input_layout
+        self.output_names = output_names
+        self.config = config
+        self._compiled: "OrderedDict[tuple[int, ...], Any]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        req = self._compiled.get(shape)
+        if req is not None:
+            self._compiled.move_to_end(shape)
+            return req
+        model = self.model.clone()
+        model.reshape({self.input_name: list(shape)})
+        compiled = _core().compile_model(model, DEVICES[self.backend.target][0], self.config)
+        req = (compiled.create_infer_request(), [compiled.output(n) for n in self.output_names])
+        self._compiled[shape] = req
+        while len(self._compiled) > SHAPES_KEPT:
+            self._compiled.popitem(last=False)
+        return req
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            try:
+                req, outs = self._request(tuple(blob.shape))
+                res = req.infer({self.input_name: blob}, share_inputs=True, share_outputs=False)
+                return [res[o] for o in outs]
+            except RuntimeError as e:
+                msg = str(e).strip().splitlines()
+                raise ModelLoadError(f"{self.path}: {self.entry.name} x{self.entry.scale} failed on "
+                                     f"{self.backend} for a {blob.shape} input: "
+                                     f"{msg[-1] if msg else 'RuntimeError'}") from None
+
+
+class OpenVINOEngine:
+    """OpenVINO (``srzoo[openvino]``)."""
+
+    name = "openvino"
+    formats = frozenset({"onnx"})
+    targets = tuple(DEVICES)
+    extra = "openvino"
+    fp16 = frozenset({"gpu_fp16"})
+
+    def why_not(self, target: str) -> str:
+        if target not in DEVICES:
+            return f"unknown openvino target {target!r}"
+        try:
+            _module()
+        except ImportError:
+            return f"openvino is not installed: {HINT}"
+        have = devices()
+        dev = DEVICES[target][0]
+        if dev != "AUTO" and not any(d.split(".")[0] == dev for d in have):
+            how = {"GPU": "install the Intel GPU compute runtime (intel-opencl-icd / level-zero)",
+                   "NPU": "install the Intel NPU driver"}.get(dev, "")
+            return (f"OpenVINO {_module().__version__} sees no {dev} device (it sees: "
+                    f"{', '.join(have) or 'none'})" + (f": {how}" if how else ""))
+        return ""
+
+    def auto_ok(self, target: str) -> bool:
+        return target not in self.fp16 and target not in ("auto", "npu")
+
+    def versions(self) -> dict[str, str]:
+        try:
+            return {"openvino": _module().__version__}
+        except ImportError:
+            return {}
+
+    def device(self, target: str) -> str:
+        dev = DEVICES.get(target, (target.upper(), None))[0]
+        try:
+            return str(_core().get_property(dev, "FULL_DEVICE_NAME"))
+        except Exception:
+            return dev
+
+    def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
+             threads: int | None = None) -> OpenVINORunner:
+        if path is None or not Path(path).is_file():
+            raise ModelLoadError(f"{path}: model file of {entry.name} x{entry.scale} is missing")
+        reason = self.why_not(backend.target)
+        if reason:
+            raise BackendUnavailable(f"backend {backend} is unavailable: {reason}")
+        try:
+            model = _core().read_model(str(path))
+        except Exception as e:
+            msg = str(e).strip().splitlines()
+            raise ModelLoadError(f"{path}: OpenVINO cannot read {entry.name} x{entry.scale} "
+                                 f"({msg[-1] if msg else type(e).__name__}); the file may be "
+                                 "corrupt: delete it and try again") from None
+        name, layout = input_spec(entry, "onnx")
+        inputs = [n for p in model.inputs for n in p.get_names()]
+        if name is None:
+            name = model.inputs[0].get_any_name()
+        elif name not in inputs:
+            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no input {name!r} "
+                                 f"(its inputs: {', '.join(inputs)}); fix io.input in "
+                                 f"{entry.manifest or 'the manifest'}")
+        have = [o.get_any_name() for o in model.outputs]
+        all_names = {n for o in model.outputs for n in o.get_names()}
+        names = tuple(entry.io.outputs) or tuple(have[:1])
+        missing = [n for n in names if n not in all_names]
+        if missing:
+            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no output "
+                                 f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
+                                 f"fix io.outputs in {entry.manifest or 'the manifest'}")
+        return OpenVINORunner(model, entry, Path(path), backend, name, layout, names,
+                              compile_config(backend.target, threads))
+
+
+__all__ = ["DEVICES", "OpenVINOEngine", "OpenVINORunner", "compile_config", "devices"]
