@@ -50,13 +50,9 @@ TRIAL_RUNS = 5
 
 def _env_autotune() -> bool:
     """``SRZOO_AUTOTUNE``: 0/false/no/off turns measured trials off (default on)."""
-    raw = os.environ.get("SRZOO_AUTOTUNE", "").strip().lower()
-    if raw in ("", "1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SrzooError(f"SRZOO_AUTOTUNE={raw!r} is not understood; use 1 (measure, the default) or 0 "
-                     "(static order)")
+    from . import config
+
+    return bool(config.get("SRZOO_AUTOTUNE"))
 
 
 def size_class(h: int, w: int) -> str:
@@ -224,7 +220,6 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     errors: dict[str, str] = {}
     loaded: dict[str, Any] = {}
     hw: tuple[int, int] | None = None
-    first: BaseException | None = None
     for c in cands:
         try:
             runner = load(c)

@@ -19,7 +19,6 @@ nothing falls back silently: only ``auto`` chooses.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +63,9 @@ def _engines() -> dict[str, Any]:
 
 def env_backend() -> str | None:
     """``SRZOO_BACKEND``: the backend that replaces ``auto`` (None when unset)."""
-    raw = os.environ.get("SRZOO_BACKEND", "").strip()
-    return raw or None
+    from . import config
+
+    return str(config.get("SRZOO_BACKEND")).strip() or None
 
 
 # --------------------------------------------------------------------------- detection

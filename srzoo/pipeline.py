@@ -321,10 +321,8 @@ class ModelPipeline:
         elif io.pre_upsample:
             color = cv2.resize(color, (w * self.scale, h * self.scale),
                                interpolation=_INTERP[io.pre_upsample])
-            h, w = color.shape[:2]
-            hw0 = (h // self.scale, w // self.scale)
-        else:
-            hw0 = (h, w)
+        hw0 = (h, w) if not io.pre_upsample else (color.shape[0] // self.scale,
+                                                   color.shape[1] // self.scale)
         if io.color == "y":
             return self._run_y(color, k, want, hw0)
         return self._run_rgb(color, k, want, hw0)

@@ -95,7 +95,9 @@ def test_readme_first_command_offline_with_empty_cache(tmp_path: Path) -> None:
     assert lines[-1].startswith("upscaled 1 image x2 with default in ") and lines[-1].endswith(
         "example_default_x2.png")
     assert proc.stderr == ""
-    assert not (tmp_path / "cache").exists() or not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+    # nothing downloaded or recorded: at most the measured choice of `auto` (srzoo.autotune)
+    left = {p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert left <= {"autotune.json", "autotune.json.lock"}, left
     want = srzoo.upscale(cv2.imread(str(EXAMPLE)), "default", 2)
     assert np.array_equal(cv2.imread(str(out)), want)
     # --quiet: nothing on stdout, same file

@@ -219,7 +219,12 @@ def test_interpolation_models(srzoo_env, crop, method, flag):
     assert srzoo.Upscaler(method, 2).path is None  # nothing fetched
 
 
-def test_unconverted_model_is_refused_before_download(srzoo_env, mirror):
+def test_unconverted_model_is_refused_before_download(srzoo_env, mirror, monkeypatch):
+    # a format no converter reaches: take the .pth converter out of the registry for this test
+    from srzoo import convert
+
+    convert.converter_for("pytorch-pth")  # load the built-in converters first
+    monkeypatch.delitem(convert._REGISTRY, "pytorch-pth")
     with pytest.raises(srzoo.SrzooError, match=r"esrgan x4: no engine runs format 'pytorch-pth' and no "
                                                 r"converter turns it into ONNX"):
         srzoo.Upscaler("esrgan", 4)
