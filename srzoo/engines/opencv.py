@@ -47,6 +47,69 @@ def _register_superres_layers() -> None:
                 _layers_registered = True
 
 
+def _depth_to_space_crd_rewritten(path: Path) -> bytes | None:
+    """The ONNX file with every ``DepthToSpace`` in ``CRD`` mode (torch's pixel
+    shuffle) written as Reshape/Transpose/Reshape, or None when it has none.
+
+    Once ``cv2.dnn_superres`` has registered its ``DepthToSpace`` layer (which
+    the ``.pb`` models need), cv2.dnn computes every later ONNX ``DepthToSpace``
+    in DCR order, process-wide: a CRD graph would then give wrong pixels with no
+    error. The rewrite is exact, so it is applied whether or not the layer is
+    registered yet. Needs the ``onnx`` package; without it, a CRD graph loaded
+    after a ``.pb`` is refused rather than run wrong.
+    """
+    data = path.read_bytes()
+    if b"DepthToSpace" not in data or b"CRD" not in data:
+        return None
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        if _layers_registered:
+            raise ModelLoadError(f"{path}: uses DepthToSpace in CRD mode, which cv2.dnn computes wrongly "
+                                 "after a dnn_superres .pb was loaded in this process; install the "
+                                 "onnx package (pip install 'srzoo[convert]') so srzoo can rewrite it") from None
+        return None
+    model = onnx.load_from_string(data)
+    graph = model.graph
+    nodes: list[Any] = []
+    changed = False
+    for i, n in enumerate(graph.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        mode = attrs.get("mode", b"DCR")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if n.op_type != "DepthToSpace" or mode != "CRD":
+            nodes.append(n)
+            continue
+        changed = True
+        b = int(attrs["blocksize"])
+        x, y, p = n.input[0], n.output[0], f"_srzoo_d2s{i}_"
+
+        def const(name: str, values: list[int]) -> str:
+            graph.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), p + name))
+            return p + name
+
+        nodes += [
+            helper.make_node("Shape", [x], [p + "shape"]),
+            *(helper.make_node("Gather", [p + "shape", const(f"i{k}", [k])], [p + d], axis=0)
+              for k, d in enumerate(("n", "cbb", "h", "w"))),
+            helper.make_node("Div", [p + "cbb", const("bb", [b * b])], [p + "c"]),
+            helper.make_node("Concat", [p + "n", p + "c", const("b", [b]), p + "b", p + "h", p + "w"],
+                             [p + "shape6"], axis=0),
+            helper.make_node("Reshape", [x, p + "shape6"], [p + "x6"]),
+            helper.make_node("Transpose", [p + "x6"], [p + "t6"], perm=[0, 1, 4, 2, 5, 3]),
+            helper.make_node("Mul", [p + "h", p + "b"], [p + "hb"]),
+            helper.make_node("Mul", [p + "w", p + "b"], [p + "wb"]),
+            helper.make_node("Concat", [p + "n", p + "c", p + "hb", p + "wb"], [p + "shape4"], axis=0),
+            helper.make_node("Reshape", [p + "t6", p + "shape4"], [y]),
+        ]
+    if not changed:
+        return None
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString()
+
+
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's log (e.g. import-time ERROR lines of engines that fall back)."""
@@ -284,14 +347,16 @@ class OpenCVEngine:
             _register_superres_layers()
             return cv2.dnn.readNetFromTensorflow(str(path), **kw)
         if entry.format == "onnx":
+            rewritten = _depth_to_space_crd_rewritten(path)
+            src: Any = str(path) if rewritten is None else np.frombuffer(rewritten, np.uint8)
             try:
-                return cv2.dnn.readNetFromONNX(str(path), **kw)
+                return cv2.dnn.readNetFromONNX(src, **kw)
             except cv2.error:
                 auto = getattr(cv2.dnn, "ENGINE_AUTO", None)
                 if auto is None or backend.target != "cpu":
                     raise
                 # some ONNX graphs only import with OpenCV 5's new engine (CPU only)
-                return cv2.dnn.readNetFromONNX(str(path), engine=auto)
+                return cv2.dnn.readNetFromONNX(src, engine=auto)
         raise SrzooError(f"{entry.name}: the opencv engine cannot load format {entry.format!r}")
 
     def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",

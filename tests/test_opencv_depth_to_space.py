@@ -1,0 +1,97 @@
+"""cv2.dnn and torch-style pixel shuffles (ONNX ``DepthToSpace`` in CRD mode).
+
+Loading a dnn_superres ``.pb`` registers OpenCV's own ``DepthToSpace`` layer
+for the whole process, and from then on cv2.dnn computes every ONNX
+``DepthToSpace`` in DCR order: a CRD graph (what PyTorch exports for
+``pixel_shuffle``) gives wrong pixels with no error. The opencv engine rewrites
+CRD nodes as Reshape/Transpose/Reshape before loading; these tests load a real
+``.pb`` first, then a real ONNX graph, and compare with a numpy reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import srzoo
+from srzoo.engines import opencv as ocv
+
+
+def _crd_model(path, weights: np.ndarray) -> None:
+    """RGB in [0,1] -> 1x1 conv to 12 channels -> DepthToSpace(2, CRD) -> RGB x2."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, None, None])
+    w = numpy_helper.from_array(weights.reshape(12, 3, 1, 1).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["f"]),
+                           helper.make_node("DepthToSpace", ["f"], ["y"], blocksize=2, mode="CRD")],
+                          "crd", [x], [y], initializer=[w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def _reference(img_bgr: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    rgb = img_bgr[:, :, ::-1].astype(np.float32) / 255.0
+    f = rgb @ weights.T                                   # H x W x 12, channel = c*4 + i*2 + j
+    h, w = rgb.shape[:2]
+    out = f.reshape(h, w, 3, 2, 2).transpose(0, 3, 1, 4, 2).reshape(h * 2, w * 2, 3)
+    return np.clip(np.rint(out[:, :, ::-1] * 255), 0, 255).astype(np.uint8)
+
+
+def test_crd_pixel_shuffle_is_right_after_a_pb_was_loaded(models_env, mirror, tmp_path, monkeypatch,
+                                                         shared_dir):
+    rng = np.random.default_rng(7)
+    weights = rng.uniform(0.0, 0.3, (12, 3)).astype(np.float32)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    _crd_model(folder / "crd_x2.onnx", weights)
+    data = (folder / "crd_x2.onnx").read_bytes()
+    manifest = tmp_path / "crd.toml"
+    manifest.write_text(textwrap.dedent(f"""\
+        schema = 1
+        [[model]]
+        name = "crd-standin"
+        scale = 2
+        format = "onnx"
+        license = "MIT"
+        file = "crd_x2.onnx"
+        size = {len(data)}
+        sha256 = "{hashlib.sha256(data).hexdigest()}"
+        urls = ["https://example.invalid/crd_x2.onnx"]
+        io.color = "rgb"
+        io.range = 1.0
+        io.layout = "nchw"
+        """))
+    monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
+    img = rng.integers(0, 256, (20, 26, 3), dtype=np.uint8)
+    srzoo.Upscaler("espcn", 2, backend="opencv:cpu")(img)  # a .pb: registers OpenCV's DepthToSpace
+    assert ocv._layers_registered
+    out = srzoo.Upscaler("crd-standin", 2, backend="opencv:cpu")(img)
+    assert np.abs(out.astype(int) - _reference(img, weights).astype(int)).max() <= 1
+
+
+def test_rewrite_leaves_other_graphs_alone(tmp_path):
+    _crd_model(tmp_path / "a.onnx", np.ones((12, 3), np.float32))
+    rewritten = onnx.load_from_string(ocv._depth_to_space_crd_rewritten(tmp_path / "a.onnx"))
+    assert "DepthToSpace" not in {n.op_type for n in rewritten.graph.node}
+    onnx.checker.check_model(rewritten)
+    # DCR (TensorFlow's order) is computed right by cv2 either way: not rewritten
+    m = onnx.load(str(tmp_path / "a.onnx"))
+    m.graph.node[1].attribute[1].s = b"DCR"
+    onnx.save(m, str(tmp_path / "b.onnx"))
+    assert ocv._depth_to_space_crd_rewritten(tmp_path / "b.onnx") is None
+
+
+@pytest.mark.parametrize("mode", ["CRD"])
+def test_without_onnx_a_crd_graph_after_a_pb_is_refused(tmp_path, monkeypatch, mode):
+    import sys
+
+    _crd_model(tmp_path / "a.onnx", np.ones((12, 3), np.float32))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # the onnx package not installed
+    monkeypatch.setattr(ocv, "_layers_registered", True)
+    with pytest.raises(srzoo.ModelLoadError, match=r"DepthToSpace in CRD mode.*pip install 'srzoo\[convert\]'"):
+        ocv._depth_to_space_crd_rewritten(tmp_path / "a.onnx")
