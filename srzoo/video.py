@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import SrzooError
+from .imageio import _umask
 
 
 class VideoError(SrzooError):
@@ -607,12 +608,6 @@ def _cleanup(out: Any, tmp: Path) -> None:
         os.unlink(tmp)
     except OSError:
         pass
-
-
-def _umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
 
 
 def _write(av: Any, stages: _Stages, q_up: "queue.Queue[Any]", out: Any, inp: Any, in_v: Any,

@@ -1,29 +1,5 @@
-"""Evaluation protocols of the benchmark: degradation, scoring, image sets.
-
----------
-``matlab`` (default; the protocol of the SR literature, see REFERENCE.md):
-    HR cropped to a multiple of the scale; LR = MATLAB-compatible bicubic
-    :func:`srzoo.metrics.imresize` with antialiasing; PSNR/SSIM on the Y of
-    MATLAB ``rgb2ycbcr`` (one-channel files as they are), ``scale`` pixels
-    shaved from every border. Under this protocol the literature's "Bicubic"
-    baseline is ``imresize(LR, scale)``, which is *not* the registry model
-    ``bicubic`` (``cv2.INTER_CUBIC``, a = -0.75, what ``srzoo.upscale`` does).
-    Both are reported: whenever ``bicubic`` is benchmarked under ``matlab``,
-    the harness adds a row for the pseudo-model ``bicubic-matlab`` (backend
-    ``numpy``: MATLAB ``imresize`` upsampling, the number to compare with
-    published tables). ``bicubic-matlab`` may also be asked for by name.
-``opencv`` (what OpenCV's ``dnn_superres_benchmark_quality`` sample does):
-    HR cropped to a multiple of the scale, loaded as 3-channel BGR; LR =
-    ``cv2.resize(HR, 1/scale)`` with its default ``INTER_LINEAR``; PSNR over
-    all channels (``cv2.PSNR``) and SSIM averaged over channels, no shave.
-    (OpenCV's quality module pads the SSIM window at the border; here the
-    'valid' window is used in both protocols.)
-
-Every result row carries the protocol name, and so does the report.
-
-A one-channel image is fed to every model as 3-channel BGR (grey replicated)
-and the output converted back with ``cv2.COLOR_BGR2GRAY`` before scoring, so
-all models see the same input layout.
+"""Evaluation protocols of the benchmark (``matlab``, ``opencv``; described in
+:mod:`srzoo.benchmark`): degradation, scoring, image sets.
 """
 
 from __future__ import annotations
