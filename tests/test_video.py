@@ -419,6 +419,14 @@ def test_converted_model_frames_equal_upscale_of_input_frames(models_env, tmp_pa
         # a learned model, not an interpolation: differs from bicubic by more than rounding
         assert np.abs(b.astype(int) - srzoo.upscale(a, "bicubic", 2)).max() > 8
     assert not np.array_equal(outs[0], outs[1])
+    # the converted model with tiling: the same tiles as upscale(tile=16)
+    tiled = tmp_path / "tiled.mkv"
+    upscale_video(src, tiled, "carn-m", 2, backend="onnxruntime:cpu", tile=16, codec="ffv1",
+                  pix_fmt="bgr0", progress=False)
+    _, touts, _ = frames(tiled)
+    assert len(touts) == 4
+    for k, (a, b) in enumerate(zip(ins, touts)):
+        assert np.array_equal(b, srzoo.upscale(a, "carn-m", 2, backend="onnxruntime:cpu", tile=16)), k
 
 
 @pytest.mark.parametrize("engine", CPU_ENGINES)
