@@ -444,3 +444,31 @@ def test_onnx_model_on_every_engine_frames_count_and_times(models_env, tmp_path,
     assert info["size"] == (96, 64)
     for k, (a, b) in enumerate(zip(ins, outs)):
         assert np.array_equal(b, srzoo.upscale(a, "default", 2, backend=engine)), f"frame {k}"
+
+
+def test_user_converted_manifest_model_through_video(tmp_path, monkeypatch, capsys):
+    """A small SRVGGNetCompact state dict saved here with torch, turned into a manifest entry
+    by ``srzoo convert --manifest``: the video path runs it as upscale() does (openvino:cpu)."""
+    torch = pytest.importorskip("torch")
+    import torch_archs as ta
+
+    torch.manual_seed(0)
+    net = ta.SRVGGNetCompact(nf=8, num_conv=2, upscale=2)
+    pth, onnx_out, man = tmp_path / "tiny.pth", tmp_path / "tiny.onnx", tmp_path / "mine.toml"
+    torch.save({"params": net.state_dict()}, pth)
+    assert main(["convert", str(pth), "--scale", "2", "-o", str(onnx_out), "--manifest", str(man),
+                 "--name", "my-srvgg"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    make_video(src, n=3, w=32, h=24, audio=False)
+    res = upscale_video(src, dst, "my-srvgg", 2, backend="openvino:cpu", codec="ffv1",
+                        pix_fmt="bgr0", progress=False)
+    assert res.backend == "openvino:cpu" and res.frames == 3
+    _, ins, _ = frames(src)
+    _, outs, _ = frames(dst)
+    assert len(outs) == 3 and outs[0].shape == (48, 64, 3)
+    for k, (a, b) in enumerate(zip(ins, outs)):
+        assert np.array_equal(b, srzoo.upscale(a, "my-srvgg", 2, backend="openvino:cpu")), k
+        # the random network adds its residual to the nearest-neighbour upscale
+        near = a.repeat(2, 0).repeat(2, 1)
+        assert 0 < np.abs(b.astype(int) - near).max() < 255
