@@ -396,3 +396,79 @@ def test_without_pyav_a_video_input_names_the_extra(tmp_path, shared_dir, monkey
     assert capsys.readouterr().err == ("srzoo: error: video needs PyAV, which is not installed: "
                                        "pip install 'srzoo[video]'\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bird.png", "c.mp4"]
+
+
+# --------------------------------------------------------------------------- converted models, engines
+CPU_ENGINES = ("opencv:cpu", "onnxruntime:cpu", "openvino:cpu")
+
+
+def test_converted_model_frames_equal_upscale_of_input_frames(models_env, tmp_path):
+    """CARN-M x2: a PyTorch checkpoint fetched from the mirror and converted to ONNX on first
+    use; the video path must run the converted graph exactly as upscale() does."""
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    make_video(src, n=4, w=40, h=24, audio=False)
+    res = upscale_video(src, dst, "carn-m", 2, backend="onnxruntime:cpu", codec="ffv1",
+                        pix_fmt="bgr0", progress=False)
+    assert res.backend == "onnxruntime:cpu" and res.frames == 4
+    t_in, ins, _ = frames(src)
+    t_out, outs, info = frames(dst)
+    assert t_out == t_in and len(outs) == 4 and outs[0].shape == (48, 80, 3)
+    for k, (a, b) in enumerate(zip(ins, outs)):
+        want = srzoo.upscale(a, "carn-m", 2, backend="onnxruntime:cpu")
+        assert np.array_equal(b, want), f"frame {k}"
+        # a learned model, not an interpolation: differs from bicubic by more than rounding
+        assert np.abs(b.astype(int) - srzoo.upscale(a, "bicubic", 2)).max() > 8
+    assert not np.array_equal(outs[0], outs[1])
+    # the converted model with tiling: the same tiles as upscale(tile=16)
+    tiled = tmp_path / "tiled.mkv"
+    upscale_video(src, tiled, "carn-m", 2, backend="onnxruntime:cpu", tile=16, codec="ffv1",
+                  pix_fmt="bgr0", progress=False)
+    _, touts, _ = frames(tiled)
+    assert len(touts) == 4
+    for k, (a, b) in enumerate(zip(ins, touts)):
+        assert np.array_equal(b, srzoo.upscale(a, "carn-m", 2, backend="onnxruntime:cpu", tile=16)), k
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+def test_onnx_model_on_every_engine_frames_count_and_times(models_env, tmp_path, engine):
+    """The built-in ONNX model on each installed engine: output frame k equals upscale() of
+    input frame k on that same engine; frame count and timestamps (VFR) are kept."""
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    pts = make_video(src, n=9, vfr=True, audio=False)
+    res = upscale_video(src, dst, "default", 2, backend=engine, codec="ffv1", pix_fmt="bgr0",
+                        progress=False)
+    assert res.backend == engine and res.frames == 9
+    t_in, ins, _ = frames(src)
+    t_out, outs, info = frames(dst)
+    assert t_out == t_in == [p / 1000 for p in pts] and len(outs) == 9
+    assert info["size"] == (96, 64)
+    for k, (a, b) in enumerate(zip(ins, outs)):
+        assert np.array_equal(b, srzoo.upscale(a, "default", 2, backend=engine)), f"frame {k}"
+
+
+def test_user_converted_manifest_model_through_video(tmp_path, monkeypatch, capsys):
+    """A small SRVGGNetCompact state dict saved here with torch, turned into a manifest entry
+    by ``srzoo convert --manifest``: the video path runs it as upscale() does (openvino:cpu)."""
+    torch = pytest.importorskip("torch")
+    import torch_archs as ta
+
+    torch.manual_seed(0)
+    net = ta.SRVGGNetCompact(nf=8, num_conv=2, upscale=2)
+    pth, onnx_out, man = tmp_path / "tiny.pth", tmp_path / "tiny.onnx", tmp_path / "mine.toml"
+    torch.save({"params": net.state_dict()}, pth)
+    assert main(["convert", str(pth), "--scale", "2", "-o", str(onnx_out), "--manifest", str(man),
+                 "--name", "my-srvgg"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    make_video(src, n=3, w=32, h=24, audio=False)
+    res = upscale_video(src, dst, "my-srvgg", 2, backend="openvino:cpu", codec="ffv1",
+                        pix_fmt="bgr0", progress=False)
+    assert res.backend == "openvino:cpu" and res.frames == 3
+    _, ins, _ = frames(src)
+    _, outs, _ = frames(dst)
+    assert len(outs) == 3 and outs[0].shape == (48, 64, 3)
+    for k, (a, b) in enumerate(zip(ins, outs)):
+        assert np.array_equal(b, srzoo.upscale(a, "my-srvgg", 2, backend="openvino:cpu")), k
+        # the random network adds its residual to the nearest-neighbour upscale
+        near = a.repeat(2, 0).repeat(2, 1)
+        assert 0 < np.abs(b.astype(int) - near).max() < 255
