@@ -62,6 +62,23 @@ def test_tiff_input_and_the_manifest_overlap_matters(models_env, scene, tmp_path
     assert np.abs(seams.astype(int) - whole).max() > 10
 
 
+def test_array_inputs_grey_and_x3_tiff_tiles(models_env, scene, tmp_path):
+    """NumPy and Dask arrays are sources too; a grey image at x3 goes to a TIFF
+    whose tiles are multiples of 16 and of 3 (each tile is one input cell)."""
+    dask_array = pytest.importorskip("dask.array")
+    img, _ = scene
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    whole = srzoo.upscale(grey, "espcn", 3, tile=0)
+    out = bigimage.upscale_big(grey, tmp_path / "g.tif", "espcn", 3, chunk=40)
+    got = tifffile.imread(str(out))
+    assert got.shape == (900, 1230) and tifffile.TiffFile(str(out)).pages[0].tilewidth == 96
+    assert np.abs(got.astype(int) - whole).max() <= 1
+    lazy = dask_array.from_array(grey, chunks=70)
+    out = bigimage.upscale_big(lazy, tmp_path / "g.zarr", "espcn", 3, chunk=50)
+    z = zarr.open(str(out), mode="r")
+    assert z.chunks == (150, 150) and np.array_equal(z[:], got)
+
+
 def test_bad_inputs_are_one_clear_error_and_leave_nothing(models_env, scene, tmp_path):
     _, src = scene
     with pytest.raises(srzoo.ImageError, match="no such file"):
