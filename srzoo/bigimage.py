@@ -168,7 +168,10 @@ def _run_model(window: np.ndarray, entry: Any, scale: int, backend: str,
 
 def upscale_array(arr: Any, model: str = "espcn", scale: int = 2, *, overlap: int | None = None,
                   backend: str = "auto") -> Any:
-    """A lazy Dask array: ``arr`` (Dask, chunked in H and W only) upscaled chunk by chunk."""
+    """A lazy Dask array: ``arr`` (Dask, chunked in H and W only) upscaled chunk by
+    chunk with ``map_overlap``, for use inside a larger Dask graph. Dask keeps
+    neighbouring chunks (about two rows) in memory for the overlaps; to write a
+    huge image with memory that does not grow with it use :func:`upscale_big`."""
     _, da = _need()
     entry, files, ov = _prepare(model, scale, overlap)
     fixed = []
@@ -291,11 +294,6 @@ def _compute(fn: Any, cells: list[tuple[int, int, int, int]], client: Any) -> tu
     dask, _ = _need()
     tasks = [dask.delayed(fn, pure=False)(cell) for cell in cells]
     return dask.compute(*tasks, scheduler=client if client is not None else "synchronous")
-
-
-def _tmp_beside(dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent))
 
 
 def _write_zarr(src: _Source, dst: Path, task: Any, scale: int, step: int, client: Any) -> None:
