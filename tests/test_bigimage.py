@@ -62,6 +62,23 @@ def test_tiff_input_and_the_manifest_overlap_matters(models_env, scene, tmp_path
     assert np.abs(seams.astype(int) - whole).max() > 10
 
 
+def test_array_inputs_grey_and_x3_tiff_tiles(models_env, scene, tmp_path):
+    """NumPy and Dask arrays are sources too; a grey image at x3 goes to a TIFF
+    whose tiles are multiples of 16 and of 3 (each tile is one input cell)."""
+    dask_array = pytest.importorskip("dask.array")
+    img, _ = scene
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    whole = srzoo.upscale(grey, "espcn", 3, tile=0)
+    out = bigimage.upscale_big(grey, tmp_path / "g.tif", "espcn", 3, chunk=40)
+    got = tifffile.imread(str(out))
+    assert got.shape == (900, 1230) and tifffile.TiffFile(str(out)).pages[0].tilewidth == 96
+    assert np.abs(got.astype(int) - whole).max() <= 1
+    lazy = dask_array.from_array(grey, chunks=70)
+    out = bigimage.upscale_big(lazy, tmp_path / "g.zarr", "espcn", 3, chunk=50)
+    z = zarr.open(str(out), mode="r")
+    assert z.chunks == (150, 150) and np.array_equal(z[:], got)
+
+
 def test_bad_inputs_are_one_clear_error_and_leave_nothing(models_env, scene, tmp_path):
     _, src = scene
     with pytest.raises(srzoo.ImageError, match="no such file"):
@@ -75,53 +92,69 @@ def test_bad_inputs_are_one_clear_error_and_leave_nothing(models_env, scene, tmp
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
-    import resource, sys
+    import gc, sys
     import numpy as np, zarr, dask.array, cv2
     from srzoo import bigimage, upscaler
-    n, chunk, src, dst = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    z = zarr.open(src, mode="w", shape=(n, n, 3), chunks=(chunk, chunk, 3), dtype=np.uint8)
+    chunk, folder, sizes = int(sys.argv[1]), sys.argv[2], [int(n) for n in sys.argv[3:]]
     rng = np.random.default_rng(0)
     tile = rng.integers(0, 256, (chunk, chunk, 3), dtype=np.uint8)
-    for y in range(0, n, chunk):        # written chunk by chunk: never whole in memory
-        for x in range(0, n, chunk):
-            z[y:y + chunk, x:x + chunk] = np.roll(tile, y + x, axis=1)
-    warm = zarr.open(src + ".warm", mode="w", shape=(64, 64, 3), chunks=(32, 32, 3), dtype=np.uint8)
+    for n in sizes:
+        z = zarr.open(f"{folder}/in{n}.zarr", mode="w", shape=(n, n, 3), chunks=(chunk, chunk, 3),
+                      dtype=np.uint8)
+        for y in range(0, n, chunk):    # written chunk by chunk: never whole in memory
+            for x in range(0, n, chunk):
+                z[y:y + chunk, x:x + chunk] = np.roll(tile, y + x, axis=1)
+    warm = zarr.open(folder + "/warm.zarr", mode="w", shape=(64, 64, 3), chunks=(32, 32, 3),
+                     dtype=np.uint8)
     warm[:] = 1
-    bigimage.upscale_big(src + ".warm", dst + ".warm.zarr", "bicubic", 2, chunk=32)  # imports, pools
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    bigimage.upscale_big(src, dst, "bicubic", 2, chunk=chunk)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) * 1024)
+    bigimage.upscale_big(folder + "/warm.zarr", folder + "/warm_x2.zarr", "bicubic", 2, chunk=32)
+    def kib(field):                     # this process's VmRSS / VmHWM (peak RSS), in KiB
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+    gc.collect()
+    before = kib("VmRSS")
+    for n in sizes:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                # reset the peak to the current RSS (Linux >= 4.0)
+        bigimage.upscale_big(f"{folder}/in{n}.zarr", f"{folder}/out{n}.zarr", "bicubic", 2,
+                             chunk=chunk)
+        print(n, (kib("VmHWM") - before) * 1024)
 """)
 
 
-def test_peak_memory_is_a_few_chunks_not_the_image(models_env, tmp_path):
-    """A 3072x3072 colour image (27 MiB) upscaled x2 (108 MiB out) in 512-pixel
-    chunks: the worker's peak RSS grows by less than 48 MiB, under half the output
-    (so it never held the output, nor input + output). Each chunk is 0.8 MiB in
-    and 3 MiB out; what stays in memory is about two rows of input chunks (each
-    chunk waits for its neighbours) and a few output chunks (measured: 28 MiB
-    at 2048x2048, 36 MiB at 4096x4096)."""
-    n, chunk = 3072, 512
-    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(n), str(chunk),
-                        str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr")],
+def test_peak_memory_does_not_grow_with_the_image(models_env, tmp_path):
+    """1024x1024 then 2048x2048 colour images (4x the area: 12 and 48 MiB out)
+    upscaled x2 in 256-pixel cells, one after the other in one fresh process;
+    the peak RSS (VmHWM, reset before each) is measured above the RSS after a
+    warm-up. The peak growth for the larger must stay within 1.5 MiB of the
+    smaller's (each task holds one padded window, 0.2 MiB in, 0.75 MiB out, and
+    its intermediates: measured about 4.9 and 5.3 MiB), and far under the
+    output. The earlier map_overlap design kept two rows of input chunks and
+    fails this: 7.1 and 10.8 MiB, +3.7 MiB (27.6 and 35.7 MiB at 2048² and
+    4096² in 512-pixel chunks, where this design gives 18.9 and 19.3)."""
+    chunk, small, big = 256, 1024, 2048
+    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(chunk), str(tmp_path),
+                        str(small), str(big)],
                        capture_output=True, text=True,
-                       # glibc raises its mmap threshold after the first freed 3 MiB block and
+                       # glibc raises its mmap threshold after the first freed large block and
                        # then keeps freed chunks in the heap: RSS would measure the allocator
                        env={**os.environ, "PYTHONPATH": str(REPO), "MALLOC_MMAP_THRESHOLD_": "131072"},
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    growth = int(r.stdout.strip().splitlines()[-1])
-    out = zarr.open(str(tmp_path / "out.zarr"), mode="r")
-    assert out.shape == (2 * n, 2 * n, 3) and out.nbytes == 108 * 2**20
-    print(f"peak RSS growth: {growth / 2**20:.1f} MiB")
-    assert growth < 48 * 2**20, f"peak RSS grew by {growth / 2**20:.0f} MiB"
-    # and the pixels are right: a window across chunk corners equals cv2.resize's
-    src = zarr.open(str(tmp_path / "in.zarr"), mode="r")
-    win = src[500:530, 1000:1040]
-    ref = cv2.resize(src[490:540, 990:1050], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-    assert np.array_equal(out[1000:1060, 2000:2080], ref[20:80, 20:100])
-    assert win.shape == (30, 40, 3)
+    growth = dict(map(int, line.split()) for line in r.stdout.strip().splitlines()[-2:])
+    print(f"peak RSS growth: {growth[small] / 2**20:.1f} MiB at {small}², "
+          f"{growth[big] / 2**20:.1f} MiB at {big}²")
+    out = zarr.open(str(tmp_path / f"out{big}.zarr"), mode="r")
+    assert out.shape == (2 * big, 2 * big, 3) and out.nbytes == 48 * 2**20
+    assert growth[small] > 2**20, "the measurement saw no task at all"
+    assert growth[big] - growth[small] < 1.5 * 2**20, (
+        f"peak RSS grew with the image: {growth[small] / 2**20:.1f} MiB at {small}², "
+        f"{growth[big] / 2**20:.1f} MiB at {big}²")
+    assert growth[big] < 12 * 2**20, f"peak RSS grew by {growth[big] / 2**20:.0f} MiB"
+    # and the pixels are right: a window across cell corners equals cv2.resize's
+    src = zarr.open(str(tmp_path / f"in{big}.zarr"), mode="r")
+    ref = cv2.resize(src[240:290, 1014:1074], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out[500:560, 2048:2128], ref[20:80, 20:100])
 
 
 def test_cli_chunk_option(models_env, scene, tmp_path, capsys):
