@@ -4,7 +4,7 @@ Loading a dnn_superres ``.pb`` registers OpenCV's own ``DepthToSpace`` layer
 for the whole process, and from then on cv2.dnn computes every ONNX
 ``DepthToSpace`` in DCR order: a CRD graph (what PyTorch exports for
 ``pixel_shuffle``) gives wrong pixels with no error. The opencv engine rewrites
-CRD nodes as Reshape/Transpose/Reshape before loading; these tests load a real
+CRD nodes as a channel reorder plus a DCR ``DepthToSpace`` before loading; these tests load a real
 ``.pb`` first, then a real ONNX graph, and compare with a numpy reference.
 """
 
@@ -77,7 +77,9 @@ def test_crd_pixel_shuffle_is_right_after_a_pb_was_loaded(models_env, mirror, tm
 def test_rewrite_leaves_other_graphs_alone(tmp_path):
     _crd_model(tmp_path / "a.onnx", np.ones((12, 3), np.float32))
     rewritten = onnx.load_from_string(ocv._depth_to_space_crd_rewritten(tmp_path / "a.onnx"))
-    assert "DepthToSpace" not in {n.op_type for n in rewritten.graph.node}
+    modes = [helper.get_attribute_value(a) for n in rewritten.graph.node if n.op_type == "DepthToSpace"
+             for a in n.attribute if a.name == "mode"]
+    assert modes == [b"DCR"]
     onnx.checker.check_model(rewritten)
     # DCR (TensorFlow's order) is computed right by cv2 either way: not rewritten
     m = onnx.load(str(tmp_path / "a.onnx"))

@@ -49,29 +49,43 @@ def _register_superres_layers() -> None:
 
 def _depth_to_space_crd_rewritten(path: Path) -> bytes | None:
     """The ONNX file with every ``DepthToSpace`` in ``CRD`` mode (torch's pixel
-    shuffle) written as Reshape/Transpose/Reshape, or None when it has none.
+    shuffle) written as a channel reorder into DCR order followed by a DCR
+    ``DepthToSpace``, or None when it has none.
 
     Once ``cv2.dnn_superres`` has registered its ``DepthToSpace`` layer (which
     the ``.pb`` models need), cv2.dnn computes every later ONNX ``DepthToSpace``
     in DCR order, process-wide: a CRD graph would then give wrong pixels with no
-    error. The rewrite is exact, so it is applied whether or not the layer is
-    registered yet. Needs the ``onnx`` package; without it, a CRD graph loaded
-    after a ``.pb`` is refused rather than run wrong.
+    error. DCR is computed right either way and the channel reorder is exact, so
+    the rewrite is applied whether or not the layer is registered yet. Needs the
+    ``onnx`` package and the channel count from shape inference; without them, a
+    CRD graph loaded after a ``.pb`` is refused rather than run wrong.
     """
     data = path.read_bytes()
     if b"DepthToSpace" not in data or b"CRD" not in data:
         return None
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError:
+
+    def refuse(why: str) -> None:
         if _layers_registered:
             raise ModelLoadError(f"{path}: uses DepthToSpace in CRD mode, which cv2.dnn computes wrongly "
-                                 "after a dnn_superres .pb was loaded in this process; install the "
-                                 "onnx package (pip install 'srzoo[convert]') so srzoo can rewrite it") from None
+                                 f"after a dnn_superres .pb was loaded in this process, and {why}")
+
+    try:
+        import onnx
+        from onnx import helper, numpy_helper, shape_inference
+    except ImportError:
+        refuse("srzoo cannot rewrite it without the onnx package (pip install 'srzoo[convert]')")
         return None
     model = onnx.load_from_string(data)
     graph = model.graph
+    try:
+        inferred = shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - an unusual graph: no channel counts then
+        inferred = graph
+    channels: dict[str, int] = {}
+    for vi in [*inferred.input, *inferred.value_info, *inferred.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            channels[vi.name] = int(dims[1].dim_value)
     nodes: list[Any] = []
     changed = False
     for i, n in enumerate(graph.node):
@@ -81,34 +95,33 @@ def _depth_to_space_crd_rewritten(path: Path) -> bytes | None:
         if n.op_type != "DepthToSpace" or mode != "CRD":
             nodes.append(n)
             continue
-        changed = True
         b = int(attrs["blocksize"])
-        x, y, p = n.input[0], n.output[0], f"_srzoo_d2s{i}_"
-
-        def const(name: str, values: list[int]) -> str:
-            graph.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), p + name))
-            return p + name
-
-        nodes += [
-            helper.make_node("Shape", [x], [p + "shape"]),
-            *(helper.make_node("Gather", [p + "shape", const(f"i{k}", [k])], [p + d], axis=0)
-              for k, d in enumerate(("n", "cbb", "h", "w"))),
-            helper.make_node("Div", [p + "cbb", const("bb", [b * b])], [p + "c"]),
-            helper.make_node("Concat", [p + "n", p + "c", const("b", [b]), p + "b", p + "h", p + "w"],
-                             [p + "shape6"], axis=0),
-            helper.make_node("Reshape", [x, p + "shape6"], [p + "x6"]),
-            helper.make_node("Transpose", [p + "x6"], [p + "t6"], perm=[0, 1, 4, 2, 5, 3]),
-            helper.make_node("Mul", [p + "h", p + "b"], [p + "hb"]),
-            helper.make_node("Mul", [p + "w", p + "b"], [p + "wb"]),
-            helper.make_node("Concat", [p + "n", p + "c", p + "hb", p + "wb"], [p + "shape4"], axis=0),
-            helper.make_node("Reshape", [p + "t6", p + "shape4"], [y]),
-        ]
+        cbb = channels.get(n.input[0])
+        if not cbb or cbb % (b * b):
+            refuse("its channel count is unknown, so srzoo cannot reorder it")
+            nodes.append(n)
+            continue
+        c = cbb // (b * b)
+        if c == 1:  # one output channel: CRD and DCR are the same order
+            nodes.append(n)
+            continue
+        # DCR input channel (i*b + j)*c + k must be CRD channel k*b*b + i*b + j
+        # (a one-hot 1x1 convolution: exact, and cv2.dnn's Gather mis-shapes this case)
+        perm = np.zeros((cbb, cbb, 1, 1), np.float32)
+        for q in range(b * b):
+            for k in range(c):
+                perm[q * c + k, k * b * b + q] = 1.0
+        w = f"_srzoo_d2s{i}_order"
+        graph.initializer.append(numpy_helper.from_array(perm, w))
+        nodes += [helper.make_node("Conv", [n.input[0], w], [f"_srzoo_d2s{i}_dcr"], kernel_shape=[1, 1]),
+                  helper.make_node("DepthToSpace", [f"_srzoo_d2s{i}_dcr"], list(n.output),
+                                   blocksize=b, mode="DCR")]
+        changed = True
     if not changed:
         return None
     del graph.node[:]
     graph.node.extend(nodes)
     return model.SerializeToString()
-
 
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
@@ -348,16 +361,26 @@ class OpenCVEngine:
             return cv2.dnn.readNetFromTensorflow(str(path), **kw)
         if entry.format == "onnx":
             rewritten = _depth_to_space_crd_rewritten(path)
-            src: Any = str(path) if rewritten is None else np.frombuffer(rewritten, np.uint8)
-            try:
-                return cv2.dnn.readNetFromONNX(src, **kw)
-            except cv2.error:
-                auto = getattr(cv2.dnn, "ENGINE_AUTO", None)
-                if auto is None or backend.target != "cpu":
-                    raise
-                # some ONNX graphs only import with OpenCV 5's new engine (CPU only)
-                return cv2.dnn.readNetFromONNX(src, engine=auto)
+            if rewritten is None:
+                return self._read_onnx(str(path), kw, backend)
+            # from a file: readNetFromONNX ignores `engine` for an in-memory buffer
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="srzoo-onnx-") as tmp:
+                (Path(tmp) / path.name).write_bytes(rewritten)
+                return self._read_onnx(str(Path(tmp) / path.name), kw, backend)
         raise SrzooError(f"{entry.name}: the opencv engine cannot load format {entry.format!r}")
+
+    @staticmethod
+    def _read_onnx(src: str, kw: dict[str, Any], backend: "ResolvedBackend") -> Any:
+        try:
+            return cv2.dnn.readNetFromONNX(src, **kw)
+        except cv2.error:
+            auto = getattr(cv2.dnn, "ENGINE_AUTO", None)
+            if auto is None or backend.target != "cpu":
+                raise
+            # some ONNX graphs only import with OpenCV 5's new engine (CPU only)
+            return cv2.dnn.readNetFromONNX(src, engine=auto)
 
     def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
              threads: int | None = None) -> OpenCVRunner:
