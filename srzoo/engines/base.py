@@ -103,3 +103,14 @@ def input_spec(entry: "ModelEntry", fmt: str) -> tuple[str | None, str]:
 
 
 __all__ = ["Engine", "ImageRunner", "Runner", "TensorRunner", "input_spec"]
+
+
+def run_failed(runner: Any, blob: np.ndarray, e: BaseException) -> Exception:
+    """The error a tensor runner raises when its framework fails on ``blob``: the
+    file, the model, the backend, the input shape and the framework's last line."""
+    from ..errors import ModelLoadError
+
+    lines = str(e).strip().splitlines()
+    return ModelLoadError(f"{runner.path}: {runner.entry.name} x{runner.entry.scale} failed on "
+                          f"{runner.backend} for a {blob.shape} input: "
+                          f"{lines[-1] if lines else type(e).__name__}")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelLoadError
-from .base import input_spec
+from .base import input_spec, run_failed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -104,10 +104,7 @@ class OnnxRuntimeRunner:
         try:
             return self.session.run(self._names, {self.input_name: blob})
         except Exception as e:  # onnxruntime's own exception classes
-            msg = str(e).strip().splitlines()
-            raise ModelLoadError(f"{self.path}: {self.entry.name} x{self.entry.scale} failed on "
-                                 f"{self.backend} for a {blob.shape} input: "
-                                 f"{msg[-1] if msg else type(e).__name__}") from None
+            raise run_failed(self, blob, e) from None
 
 
 class OnnxRuntimeEngine:

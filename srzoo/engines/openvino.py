@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelLoadError
-from .base import input_spec
+from .base import input_spec, run_failed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -112,10 +112,7 @@ class OpenVINORunner:
                 res = req.infer({self.input_name: blob}, share_inputs=True, share_outputs=False)
                 return [res[o] for o in outs]
             except RuntimeError as e:
-                msg = str(e).strip().splitlines()
-                raise ModelLoadError(f"{self.path}: {self.entry.name} x{self.entry.scale} failed on "
-                                     f"{self.backend} for a {blob.shape} input: "
-                                     f"{msg[-1] if msg else 'RuntimeError'}") from None
+                raise run_failed(self, blob, e) from None
 
 
 class OpenVINOEngine:
