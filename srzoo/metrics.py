@@ -253,12 +253,20 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
 
 
 def _ssim_plane(x: np.ndarray, y: np.ndarray, c1: float, c2: float, win: np.ndarray) -> float:
-    import cv2
-
     size = win.size
     if x.shape[0] < size or x.shape[1] < size:
         raise ValueError(f"SSIM needs at least {size}x{size} pixels, got {x.shape[1]}x{x.shape[0]}")
-    r = size // 2
+    mu_x2, mu_y2, mu_xy, s_x, s_y, s_xy = _local_stats(x, y, win)
+    ssim_map = ((2.0 * mu_xy + c1) * (2.0 * s_xy + c2)) / ((mu_x2 + mu_y2 + c1) * (s_x + s_y + c2))
+    return float(ssim_map.mean())
+
+
+def _local_stats(x: np.ndarray, y: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Gaussian-window statistics over the 'valid' region: mu_x², mu_y², mu_x·mu_y,
+    sigma_x², sigma_y², sigma_xy."""
+    import cv2
+
+    r = win.size // 2
 
     def filt(img: np.ndarray) -> np.ndarray:
         # separable Gaussian (exactly the normalised 2-D window); keep the valid part
@@ -267,11 +275,7 @@ def _ssim_plane(x: np.ndarray, y: np.ndarray, c1: float, c2: float, win: np.ndar
 
     mu_x, mu_y = filt(x), filt(y)
     mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    s_x = filt(x * x) - mu_x2
-    s_y = filt(y * y) - mu_y2
-    s_xy = filt(x * y) - mu_xy
-    ssim_map = ((2.0 * mu_xy + c1) * (2.0 * s_xy + c2)) / ((mu_x2 + mu_y2 + c1) * (s_x + s_y + c2))
-    return float(ssim_map.mean())
+    return mu_x2, mu_y2, mu_xy, filt(x * x) - mu_x2, filt(y * y) - mu_y2, filt(x * y) - mu_xy
 
 
 def ssim(a: np.ndarray, b: np.ndarray, *, peak: float = 255.0, shave: int = 0,
@@ -308,19 +312,7 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 def _ssim_terms(x: np.ndarray, y: np.ndarray, c1: float, c2: float,
                 win: np.ndarray) -> tuple[float, float]:
     """Means over the 'valid' region of the SSIM map and of its contrast-structure map."""
-    import cv2
-
-    r = win.size // 2
-
-    def filt(img: np.ndarray) -> np.ndarray:
-        out = cv2.sepFilter2D(img, cv2.CV_64F, win, win, borderType=cv2.BORDER_REFLECT)
-        return out[r: img.shape[0] - r, r: img.shape[1] - r]
-
-    mu_x, mu_y = filt(x), filt(y)
-    mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    s_x = filt(x * x) - mu_x2
-    s_y = filt(y * y) - mu_y2
-    s_xy = filt(x * y) - mu_xy
+    mu_x2, mu_y2, mu_xy, s_x, s_y, s_xy = _local_stats(x, y, win)
     cs_map = (2.0 * s_xy + c2) / (s_x + s_y + c2)
     lum_map = (2.0 * mu_xy + c1) / (mu_x2 + mu_y2 + c1)
     return float((lum_map * cs_map).mean()), float(cs_map.mean())
