@@ -13,9 +13,11 @@
 * alpha (resized bicubically and re-attached),
 * tiling with overlap, and size limits.
 
-For the ``cv2.dnn_superres`` families the arithmetic is the one
-``DnnSuperResImpl::upsample`` does, step for step, so uint8 results equal
-``upsample()``'s.
+For the ``cv2.dnn_superres`` families the steps are those of
+``DnnSuperResImpl::upsample`` (YCrCb, Y through the network, bilinear chroma,
+one rounding to the output dtype, back to BGR); only the chroma is resized in
+the image's dtype instead of float32, which changes the rounding of values
+that lie exactly half-way between two levels (:func:`_chroma_source`).
 """
 
 from __future__ import annotations
@@ -195,15 +197,15 @@ def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
 def _to_depth(x: np.ndarray, alpha: float, dtype: np.dtype, beta: float = 0.0) -> np.ndarray:
     """``x * alpha + beta`` converted to ``dtype`` with rounding and saturation
     (``Mat::convertTo`` semantics; float results are not clipped here); one pass."""
+    if alpha == 1.0 and beta == 0.0 and x.dtype == dtype:
+        return x
     if dtype == np.float32:
-        if alpha == 1.0 and beta == 0.0 and x.dtype == np.float32:
-            return x
         return cv2.addWeighted(x, alpha, x, 0.0, beta, dtype=cv2.CV_32F)
     return cv2.addWeighted(x, alpha, x, 0.0, beta, dtype=_CV_DEPTH[dtype])
 
 
-#: input rows per strip of post-processing: a strip's intermediates stay in cache
-STRIP_ROWS = 16
+#: most output pixels one band of post-processing covers (bounds its temporaries)
+BAND_PIXELS = 4_000_000
 _pool_lock = threading.Lock()
 _pools: dict[int, ThreadPoolExecutor] = {}
 
@@ -216,10 +218,19 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _in_strips(h: int, fn: Callable[[int, int], None], workers: int) -> None:
+def _in_strips(h: int, fn: Callable[[int, int], None], workers: int, row_pixels: int) -> None:
     """Call ``fn(r0, r1)`` for bands of input rows covering ``0..h``, on
-    ``workers`` threads (OpenCV releases the GIL)."""
-    bands = [(r0, min(h, r0 + STRIP_ROWS)) for r0 in range(0, h, STRIP_ROWS)]
+    ``workers`` threads (OpenCV releases the GIL).
+
+    One band per worker, fewer rows where a band would cover more than
+    :data:`BAND_PIXELS` output pixels (``row_pixels`` per input row). Measured
+    (ESPCN x4, 3072x2048 output, 2 cores): two bands 16 ms, 16-row bands 30 ms,
+    the whole image with OpenCV's own threads 30 ms: each call has a cost and
+    OpenCV's nested parallel loops contend, while keeping bands in cache gains
+    nothing here."""
+    rows = max(1, -(-h // max(workers, 1)))
+    rows = max(1, min(rows, BAND_PIXELS // max(row_pixels, 1)))
+    bands = [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
     if workers <= 1 or len(bands) == 1:
         for r0, r1 in bands:
             fn(r0, r1)
@@ -228,17 +239,26 @@ def _in_strips(h: int, fn: Callable[[int, int], None], workers: int) -> None:
         f.result()
 
 
-def _chroma_interp(dtype: np.dtype) -> int:
-    """How chroma planes are upscaled: bilinear in the image's own dtype.
+def _chroma_source(plane: np.ndarray, s: int) -> tuple[np.ndarray, int]:
+    """How a chroma plane is upscaled ``s`` times: the plane to resize and the
+    interpolation (then rounded to the image's dtype).
 
-    ``dnn_superres.upsample()`` resizes chroma as float32 in [0, 1] and then
-    rounds; for 8/16-bit images srzoo resizes the integer planes with
-    ``INTER_LINEAR_EXACT`` (bilinear, correctly rounded), which needs no float
-    planes and two fewer passes over the output. The two differ only where the
-    exact bilinear value lies half-way between two levels and float error picks
-    the side: about 0.3 % of output values, by 1-2 levels after the colour
-    conversion (tested against upsample())."""
-    return cv2.INTER_LINEAR if dtype == np.float32 else cv2.INTER_LINEAR_EXACT
+    ``dnn_superres.upsample()`` resizes chroma as float32 in [0, 1] and rounds.
+    srzoo keeps chroma in the image's dtype (it never passes through the
+    network): for 8/16-bit planes and a power-of-two scale ``INTER_LINEAR_EXACT``
+    is the correctly rounded bilinear value (its 8-bit weights are exact for
+    these scales; ties round up), with no float plane and two fewer passes
+    over the output. Other scales would get inexact weights (off by up to 0.8
+    of a level at x3), so their planes are resized as float32 and rounded.
+    Against upsample() the result differs only where the exact value lies
+    half-way between two levels and float error picks the side (about 1 % of
+    output values at x2, 0.4 % at x4, by 1-2 levels after the colour
+    conversion; tested)."""
+    if plane.dtype == np.float32:
+        return plane, cv2.INTER_LINEAR
+    if s & (s - 1) == 0:
+        return plane, cv2.INTER_LINEAR_EXACT
+    return plane.astype(np.float32), cv2.INTER_LINEAR
 
 
 def _resize_band(src: np.ndarray, r0: int, r1: int, s: int, out_w: int,
@@ -262,9 +282,11 @@ class ModelPipeline:
     The same for every engine: the runner only sees the tensor (in its
     ``input_layout``, fed to its ``input_name``). Work outside the network is
     kept small: colour conversion and scaling of the (small) input in its own
-    dtype; on the way back the chroma upscale, merge, conversion to the output
-    dtype and colour conversion run band by band into the preallocated result,
-    so no full-size float intermediate is ever made.
+    dtype; on the way back the chroma planes are upscaled in the image's dtype
+    (they never pass through the network), and the conversion of Y to the
+    output dtype, the merge and the colour conversion run band by band, one
+    band per thread, into the preallocated result, so no full-size float
+    intermediate is ever made.
     """
 
     def __init__(self, entry: "ModelEntry", runner: "Runner", threads: int | None = None) -> None:
@@ -351,7 +373,7 @@ class ModelPipeline:
             ycc = cv2.cvtColor(color, cv2.COLOR_BGR2YCrCb)
             y = _to_depth(cv2.extractChannel(ycc, 0), k, np.dtype(np.float32))
             # chroma never goes through the network: it stays in the image's dtype
-            # and is upscaled there (see _chroma_interp)
+            # and is upscaled there (see _chroma_source)
             crcb = [cv2.extractChannel(ycc, c) for c in (1, 2)]
         outs = self.runner.run(self.blob(y))  # type: ignore[union-attr]
         inv = 1.0 / k
@@ -368,28 +390,28 @@ class ModelPipeline:
                 continue
             ch, cw = crcb[0].shape
             if Y.shape[:2] == (ch * s, cw * s):
-                s_eff, src = s, crcb
+                s_eff, src = s, [_chroma_source(c, s) for c in crcb]
             elif Y.shape[:2] == (ch, cw):  # pre_upsample models: chroma already upscaled
-                s_eff, src = 1, crcb
-            else:
+                s_eff, src = 1, [(c, cv2.INTER_LINEAR) for c in crcb]
+            else:  # not an integer ratio: whole planes, float32, rounded
                 s_eff = 1
-                src = [cv2.resize(c, (Y.shape[1], Y.shape[0]), interpolation=_chroma_interp(dtype))
-                       for c in crcb]
+                src = [(_to_depth(cv2.resize(c.astype(np.float32), (Y.shape[1], Y.shape[0]),
+                                             interpolation=cv2.INTER_LINEAR), 1.0, dtype),
+                        cv2.INTER_LINEAR) for c in crcb]
             img = np.empty(Y.shape + (3,), dtype)
             out_w = Y.shape[1]
-
-            interp = _chroma_interp(dtype)
 
             def band(r0: int, r1: int, Y: np.ndarray = Y, img: np.ndarray = img,
                      src: list = src, s_eff: int = s_eff, out_w: int = out_w) -> None:
                 rows = slice(r0 * s_eff, r1 * s_eff)
                 planes = [_to_depth(Y[rows], inv, dtype)] + \
-                    [_resize_band(c, r0, r1, s_eff, out_w, interp) for c in src]
+                    [_to_depth(_resize_band(c, r0, r1, s_eff, out_w, interp), 1.0, dtype)
+                     for c, interp in src]
                 cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR, dst=img[rows])
                 if dtype == np.float32:
                     np.clip(img[rows], 0.0, 1.0, out=img[rows])
 
-            _in_strips(src[0].shape[0], band, self.workers)
+            _in_strips(src[0][0].shape[0], band, self.workers, out_w * s_eff)
             result[s] = img
         return result
 
@@ -434,7 +456,7 @@ class ModelPipeline:
                 if dtype == np.float32:
                     np.clip(img[rows], 0.0, 1.0, out=img[rows])
 
-            _in_strips(hw[0], band, self.workers)
+            _in_strips(hw[0], band, self.workers, W * s)
             result[s] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if grey else img
         return result
 

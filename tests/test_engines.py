@@ -341,31 +341,76 @@ def test_engine_plugin_through_entry_points(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- pipeline bands
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_banded_post_processing_equals_whole_image_arithmetic(models_env, shared_dir, dtype):
-    """The band-by-band chroma resize/merge/convert gives exactly what the
-    whole-image arithmetic of upsample() gives (odd sizes: bands with edges)."""
+def test_banded_post_processing_equals_whole_image_arithmetic(models_env, shared_dir, monkeypatch, dtype):
+    """The band-by-band Y conversion, chroma resize, merge and colour conversion
+    give exactly what the same arithmetic on the whole image gives (odd sizes
+    and 7-row bands: bands with edges; x4: chroma weights with ties)."""
     from srzoo import pipeline
 
     img8 = cv2.imread(str(shared_dir / "datasets/Set5/butterfly.png"))[7:104, 3:64]  # 97x61
     scale = {np.uint8: 255.0, np.uint16: 65535.0, np.float32: 1.0}[dtype]
     img = (img8.astype(np.float32) / 255.0).astype(np.float32) if dtype == np.float32 else \
         (img8.astype(np.uint16) * 257 if dtype == np.uint16 else img8)
-    up = srzoo.Upscaler("espcn", 3, backend="opencv:cpu", tile=0)
-    assert pipeline.STRIP_ROWS < img.shape[0]
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 61 * 4 * 7)  # 7 input rows per band
+    up = srzoo.Upscaler("espcn", 4, backend="opencv:cpu", tile=0)
     out = up(img)
-    # whole image, independently: YCrCb in the image's dtype, Y to the network, full-size merge
-    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.float32) * np.float32(1.0 / scale)
-    y = np.ascontiguousarray(ycc[:, :, 0])
+    # whole image, independently: YCrCb in the image's dtype, Y to the network,
+    # chroma upscaled in the image's dtype, full-size merge
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    y = np.ascontiguousarray(ycc[:, :, 0]).astype(np.float32) * np.float32(1.0 / scale)
     Y = up.runner.run(y[None, None])[0][0, 0]
     H, W = Y.shape
-    merged = cv2.merge([Y, cv2.resize(ycc[:, :, 1].copy(), (W, H)), cv2.resize(ycc[:, :, 2].copy(), (W, H))])
+    interp = cv2.INTER_LINEAR if dtype == np.float32 else cv2.INTER_LINEAR_EXACT
+    chroma = [cv2.resize(ycc[:, :, c].copy(), (W, H), interpolation=interp) for c in (1, 2)]
     if dtype == np.float32:
-        ref = np.clip(cv2.cvtColor(merged, cv2.COLOR_YCrCb2BGR), 0, 1)
+        ref = np.clip(cv2.cvtColor(cv2.merge([Y] + chroma), cv2.COLOR_YCrCb2BGR), 0, 1)
     else:
         depth = cv2.CV_8U if dtype == np.uint8 else cv2.CV_16U
-        ref = cv2.cvtColor(cv2.addWeighted(merged, scale, merged, 0, 0, dtype=depth), cv2.COLOR_YCrCb2BGR)
-    assert out.dtype == ref.dtype and out.shape == ref.shape == (97 * 3, 61 * 3, 3)
+        Yd = cv2.addWeighted(Y, scale, Y, 0, 0, dtype=depth)
+        ref = cv2.cvtColor(cv2.merge([Yd] + chroma), cv2.COLOR_YCrCb2BGR)
+    assert out.dtype == ref.dtype and out.shape == ref.shape == (97 * 4, 61 * 4, 3)
     if dtype == np.float32:
         assert np.abs(out - ref).max() <= 1e-6
     else:
         assert np.array_equal(out, ref)
+    # the chroma really is upscaled bilinearly: a nearest-neighbour one differs
+    near = [cv2.resize(ycc[:, :, c].copy(), (W, H), interpolation=cv2.INTER_NEAREST) for c in (1, 2)]
+    assert not np.array_equal(near[0], chroma[0])
+
+
+@pytest.mark.parametrize("s", [2, 3, 4, 8])
+def test_chroma_upscale_is_correctly_rounded_bilinear(s):
+    """8-bit chroma planes are upscaled to the correctly rounded bilinear value
+    (half-pixel centres, edges clamped), computed here in exact integer
+    arithmetic; ties round up at power-of-two scales; band by band as the
+    pipeline does it."""
+    from srzoo import pipeline
+
+    c = np.random.default_rng(s).integers(0, 256, (37, 45), np.uint8)
+    h, w = c.shape
+    H, W = h * s, w * s
+    plane, interp = pipeline._chroma_source(c, s)
+    got = np.concatenate([pipeline._to_depth(pipeline._resize_band(plane, r0, min(h, r0 + 8), s, W, interp),
+                                             1.0, np.dtype(np.uint8)) for r0 in range(0, h, 8)])
+
+    def axis(n: int, N: int):  # source index pair and weight of the second, in 1/(2s)
+        num = 2 * np.arange(N) + 1 - s  # 2s * (source coordinate)
+        i0 = np.floor_divide(num, 2 * s)
+        w1 = np.where(num < 0, 0, num - 2 * s * i0)
+        return np.clip(i0, 0, n - 1), np.clip(i0 + 1, 0, n - 1), w1
+
+    y0, y1, wy = axis(h, H)
+    x0, x1, wx = axis(w, W)
+    C = c.astype(np.int64)
+    d = 2 * s
+    num = ((d - wy)[:, None] * ((d - wx) * C[y0][:, x0] + wx * C[y0][:, x1])
+           + wy[:, None] * ((d - wx) * C[y1][:, x0] + wx * C[y1][:, x1]))
+    want = (2 * num + d * d) // (2 * d * d)  # round half up
+    assert got.shape == (H, W)
+    ties = 2 * (num % (d * d)) == d * d
+    assert np.array_equal(got[~ties], want[~ties])
+    if s & (s - 1) == 0:  # INTER_LINEAR_EXACT: ties up
+        assert ties.any() and np.array_equal(got, want)
+    else:  # float32 weights: ties may go either way, by one level
+        assert np.abs(got[ties].astype(int) - want[ties]).max(initial=0) <= 1
+    assert (num % (d * d) != 0).any()  # really interpolated, not copied
