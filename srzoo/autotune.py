@@ -128,6 +128,13 @@ def _read() -> dict[str, Any]:
         return {}
 
 
+def _save(data: dict[str, Any]) -> None:
+    path = _store()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def _write(key: str, value: dict[str, Any]) -> None:
     """Add one choice to the store (atomic replace, under a file lock)."""
     from filelock import FileLock
@@ -137,17 +144,27 @@ def _write(key: str, value: dict[str, Any]) -> None:
     with FileLock(str(path) + ".lock"):
         data = _read()
         data[key] = value
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        _save(data)
 
 
-def forget() -> None:
-    """Drop every remembered choice (``srzoo cache rm`` / tests)."""
-    try:
-        _store().unlink()
-    except FileNotFoundError:
-        pass
+def forget(model: str | None = None) -> int:
+    """Drop remembered choices, all of them or those of one model name
+    (``srzoo cache rm [NAME]``, tests); returns how many were dropped."""
+    from filelock import FileLock
+
+    path = _store()
+    if not path.exists():
+        return 0
+    with FileLock(str(path) + ".lock"):
+        data = _read()
+        if model is None:
+            path.unlink(missing_ok=True)
+            return len(data)
+        keep = {k: v for k, v in data.items()
+                if not (isinstance(v, dict) and str(v.get("model", "")).lower() == model.lower())}
+        if len(keep) != len(data):
+            _save(keep)
+        return len(data) - len(keep)
 
 
 #: seconds one trial run of the first candidate should take at most (heavy

@@ -93,6 +93,28 @@ def test_cache_path_ls_rm(srzoo_env, capsys):
     assert cache_files(srzoo_env) == []
 
 
+def test_cache_rm_forgets_auto_choices(srzoo_env, capsys, monkeypatch):
+    """`auto`'s measured choices go with their model (`cache rm NAME`) or all
+    together (`cache rm`); the others stay."""
+    import numpy as np
+
+    import srzoo
+
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    store = srzoo_env / "autotune.json"
+    for name in ("espcn", "fsrcnn-small"):
+        srzoo.Upscaler(name, 2)(np.zeros((20, 20, 3), np.uint8))  # medium and small classes
+    models = sorted(v["model"] for v in json.loads(store.read_text()).values())
+    assert models == ["espcn", "espcn", "fsrcnn-small", "fsrcnn-small"]
+    code, _, err = run(capsys, "cache", "rm", "espcn")
+    assert code == 0 and f"forgot 2 measured backend choice(s) of `auto` ({store})" in err
+    assert sorted(v["model"] for v in json.loads(store.read_text()).values()) == ["fsrcnn-small"] * 2
+    code, _, err = run(capsys, "cache", "rm")
+    assert code == 0 and "forgot 2 measured" in err and not store.exists()
+    code, _, err = run(capsys, "cache", "rm")
+    assert code == 0 and "forgot" not in err
+
+
 def test_info_reports_versions_and_backends(capsys):
     import cv2
 

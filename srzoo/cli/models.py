@@ -225,6 +225,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 cache.partial_path(a).with_name(cache.partial_path(a).name + ".json"),
                 cache.record_path(a))]
         n_derived = _remove_derived(args.name)
+        from .. import autotune
+
+        n_tuned = autotune.forget(args.name)
+        if n_tuned:
+            print(f"forgot {n_tuned} measured backend choice(s) of `auto` "
+                  f"({autotune._store()})", file=sys.stderr)
         removed, skipped = cache.remove(targets)
         for p in removed:
             print(f"removed {p}")
