@@ -378,20 +378,21 @@ def test_banded_post_processing_equals_whole_image_arithmetic(models_env, shared
     assert not np.array_equal(near[0], chroma[0])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("s", [2, 3, 4, 8])
-def test_chroma_upscale_is_correctly_rounded_bilinear(s):
-    """8-bit chroma planes are upscaled to the correctly rounded bilinear value
+def test_chroma_upscale_is_correctly_rounded_bilinear(s, dtype):
+    """8- and 16-bit chroma planes are upscaled to the correctly rounded bilinear value
     (half-pixel centres, edges clamped), computed here in exact integer
     arithmetic; ties round up at power-of-two scales; band by band as the
     pipeline does it."""
     from srzoo import pipeline
 
-    c = np.random.default_rng(s).integers(0, 256, (37, 45), np.uint8)
+    c = np.random.default_rng(s).integers(0, np.iinfo(dtype).max + 1, (37, 45)).astype(dtype)
     h, w = c.shape
     H, W = h * s, w * s
     plane, interp = pipeline._chroma_source(c, s)
     got = np.concatenate([pipeline._to_depth(pipeline._resize_band(plane, r0, min(h, r0 + 8), s, W, interp),
-                                             1.0, np.dtype(np.uint8)) for r0 in range(0, h, 8)])
+                                             1.0, np.dtype(dtype)) for r0 in range(0, h, 8)])
 
     def axis(n: int, N: int):  # source index pair and weight of the second, in 1/(2s)
         num = 2 * np.arange(N) + 1 - s  # 2s * (source coordinate)
