@@ -46,9 +46,22 @@ MAX_OUTPUT_PIXELS = 1 << 30
 AUTO_TILE_PIXELS = 1 << 20
 #: tile side (input pixels) used by automatic tiling
 AUTO_TILE = 512
-#: context (input pixels) added on each side of a tile, then cropped away;
-#: larger than the receptive field radius of every convolutional model here
+#: context (input pixels) added on each side of a tile, then cropped away, for
+#: models whose manifest gives no ``receptive_field``, and the most any model
+#: gets (EDSR's 68 or ESRGAN's 350 would multiply the work; their outputs
+#: depend little on pixels that far away)
 DEFAULT_OVERLAP = 24
+#: bicubic pre-upsampling and the bilinear chroma resize need this much context
+MIN_OVERLAP = 2
+
+
+def default_overlap(entry: "ModelEntry") -> int:
+    """Tile overlap for ``entry``: its manifest ``receptive_field`` (tiles then
+    give what the whole image gives), capped at :data:`DEFAULT_OVERLAP`."""
+    rf = entry.receptive_field
+    if rf is None:
+        return DEFAULT_OVERLAP
+    return max(MIN_OVERLAP, min(int(rf), DEFAULT_OVERLAP))
 
 _DTYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 _CV_DEPTH = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U,
@@ -476,7 +489,7 @@ class ModelPipeline:
         if tile < 1:
             raise SrzooError(f"tile must be a positive number of pixels, got {tile}")
         return run_tiled(color, lambda t: self.process(t, want), want, int(tile),
-                         DEFAULT_OVERLAP if overlap is None else int(overlap))
+                         default_overlap(self.entry) if overlap is None else int(overlap))
 
 
 def tiles(h: int, w: int, tile: int, overlap: int):

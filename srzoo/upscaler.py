@@ -97,7 +97,8 @@ class Upscaler:
     ``threads``: threads for the network and the pre/post-processing, the
     same on every engine (None: each engine's default). ``tile``: tile side in
     input pixels (``None``: automatic for large images, ``0``: never);
-    ``overlap``: context pixels around each tile.
+    ``overlap``: context pixels around each tile (``None``: the manifest's
+    ``receptive_field``, at most 24; 24 when the manifest gives none).
     """
 
     def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",

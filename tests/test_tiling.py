@@ -57,6 +57,14 @@ def test_lapsrn_pyramid_tiled(models_env, image):
         assert a[s].shape == (40 * s, 50 * s, 3) and maxdiff(a[s], b[s]) <= 1
 
 
+def test_default_overlap_follows_the_manifest():
+    get = srzoo.get_model
+    assert pipeline.default_overlap(get("espcn", 4)) == 4
+    assert pipeline.default_overlap(get("lapsrn", 8)) == 24
+    assert pipeline.default_overlap(get("edsr", 2)) == pipeline.DEFAULT_OVERLAP == 24  # 68, capped
+    assert pipeline.default_overlap(get("nearest", 2)) == pipeline.MIN_OVERLAP  # 1: bilinear chroma needs 2
+
+
 def test_tiles_cover_every_pixel_once():
     h, w, tile, ov = 70, 93, 32, 5
     seen = np.zeros((h, w), int)
@@ -86,7 +94,9 @@ def test_automatic_tiling_above_budget(models_env, image, monkeypatch):
     shapes.clear()
     out = up(image)
     assert len(shapes) == 9  # 3 x 3 tiles of 32 (+ overlap)
-    assert all(s[2] <= 32 + 2 * pipeline.DEFAULT_OVERLAP for s in shapes)
+    # the overlap is FSRCNN's receptive field from its manifest, not the 24-px default
+    assert up.entry.receptive_field == 8 and pipeline.default_overlap(up.entry) == 8
+    assert max(s[2] for s in shapes) == 32 + 2 * 8
     assert maxdiff(out, whole) <= 1
 
 
