@@ -13,7 +13,7 @@ def assert_near_upsample(out: np.ndarray, ref: np.ndarray, what: str = "") -> No
     between two levels and float error picks the side: after the colour
     conversion at most 2 levels, measured on textured crops of monarch on
     0.9-1.5 % of values at x2 (0.3-0.7 % by 2 levels), 0.4 % at x4, 0.2-0.3 %
-    at x8, none at x3; the bounds below are twice the worst of those. uint8
+    at x8, none seen at x3; the bounds below are twice the worst of those. uint8
     INTER_LINEAR (fixed point, not correctly rounded) would differ on ~7 %.
     A network that differs by float error (another engine) adds rare 1-level
     differences. Grey images have no chroma.
