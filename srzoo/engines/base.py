@@ -21,7 +21,7 @@ property, ``cv2.setNumThreads`` around the call).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Collection, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
@@ -102,7 +102,53 @@ def input_spec(entry: "ModelEntry", fmt: str) -> tuple[str | None, str]:
     return entry.io.input, layout
 
 
-__all__ = ["Engine", "ImageRunner", "Runner", "TensorRunner", "input_spec"]
+def check_loadable(engine: Any, entry: "ModelEntry", path: Path | None,
+                   backend: "ResolvedBackend") -> Path:
+    """The model file as a Path, after checking it exists and ``engine`` can run
+    ``backend`` here (:class:`srzoo.ModelLoadError` / :class:`srzoo.BackendUnavailable`)."""
+    from ..errors import BackendUnavailable, ModelLoadError
+
+    if path is None or not Path(path).is_file():
+        raise ModelLoadError(f"{path}: model file of {entry.name} x{entry.scale} is missing")
+    reason = engine.why_not(backend.target)
+    if reason:
+        raise BackendUnavailable(f"backend {backend} is unavailable: {reason}")
+    return Path(path)
+
+
+def pick_input(entry: "ModelEntry", path: Path, inputs: Sequence[str], default: str) -> str:
+    """The input a runner feeds: ``io.input`` when the manifest names one (it must
+    be among the network's ``inputs``), else ``default``."""
+    from ..errors import ModelLoadError
+
+    name = entry.io.input
+    if name is None:
+        return default
+    if name not in inputs:
+        raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no input {name!r} "
+                             f"(its inputs: {', '.join(inputs)}); fix io.input in "
+                             f"{entry.manifest or 'the manifest'}")
+    return name
+
+
+def pick_outputs(entry: "ModelEntry", path: Path, have: Sequence[str], default: Sequence[str],
+                 known: Collection[str] | None = None) -> tuple[str, ...]:
+    """The outputs a runner returns: ``io.outputs`` when the manifest names them
+    (each must be in ``known``, by default the network's outputs ``have``), else
+    ``default``."""
+    from ..errors import ModelLoadError
+
+    names = tuple(entry.io.outputs) or tuple(default)
+    missing = [n for n in names if n not in (have if known is None else known)]
+    if missing:
+        raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no output "
+                             f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
+                             f"fix io.outputs in {entry.manifest or 'the manifest'}")
+    return names
+
+
+__all__ = ["Engine", "ImageRunner", "Runner", "TensorRunner", "check_loadable", "input_spec",
+           "pick_input", "pick_outputs", "run_failed"]
 
 
 def run_failed(runner: Any, blob: np.ndarray, e: BaseException) -> Exception:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelLoadError
-from .base import input_spec, run_failed
+from .base import check_loadable, input_spec, pick_input, pick_outputs, run_failed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -165,11 +165,7 @@ class OnnxRuntimeEngine:
 
     def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
              threads: int | None = None) -> OnnxRuntimeRunner:
-        if path is None or not Path(path).is_file():
-            raise ModelLoadError(f"{path}: model file of {entry.name} x{entry.scale} is missing")
-        reason = self.why_not(backend.target)
-        if reason:
-            raise BackendUnavailable(f"backend {backend} is unavailable: {reason}")
+        path = check_loadable(self, entry, path, backend)
         ort = _module()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -204,22 +200,12 @@ class OnnxRuntimeEngine:
                 f"{', '.join(sess.get_providers())} because {prov} failed to start (no device, or "
                 f"its CUDA/cuDNN/TensorRT libraries are missing); check the GPU driver and "
                 f"CUDA_VISIBLE_DEVICES, or use --backend onnxruntime:cpu")
-        name, layout = input_spec(entry, "onnx")
+        _, layout = input_spec(entry, "onnx")
         inputs = [i.name for i in sess.get_inputs()]
-        if name is None:
-            name = inputs[0]
-        elif name not in inputs:
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no input {name!r} "
-                                 f"(its inputs: {', '.join(inputs)}); fix io.input in "
-                                 f"{entry.manifest or 'the manifest'}")
+        name = pick_input(entry, path, inputs, inputs[0])
         have = [o.name for o in sess.get_outputs()]
-        names = tuple(entry.io.outputs) or tuple(have[:1])
-        missing = [n for n in names if n not in have]
-        if missing:
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no output "
-                                 f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
-                                 f"fix io.outputs in {entry.manifest or 'the manifest'}")
-        return OnnxRuntimeRunner(sess, entry, Path(path), backend, name, layout, names)
+        names = pick_outputs(entry, path, have, have[:1])
+        return OnnxRuntimeRunner(sess, entry, path, backend, name, layout, names)
 
 
 __all__ = ["OnnxRuntimeEngine", "OnnxRuntimeRunner", "PROVIDERS", "provider_options", "providers"]

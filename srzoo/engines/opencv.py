@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelLoadError, SrzooError
-from .base import input_spec
+from .base import input_spec, pick_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -403,13 +403,7 @@ class OpenCVEngine:
             raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} loaded as an empty network; "
                                  f"run '{fetch_hint(entry)}'")
         have = tuple(net.getUnconnectedOutLayersNames())
-        names = tuple(entry.io.outputs) or have[-1:]
-        layer_names = set(net.getLayerNames()) | set(have)
-        missing = [n for n in names if n not in layer_names]
-        if missing:
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no output "
-                                 f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
-                                 f"fix io.outputs in {entry.manifest or 'the manifest'}")
+        names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
             bid, tid = dnn_ids(backend.target)
             net.setPreferableBackend(bid)

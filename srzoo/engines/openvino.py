@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ModelLoadError
-from .base import input_spec, run_failed
+from ..errors import ModelLoadError
+from .base import check_loadable, input_spec, pick_input, pick_outputs, run_failed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -158,11 +158,7 @@ class OpenVINOEngine:
 
     def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
              threads: int | None = None) -> OpenVINORunner:
-        if path is None or not Path(path).is_file():
-            raise ModelLoadError(f"{path}: model file of {entry.name} x{entry.scale} is missing")
-        reason = self.why_not(backend.target)
-        if reason:
-            raise BackendUnavailable(f"backend {backend} is unavailable: {reason}")
+        path = check_loadable(self, entry, path, backend)
         try:
             model = _core().read_model(str(path))
         except Exception as e:
@@ -170,23 +166,13 @@ class OpenVINOEngine:
             raise ModelLoadError(f"{path}: OpenVINO cannot read {entry.name} x{entry.scale} "
                                  f"({msg[-1] if msg else type(e).__name__}); the file may be "
                                  "corrupt: delete it and try again") from None
-        name, layout = input_spec(entry, "onnx")
+        _, layout = input_spec(entry, "onnx")
         inputs = [n for p in model.inputs for n in p.get_names()]
-        if name is None:
-            name = model.inputs[0].get_any_name()
-        elif name not in inputs:
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no input {name!r} "
-                                 f"(its inputs: {', '.join(inputs)}); fix io.input in "
-                                 f"{entry.manifest or 'the manifest'}")
+        name = pick_input(entry, path, inputs, model.inputs[0].get_any_name())
         have = [o.get_any_name() for o in model.outputs]
-        all_names = {n for o in model.outputs for n in o.get_names()}
-        names = tuple(entry.io.outputs) or tuple(have[:1])
-        missing = [n for n in names if n not in all_names]
-        if missing:
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} has no output "
-                                 f"{', '.join(missing)} (its outputs: {', '.join(have)}); "
-                                 f"fix io.outputs in {entry.manifest or 'the manifest'}")
-        return OpenVINORunner(model, entry, Path(path), backend, name, layout, names,
+        names = pick_outputs(entry, path, have, have[:1],
+                             known={n for o in model.outputs for n in o.get_names()})
+        return OpenVINORunner(model, entry, path, backend, name, layout, names,
                               compile_config(backend.target, threads))
 
 
