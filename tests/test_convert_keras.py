@@ -17,14 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 
 from srzoo.convert import converter_for  # noqa: E402
-
-
-def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
-    p = tmp / "m.onnx"
-    p.write_bytes(data)
-    net = cv2.dnn.readNetFromONNX(str(p))
-    net.setInput(x)
-    return net.forward()
+from cvref import run_onnx  # noqa: E402
 
 
 def y_crop(shared: Path, size: int) -> np.ndarray:

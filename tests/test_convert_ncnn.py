@@ -16,19 +16,12 @@ ncnn = pytest.importorskip("ncnn")
 from srzoo.convert import converter_for  # noqa: E402
 from srzoo.convert.ncnn import NcnnError, run_ncnn  # noqa: E402
 from srzoo.errors import SrzooError  # noqa: E402
+from cvref import run_onnx  # noqa: E402
 
 
 def crop(shared: Path, size: int, name: str = "baby.png") -> np.ndarray:
     img = cv2.imread(str(shared / "datasets" / "Set5" / name))[200:200 + size, 150:150 + size]
     return (img[:, :, ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
-
-
-def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
-    p = tmp / "m.onnx"
-    p.write_bytes(data)
-    net = cv2.dnn.readNetFromONNX(str(p))
-    net.setInput(x)
-    return net.forward()
 
 
 def convert(param: Path):

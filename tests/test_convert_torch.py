@@ -26,6 +26,7 @@ from srzoo.convert import converter_for, torchload  # noqa: E402
 from srzoo.convert.files import convert_file  # noqa: E402
 
 import torch_archs as ta  # noqa: E402
+from cvref import run_onnx  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,14 +38,6 @@ def image_probe(shared: Path, size: int = 40, channels: int = 3, name: str = "bu
         y = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)[:, :, 0]
         return (y.astype(np.float32) / 255)[None, None]
     return (img[:, :, ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
-
-
-def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
-    p = tmp / "m.onnx"
-    p.write_bytes(data)
-    net = cv2.dnn.readNetFromONNX(str(p))
-    net.setInput(x)
-    return net.forward()
 
 
 def torch_out(module, x, *args):

@@ -16,7 +16,7 @@ import pytest
 import srzoo
 from srzoo import upscaler as upscaler_mod
 from standin import _standin_dir, edsr_standin, write_standins  # noqa: F401  (fixtures)
-from upsample_ref import assert_near_upsample
+from cvref import assert_near_upsample
 
 # (srzoo name, dnn_superres algorithm, scale): every OpenCV file mirrored in ../shared
 OPENCV_MODELS = [

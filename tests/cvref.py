@@ -1,7 +1,20 @@
-"""Comparing srzoo's output with ``cv2.dnn_superres`` ``upsample()``."""
+"""References computed with OpenCV directly, not through srzoo."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
+
+
+def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
+    """The output of the ONNX model ``data`` on the NCHW tensor ``x`` in plain
+    ``cv2.dnn`` (written to ``tmp/m.onnx`` and read back)."""
+    p = tmp / "m.onnx"
+    p.write_bytes(data)
+    net = cv2.dnn.readNetFromONNX(str(p))
+    net.setInput(x)
+    return net.forward()
 
 
 def assert_near_upsample(out: np.ndarray, ref: np.ndarray, what: str = "") -> None:
