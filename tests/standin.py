@@ -15,7 +15,9 @@ No TensorFlow or protobuf package is needed: the few message types of
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -237,22 +239,28 @@ def build_onnx_standin(scale: int) -> bytes:
     return _int(1, 7) + _bytes(2, "srzoo-tests") + _bytes(7, graph) + _bytes(8, _bytes(1, "") + _int(2, 13))
 
 
+def write_manifest(manifest: Path, model: Path, name: str, scale: int, **io: Any) -> Path:
+    """A one-model manifest for the ONNX file ``model`` (its size and sha256 filled
+    in; an unreachable URL, so tests serve the file from a mirror folder) with
+    the given ``io`` keys; returns ``manifest``."""
+    data = model.read_bytes()
+    lines = ["schema = 1", "", "[[model]]", f'name = "{name}"', f"scale = {scale}", 'format = "onnx"',
+             'license = "MIT"', f'file = "{model.name}"', f"size = {len(data)}",
+             f'sha256 = "{hashlib.sha256(data).hexdigest()}"',
+             f'urls = ["https://example.invalid/srzoo-tests/{model.name}"]', "", "[model.io]"]
+    lines += [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in io.items()]
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
 def write_onnx_standin(folder: Path, scale: int = 2, *, name: str = "onnx-standin",
                        mean: tuple[float, float, float] = (0.45, 0.5, 0.4)) -> Path:
     """Write the ONNX stand-in and a manifest (rgb, range 1, mean, nchw); returns the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = build_onnx_standin(scale)
-    fname = f"standin_x{scale}.onnx"
-    (folder / fname).write_bytes(data)
-    manifest = folder / "onnx-standin.toml"
-    manifest.write_text("\n".join([
-        "schema = 1", "", "[[model]]", f'name = "{name}"', f"scale = {scale}", 'format = "onnx"',
-        'license = "MIT"', f'file = "{fname}"', f"size = {len(data)}",
-        f'sha256 = "{hashlib.sha256(data).hexdigest()}"',
-        f'urls = ["https://example.invalid/srzoo-tests/{fname}"]', "",
-        "[model.io]", 'color = "rgb"', "range = 1.0", f"mean = [{', '.join(map(str, mean))}]",
-        'layout = "nchw"', 'input = "input"', 'outputs = ["output"]', ""]))
-    return manifest
+    model = folder / f"standin_x{scale}.onnx"
+    model.write_bytes(build_onnx_standin(scale))
+    return write_manifest(folder / "onnx-standin.toml", model, name, scale, color="rgb", range=1.0,
+                          mean=mean, layout="nchw", input="input", outputs=["output"])
 
 
 # ---- pytest fixtures (imported by the test modules that need the stand-in) ---------

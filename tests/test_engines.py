@@ -24,7 +24,7 @@ from srzoo.metrics import psnr
 from srzoo.registry import default_registry
 
 sys.path.insert(0, str(Path(__file__).parent))
-from standin import build_edsr_standin, edsr_standin, _standin_dir  # noqa: E402,F401
+from standin import build_edsr_standin, edsr_standin, _standin_dir, write_manifest  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_ENGINES = ("opencv:cpu", "onnxruntime:cpu", "openvino:cpu")
@@ -183,29 +183,13 @@ def test_nhwc_onnx_is_fed_nhwc_by_name(models_env, mirror, tmp_path, monkeypatch
     folder = tmp_path / "m"
     folder.mkdir()
     w = _nhwc_onnx(folder / "nhwc_x2.onnx", 2, "pixels_in")
-    data = (folder / "nhwc_x2.onnx").read_bytes()
-    def write(layout: str, inp: str) -> Path:
-        manifest = tmp_path / f"nhwc-{inp}.toml"
-        manifest.write_text(textwrap.dedent(f"""\
-            schema = 1
-            [[model]]
-            name = "nhwc-standin"
-            scale = 2
-            format = "onnx"
-            license = "MIT"
-            file = "nhwc_x2.onnx"
-            size = {len(data)}
-            sha256 = "{hashlib.sha256(data).hexdigest()}"
-            urls = ["https://example.invalid/nhwc_x2.onnx"]
-            io.color = "rgb"
-            io.range = 1.0
-            io.layout = "{layout}"
-            io.input = "{inp}"
-            io.outputs = ["out"]
-            """))
-        return manifest
 
-    monkeypatch.setenv("SRZOO_REGISTRY", str(write("nhwc", "pixels_in")))
+    def write(inp: str, outputs: tuple[str, ...] = ("out",)) -> Path:
+        return write_manifest(tmp_path / f"nhwc-{inp}-{'-'.join(outputs)}.toml", folder / "nhwc_x2.onnx",
+                              "nhwc-standin", 2, color="rgb", range=1.0, layout="nhwc", input=inp,
+                              outputs=outputs)
+
+    monkeypatch.setenv("SRZOO_REGISTRY", str(write("pixels_in")))
     monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
     # independent reference: numpy conv + pixel shuffle on RGB in [0,1]
     rgb = baby[:, :, ::-1].astype(np.float32) / 255.0
@@ -220,10 +204,16 @@ def test_nhwc_onnx_is_fed_nhwc_by_name(models_env, mirror, tmp_path, monkeypatch
     outs = {b: srzoo.Upscaler("nhwc-standin", 2, backend=b)(baby) for b in CPU_ENGINES}
     for b, out in outs.items():
         assert np.abs(out.astype(int) - expect).max() <= 1, b
-    monkeypatch.setenv("SRZOO_REGISTRY", str(write("nhwc", "wrong_name")))
-    with pytest.raises(srzoo.ModelLoadError, match=r"has no input 'wrong_name' \(its inputs: pixels_in\); "
-                                                   r"fix io.input"):
-        srzoo.Upscaler("nhwc-standin", 2, backend="onnxruntime:cpu")
+    monkeypatch.setenv("SRZOO_REGISTRY", str(write("wrong_name")))
+    for b in ("onnxruntime:cpu", "openvino:cpu"):  # cv2.dnn feeds its one input by position
+        with pytest.raises(srzoo.ModelLoadError, match=r"has no input 'wrong_name' \(its inputs: pixels_in\); "
+                                                       r"fix io.input"):
+            srzoo.Upscaler("nhwc-standin", 2, backend=b)
+    monkeypatch.setenv("SRZOO_REGISTRY", str(write("pixels_in", ("out", "nope"))))
+    for b in CPU_ENGINES:
+        with pytest.raises(srzoo.ModelLoadError, match=r"nhwc_x2.onnx: nhwc-standin x2 has no output nope "
+                                                       r"\(its outputs: out\); fix io.outputs in .*nhwc-pixels_in"):
+            srzoo.Upscaler("nhwc-standin", 2, backend=b)
 
 
 # --------------------------------------------------------------------------- threads

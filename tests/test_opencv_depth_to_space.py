@@ -10,9 +10,6 @@ CRD nodes as a channel reorder plus a DCR ``DepthToSpace`` before loading; these
 
 from __future__ import annotations
 
-import hashlib
-import textwrap
-
 import numpy as np
 import onnx
 import pytest
@@ -20,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import srzoo
 from srzoo.engines import opencv as ocv
+from standin import write_manifest
 
 
 def _crd_model(path, weights: np.ndarray) -> None:
@@ -48,23 +46,8 @@ def test_crd_pixel_shuffle_is_right_after_a_pb_was_loaded(models_env, mirror, tm
     folder = tmp_path / "m"
     folder.mkdir()
     _crd_model(folder / "crd_x2.onnx", weights)
-    data = (folder / "crd_x2.onnx").read_bytes()
-    manifest = tmp_path / "crd.toml"
-    manifest.write_text(textwrap.dedent(f"""\
-        schema = 1
-        [[model]]
-        name = "crd-standin"
-        scale = 2
-        format = "onnx"
-        license = "MIT"
-        file = "crd_x2.onnx"
-        size = {len(data)}
-        sha256 = "{hashlib.sha256(data).hexdigest()}"
-        urls = ["https://example.invalid/crd_x2.onnx"]
-        io.color = "rgb"
-        io.range = 1.0
-        io.layout = "nchw"
-        """))
+    manifest = write_manifest(tmp_path / "crd.toml", folder / "crd_x2.onnx", "crd-standin", 2,
+                              color="rgb", range=1.0, layout="nchw")
     monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
     monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
     img = rng.integers(0, 256, (20, 26, 3), dtype=np.uint8)
