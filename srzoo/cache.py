@@ -292,14 +292,21 @@ def remove(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             else:
                 skipped.append(p)
             continue
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise os_error(e, p, "delete") from None
-        removed.append(p)
+        if _delete(p):
+            removed.append(p)
     return removed, skipped
+
+
+def _delete(p: Path) -> bool:
+    """Delete a cache file; False when it was already gone, a :class:`CacheError`
+    when it cannot be deleted."""
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise os_error(e, p, "delete") from None
+    return True
 
 
 def _unlink_free_lock(lock_file: Path) -> bool:
@@ -315,11 +322,7 @@ def _unlink_free_lock(lock_file: Path) -> bool:
     except OSError as e:
         raise os_error(e, lock_file, "delete") from None
     try:
-        lock_file.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        raise os_error(e, lock_file, "delete") from None
+        _delete(lock_file)
     finally:
         lock.release()
     return True
