@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import statistics
@@ -43,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import srzoo  # noqa: E402
 from srzoo import backends  # noqa: E402
-from srzoo.registry import default_registry  # noqa: E402
+from overhead import bare_upsampler  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 DEFAULT_CASES = "espcn:4,fsrcnn:4,lapsrn:4"
 TARGETS = {"espcn": 2.5, "fsrcnn": 2.5, "lapsrn": 1.5}
@@ -111,20 +110,9 @@ def cpu_peak(threads: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- measurements
-def bare(name: str, scale: int) -> Any:
-    entry = default_registry().get(name, scale)
-    path = srzoo.fetch(name, scale, quiet=True)
-    sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(path))
-    sr.setModel(entry.io.algorithm, scale)
-    sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    sr.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    return sr
-
-
 def end_to_end(name: str, scale: int, img: np.ndarray, names: list[str], threads: int,
                repeat: int, warmup: int) -> dict[str, Any]:
-    sr = bare(name, scale)
+    sr = bare_upsampler(name, scale)
     ups: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     for b in names:

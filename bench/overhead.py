@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,7 +45,9 @@ def load_image(path: str | None) -> tuple[np.ndarray, str]:
     return img, path
 
 
-def bench_case(name: str, scale: int, img: np.ndarray, repeat: int, warmup: int) -> dict:
+def bare_upsampler(name: str, scale: int) -> Any:
+    """A bare ``cv2.dnn_superres`` object for a registry model, on OpenCV's CPU
+    backend: what a tutorial's loop would run."""
     entry = default_registry().get(name, scale)
     path = srzoo.fetch(name, scale, quiet=True)
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
@@ -52,6 +55,11 @@ def bench_case(name: str, scale: int, img: np.ndarray, repeat: int, warmup: int)
     sr.setModel(entry.io.algorithm, scale)
     sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     sr.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    return sr
+
+
+def bench_case(name: str, scale: int, img: np.ndarray, repeat: int, warmup: int) -> dict:
+    sr = bare_upsampler(name, scale)
     up = srzoo.Upscaler(name, scale, backend="opencv:cpu", tile=0)
 
     ref = sr.upsample(img)
