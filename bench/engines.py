@@ -123,9 +123,9 @@ def end_to_end(name: str, scale: int, img: np.ndarray, names: list[str], threads
                        "load_s": time.perf_counter() - t0}
         except srzoo.SrzooError as e:
             rows[b] = {"unavailable": str(e)}
-    ref = None
+    ref = sr.upsample(img)  # the reference for the diff columns (also works with --warmup 0)
     for _ in range(warmup):
-        ref = sr.upsample(img)
+        sr.upsample(img)
         for up in ups.values():
             up(img)
     t_bare: list[float] = []
