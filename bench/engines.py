@@ -27,6 +27,7 @@ serves them locally). This is a benchmark, not a test: run it on a quiet machine
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import re
@@ -147,9 +148,20 @@ def end_to_end(name: str, scale: int, img: np.ndarray, names: list[str], threads
             "upsample_ms": bare_s, "srzoo": rows}
 
 
+@functools.lru_cache(maxsize=None)
+def conv_macs_per_pixel(name: str, scale: int) -> int:
+    """Multiply-adds of the convolutions per input pixel, counted from the graph
+    (once per model, however many backends are measured)."""
+    from srzoo.convert.graphdef import graphdef_to_onnx
+
+    entry = srzoo.get_model(name, scale)
+    _, info = graphdef_to_onnx(srzoo.fetch(name, scale, quiet=True).read_bytes(),
+                               "IteratorGetNext", list(entry.io.outputs))
+    return info["conv_macs_per_pixel"]
+
+
 def pre_post(name: str, scale: int, img: np.ndarray, backend: str, threads: int, repeat: int,
              warmup: int) -> dict[str, Any]:
-    from srzoo.convert.graphdef import graphdef_to_onnx
     from srzoo.pipeline import prepare
 
     up = srzoo.Upscaler(name, scale, backend=backend, threads=threads)
@@ -168,9 +180,7 @@ def pre_post(name: str, scale: int, img: np.ndarray, backend: str, threads: int,
         t_e2e.append(timed(lambda: up(img)))
         t_net.append(timed(lambda: runner.run(blob)))
     e, n = stats(t_e2e), stats(t_net)
-    _, info = graphdef_to_onnx(srzoo.fetch(name, scale, quiet=True).read_bytes(),
-                               "IteratorGetNext", list(up.entry.io.outputs))
-    macs = info["conv_macs_per_pixel"] * img.shape[0] * img.shape[1]
+    macs = conv_macs_per_pixel(name, scale) * img.shape[0] * img.shape[1]
     return {"model": name, "scale": scale, "asked": backend, "backend": up.backend, "why": up.backend_reason,
             "end_to_end_ms": e, "network_ms": n,
             "pre_post_share": (e["median"] - n["median"]) / e["median"],
