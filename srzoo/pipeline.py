@@ -279,6 +279,8 @@ def _resize_band(src: np.ndarray, r0: int, r1: int, s: int, out_w: int,
     """Rows ``r0*s .. r1*s`` of ``cv2.resize(src, (out_w, h*s))`` (bilinear), from
     rows r0-1..r1 of ``src`` only: with an integer scale the sample positions
     of a band are those of the whole image, so the values are identical."""
+    if s == 1 and src.shape[1] == out_w:  # already full size (pre-upsampled models)
+        return src[r0:r1]
     h = src.shape[0]
     a, b = max(0, r0 - 1), min(h, r1 + 1)
     big = cv2.resize(src[a:b], (out_w, (b - a) * s), interpolation=interp)
