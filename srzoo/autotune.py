@@ -152,19 +152,24 @@ def forget(model: str | None = None) -> int:
     (``srzoo cache rm [NAME]``, tests); returns how many were dropped."""
     from filelock import FileLock
 
+    from . import cache
+
     path = _store()
     if not path.exists():
         return 0
-    with FileLock(str(path) + ".lock"):
-        data = _read()
-        if model is None:
-            path.unlink(missing_ok=True)
-            return len(data)
-        keep = {k: v for k, v in data.items()
-                if not (isinstance(v, dict) and str(v.get("model", "")).lower() == model.lower())}
-        if len(keep) != len(data):
-            _save(keep)
-        return len(data) - len(keep)
+    try:
+        with FileLock(str(path) + ".lock"):
+            data = _read()
+            if model is None:
+                path.unlink(missing_ok=True)
+                return len(data)
+            keep = {k: v for k, v in data.items()
+                    if not (isinstance(v, dict) and str(v.get("model", "")).lower() == model.lower())}
+            if len(keep) != len(data):
+                _save(keep)
+            return len(data) - len(keep)
+    except OSError as e:
+        raise cache.os_error(e, path, "update" if model else "delete") from None
 
 
 #: seconds one trial run of the first candidate should take at most (heavy

@@ -8,6 +8,7 @@ in a container that allows it); the RLIMIT_FSIZE variant runs everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -120,31 +121,60 @@ def test_folder_where_the_model_file_should_be(srzoo_env, mirror):
     assert mirror.log == []
 
 
+@contextlib.contextmanager
+def _read_only_copy(src: Path, ro: Path):
+    """``ro``: a copy of the folder ``src`` that this process cannot write to (a
+    tmpfs remounted read-only as root, where a chmod would not stop it; else a
+    chmod of every folder)."""
+    if os.geteuid() == 0:
+        if not _mount_tmpfs(ro, "size=4m"):
+            pytest.skip("cannot mount a tmpfs to make a read-only copy as root")
+        try:
+            shutil.copytree(src, ro, dirs_exist_ok=True)
+            subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+            yield ro
+        finally:
+            _umount(ro)
+    else:
+        shutil.copytree(src, ro)
+        folders = [ro] + [p for p in ro.rglob("*") if p.is_dir()]
+        for d in folders:
+            d.chmod(0o555)
+        try:
+            yield ro
+        finally:
+            for d in folders:
+                d.chmod(0o755)
+
+
 def test_read_only_cache_with_the_file_already_verified_still_works(tmp_path, srzoo_env, mirror,
                                                                     monkeypatch):
     """A cache someone else filled and we cannot write to (a shared read-only
     cache): a file that hashes right is used; no record can be written."""
-    path = srzoo.fetch("espcn", 4, quiet=True)
+    srzoo.fetch("espcn", 4, quiet=True)
     shutil.rmtree(srzoo_env / ".verified")
-    ro = tmp_path / "ro-copy"
-    if os.geteuid() == 0:
-        if not _mount_tmpfs(ro, "size=1m"):
-            pytest.skip("cannot mount a tmpfs to make a read-only copy as root")
-        try:
-            (ro / "models").mkdir()
-            shutil.copy(path, ro / "models" / ESPCN4)
-            subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
-            monkeypatch.setenv("SRZOO_CACHE_DIR", str(ro))
-            assert srzoo.fetch("espcn", 4, quiet=True) == ro / "models" / ESPCN4
-        finally:
-            _umount(ro)
-    else:
-        shutil.copytree(srzoo_env, ro)
-        ro.chmod(0o555)
-        (ro / "models").chmod(0o555)
-        try:
-            monkeypatch.setenv("SRZOO_CACHE_DIR", str(ro))
-            assert srzoo.fetch("espcn", 4, quiet=True) == ro / "models" / ESPCN4
-        finally:
-            ro.chmod(0o755)
+    with _read_only_copy(srzoo_env, tmp_path / "ro-copy") as ro:
+        monkeypatch.setenv("SRZOO_CACHE_DIR", str(ro))
+        assert srzoo.fetch("espcn", 4, quiet=True) == ro / "models" / ESPCN4
     assert len(mirror.gets(ESPCN4)) == 1
+
+
+def test_cache_rm_on_a_read_only_cache_is_one_line(tmp_path, srzoo_env, mirror, monkeypatch):
+    """`cache rm` of a model with a derived ONNX and a measured `auto` choice, in
+    a cache it cannot write: exit 1, one line naming the file, nothing claimed
+    removed, nothing gone."""
+    import numpy as np
+
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    srzoo.Upscaler("espcn", 2)(np.zeros((8, 8, 3), np.uint8))
+    assert (srzoo_env / "autotune.json").is_file() and list((srzoo_env / "derived").iterdir())
+    with _read_only_copy(srzoo_env, tmp_path / "ro-copy") as ro:
+        before = sorted(p.relative_to(ro) for p in ro.rglob("*"))
+        for argv in (["cache", "rm", "espcn"], ["cache", "rm"]):
+            r = subprocess.run([sys.executable, "-m", "srzoo", *argv], capture_output=True, text=True,
+                               env={**os.environ, "SRZOO_CACHE_DIR": str(ro)})
+            assert r.returncode == 1 and r.stdout == "", r
+            assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+            assert r.stderr.startswith("srzoo: error: cannot delete ") and \
+                ("read-only file system" in r.stderr or "permission denied" in r.stderr), r.stderr
+        assert sorted(p.relative_to(ro) for p in ro.rglob("*")) == before

@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import api, cache
@@ -165,7 +166,12 @@ def _remove_derived(name: str | None) -> int:
 
     n = 0
     for d in _derived(name):
-        shutil.rmtree(d.folder, ignore_errors=True)
+        try:
+            shutil.rmtree(d.folder)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise cache.os_error(e, Path(d.folder, e.filename or ""), "delete") from None
         print(f"removed {d.folder}")
         n += 1
     return n
