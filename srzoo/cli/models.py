@@ -278,27 +278,83 @@ def cmd_info(args: argparse.Namespace) -> int:
         json.dump(info, sys.stdout, indent=2)
         print()
         return 0
-    for key in ("srzoo", "python", "platform", "opencv", "numpy", "cache_dir"):
-        print(f"{key + ':':11} {info[key]}")
-    caps = info.get("capabilities", {})
-    if caps:
-        print("OpenCV build:")
-        for k, v in caps.items():
-            print(f"  {k}: {v}")
-    if info.get("backends"):
-        print("backends:")
-        rows = [[b["name"], b["engine"], b["target"], "yes" if b["usable"] else "no", b["reason"]]
-                for b in info["backends"]]
-        print(_table(rows, ["backend", "engine", "target", "usable", "why not"]))
-    auto = info["auto"]
-    print("auto:")
-    for k in ("SRZOO_BACKEND", "trials", "static_order", "model", "chosen", "why"):
-        if auto.get(k) is not None:
-            print(f"  {k}: {auto[k]}")
-    for r in auto.get("remembered", []):
-        print(f"  remembered: {r['model']} x{r['scale']} {r['class']} threads={r['threads']}: "
-              f"{r['backend']} ({r['times']})")
+    print(format_info(info, all_groups=args.all))
     return 0
+
+
+def _wrap(text: str, indent: str, width: int = 80) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent,
+                         break_on_hyphens=False, break_long_words=False) or [indent.rstrip()]
+
+
+def _opencv_line(caps: dict[str, Any]) -> list[str]:
+    """What this OpenCV build can do that matters to srzoo, in words."""
+    facts = []
+    if not caps.get("tf_importer", True):
+        facts.append("no TensorFlow importer (the .pb models run from their derived ONNX)")
+    if caps.get("cpu_only_engine"):
+        facts.append("new DNN engine only (CPU)")
+    elif caps.get("classic_engine"):
+        facts.append("classic and new DNN engines")
+    facts.append(f"OpenCL {'on ' + caps['opencl_device'] if caps.get('opencl') else 'not usable'}")
+    facts.append(f"CUDA DNN {'yes' if caps.get('cuda_dnn') else 'no'}")
+    return _wrap(f"OpenCV {caps.get('opencv_version', '?')}: " + "; ".join(facts), "", 80)
+
+
+def format_info(info: dict[str, Any], all_groups: bool = False) -> str:
+    """``srzoo info`` as text that reads at 80 columns: the answer for --model
+    first, then versions, the usable backends in auto's order, and each
+    unusable backend group once with its fix (per engine the first two groups,
+    all of them with ``all_groups``)."""
+    lines: list[str] = []
+    auto = info.get("auto", {})
+    if auto.get("model"):
+        lines += _wrap(f"{auto['model']} runs on {auto['chosen']}: {auto['why']}", "", 80)
+        lines.append("")
+    lines.append(f"srzoo {info['srzoo']}, Python {info['python']}, numpy {info['numpy']}")
+    lines.append(f"platform: {info['platform']}")
+    caps = info.get("capabilities", {})
+    lines += _opencv_line(caps) if caps else [f"OpenCV {info['opencv']}"]
+    lines.append(f"cache: {info['cache_dir']}")
+    rows = info.get("backends") or []
+    usable = [r for r in rows if r["usable"]]
+    if usable:
+        order = [b.strip() for b in str(auto.get("static_order", "")).split(",") if b.strip()]
+        usable.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+        versions = caps.get("engines", {})
+        lines += ["", "usable backends (auto's order; * never picked by auto):"]
+        for r in usable:
+            ver = versions.get(r["engine"])
+            ver = ", ".join(f"{k} {v.split('-')[0]}" for k, v in ver.items()) if isinstance(ver, dict) else ""
+            mark = " " if r["name"] in order or r["engine"] == "interpolation" else "*"
+            lines.append(f"  {r['name'] + mark:24} {ver}"[:80].rstrip())
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if not r["usable"]:
+            groups.setdefault((r["engine"], r["reason"]), []).append(r["target"])
+    if groups:
+        lines += ["", "not usable here:"]
+        shown: dict[str, int] = {}
+        more: dict[str, list[str]] = {}
+        for (engine, reason), targets in groups.items():
+            shown[engine] = shown.get(engine, 0) + 1
+            if shown[engine] > 2 and not all_groups:
+                more.setdefault(engine, []).extend(targets)
+                continue
+            lines.append(f"  {engine}: {', '.join(targets)}")
+            lines += _wrap(reason, "      ", 80)
+        for engine, targets in more.items():
+            lines += _wrap(f"{engine}: also {', '.join(targets)} (srzoo info --all says why)", "  ", 80)
+    lines += ["", "auto:"]
+    for k in ("SRZOO_BACKEND", "trials", "static_order"):
+        if auto.get(k) not in (None, ""):
+            lines += _wrap(f"{k}: {auto[k]}", "  ", 80)
+    for r in auto.get("remembered", []):
+        lines += _wrap(f"remembered: {r['model']} x{r['scale']} {r['class']} threads={r['threads']}: "
+                       f"{r['backend']} ({r['times']})", "  ", 80)
+    return "\n".join(lines)
 
 
 def _auto_info(args: argparse.Namespace) -> dict[str, Any]:
@@ -357,6 +413,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "with omdb:ID, the whole OpenModelDB record")
     p.add_argument("name", nargs="?", metavar="omdb:ID", help="show this catalogue record")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="every unusable backend with its reason")
     p.add_argument("--model", help="also load this model and say which backend it runs on and why")
     p.add_argument("--scale", "-s", type=int, default=None, help="scale for --model (default 2)")
     p.add_argument("--backend", default="auto", help="backend for --model (default: %(default)s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,9 @@ def run(args: argparse.Namespace) -> int:
     """Upscale every input: one line per written file (stdout), one ``srzoo: error:
     FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
     from tqdm import tqdm
+
+    if args.verbose and not args.quiet and not os.environ.get("SRZOO_LOG"):
+        os.environ["SRZOO_LOG"] = "warning"  # -v: OpenCV's own warnings too (read by config)
 
     def report(r: FileResult) -> None:
         if r.error is not None:
@@ -179,6 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing but errors (no per-file lines, bar or summary)")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="with -q: print only the path of each written file (for scripts)")
+                   help="show OpenCV's own warnings (SRZOO_LOG=warning); with -q: print only the "
+                        "path of each written file (for scripts)")
     _add_batch_options(p)
     p.set_defaults(func=run)

@@ -516,32 +516,63 @@ def _probe_image(entry: "ModelEntry") -> np.ndarray:
     return img.astype(np.float32)
 
 
-def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[str],
-                input_name: str) -> tuple[float, str]:
-    """Largest |ONNX - cv2.dnn on the .pb| on the probe, in [0, 1] output units."""
+def has_tf_importer() -> bool:
+    """Can the installed OpenCV read TensorFlow graphs? (OpenCV 5.1 removed the importer.)"""
+    import cv2
+
+    return callable(getattr(cv2.dnn, "readNetFromTensorflow", None))
+
+
+def _reference_cv2(pb: Path, x: np.ndarray, outputs: list[str]) -> tuple[list[np.ndarray], str]:
+    """cv2.dnn on the .pb itself (the classic engine where OpenCV 5.0 has a choice)."""
     import cv2
 
     from ..engines.opencv import _register_superres_layers, quiet_opencv
 
-    x = _probe_image(entry)
     _register_superres_layers()
     classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
     kw: dict[str, Any] = {} if classic is None else {"engine": classic}
     with quiet_opencv():
         net = cv2.dnn.readNetFromTensorflow(str(pb), **kw)
-    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
-    ref = net.forward(outputs) if len(outputs) > 1 else [net.forward(outputs[0])]
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+        ref = net.forward(outputs) if len(outputs) > 1 else [net.forward(outputs[0])]
+    return list(ref), f"cv2.dnn {cv2.__version__} on the .pb"
+
+
+def _reference_numpy(pb: Path, x: np.ndarray, outputs: list[str],
+                     input_name: str) -> tuple[list[np.ndarray], str]:
+    """srzoo's NumPy evaluation of the GraphDef (TF semantics); the outputs of
+    these graphs are already NCHW (their own closing ``Transpose``)."""
+    from .graphdef_eval import evaluate
+
+    vals = evaluate(read_graphdef(Path(pb).read_bytes()), {input_name: x[None]}, outputs)
+    return vals, "srzoo's NumPy evaluation of the .pb (this OpenCV has no TensorFlow importer)"
+
+
+def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[str],
+                input_name: str) -> tuple[float, str]:
+    """Largest |ONNX - reference on the .pb| on the probe, in [0, 1] output units.
+
+    The reference is ``cv2.dnn`` on the ``.pb`` where this OpenCV still reads
+    TensorFlow graphs, else :mod:`srzoo.convert.graphdef_eval` (OpenCV 5.1 and
+    later): never the ONNX being checked.
+    """
+    x = _probe_image(entry)
+    if has_tf_importer():
+        ref, what = _reference_cv2(pb, x, outputs)
+    else:
+        ref, what = _reference_numpy(pb, x, outputs, input_name)
     got, used = _run_onnx(onnx_bytes, input_name, x[None], outputs)
     err = 0.0
     for r, g in zip(ref, got):
         if r.shape != g.shape and g.ndim == 4 and g.transpose(0, 3, 1, 2).shape == r.shape:
-            g = g.transpose(0, 3, 1, 2)  # an NHWC graph output: cv2.dnn gives every 4-D output NCHW
+            g = g.transpose(0, 3, 1, 2)  # an NHWC graph output: the reference gives NCHW
         if r.shape != g.shape:
-            raise GraphDefError(f"probe output shape {g.shape} differs from cv2.dnn's {r.shape}")
+            raise GraphDefError(f"probe output shape {g.shape} differs from the reference's {r.shape}")
         err = max(err, float(np.max(np.abs(r.astype(np.float64) - g))) / float(entry.io.range))
-    return err, f"cv2.dnn {cv2.__version__} on the .pb (run with {used})"
+    return err, f"{what} (ONNX run with {used})"
 
 
 def _run_onnx(onnx_bytes: bytes, input_name: str, x: np.ndarray,
@@ -602,10 +633,14 @@ class GraphDefToONNX:
             raise ConversionFailed(f"{source}: cannot convert {entry.name} x{entry.scale} to ONNX: "
                                    f"{e}") from None
         outs = info["outputs"]
-        err, against = probe_error(Path(source), onnx_bytes, entry, outs, info["input"])
+        try:
+            err, against = probe_error(Path(source), onnx_bytes, entry, outs, info["input"])
+        except GraphDefError as e:
+            raise ConversionFailed(f"{source}: cannot check the ONNX conversion of {entry.name} "
+                                   f"x{entry.scale}: {e}") from None
         if not err <= MAX_PROBE_ERROR:
             raise ConversionFailed(f"{source}: the ONNX conversion of {entry.name} x{entry.scale} "
-                                   f"differs from cv2.dnn by {err:.3g} (limit {MAX_PROBE_ERROR}); "
+                                   f"differs from {against} by {err:.3g} (limit {MAX_PROBE_ERROR}); "
                                    "please report it")
         tools = {"onnx": onnx.__version__}
         return Conversion(onnx=onnx_bytes, info=info, probe_error=err, checked_against=against,

@@ -1,12 +1,23 @@
 """OpenCV DNN engine: TensorFlow GraphDef (the dnn_superres models) and ONNX.
 
-Graphs are read with the classic DNN engine where this OpenCV has the choice
-(OpenCV 5's new engine cannot import the ``DepthToSpace`` of ESPCN/FSRCNN, and
-it runs on the CPU only). The ``DepthToSpace`` layer those graphs use is the one
-``cv2.dnn_superres`` registers, so a ``DnnSuperResImpl`` is created once before
-the first load. Pre- and post-processing are not done here but in
-:mod:`srzoo.pipeline`, from the manifest, to exactly what
+What this OpenCV can do is probed, never read off its version string
+(:func:`detect`): whether it still has the TensorFlow importer (4.x and 5.0
+do; 5.1 removed it), whether it has the classic DNN engine beside OpenCV 5's
+new one (5.0 does; 5.1 has only the new one, which runs on the CPU only), and
+which targets it offers. Without the TensorFlow importer this engine loads
+ONNX only, and the ``.pb`` models reach it through the ONNX that
+:mod:`srzoo.convert.graphdef` derives (:func:`srzoo.engines.plan`).
+
+Graphs are read with the classic engine where this OpenCV has the choice
+(OpenCV 5.0's new engine cannot import the ``DepthToSpace`` of ESPCN/FSRCNN,
+and it runs on the CPU only). The ``DepthToSpace`` layer the ``.pb`` graphs use
+is the one ``cv2.dnn_superres`` registers, so a ``DnnSuperResImpl`` is created
+once before the first ``.pb`` load. Pre- and post-processing are not done here
+but in :mod:`srzoo.pipeline`, from the manifest, to exactly what
 ``DnnSuperResImpl.upsample`` does for the four dnn_superres families.
+
+OpenCV's own log lines (``[ WARN:0@0.1] ...``) are silenced around every call
+srzoo makes (:func:`quiet_opencv`) unless ``SRZOO_LOG`` asks for them.
 
 Targets: ``cpu``, ``opencl``, ``opencl_fp16``, ``cuda``, ``cuda_fp16``.
 Detection asks OpenCV itself (``cv2.cuda.getCudaEnabledDeviceCount()``,
@@ -123,15 +134,26 @@ def _depth_to_space_crd_rewritten(path: Path) -> bytes | None:
     graph.node.extend(nodes)
     return model.SerializeToString()
 
+_CV_LEVELS = {"silent": "LOG_LEVEL_SILENT", "fatal": "LOG_LEVEL_FATAL", "error": "LOG_LEVEL_ERROR",
+              "warning": "LOG_LEVEL_WARNING", "info": "LOG_LEVEL_INFO", "debug": "LOG_LEVEL_DEBUG",
+              "verbose": "LOG_LEVEL_VERBOSE"}
+
+
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's log (e.g. import-time ERROR lines of engines that fall back)."""
+    """OpenCV's log level set to ``SRZOO_LOG`` (default: silent) for the
+    duration, and restored after: OpenCV's ``[ WARN...]`` lines about engines,
+    targets and fall-backs never reach the user's terminal unless asked for."""
+    from .. import config
+
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging is None:  # pragma: no cover - very old OpenCV
         yield
         return
+    want = getattr(logging, _CV_LEVELS[config.get("SRZOO_LOG")], None)
     old = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    if want is not None:
+        logging.setLogLevel(want)
     try:
         yield
     finally:
@@ -230,12 +252,21 @@ def detect() -> dict[str, Any]:
     Keys: ``opencv_version``, ``cuda_devices`` (int), ``cuda_dnn`` (the build
     has the CUDA DNN backend), ``cuda_build`` (built with CUDA at all),
     ``opencl`` (an OpenCL device is usable), ``opencl_device``,
-    ``dnn_targets`` (targets of the OpenCV DNN backend) and ``cuda_targets``.
+    ``dnn_targets`` (targets of the OpenCV DNN backend), ``cuda_targets``,
+    ``tf_importer`` (``cv2.dnn.readNetFromTensorflow`` exists: not on 5.1),
+    ``classic_engine`` (OpenCV 5's engine choice includes the classic engine)
+    and ``cpu_only_engine`` (this build has only OpenCV 5's new engine, which
+    ignores targets: 5.1).
     """
     ocl, ocl_dev = _opencl()
     cuda_t = _targets("DNN_BACKEND_CUDA")
+    classic = hasattr(cv2.dnn, "ENGINE_CLASSIC")
+    new_engine = any(hasattr(cv2.dnn, n) for n in ("ENGINE_NEW", "ENGINE_AUTO", "ENGINE_OPENCV"))
     return {
         "opencv_version": cv2.__version__,
+        "tf_importer": callable(getattr(cv2.dnn, "readNetFromTensorflow", None)),
+        "classic_engine": classic,
+        "cpu_only_engine": new_engine and not classic,
         "cuda_devices": _cuda_devices(),
         "cuda_build": _build_has(r"^\s*NVIDIA CUDA:\s*YES"),
         "cuda_dnn": bool(cuda_t),
@@ -251,6 +282,10 @@ def why_not(target: str, caps: dict[str, Any]) -> str:
     ver = caps.get("opencv_version", "?")
     if target == "cpu":
         return ""
+    if caps.get("cpu_only_engine"):
+        return (f"OpenCV {ver} has only its new DNN engine, which runs on the CPU only (it ignores "
+                "setPreferableTarget); use --backend cpu, or pip install 'srzoo[onnxruntime-gpu]' "
+                "or 'srzoo[openvino]' for a GPU")
     if target.startswith("cuda"):
         if not caps.get("cuda_dnn"):
             built = "is built with CUDA but without the CUDA DNN backend" if caps.get("cuda_build") \
@@ -309,7 +344,7 @@ class OpenCVRunner:
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         """Forward one NCHW float32 blob; returns one array per output name."""
-        with self._lock, cv2_threads(self.threads):
+        with self._lock, cv2_threads(self.threads), quiet_opencv():
             try:
                 self.net.setInput(blob, self.input_name or "")
                 if len(self._names) == 1:
@@ -326,11 +361,16 @@ class OpenCVEngine:
     """cv2.dnn: TensorFlow GraphDef and ONNX files; always installed."""
 
     name = "opencv"
-    formats = frozenset({"tf-graphdef", "onnx"})
     targets = ("cuda", "cuda_fp16", "opencl", "opencl_fp16", "cpu")
     extra = ""
     #: FP16 targets: never picked by ``auto`` (they change results by more than a grey level)
     fp16 = frozenset({"cuda_fp16", "opencl_fp16"})
+
+    @property
+    def formats(self) -> frozenset[str]:
+        """ONNX always; TensorFlow GraphDef only where this OpenCV still reads it
+        (elsewhere the ``.pb`` models run from their derived ONNX)."""
+        return frozenset({"tf-graphdef", "onnx"} if detect()["tf_importer"] else {"onnx"})
 
     def why_not(self, target: str) -> str:
         return why_not(target, detect())
@@ -406,8 +446,9 @@ class OpenCVEngine:
         names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
             bid, tid = dnn_ids(backend.target)
-            net.setPreferableBackend(bid)
-            net.setPreferableTarget(tid)
+            with quiet_opencv():  # OpenCV 5.1: "Targets are not supported by the new graph engine"
+                net.setPreferableBackend(bid)
+                net.setPreferableTarget(tid)
         except cv2.error as e:  # pragma: no cover - resolve() checked availability
             raise BackendUnavailable(f"backend {backend} refused by OpenCV: {_first_line(e)}") from None
         if backend.target.startswith("opencl"):
