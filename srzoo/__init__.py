@@ -27,6 +27,7 @@ _LAZY = {
     "fetch_dataset": "srzoo.api",
     "model_file": "srzoo.api",
     "convert_file": "srzoo.convert.files",
+    "export": "srzoo.exports",
     "inspect_file": "srzoo.convert.files",
     "add_manifest": "srzoo.registry",
     "Registry": "srzoo.registry",
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import backends, catalog, metrics
     from .api import fetch, fetch_dataset, get_model, list_models, model_file
     from .convert.files import convert_file, inspect_file
+    from .exports import export
     from .benchmark import bench
     from .cache import cache_dir
     from .registry import ModelEntry, Registry, add_manifest

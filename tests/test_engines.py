@@ -347,7 +347,9 @@ def test_banded_post_processing_equals_whole_image_arithmetic(models_env, shared
     # whole image, independently: YCrCb in the image's dtype, Y to the network,
     # chroma upscaled in the image's dtype, full-size merge
     ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
-    y = np.ascontiguousarray(ycc[:, :, 0]).astype(np.float32) * np.float32(1.0 / scale)
+    y0 = np.ascontiguousarray(ycc[:, :, 0])
+    # scaled as Mat::convertTo does (OpenCV 4.10's float path differs from numpy's by an ulp)
+    y = cv2.addWeighted(y0, 1.0 / scale, y0, 0.0, 0.0, dtype=cv2.CV_32F)
     Y = up.runner.run(y[None, None])[0][0, 0]
     H, W = Y.shape
     interp = cv2.INTER_LINEAR if dtype == np.float32 else cv2.INTER_LINEAR_EXACT

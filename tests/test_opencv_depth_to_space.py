@@ -52,14 +52,17 @@ def test_crd_pixel_shuffle_is_right_after_a_pb_was_loaded(models_env, mirror, tm
     monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
     img = rng.integers(0, 256, (20, 26, 3), dtype=np.uint8)
     srzoo.Upscaler("espcn", 2, backend="opencv:cpu")(img)  # a .pb: registers OpenCV's DepthToSpace
-    assert ocv._layers_registered
+    # (where this OpenCV still reads .pb files; 5.1 runs the derived ONNX instead)
+    assert ocv._layers_registered == ocv.tf_importer()
     out = srzoo.Upscaler("crd-standin", 2, backend="opencv:cpu")(img)
     assert np.abs(out.astype(int) - _reference(img, weights).astype(int)).max() <= 1
 
 
-def test_rewrite_leaves_other_graphs_alone(tmp_path):
+def test_rewrite_leaves_other_graphs_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(ocv.opencv_onnx, "depth_to_space_ok", lambda: True)
+    monkeypatch.setattr(ocv.opencv_onnx, "conv_kernel_shape_optional", lambda: True)
     _crd_model(tmp_path / "a.onnx", np.ones((12, 3), np.float32))
-    rewritten = onnx.load_from_string(ocv._depth_to_space_crd_rewritten(tmp_path / "a.onnx"))
+    rewritten = onnx.load_from_string(ocv.rewritten_for_opencv(tmp_path / "a.onnx"))
     modes = [helper.get_attribute_value(a) for n in rewritten.graph.node if n.op_type == "DepthToSpace"
              for a in n.attribute if a.name == "mode"]
     assert modes == [b"DCR"]
@@ -68,15 +71,51 @@ def test_rewrite_leaves_other_graphs_alone(tmp_path):
     m = onnx.load(str(tmp_path / "a.onnx"))
     m.graph.node[1].attribute[1].s = b"DCR"
     onnx.save(m, str(tmp_path / "b.onnx"))
-    assert ocv._depth_to_space_crd_rewritten(tmp_path / "b.onnx") is None
+    assert ocv.rewritten_for_opencv(tmp_path / "b.onnx") is None
 
 
-@pytest.mark.parametrize("mode", ["CRD"])
-def test_without_onnx_a_crd_graph_after_a_pb_is_refused(tmp_path, monkeypatch, mode):
-    import sys
+@pytest.mark.parametrize("mode", ["CRD", "DCR"])
+def test_conv_transpose_form_is_exact_at_every_size(tmp_path, mode):
+    """Where a build cannot run ONNX DepthToSpace at any size (OpenCV 4.10), it
+    becomes a one-hot ConvTranspose: checked here in whatever cv2 is installed,
+    at two sizes, against numpy's reshape/transpose definition of the op, with
+    kernel_shape left to the weights as ONNX allows (filled in for 4.10)."""
+    import cv2
 
-    _crd_model(tmp_path / "a.onnx", np.ones((12, 3), np.float32))
-    monkeypatch.setitem(sys.modules, "onnx", None)  # the onnx package not installed
+    from srzoo.engines import opencv_onnx
+
+    rng = np.random.default_rng(3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, None, None])
+    w = rng.uniform(-1, 1, (27, 3, 1, 1)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["f"]),
+                           helper.make_node("DepthToSpace", ["f"], ["y"], blocksize=3, mode=mode)],
+                          "d2s", [x], [y], initializer=[numpy_helper.from_array(w, "w")])
+    data = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    out = opencv_onnx.rewrite(data, crd_to_dcr=False, to_conv_transpose=True, kernel_shapes=True,
+                              refuse=lambda why: pytest.fail(why))
+    ops = [n.op_type for n in onnx.load_from_string(out).graph.node]
+    assert ops == ["Conv", "ConvTranspose"]
+    (tmp_path / "m.onnx").write_bytes(out)
+    net = cv2.dnn.readNetFromONNX(str(tmp_path / "m.onnx"))
+    for h, wd in ((5, 7), (8, 4)):
+        inp = rng.uniform(0, 1, (1, 3, h, wd)).astype(np.float32)
+        f = np.einsum("oc,nchw->nohw", w[:, :, 0, 0], inp)
+        if mode == "DCR":
+            ref = f.reshape(1, 3, 3, 3, h, wd).transpose(0, 3, 4, 1, 5, 2).reshape(1, 3, h * 3, wd * 3)
+        else:
+            ref = f.reshape(1, 3, 3, 3, h, wd).transpose(0, 1, 4, 2, 5, 3).reshape(1, 3, h * 3, wd * 3)
+        net.setInput(inp)
+        assert np.abs(net.forward() - ref).max() < 1e-5
+
+
+def test_unknown_channel_count_is_refused_where_a_rewrite_is_needed(tmp_path, monkeypatch):
+    # a DepthToSpace fed by a graph input of unknown channels: no rewrite possible
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, None, None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, None, None, None])
+    g = helper.make_graph([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")],
+                          "d2s", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "a.onnx"))
     monkeypatch.setattr(ocv, "_layers_registered", True)
-    with pytest.raises(srzoo.ModelLoadError, match=r"DepthToSpace in CRD mode.*pip install 'srzoo\[convert\]'"):
-        ocv._depth_to_space_crd_rewritten(tmp_path / "a.onnx")
+    with pytest.raises(srzoo.ModelLoadError, match=r"a.onnx: uses DepthToSpace.*channel count is unknown"):
+        ocv.rewritten_for_opencv(tmp_path / "a.onnx")

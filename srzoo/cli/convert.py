@@ -1,9 +1,11 @@
-"""``srzoo convert INPUT [-o OUT.onnx] [--arch A] [--scale S] [--manifest OUT.toml]`` and ``srzoo inspect FILE``."""
+"""``srzoo convert INPUT [-o OUT.onnx] [--arch A] [--scale S] [--manifest OUT.toml]``, ``srzoo inspect FILE``
+and ``srzoo export NAME -s S -o FILE.onnx`` / ``srzoo export --all-opencv -o DIR``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -51,7 +53,65 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """One line per written file; with --all-opencv one error line per model that
+    failed (the others are still written) and exit 1 if any did."""
+    import sys
+
+    from ..errors import SrzooError
+    from ..exports import export, opencv_families
+
+    if args.all_opencv:
+        if args.name or args.scale:
+            raise SrzooError("--all-opencv exports every dnn_superres model: give no NAME or --scale")
+        if not args.output:
+            raise SrzooError("--all-opencv needs -o DIR (the folder to write the files into)")
+        out = Path(args.output)
+        if out.exists() and not out.is_dir():
+            raise SrzooError(f"{out}: is not a folder; --all-opencv writes one file per model into -o DIR")
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [(e.name, e.scale) for e in opencv_families()]
+    elif not args.name:
+        raise SrzooError("name a model to export (srzoo export espcn -s 4 -o espcn_x4.onnx) "
+                         "or pass --all-opencv -o DIR")
+    else:
+        todo = [(args.name, args.scale)]
+        out = Path(args.output) if args.output else None
+    failed = 0
+    for name, scale in todo:
+        try:
+            done = export(name, scale, out, force=args.force, quiet=True if args.quiet else None)
+        except SrzooError as e:
+            if not args.all_opencv:
+                raise
+            failed += 1
+            print(f"srzoo: error: {name} x{scale}: {e}", file=sys.stderr, flush=True)
+            continue
+        how = f"setModel(\"{done.algorithm}\", {done.scale})" if done.algorithm else \
+            f"outputs {', '.join(done.outputs)}"
+        print(f"{done.path}  ({done.model} x{done.scale}, {done.source}; {how})", flush=True)
+    if failed:
+        print(f"srzoo: {failed} of {len(todo)} model(s) not exported", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="write the verified ONNX of a registry model (dnn_superres .pb "
+                                      "models for OpenCV 5.1)",
+                       description="Write the verified ONNX file of a registry model. For ESPCN, FSRCNN, "
+                                   "LapSRN and EDSR it is a drop-in for cv2.dnn_superres on OpenCV 5.1, "
+                                   "which no longer reads their .pb files: readModel(FILE); "
+                                   "setModel(ALGO, SCALE); upsample(img).")
+    e.add_argument("name", nargs="?", metavar="NAME")
+    e.add_argument("-s", "--scale", type=int, default=None, help="scale (default: the lowest the model has)")
+    e.add_argument("-o", "--output", metavar="FILE.onnx|DIR",
+                   help="output file or folder (default: the published name with .onnx, e.g. ESPCN_x4.onnx)")
+    e.add_argument("--all-opencv", action="store_true",
+                   help="every dnn_superres model and scale into -o DIR")
+    e.add_argument("--force", action="store_true", help="replace an existing output file")
+    e.add_argument("-q", "--quiet", action="store_true", help="no download progress bar")
+    e.set_defaults(func=cmd_export)
+
     p = sub.add_parser("convert", help="convert a .pth / .h5 / ncnn model file to verified ONNX",
                        description="Convert a PyTorch .pth, Keras .h5 or ncnn .param(+.bin) file to ONNX that "
                                    "cv2.dnn runs, checked against the source on a probe. Needs the convert "

@@ -516,24 +516,16 @@ def _probe_image(entry: "ModelEntry") -> np.ndarray:
     return img.astype(np.float32)
 
 
-def has_tf_importer() -> bool:
-    """Can the installed OpenCV read TensorFlow graphs? (OpenCV 5.1 removed the importer.)"""
-    import cv2
-
-    return callable(getattr(cv2.dnn, "readNetFromTensorflow", None))
-
-
 def _reference_cv2(pb: Path, x: np.ndarray, outputs: list[str]) -> tuple[list[np.ndarray], str]:
     """cv2.dnn on the .pb itself (the classic engine where OpenCV 5.0 has a choice)."""
     import cv2
 
-    from ..engines.opencv import _register_superres_layers, quiet_opencv
+    from ..engines.cvcompat import classic_kw, quiet_opencv
+    from ..engines.opencv import _register_superres_layers
 
     _register_superres_layers()
-    classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
-    kw: dict[str, Any] = {} if classic is None else {"engine": classic}
     with quiet_opencv():
-        net = cv2.dnn.readNetFromTensorflow(str(pb), **kw)
+        net = cv2.dnn.readNetFromTensorflow(str(pb), **classic_kw())
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
@@ -560,7 +552,9 @@ def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[
     later): never the ONNX being checked.
     """
     x = _probe_image(entry)
-    if has_tf_importer():
+    from ..engines.opencv import tf_importer
+
+    if tf_importer():
         ref, what = _reference_cv2(pb, x, outputs)
     else:
         ref, what = _reference_numpy(pb, x, outputs, input_name)
@@ -596,11 +590,23 @@ def _run_onnx(onnx_bytes: bytes, input_name: str, x: np.ndarray,
         return [res[compiled.output(o)] for o in outputs], f"openvino {ov.__version__}"
     except ImportError:
         pass
+    import tempfile
+
     import cv2
 
-    net = cv2.dnn.readNetFromONNX(onnx_bytes)  # type: ignore[call-overload]
-    net.setInput(x, input_name)
-    return list(net.forward(outputs)), f"cv2.dnn {cv2.__version__} (ONNX)"
+    from ..engines.cvcompat import classic_kw, quiet_opencv
+    from ..engines.opencv import rewritten_for_opencv
+
+    with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
+        path = Path(tmp) / "model.onnx"  # from a file: OpenCV 5.1 reads no ONNX buffer
+        path.write_bytes(onnx_bytes)
+        fixed = rewritten_for_opencv(path)  # what the opencv engine would load
+        if fixed is not None:
+            path.write_bytes(fixed)
+        with quiet_opencv():
+            net = cv2.dnn.readNetFromONNX(str(path), **classic_kw())
+            net.setInput(x, input_name)
+            return list(net.forward(outputs)), f"cv2.dnn {cv2.__version__} (ONNX)"
 
 
 class GraphDefToONNX:

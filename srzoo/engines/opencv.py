@@ -38,7 +38,9 @@ import cv2
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelLoadError, SrzooError
+from . import opencv_onnx
 from .base import input_spec, pick_outputs
+from .cvcompat import classic_kw, quiet_opencv
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends import ResolvedBackend
@@ -58,106 +60,21 @@ def _register_superres_layers() -> None:
                 _layers_registered = True
 
 
-def _depth_to_space_crd_rewritten(path: Path) -> bytes | None:
-    """The ONNX file with every ``DepthToSpace`` in ``CRD`` mode (torch's pixel
-    shuffle) written as a channel reorder into DCR order followed by a DCR
-    ``DepthToSpace``, or None when it has none.
-
-    Once ``cv2.dnn_superres`` has registered its ``DepthToSpace`` layer (which
-    the ``.pb`` models need), cv2.dnn computes every later ONNX ``DepthToSpace``
-    in DCR order, process-wide: a CRD graph would then give wrong pixels with no
-    error. DCR is computed right either way and the channel reorder is exact, so
-    the rewrite is applied whether or not the layer is registered yet. Needs the
-    ``onnx`` package and the channel count from shape inference; without them, a
-    CRD graph loaded after a ``.pb`` is refused rather than run wrong.
-    """
+def rewritten_for_opencv(path: Path) -> bytes | None:
+    """The ONNX file made right and loadable for this cv2.dnn
+    (:mod:`srzoo.engines.opencv_onnx`): CRD ``DepthToSpace`` reordered into DCR,
+    and every ``DepthToSpace`` a one-hot ``ConvTranspose`` where this build
+    cannot run it at any size; None when nothing needed changing."""
     data = path.read_bytes()
-    if b"DepthToSpace" not in data or b"CRD" not in data:
-        return None
 
     def refuse(why: str) -> None:
-        if _layers_registered:
-            raise ModelLoadError(f"{path}: uses DepthToSpace in CRD mode, which cv2.dnn computes wrongly "
-                                 f"after a dnn_superres .pb was loaded in this process, and {why}")
+        if _layers_registered or not d2s_ok:
+            raise ModelLoadError(f"{path}: uses DepthToSpace, which this cv2.dnn computes wrongly or "
+                                 f"not at every size, and {why}")
 
-    try:
-        import onnx
-        from onnx import helper, numpy_helper, shape_inference
-    except ImportError:
-        refuse("srzoo cannot rewrite it without the onnx package (pip install 'srzoo[convert]')")
-        return None
-    model = onnx.load_from_string(data)
-    graph = model.graph
-    try:
-        inferred = shape_inference.infer_shapes(model).graph
-    except Exception:  # noqa: BLE001 - an unusual graph: no channel counts then
-        inferred = graph
-    channels: dict[str, int] = {}
-    for vi in [*inferred.input, *inferred.value_info, *inferred.output]:
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) == 4 and dims[1].HasField("dim_value"):
-            channels[vi.name] = int(dims[1].dim_value)
-    nodes: list[Any] = []
-    changed = False
-    for i, n in enumerate(graph.node):
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        mode = attrs.get("mode", b"DCR")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
-        if n.op_type != "DepthToSpace" or mode != "CRD":
-            nodes.append(n)
-            continue
-        b = int(attrs["blocksize"])
-        cbb = channels.get(n.input[0])
-        if not cbb or cbb % (b * b):
-            refuse("its channel count is unknown, so srzoo cannot reorder it")
-            nodes.append(n)
-            continue
-        c = cbb // (b * b)
-        if c == 1:  # one output channel: CRD and DCR are the same order
-            nodes.append(n)
-            continue
-        # DCR input channel (i*b + j)*c + k must be CRD channel k*b*b + i*b + j
-        # (a one-hot 1x1 convolution: exact, and cv2.dnn's Gather mis-shapes this case)
-        perm = np.zeros((cbb, cbb, 1, 1), np.float32)
-        for q in range(b * b):
-            for k in range(c):
-                perm[q * c + k, k * b * b + q] = 1.0
-        w = f"_srzoo_d2s{i}_order"
-        graph.initializer.append(numpy_helper.from_array(perm, w))
-        nodes += [helper.make_node("Conv", [n.input[0], w], [f"_srzoo_d2s{i}_dcr"], kernel_shape=[1, 1]),
-                  helper.make_node("DepthToSpace", [f"_srzoo_d2s{i}_dcr"], list(n.output),
-                                   blocksize=b, mode="DCR")]
-        changed = True
-    if not changed:
-        return None
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model.SerializeToString()
-
-_CV_LEVELS = {"silent": "LOG_LEVEL_SILENT", "fatal": "LOG_LEVEL_FATAL", "error": "LOG_LEVEL_ERROR",
-              "warning": "LOG_LEVEL_WARNING", "info": "LOG_LEVEL_INFO", "debug": "LOG_LEVEL_DEBUG",
-              "verbose": "LOG_LEVEL_VERBOSE"}
-
-
-@contextlib.contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """OpenCV's log level set to ``SRZOO_LOG`` (default: silent) for the
-    duration, and restored after: OpenCV's ``[ WARN...]`` lines about engines,
-    targets and fall-backs never reach the user's terminal unless asked for."""
-    from .. import config
-
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:  # pragma: no cover - very old OpenCV
-        yield
-        return
-    want = getattr(logging, _CV_LEVELS[config.get("SRZOO_LOG")], None)
-    old = logging.getLogLevel()
-    if want is not None:
-        logging.setLogLevel(want)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(old)
+    d2s_ok = opencv_onnx.depth_to_space_ok()
+    return opencv_onnx.rewrite(data, crd_to_dcr=b"CRD" in data, to_conv_transpose=not d2s_ok,
+                               kernel_shapes=not opencv_onnx.conv_kernel_shape_optional(), refuse=refuse)
 
 
 def fetch_hint(entry: "ModelEntry") -> str:
@@ -245,6 +162,11 @@ def _target_name(tid: int) -> str:
     return str(tid)
 
 
+def tf_importer() -> bool:
+    """Can this OpenCV read TensorFlow graphs? (4.x and 5.0 can; 5.1 removed the importer.)"""
+    return callable(getattr(cv2.dnn, "readNetFromTensorflow", None))
+
+
 @functools.lru_cache(maxsize=1)
 def detect() -> dict[str, Any]:
     """What the installed OpenCV can run, as plain data.
@@ -264,7 +186,7 @@ def detect() -> dict[str, Any]:
     new_engine = any(hasattr(cv2.dnn, n) for n in ("ENGINE_NEW", "ENGINE_AUTO", "ENGINE_OPENCV"))
     return {
         "opencv_version": cv2.__version__,
-        "tf_importer": callable(getattr(cv2.dnn, "readNetFromTensorflow", None)),
+        "tf_importer": tf_importer(),
         "classic_engine": classic,
         "cpu_only_engine": new_engine and not classic,
         "cuda_devices": _cuda_devices(),
@@ -279,13 +201,18 @@ def detect() -> dict[str, Any]:
 
 def why_not(target: str, caps: dict[str, Any]) -> str:
     """Why ``opencv:<target>`` cannot run with capabilities ``caps`` ("" when it can)."""
-    ver = caps.get("opencv_version", "?")
     if target == "cpu":
         return ""
-    if caps.get("cpu_only_engine"):
-        return (f"OpenCV {ver} has only its new DNN engine, which runs on the CPU only (it ignores "
-                "setPreferableTarget); use --backend cpu, or pip install 'srzoo[onnxruntime-gpu]' "
-                "or 'srzoo[openvino]' for a GPU")
+    reason = _device_why_not(target, caps)
+    if not reason and caps.get("cpu_only_engine"):
+        reason = (f"OpenCV {caps.get('opencv_version', '?')} has only its new DNN engine, which runs "
+                  "on the CPU only (it ignores setPreferableTarget); use --backend cpu, or pip install "
+                  "'srzoo[onnxruntime-gpu]' or 'srzoo[openvino]' for a GPU")
+    return reason
+
+
+def _device_why_not(target: str, caps: dict[str, Any]) -> str:
+    ver = caps.get("opencv_version", "?")
     if target.startswith("cuda"):
         if not caps.get("cuda_dnn"):
             built = "is built with CUDA but without the CUDA DNN backend" if caps.get("cuda_build") \
@@ -370,7 +297,7 @@ class OpenCVEngine:
     def formats(self) -> frozenset[str]:
         """ONNX always; TensorFlow GraphDef only where this OpenCV still reads it
         (elsewhere the ``.pb`` models run from their derived ONNX)."""
-        return frozenset({"tf-graphdef", "onnx"} if detect()["tf_importer"] else {"onnx"})
+        return frozenset({"tf-graphdef", "onnx"} if tf_importer() else {"onnx"})
 
     def why_not(self, target: str) -> str:
         return why_not(target, detect())
@@ -394,13 +321,12 @@ class OpenCVEngine:
         return True
 
     def _read(self, entry: "ModelEntry", path: Path, backend: "ResolvedBackend") -> Any:
-        classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
-        kw: dict[str, Any] = {} if classic is None else {"engine": classic}
+        kw = classic_kw()
         if entry.format == "tf-graphdef":
             _register_superres_layers()
             return cv2.dnn.readNetFromTensorflow(str(path), **kw)
         if entry.format == "onnx":
-            rewritten = _depth_to_space_crd_rewritten(path)
+            rewritten = rewritten_for_opencv(path)
             if rewritten is None:
                 return self._read_onnx(str(path), kw, backend)
             # from a file: readNetFromONNX ignores `engine` for an in-memory buffer

@@ -1,0 +1,216 @@
+"""ONNX graphs made loadable, and right, in the installed ``cv2.dnn``.
+
+Two known problems with ``DepthToSpace`` (pixel shuffle), both handled by
+rewriting the graph before OpenCV reads it, never by version checks:
+
+* Once ``cv2.dnn_superres`` has registered its own ``DepthToSpace`` layer
+  (which the ``.pb`` models need), cv2.dnn computes every later ONNX
+  ``DepthToSpace`` in DCR order, process-wide: a CRD graph (torch's
+  ``pixel_shuffle``) would give wrong pixels with no error. CRD nodes become a
+  one-hot 1x1 channel reorder followed by a DCR ``DepthToSpace`` (exact).
+* Some builds (OpenCV 4.10) import ONNX ``DepthToSpace`` as reshapes of the
+  first input's size and fail on any other size. :func:`depth_to_space_ok`
+  probes that once per process on a tiny graph at two sizes; where it fails,
+  every ``DepthToSpace`` becomes a stride-``b`` ``ConvTranspose`` with a
+  one-hot kernel (exact, any size).
+
+Both need the channel count of the node's input, from ONNX shape inference.
+
+And one about convolutions: ONNX makes ``kernel_shape`` optional (it is the
+weights' shape), but some builds (OpenCV 4.10) refuse a ``Conv`` without it;
+where :func:`conv_kernel_shape_optional` finds that, it is filled in from the
+weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _tiny_depth_to_space(mode: str) -> bytes:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, "h2", "w2"])
+    g = helper.make_graph([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)],
+                          "d2s", [x], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def _numpy_depth_to_space(x: np.ndarray, b: int, mode: str) -> np.ndarray:
+    n, cbb, h, w = x.shape
+    c = cbb // (b * b)
+    if mode == "DCR":
+        t = x.reshape(n, b, b, c, h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(n, c, b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return t.reshape(n, c, h * b, w * b)
+
+
+@functools.lru_cache(maxsize=1)
+def depth_to_space_ok() -> bool:
+    """Does this cv2.dnn run an ONNX DCR ``DepthToSpace`` right at a size other
+    than the first one it saw? (False on OpenCV 4.10.)"""
+    import cv2
+
+    from .cvcompat import classic_kw, quiet_opencv
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
+            p = Path(tmp) / "d2s.onnx"
+            p.write_bytes(_tiny_depth_to_space("DCR"))
+            with quiet_opencv():
+                net = cv2.dnn.readNetFromONNX(str(p), **classic_kw())
+                for h, w in ((3, 5), (4, 7)):
+                    x = np.arange(8 * h * w, dtype=np.float32).reshape(1, 8, h, w)
+                    net.setInput(x)
+                    if not np.array_equal(net.forward(), _numpy_depth_to_space(x, 2, "DCR")):
+                        return False
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable as it is"
+        return False
+
+
+def _tiny_conv_without_kernel_shape() -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(3, 2, 1, 1), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "conv", [x], [y], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+@functools.lru_cache(maxsize=1)
+def conv_kernel_shape_optional() -> bool:
+    """Does this cv2.dnn load a ``Conv`` whose ``kernel_shape`` is left to the
+    weights, as ONNX allows? (False on OpenCV 4.10.)"""
+    import cv2
+
+    from .cvcompat import classic_kw, quiet_opencv
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
+            p = Path(tmp) / "conv.onnx"
+            p.write_bytes(_tiny_conv_without_kernel_shape())
+            with quiet_opencv():
+                net = cv2.dnn.readNetFromONNX(str(p), **classic_kw())
+                x = np.ones((1, 2, 3, 4), np.float32)
+                net.setInput(x)
+                want = np.arange(6, dtype=np.float32).reshape(3, 2).sum(1).reshape(1, 3, 1, 1)
+                return bool(np.array_equal(net.forward(), np.broadcast_to(want, (1, 3, 3, 4))))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _fill_kernel_shapes(model: Any) -> bool:
+    """Add ``kernel_shape`` (from the initializer weights) to every Conv and
+    ConvTranspose without one; True when something changed."""
+    from onnx import helper
+
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    changed = False
+    for n in model.graph.node:
+        if n.op_type not in ("Conv", "ConvTranspose") or len(n.input) < 2:
+            continue
+        if any(a.name == "kernel_shape" for a in n.attribute) or n.input[1] not in weights:
+            continue
+        dims = weights[n.input[1]]
+        if len(dims) >= 3:
+            n.attribute.append(helper.make_attribute("kernel_shape", [int(d) for d in dims[2:]]))
+            changed = True
+    return changed
+
+
+def _channels(model: Any) -> dict[str, int]:
+    from onnx import shape_inference
+
+    try:
+        inferred = shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - an unusual graph: no channel counts then
+        inferred = model.graph
+    out: dict[str, int] = {}
+    for vi in [*inferred.input, *inferred.value_info, *inferred.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            out[vi.name] = int(dims[1].dim_value)
+    return out
+
+
+def rewrite(data: bytes, *, crd_to_dcr: bool, to_conv_transpose: bool, kernel_shapes: bool = False,
+            refuse: Callable[[str], None]) -> bytes | None:
+    """``data`` with its ``DepthToSpace`` nodes rewritten and (``kernel_shapes``)
+    missing convolution kernel shapes filled in (see the module docstring), or
+    None when nothing needed rewriting. ``refuse(why)`` is called for a node
+    that needs a rewrite srzoo cannot make (unknown channel count); it raises or
+    returns (the node is then left as it is)."""
+    d2s = b"DepthToSpace" in data and (crd_to_dcr or to_conv_transpose)
+    if not d2s and not (kernel_shapes and b"Conv" in data):
+        return None
+    from onnx import helper, load_from_string, numpy_helper
+
+    model = load_from_string(data)
+    graph = model.graph
+    changed = _fill_kernel_shapes(model) if kernel_shapes else False
+    channels = _channels(model) if d2s else {}
+    nodes: list[Any] = []
+    for i, n in enumerate(graph.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        mode = attrs.get("mode", b"DCR")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if n.op_type != "DepthToSpace" or not (to_conv_transpose or (crd_to_dcr and mode == "CRD")):
+            nodes.append(n)
+            continue
+        b = int(attrs["blocksize"])
+        cbb = channels.get(n.input[0])
+        if not cbb or cbb % (b * b):
+            refuse("its channel count is unknown, so srzoo cannot rewrite it")
+            nodes.append(n)
+            continue
+        c = cbb // (b * b)
+        if to_conv_transpose:
+            # output (k, i, j) of each block takes DCR channel (i*b + j)*c + k, CRD k*b*b + i*b + j
+            w = np.zeros((cbb, c, b, b), np.float32)
+            for k in range(c):
+                for p in range(b):
+                    for q in range(b):
+                        src = (p * b + q) * c + k if mode == "DCR" else k * b * b + p * b + q
+                        w[src, k, p, q] = 1.0
+            name = f"_srzoo_d2s{i}_kernel"
+            graph.initializer.append(numpy_helper.from_array(w, name))
+            nodes.append(helper.make_node("ConvTranspose", [n.input[0], name], list(n.output),
+                                          kernel_shape=[b, b], strides=[b, b]))
+            changed = True
+            continue
+        if c == 1:  # one output channel: CRD and DCR are the same order
+            nodes.append(n)
+            continue
+        # DCR input channel (i*b + j)*c + k must be CRD channel k*b*b + i*b + j
+        # (a one-hot 1x1 convolution: exact, and cv2.dnn's Gather mis-shapes this case)
+        perm = np.zeros((cbb, cbb, 1, 1), np.float32)
+        for q in range(b * b):
+            for k in range(c):
+                perm[q * c + k, k * b * b + q] = 1.0
+        w_name = f"_srzoo_d2s{i}_order"
+        graph.initializer.append(numpy_helper.from_array(perm, w_name))
+        nodes += [helper.make_node("Conv", [n.input[0], w_name], [f"_srzoo_d2s{i}_dcr"], kernel_shape=[1, 1]),
+                  helper.make_node("DepthToSpace", [f"_srzoo_d2s{i}_dcr"], list(n.output),
+                                   blocksize=b, mode="DCR")]
+        changed = True
+    if not changed:
+        return None
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString()
+
+
+__all__ = ["conv_kernel_shape_optional", "depth_to_space_ok", "rewrite"]
