@@ -20,6 +20,10 @@ import numpy as np
 OPSET = 17
 PRODUCER = "srzoo"
 
+#: elementwise operators that cv2.dnn 4.x imports as one ``NaryEltwise`` layer
+#: when two or more of their inputs are computed tensors (not initializers)
+_NARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "Pow"})
+
 
 def _onnx() -> Any:
     try:
@@ -43,6 +47,11 @@ class Graph:
         self.params = 0
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
+        self.consts: set[str] = set()
+        # tensors computed through an _NARY op on two computed tensors (see cat), and
+        # the same-valued Max(x, x) already emitted for other tensors
+        self.nary: set[str] = set()
+        self._as_nary: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------
     def _id(self, kind: str) -> str:
@@ -54,6 +63,7 @@ class Graph:
         if arr.dtype.kind == "f":
             arr = arr.astype(np.float32)
         name = self._id(kind)
+        self.consts.add(name)
         self.inits.append(self.onnx.numpy_helper.from_array(arr, name))
         if count:
             self.params += int(arr.size)
@@ -62,6 +72,9 @@ class Graph:
     def node(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
         out = self._id(op.lower())
         self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        computed = [i for i in inputs if i and i not in self.consts]
+        if any(i in self.nary for i in computed) or (op in _NARY and len(computed) >= 2):
+            self.nary.add(out)
         return out
 
     def input(self, channels: int, name: str = "input") -> str:
@@ -124,7 +137,28 @@ class Graph:
         return x
 
     def cat(self, xs: Sequence[str]) -> str:
-        return self.node("Concat", list(xs), axis=1)
+        """Concatenate on channels.
+
+        cv2.dnn 4.x infers every shape once while importing, with each symbolic
+        dimension (``height``, ``width``) taken as 0; its ``NaryEltwise`` layer
+        (an Add, Mul, ... of two computed tensors) reports such a dimension as 1
+        (its broadcast starts from 1), every other layer keeps 0. A Concat that
+        joins a tensor computed through such an op with one that was not (CARN's
+        and RFDN's residual branches next to a plain convolution) then sees
+        ``[1, C, 1, 1]`` beside ``[1, C, 0, 0]`` and the import fails with
+        "Inconsistent shape for ConcatLayer". Here the latter inputs go through
+        ``Max(x, x)`` (exactly x, once per tensor), so every input of the Concat
+        has come through an NaryEltwise; graphs without such a mix are unchanged.
+        """
+        xs = list(xs)
+        if any(x in self.nary for x in xs):
+            xs = [x if x in self.nary else self._through_nary(x) for x in xs]
+        return self.node("Concat", xs, axis=1)
+
+    def _through_nary(self, x: str) -> str:
+        if x not in self._as_nary:
+            self._as_nary[x] = self.node("Max", [x, x])
+        return self._as_nary[x]
 
     def pixel_shuffle(self, x: str, r: int, mode: str = "CRD", channels: int | None = None) -> str:
         """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``).
