@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 OPSET = 17
+#: the opset of graphs that use :meth:`Graph.resize_bilinear_like` (see there)
+OPSET_RESIZE_LIKE = 12
 PRODUCER = "srzoo"
 
 #: elementwise operators that cv2.dnn 4.x imports as one ``NaryEltwise`` layer
@@ -38,9 +40,10 @@ def _onnx() -> Any:
 class Graph:
     """An ONNX graph under construction; values are tensor names (str)."""
 
-    def __init__(self, name: str = "srzoo") -> None:
+    def __init__(self, name: str = "srzoo", opset: int = OPSET) -> None:
         self.onnx = _onnx()
         self.name = name
+        self.opset = int(opset)
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self.n = 0
@@ -69,6 +72,17 @@ class Graph:
             self.params += int(arr.size)
         return name
 
+    def const_node(self, value: Any) -> str:
+        """A ``Constant`` node (not an initializer), for patterns that importers match node by node."""
+        arr = np.array(value)  # (np.ascontiguousarray would make a 0-d index 1-d)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        name = self._id("const")
+        tensor = self.onnx.numpy_helper.from_array(arr, name + "_value")
+        self.nodes.append(self.onnx.helper.make_node("Constant", [], [name], name=name, value=tensor))
+        self.consts.add(name)
+        return name
+
     def node(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
         out = self._id(op.lower())
         self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=out, **attrs))
@@ -89,7 +103,7 @@ class Graph:
         t = self.onnx.TensorProto.FLOAT
         self.outputs.append(h.make_tensor_value_info(name, t, [1, channels, "out_height", "out_width"]))
         graph = h.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
-        model = h.make_model(graph, producer_name=PRODUCER, opset_imports=[h.make_opsetid("", OPSET)])
+        model = h.make_model(graph, producer_name=PRODUCER, opset_imports=[h.make_opsetid("", self.opset)])
         model.ir_version = 8
         self.onnx.checker.check_model(model)
         return model.SerializeToString()
@@ -203,27 +217,58 @@ class Graph:
         ins = [x, self.const(w, "unshuffle")]
         return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
 
+    def _roi(self) -> str:
+        """Resize's unused ``roi``: may be left out from opset 13 on, an empty tensor before."""
+        return "" if self.opset >= 13 else self.const(np.zeros(0, np.float32), "roi")
+
     def up_nearest(self, x: str, r: int) -> str:
         scales = self.const(np.array([1, 1, r, r], np.float32), "scales")
-        return self.node("Resize", [x, "", scales], mode="nearest",
+        return self.node("Resize", [x, self._roi(), scales], mode="nearest",
                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
     def resize(self, x: str, s: float, mode: str) -> str:
         """Resize by ``s`` (``linear`` or ``cubic``, a=-0.75, half-pixel: PyTorch/ncnn conventions)."""
         scales = self.const(np.array([1, 1, s, s], np.float32), "scales")
         extra = {"cubic_coeff_a": -0.75} if mode == "cubic" else {}
-        return self.node("Resize", [x, "", scales], mode=mode, coordinate_transformation_mode="half_pixel",
-                         **extra)
+        return self.node("Resize", [x, self._roi(), scales], mode=mode,
+                         coordinate_transformation_mode="half_pixel", **extra)
 
     def maxpool(self, x: str, k: int, stride: int) -> str:
         return self.node("MaxPool", [x], kernel_shape=[k, k], strides=[stride, stride])
 
     def resize_bilinear_like(self, x: str, ref: str) -> str:
-        """Bilinear resize of ``x`` to the height and width of ``ref`` (align_corners=False)."""
-        shape_x = self.node("Shape", [x], start=0, end=2)
-        shape_r = self.node("Shape", [ref], start=2, end=4)
-        sizes = self.node("Concat", [shape_x, shape_r], axis=0)
-        return self.node("Resize", [x, "", "", sizes], mode="linear",
+        """Bilinear resize of ``x`` to the height and width of ``ref`` (align_corners=False).
+
+        cv2.dnn 4.x computes no shapes at run time: it folds ``Shape`` while
+        importing, and refuses to when the height and width are symbolic, so a
+        plain ``Shape -> Concat -> Resize(sizes)`` cannot load there. What it does
+        run is the subgraph torch.onnx (opset 11/12) writes for
+        ``F.interpolate(x, size=ref.shape[2:])``, which its importer matches node
+        for node (``ResizeSubgraph3``) and replaces by one resize to ``ref``'s
+        size. That is what is emitted here: ``Shape``, ``Gather`` of a Constant
+        index and ``Unsqueeze`` (``axes`` an attribute) for each of height and
+        width, ``Concat``, ``Cast``, then the first two dimensions of ``x``'s
+        shape and ``Resize`` with Constant empty roi and scales. ``Unsqueeze``
+        takes ``axes`` as an input from opset 13 on, which the pattern does not
+        match, hence a graph using this is opset :data:`OPSET_RESIZE_LIKE`
+        (:attr:`srzoo.convert.arch.Arch.opset`). Every runtime computes the
+        same sizes from it.
+        """
+        if self.opset > OPSET_RESIZE_LIKE:
+            raise ValueError(f"resize_bilinear_like needs a graph of opset {OPSET_RESIZE_LIKE} "
+                             f"(Arch.opset), not {self.opset}")
+        hw = []
+        for axis in (2, 3):
+            index = self.const_node(np.array(axis, np.int64))
+            dim = self.node("Gather", [self.node("Shape", [ref]), index], axis=0)
+            hw.append(self.node("Unsqueeze", [dim], axes=[0]))
+        hw_ = self.node("Cast", [self.node("Concat", hw, axis=0)], to=self.onnx.TensorProto.INT64)
+        nc = self.node("Slice", [self.node("Shape", [x]), self.const_node(np.array([0], np.int64)),
+                                 self.const_node(np.array([2], np.int64)), self.const_node(np.array([0], np.int64))])
+        sizes = self.node("Concat", [nc, hw_], axis=0)
+        roi = self.const_node(np.zeros(0, np.float32))
+        scales = self.const_node(np.zeros(0, np.float32))
+        return self.node("Resize", [x, roi, scales, sizes], mode="linear",
                          coordinate_transformation_mode="half_pixel")
 
 
@@ -253,4 +298,4 @@ def probe(channels: int, size: int = 32, seed: int = 0) -> np.ndarray:
     return np.clip(base + 0.1 * rng.standard_normal((channels, size, size)), 0, 1)[None].astype(np.float32)
 
 
-__all__ = ["Graph", "OPSET", "probe", "run_cv2"]
+__all__ = ["Graph", "OPSET", "OPSET_RESIZE_LIKE", "probe", "run_cv2"]
