@@ -16,7 +16,7 @@ class VerificationFailed(SrzooError):
 
 
 def build(forward: Any, sd: Any, arch: Any, name: str) -> tuple[bytes, int]:
-    g = Graph(name)
+    g = Graph(name, opset=getattr(arch, "opset", OPSET))
     x = g.input(arch.in_channels)
     y = forward(g, sd, arch, x)
     return g.finish(y, arch.out_channels), g.params
@@ -61,7 +61,7 @@ def convert_arch(sd: Mapping[str, np.ndarray], arch: Any, what: str, *, tol: flo
     def ref(x: np.ndarray) -> np.ndarray:
         return ops.output(arch.forward(ops, sd, arch, ops.input(x)))
     err = compare(onnx_bytes, ref, arch.in_channels, size=size, tol=tol, what=what)
-    facts = {"opset": OPSET, "arch": arch.name, "scale": arch.scale, "params": params,
+    facts = {"opset": getattr(arch, "opset", OPSET), "arch": arch.name, "scale": arch.scale, "params": params,
              "color": arch.color, "pre_upsample": arch.pre_upsample,
              **{k: v for k, v in arch.params.items() if not k.startswith("_")}, **(info or {})}
     return Conversion(onnx=onnx_bytes, info=facts, probe_error=err,

@@ -18,7 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 
 OPSET = 17
+#: the opset of graphs that use :meth:`Graph.resize_bilinear_like` (see there)
+OPSET_RESIZE_LIKE = 12
 PRODUCER = "srzoo"
+
+#: elementwise operators that cv2.dnn 4.x imports as one ``NaryEltwise`` layer
+#: when two or more of their inputs are computed tensors (not initializers)
+_NARY = frozenset({"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "Pow"})
 
 
 def _onnx() -> Any:
@@ -34,15 +40,21 @@ def _onnx() -> Any:
 class Graph:
     """An ONNX graph under construction; values are tensor names (str)."""
 
-    def __init__(self, name: str = "srzoo") -> None:
+    def __init__(self, name: str = "srzoo", opset: int = OPSET) -> None:
         self.onnx = _onnx()
         self.name = name
+        self.opset = int(opset)
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self.n = 0
         self.params = 0
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
+        self.consts: set[str] = set()
+        # tensors computed through an _NARY op on two computed tensors (see cat), and
+        # the same-valued Max(x, x) already emitted for other tensors
+        self.nary: set[str] = set()
+        self._as_nary: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------
     def _id(self, kind: str) -> str:
@@ -54,14 +66,29 @@ class Graph:
         if arr.dtype.kind == "f":
             arr = arr.astype(np.float32)
         name = self._id(kind)
+        self.consts.add(name)
         self.inits.append(self.onnx.numpy_helper.from_array(arr, name))
         if count:
             self.params += int(arr.size)
         return name
 
+    def const_node(self, value: Any) -> str:
+        """A ``Constant`` node (not an initializer), for patterns that importers match node by node."""
+        arr = np.array(value)  # (np.ascontiguousarray would make a 0-d index 1-d)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        name = self._id("const")
+        tensor = self.onnx.numpy_helper.from_array(arr, name + "_value")
+        self.nodes.append(self.onnx.helper.make_node("Constant", [], [name], name=name, value=tensor))
+        self.consts.add(name)
+        return name
+
     def node(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
         out = self._id(op.lower())
         self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        computed = [i for i in inputs if i and i not in self.consts]
+        if any(i in self.nary for i in computed) or (op in _NARY and len(computed) >= 2):
+            self.nary.add(out)
         return out
 
     def input(self, channels: int, name: str = "input") -> str:
@@ -76,7 +103,7 @@ class Graph:
         t = self.onnx.TensorProto.FLOAT
         self.outputs.append(h.make_tensor_value_info(name, t, [1, channels, "out_height", "out_width"]))
         graph = h.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
-        model = h.make_model(graph, producer_name=PRODUCER, opset_imports=[h.make_opsetid("", OPSET)])
+        model = h.make_model(graph, producer_name=PRODUCER, opset_imports=[h.make_opsetid("", self.opset)])
         model.ir_version = 8
         self.onnx.checker.check_model(model)
         return model.SerializeToString()
@@ -124,7 +151,28 @@ class Graph:
         return x
 
     def cat(self, xs: Sequence[str]) -> str:
-        return self.node("Concat", list(xs), axis=1)
+        """Concatenate on channels.
+
+        cv2.dnn 4.x infers every shape once while importing, with each symbolic
+        dimension (``height``, ``width``) taken as 0; its ``NaryEltwise`` layer
+        (an Add, Mul, ... of two computed tensors) reports such a dimension as 1
+        (its broadcast starts from 1), every other layer keeps 0. A Concat that
+        joins a tensor computed through such an op with one that was not (CARN's
+        and RFDN's residual branches next to a plain convolution) then sees
+        ``[1, C, 1, 1]`` beside ``[1, C, 0, 0]`` and the import fails with
+        "Inconsistent shape for ConcatLayer". Here the latter inputs go through
+        ``Max(x, x)`` (exactly x, once per tensor), so every input of the Concat
+        has come through an NaryEltwise; graphs without such a mix are unchanged.
+        """
+        xs = list(xs)
+        if any(x in self.nary for x in xs):
+            xs = [x if x in self.nary else self._through_nary(x) for x in xs]
+        return self.node("Concat", xs, axis=1)
+
+    def _through_nary(self, x: str) -> str:
+        if x not in self._as_nary:
+            self._as_nary[x] = self.node("Max", [x, x])
+        return self._as_nary[x]
 
     def pixel_shuffle(self, x: str, r: int, mode: str = "CRD", channels: int | None = None) -> str:
         """torch's pixel_shuffle (``CRD``) or TensorFlow's depth_to_space (``DCR``).
@@ -169,27 +217,58 @@ class Graph:
         ins = [x, self.const(w, "unshuffle")]
         return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
 
+    def _roi(self) -> str:
+        """Resize's unused ``roi``: may be left out from opset 13 on, an empty tensor before."""
+        return "" if self.opset >= 13 else self.const(np.zeros(0, np.float32), "roi")
+
     def up_nearest(self, x: str, r: int) -> str:
         scales = self.const(np.array([1, 1, r, r], np.float32), "scales")
-        return self.node("Resize", [x, "", scales], mode="nearest",
+        return self.node("Resize", [x, self._roi(), scales], mode="nearest",
                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
     def resize(self, x: str, s: float, mode: str) -> str:
         """Resize by ``s`` (``linear`` or ``cubic``, a=-0.75, half-pixel: PyTorch/ncnn conventions)."""
         scales = self.const(np.array([1, 1, s, s], np.float32), "scales")
         extra = {"cubic_coeff_a": -0.75} if mode == "cubic" else {}
-        return self.node("Resize", [x, "", scales], mode=mode, coordinate_transformation_mode="half_pixel",
-                         **extra)
+        return self.node("Resize", [x, self._roi(), scales], mode=mode,
+                         coordinate_transformation_mode="half_pixel", **extra)
 
     def maxpool(self, x: str, k: int, stride: int) -> str:
         return self.node("MaxPool", [x], kernel_shape=[k, k], strides=[stride, stride])
 
     def resize_bilinear_like(self, x: str, ref: str) -> str:
-        """Bilinear resize of ``x`` to the height and width of ``ref`` (align_corners=False)."""
-        shape_x = self.node("Shape", [x], start=0, end=2)
-        shape_r = self.node("Shape", [ref], start=2, end=4)
-        sizes = self.node("Concat", [shape_x, shape_r], axis=0)
-        return self.node("Resize", [x, "", "", sizes], mode="linear",
+        """Bilinear resize of ``x`` to the height and width of ``ref`` (align_corners=False).
+
+        cv2.dnn 4.x computes no shapes at run time: it folds ``Shape`` while
+        importing, and refuses to when the height and width are symbolic, so a
+        plain ``Shape -> Concat -> Resize(sizes)`` cannot load there. What it does
+        run is the subgraph torch.onnx (opset 11/12) writes for
+        ``F.interpolate(x, size=ref.shape[2:])``, which its importer matches node
+        for node (``ResizeSubgraph3``) and replaces by one resize to ``ref``'s
+        size. That is what is emitted here: ``Shape``, ``Gather`` of a Constant
+        index and ``Unsqueeze`` (``axes`` an attribute) for each of height and
+        width, ``Concat``, ``Cast``, then the first two dimensions of ``x``'s
+        shape and ``Resize`` with Constant empty roi and scales. ``Unsqueeze``
+        takes ``axes`` as an input from opset 13 on, which the pattern does not
+        match, hence a graph using this is opset :data:`OPSET_RESIZE_LIKE`
+        (:attr:`srzoo.convert.arch.Arch.opset`). Every runtime computes the
+        same sizes from it.
+        """
+        if self.opset > OPSET_RESIZE_LIKE:
+            raise ValueError(f"resize_bilinear_like needs a graph of opset {OPSET_RESIZE_LIKE} "
+                             f"(Arch.opset), not {self.opset}")
+        hw = []
+        for axis in (2, 3):
+            index = self.const_node(np.array(axis, np.int64))
+            dim = self.node("Gather", [self.node("Shape", [ref]), index], axis=0)
+            hw.append(self.node("Unsqueeze", [dim], axes=[0]))
+        hw_ = self.node("Cast", [self.node("Concat", hw, axis=0)], to=self.onnx.TensorProto.INT64)
+        nc = self.node("Slice", [self.node("Shape", [x]), self.const_node(np.array([0], np.int64)),
+                                 self.const_node(np.array([2], np.int64)), self.const_node(np.array([0], np.int64))])
+        sizes = self.node("Concat", [nc, hw_], axis=0)
+        roi = self.const_node(np.zeros(0, np.float32))
+        scales = self.const_node(np.zeros(0, np.float32))
+        return self.node("Resize", [x, roi, scales, sizes], mode="linear",
                          coordinate_transformation_mode="half_pixel")
 
 
@@ -219,4 +298,4 @@ def probe(channels: int, size: int = 32, seed: int = 0) -> np.ndarray:
     return np.clip(base + 0.1 * rng.standard_normal((channels, size, size)), 0, 1)[None].astype(np.float32)
 
 
-__all__ = ["Graph", "OPSET", "probe", "run_cv2"]
+__all__ = ["Graph", "OPSET", "OPSET_RESIZE_LIKE", "probe", "run_cv2"]

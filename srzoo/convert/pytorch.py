@@ -19,7 +19,7 @@ from .torchload import load_state_dict
 
 class TorchToONNX:
     name = "pytorch-onnx"
-    version = "2"
+    version = "3"  # 3: CARN-M and RFDN graphs that cv2.dnn 4.x imports (onnxbuild.Graph.cat, resize_bilinear_like)
     source_formats = frozenset({"pytorch-pth"})
 
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...errors import SrzooError
+from ..onnxbuild import OPSET
 
 #: modules tried in order; the first whose detect() answers wins
 MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr"]
@@ -33,6 +34,7 @@ class Arch:
     params: dict[str, Any] = field(default_factory=dict)
     forward: Callable[..., Any] | None = None
     scales: tuple[int, ...] = ()  # every scale the checkpoint offers (CARN-M: 2, 3, 4)
+    opset: int = OPSET            # of the emitted graph (onnxbuild.OPSET_RESIZE_LIKE where it needs that)
 
     def describe(self) -> str:
         extra = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))

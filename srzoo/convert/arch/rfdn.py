@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..onnxbuild import OPSET_RESIZE_LIKE
 from . import Arch, weight
 
 SLOPE = 0.05
@@ -27,7 +28,8 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     up = int(round(math.sqrt(sd["upsampler.0.weight"].shape[0] / cin)))
     if up * up * cin != sd["upsampler.0.weight"].shape[0]:
         return None
-    return Arch("rfdn", up, in_channels=cin, out_channels=cin, min_size=16,
+    # ESA resizes to its input's size (resize_bilinear_like): opset 12, see there
+    return Arch("rfdn", up, in_channels=cin, out_channels=cin, min_size=16, opset=OPSET_RESIZE_LIKE,
                 params={"blocks": blocks, "features": sd["fea_conv.weight"].shape[0]})
 
 
