@@ -175,6 +175,14 @@ def flag(name: str) -> bool:
     return bool(get(name))
 
 
+def default_to(name: str, value: str) -> None:
+    """Set ``name`` in this process's environment unless the user set it (a CLI
+    flag that means "this setting, unless you chose otherwise", e.g. ``-v``)."""
+    setting(name).parse(value)  # a bad value is a bug here, not the user's
+    if not os.environ.get(name):
+        os.environ[name] = value
+
+
 def validate() -> None:
     """Check every declared variable that is set; raise ConfigError on the first bad one.
     The CLI calls this first, so a bad value is one line before any work starts."""

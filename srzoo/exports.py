@@ -9,8 +9,13 @@ reads their TensorFlow ``.pb`` files::
     out = sr.upsample(img)
 
 It is the ONNX srzoo derives from the ``.pb`` (checked against the ``.pb``
-when derived); a pyramid file (LapSRN x4, x8) keeps only the output of its own
-scale, which is the one ``upsample()`` reads. Other models are exported as the
+when derived), with the ``.pb``'s NHWC input, which is what 5.1's
+``upsample()`` feeds an ONNX model; a pyramid file (LapSRN x4, x8) keeps only
+the output of its own scale, the one ``upsample()`` reads. Verified as a
+drop-in for ESPCN, FSRCNN, FSRCNN-small and LapSRN; EDSR's export runs in
+cv2.dnn and ONNX Runtime, but OpenCV 5.1's ``dnn_superres`` fails on EDSR-shaped
+ONNX graphs (tested on a stand-in of EDSR's structure: the real 37 MB files
+are not in the test mirror). Other models are exported as the
 ONNX their engines run: the published file, or the one derived from Keras,
 PyTorch or ncnn weights.
 
@@ -58,6 +63,8 @@ def _onnx_for(entry: "ModelEntry", quiet: bool) -> tuple[bytes, str]:
     from .convert import converter_for
 
     conv = converter_for(entry.format)
+    # the same file the engines run: for a .pb it keeps the .pb's NHWC interface, which is
+    # what OpenCV 5.1's dnn_superres feeds an ONNX model
     out = derived.derive(path, entry, conv)
     return out.read_bytes(), conv.name
 

@@ -17,6 +17,36 @@ def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
     return net.forward()
 
 
+def dnn_superres_upsample(pb: Path, algo: str, scale: int, img: np.ndarray, tmp: Path) -> np.ndarray:
+    """``cv2.dnn_superres`` ``upsample()`` of ``img`` with the model ``pb``: the
+    ``.pb`` itself where this OpenCV reads TensorFlow graphs (4.x, 5.0); on
+    OpenCV 5.1, which reads only ONNX there, the ONNX that
+    ``srzoo.convert.graphdef`` translates from it (as ``srzoo export`` writes it) (the translation is checked
+    against the committed references of the real models in
+    test_dnn_superres_refs.py). Either way OpenCV does the pre- and
+    post-processing, not srzoo."""
+    import cv2
+
+    sr = cv2.dnn_superres.DnnSuperResImpl_create()
+    if hasattr(cv2.dnn, "readNetFromTensorflow"):
+        sr.readModel(str(pb))
+    else:
+        from srzoo.convert.graphdef import graphdef_to_onnx
+
+        if algo == "edsr":
+            import pytest
+
+            pytest.skip(f"OpenCV {cv2.__version__}'s dnn_superres reads no .pb and fails on an EDSR-shaped "
+                        "ONNX graph (broadcast error in its own pre-processing): no reference here; "
+                        "the oldest-OpenCV CI environment runs this test on the .pb")
+        data, _ = graphdef_to_onnx(Path(pb).read_bytes())
+        onnx_path = tmp / (Path(pb).stem + ".onnx")
+        onnx_path.write_bytes(data)
+        sr.readModel(str(onnx_path))
+    sr.setModel(algo, scale)
+    return sr.upsample(img)
+
+
 def assert_near_upsample(out: np.ndarray, ref: np.ndarray, what: str = "") -> None:
     """``out`` is ``upsample()``'s ``ref`` up to chroma rounding.
 

@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 
 import srzoo
+from srzoo.engines import opencv as ocv
 from srzoo import autotune, backends, derived
 from srzoo.convert.graphdef import MAX_PROBE_ERROR, GraphDefToONNX, graphdef_to_onnx, read_graphdef
 from srzoo.metrics import psnr
 from srzoo.registry import default_registry
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cvref import dnn_superres_upsample  # noqa: E402
 from standin import build_edsr_standin, edsr_standin, _standin_dir, write_manifest  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,17 +57,24 @@ def test_conversion_matches_cv2_dnn_on_the_pb(shared_dir, name, scale, file):
     pb = shared_dir / f"models/opencv/{file}.pb"
     conv = GraphDefToONNX().convert(pb, entry, {})
     assert conv.probe_error is not None and conv.probe_error <= MAX_PROBE_ERROR
-    assert "cv2.dnn" in conv.checked_against
-    # independently of the converter's own probe: a real image, cv2.dnn on the .pb vs onnxruntime
+    assert ("cv2.dnn" if ocv.tf_importer() else "NumPy evaluation") in conv.checked_against
+    # independently of the converter's own probe: a real image, cv2.dnn on the .pb (or, on
+    # OpenCV 5.1, which cannot read it, the NumPy evaluation of the GraphDef) vs onnxruntime
     import onnxruntime as ort
 
     img = cv2.imread(str(shared_dir / "datasets/Set5/head.png"), cv2.IMREAD_GRAYSCALE)[:64, :80]
     y = (img.astype(np.float32) / 255.0)
-    classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
-    net = cv2.dnn.readNetFromTensorflow(str(pb), **({} if classic is None else {"engine": classic}))
-    net.setInput(y[None, None])
     names = list(entry.io.outputs)
-    ref = net.forward(names)
+    if ocv.tf_importer():
+        classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+        net = cv2.dnn.readNetFromTensorflow(str(pb), **({} if classic is None else {"engine": classic}))
+        net.setInput(y[None, None])
+        ref = net.forward(names)
+    else:
+        from srzoo.convert.graphdef import read_graphdef
+        from srzoo.convert.graphdef_eval import evaluate
+
+        ref = evaluate(read_graphdef(pb.read_bytes()), {"IteratorGetNext": y[None, :, :, None]}, names)
     sess = ort.InferenceSession(conv.onnx, providers=["CPUExecutionProvider"])
     got = sess.run(names, {"IteratorGetNext": y[None, :, :, None]})
     for r, g in zip(ref, got):
@@ -100,7 +109,9 @@ def test_derive_writes_the_record(models_env, shared_dir):
     assert rec["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest() == entry.sha256
     assert rec["converter"] == {"name": "graphdef-onnx", "version": "1"}
     assert 0 <= rec["probe"]["max_abs_error"] <= 1e-4
-    assert rec["probe"]["checked_against"].startswith("cv2.dnn")
+    # the reference: cv2.dnn on the .pb, or (OpenCV 5.1, no TF importer) srzoo's NumPy evaluation
+    want = "cv2.dnn" if ocv.tf_importer() else "srzoo's NumPy evaluation"
+    assert rec["probe"]["checked_against"].startswith(want)
     assert rec["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert "onnx" in rec["tools"] and rec["info"]["input_layout"] == "nhwc"
     assert derived.derive(src, entry) == out  # cached
@@ -142,11 +153,8 @@ def test_psnr_is_the_same_on_every_engine(models_env, shared_dir, name, scale):
     assert 25 < ref < 45
 
 
-def test_edsr_standin_on_every_engine(edsr_standin, baby):
-    sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(edsr_standin / "EDSR-standin_x3.pb"))
-    sr.setModel("edsr", 3)
-    ref = sr.upsample(baby)
+def test_edsr_standin_on_every_engine(edsr_standin, baby, tmp_path):
+    ref = dnn_superres_upsample(edsr_standin / "EDSR-standin_x3.pb", "edsr", 3, baby, tmp_path)
     for b in CPU_ENGINES:
         up = srzoo.Upscaler("edsr", 3, backend=b)
         assert up.backend == b
@@ -350,7 +358,8 @@ def test_banded_post_processing_equals_whole_image_arithmetic(models_env, shared
     y0 = np.ascontiguousarray(ycc[:, :, 0])
     # scaled as Mat::convertTo does (OpenCV 4.10's float path differs from numpy's by an ulp)
     y = cv2.addWeighted(y0, 1.0 / scale, y0, 0.0, 0.0, dtype=cv2.CV_32F)
-    Y = up.runner.run(y[None, None])[0][0, 0]
+    tensor = y[None, :, :, None] if up.runner.input_layout == "nhwc" else y[None, None]
+    Y = up.runner.run(tensor)[0][0, 0]
     H, W = Y.shape
     interp = cv2.INTER_LINEAR if dtype == np.float32 else cv2.INTER_LINEAR_EXACT
     chroma = [cv2.resize(ycc[:, :, c].copy(), (W, H), interpolation=interp) for c in (1, 2)]

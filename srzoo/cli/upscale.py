@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,10 @@ def run(args: argparse.Namespace) -> int:
     FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
     from tqdm import tqdm
 
-    if args.verbose and not args.quiet and not os.environ.get("SRZOO_LOG"):
-        os.environ["SRZOO_LOG"] = "warning"  # -v: OpenCV's own warnings too (read by config)
+    if args.verbose and not args.quiet:
+        from .. import config
+
+        config.default_to("SRZOO_LOG", "warning")  # -v: OpenCV's own warnings too
 
     def report(r: FileResult) -> None:
         if r.error is not None:

@@ -238,9 +238,11 @@ class _Builder:
     NHWC) is stored NCHW in the ONNX graph.
     """
 
-    def __init__(self, nodes: list[Node], input_name: str, outputs: list[str]) -> None:
+    def __init__(self, nodes: list[Node], input_name: str, outputs: list[str],
+                 nchw_input: bool = False) -> None:
         from onnx import helper
 
+        self.nchw_input = nchw_input
         self.helper = helper
         self.by_name = {n.name: n for n in nodes}
         self.input_name = input_name
@@ -324,7 +326,9 @@ class _Builder:
         if op == "Placeholder":
             if name != self.input_name:
                 raise GraphDefError(f"second input {name!r} (expected only {self.input_name!r})")
-            self.values[name] = self._node("Transpose", [name], self._uid("input_nchw"), perm=[0, 3, 1, 2])
+            # the graph input is NHWC like the .pb's, or already NCHW (what cv2.dnn_superres feeds)
+            self.values[name] = name if self.nchw_input else \
+                self._node("Transpose", [name], self._uid("input_nchw"), perm=[0, 3, 1, 2])
             self.nchw[name] = True
         elif op == "Const":
             self.values[name] = self._init(name, np.asarray(node.attrs["value"]))
@@ -430,8 +434,9 @@ class _Builder:
         inp_node = self.by_name[self.input_name]
         shape = inp_node.attrs.get("shape") or [1, -1, -1, 1]
         channels = shape[3] if len(shape) == 4 and shape[3] > 0 else 1
-        inp = helper.make_tensor_value_info(self.input_name, TensorProto.FLOAT,
-                                            [1, "height", "width", int(channels)])
+        dims: list[Any] = [1, int(channels), "height", "width"] if self.nchw_input else \
+            [1, "height", "width", int(channels)]
+        inp = helper.make_tensor_value_info(self.input_name, TensorProto.FLOAT, dims)
         graph = helper.make_graph(self.onnx_nodes, "srzoo_graphdef", [inp], outs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                   producer_name="srzoo.convert.graphdef")
@@ -439,13 +444,15 @@ class _Builder:
         return model
 
 
-def graphdef_to_onnx(data: bytes, input_name: str | None = None,
-                     outputs: list[str] | None = None) -> tuple[bytes, dict[str, Any]]:
+def graphdef_to_onnx(data: bytes, input_name: str | None = None, outputs: list[str] | None = None,
+                     input_layout: str = "nhwc") -> tuple[bytes, dict[str, Any]]:
     """ONNX bytes for a frozen GraphDef, and facts about it (ops, parameters,
     multiply-adds per input pixel of the convolutions at stride 1).
 
     ``input_name``: the Placeholder (default: the only one); ``outputs``: the
-    tensors to expose (default: nodes nothing else consumes).
+    tensors to expose (default: nodes nothing else consumes); ``input_layout``:
+    ``nhwc`` keeps the ``.pb``'s interface, ``nchw`` takes the blob
+    ``cv2.dnn_superres`` feeds (the form ``srzoo export`` writes).
     """
     nodes = read_graphdef(data)
     placeholders = [n.name for n in nodes if n.op == "Placeholder"]
@@ -458,7 +465,9 @@ def graphdef_to_onnx(data: bytes, input_name: str | None = None,
     if not outputs:
         used = {_clean(i) for n in nodes for i in n.inputs}
         outputs = [n.name for n in nodes if n.name not in used and n.op not in ("Const", "Placeholder")]
-    b = _Builder(nodes, input_name, list(outputs))
+    if input_layout not in ("nhwc", "nchw"):
+        raise GraphDefError(f"input_layout must be 'nhwc' or 'nchw', not {input_layout!r}")
+    b = _Builder(nodes, input_name, list(outputs), nchw_input=input_layout == "nchw")
     model = b.build()
     import onnx
 
@@ -466,7 +475,7 @@ def graphdef_to_onnx(data: bytes, input_name: str | None = None,
     params = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
     info = {"opset": OPSET, "tf_ops": dict(sorted(b.ops.items())), "params": params,
             "conv_macs_per_pixel": _macs_per_input_pixel(b), "input": input_name,
-            "input_layout": "nhwc", "outputs": list(outputs)}
+            "input_layout": input_layout, "outputs": list(outputs)}
     return model.SerializeToString(), info
 
 
@@ -544,7 +553,7 @@ def _reference_numpy(pb: Path, x: np.ndarray, outputs: list[str],
 
 
 def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[str],
-                input_name: str) -> tuple[float, str]:
+                input_name: str, input_layout: str = "nhwc") -> tuple[float, str]:
     """Largest |ONNX - reference on the .pb| on the probe, in [0, 1] output units.
 
     The reference is ``cv2.dnn`` on the ``.pb`` where this OpenCV still reads
@@ -558,7 +567,8 @@ def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[
         ref, what = _reference_cv2(pb, x, outputs)
     else:
         ref, what = _reference_numpy(pb, x, outputs, input_name)
-    got, used = _run_onnx(onnx_bytes, input_name, x[None], outputs)
+    feed = x[None] if input_layout == "nhwc" else np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    got, used = _run_onnx(onnx_bytes, input_name, feed, outputs)
     err = 0.0
     for r, g in zip(ref, got):
         if r.shape != g.shape and g.ndim == 4 and g.transpose(0, 3, 1, 2).shape == r.shape:
@@ -633,14 +643,15 @@ class GraphDefToONNX:
             raise ModelLoadError(f"{source}: cannot load {entry.name} x{entry.scale} as tf-graphdef "
                                  f"({e}); the file may be corrupt or truncated: run "
                                  f"'srzoo fetch {entry.name}{scale} --force'") from None
+        layout = str(options.get("input_layout", "nhwc"))
         try:
-            onnx_bytes, info = graphdef_to_onnx(data, input_name, outputs)
+            onnx_bytes, info = graphdef_to_onnx(data, input_name, outputs, input_layout=layout)
         except GraphDefError as e:
             raise ConversionFailed(f"{source}: cannot convert {entry.name} x{entry.scale} to ONNX: "
                                    f"{e}") from None
         outs = info["outputs"]
         try:
-            err, against = probe_error(Path(source), onnx_bytes, entry, outs, info["input"])
+            err, against = probe_error(Path(source), onnx_bytes, entry, outs, info["input"], layout)
         except GraphDefError as e:
             raise ConversionFailed(f"{source}: cannot check the ONNX conversion of {entry.name} "
                                    f"x{entry.scale}: {e}") from None
