@@ -47,9 +47,15 @@ def load_image(path: str | None) -> tuple[np.ndarray, str]:
 
 def bare_upsampler(name: str, scale: int) -> Any:
     """A bare ``cv2.dnn_superres`` object for a registry model, on OpenCV's CPU
-    backend: what a tutorial's loop would run."""
+    backend: what a tutorial's loop would run. On the ``.pb`` where this OpenCV
+    reads it; on OpenCV 5.1 (no TensorFlow importer) on the ONNX ``srzoo export``
+    writes, the file a 5.1 user of dnn_superres would load."""
     entry = default_registry().get(name, scale)
     path = srzoo.fetch(name, scale, quiet=True)
+    if not hasattr(cv2.dnn, "readNetFromTensorflow") and entry.format == "tf-graphdef":
+        import tempfile
+
+        path = srzoo.export(name, scale, Path(tempfile.mkdtemp(prefix="srzoo-bench-")), quiet=True).path
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
     sr.readModel(str(path))
     sr.setModel(entry.io.algorithm, scale)
