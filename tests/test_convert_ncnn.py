@@ -114,3 +114,55 @@ def test_ncnn_and_keras_conversions_are_deterministic(shared_dir):
     keras = converter_for("keras-h5")
     opts = {"tolerance": 1e-3}
     assert keras.convert(h5, None, opts).onnx == keras.convert(h5, None, opts).onnx
+
+
+@pytest.mark.parametrize("p,q", [(1, 2), (3, 4)])
+def test_cubic_resize_by_a_fraction_as_convolutions(tmp_path, p, q):
+    """Bicubic by p/q (a=-0.75, half-pixel, edge clamping) on a multiple of q, emitted as edge Pad,
+    a depthwise stride-q Conv and a pixel shuffle, runs in the installed cv2.dnn (4.x cannot import
+    a cubic Resize) with the values of onnxruntime's cubic Resize."""
+    ort = pytest.importorskip("onnxruntime")
+    from srzoo.convert.onnxbuild import Graph
+
+    def graph(rational: bool) -> bytes:
+        g = Graph()
+        x = g.input(3)
+        y = g.resize_cubic_rational(x, p, q, 3) if rational else g.resize(x, p / q, "cubic")
+        return g.finish(y, 3)
+
+    emitted = graph(True)
+    onnx = pytest.importorskip("onnx")
+    assert "Resize" not in {n.op_type for n in onnx.load_from_string(emitted).graph.node}
+    want_sess = ort.InferenceSession(graph(False), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(p * 10 + q)
+    for h, w in ((q * 37, q * 41), (q * 19, q * 23), (q, q)):
+        x = rng.random((1, 3, h, w), np.float32)
+        want = want_sess.run(None, {"input": x})[0]
+        got = run_onnx(emitted, x, tmp_path)
+        assert got.shape == want.shape == (1, 3, h * p // q, w * p // q)
+        assert np.abs(got - want).max() <= 1e-5, (h, w)  # onnxruntime's float32 coordinates: up to ~8e-6
+        exact = np.einsum("ih,nchw,jw->ncij", _cubic_matrix(h, p, q), x.astype(np.float64), _cubic_matrix(w, p, q))
+        assert np.abs(got - exact).max() <= 1e-6, (h, w)
+
+
+def _cubic_matrix(n: int, p: int, q: int) -> np.ndarray:
+    """Bicubic (a=-0.75, half-pixel, clamped at the borders) from n to n*p/q samples, in float64."""
+    def weight(d: float, a: float = -0.75) -> float:
+        d = abs(d)
+        return ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    m = np.zeros((n * p // q, n))
+    for i in range(m.shape[0]):
+        c = (i + 0.5) * q / p - 0.5
+        f = int(np.floor(c))
+        for k in (-1, 0, 1, 2):
+            m[i, min(max(f + k, 0), n - 1)] += weight(c - (f + k))
+    return m
+
+
+@pytest.mark.parametrize("stem", ["realesr-animevideov3-x2", "realesr-animevideov3-x3"])
+def test_final_bicubic_of_animevideov3_is_emitted_without_cubic_resize(shared_dir, stem):
+    """Its input is the nearest x4 upsample plus the x4 network, a multiple of 2 and 4 for every size."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load_from_string(convert(shared_dir / "models" / "esrgan-ncnn" / f"{stem}.param").onnx)
+    modes = [a.s for n in model.graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"]
+    assert modes == [b"nearest"]

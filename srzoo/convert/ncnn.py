@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,20 @@ def _act(F: Any, x: Any, kind: int, args: list, where: str) -> Any:
 
 
 def forward(F: Any, net: Net, arch: Arch, x: Any) -> Any:
+    return _forward(F, net, arch, x)[net.output]
+
+
+def _rational_of(s: float, limit: int = 64) -> Fraction | None:
+    """``s`` as a fraction with a small denominator, if it is exactly one."""
+    f = Fraction(s).limit_denominator(limit)
+    return f if f > 0 and float(f) == s else None
+
+
+def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
     blobs: dict[str, Any] = {}
+    # each blob's spatial scale relative to the input, for graphs that can use it (resize_cubic_rational)
+    rational = not isinstance(F, _ScaleOps) and hasattr(F, "resize_cubic_rational")
+    scales = _forward(_ScaleOps(), net, arch, 1.0) if rational else {}
     chans: dict[str, int] = {}
     for lay in net.layers:
         where = f"{net.param_path}: layer {lay.name} ({lay.type})"
@@ -257,14 +271,23 @@ def forward(F: Any, net: Net, arch: Arch, x: Any) -> Any:
             if mode is None or lay.p(3, 0) or lay.p(4, 0) or sh != sw or lay.p(6, 0):
                 raise NcnnError(f"{where}: only Interp by one scale factor (nearest, bilinear, bicubic, "
                                 f"align_corners off) is supported")
-            y = F.up_nearest(ins[0], int(sh)) if mode == "nearest" and sh == int(sh) \
-                else F.resize(ins[0], sh, mode)
+            frac = _rational_of(sh) if mode == "cubic" and scales else None
+            size = _rational_of(float(scales[lay.inputs[0]])) if frac is not None else None
+            if mode == "nearest" and sh == int(sh):
+                y = F.up_nearest(ins[0], int(sh))
+            elif frac is not None and size is not None and size.denominator == 1 \
+                    and size.numerator % frac.denominator == 0 and chans[lay.inputs[0]] > 0:
+                # the input's height and width are a multiple of the denominator for every input
+                # size: exact convolutions (which cv2.dnn 4.x imports, unlike a cubic Resize)
+                y = F.resize_cubic_rational(ins[0], frac.numerator, frac.denominator, chans[lay.inputs[0]])
+            else:
+                y = F.resize(ins[0], sh, mode)
         else:  # pragma: no cover - parse_param refused it
             raise NcnnError(f"{where}: unsupported layer")
         for o in lay.outputs:
             blobs[o] = y
             chans.setdefault(o, chans.get(lay.inputs[0], 0) if lay.inputs else 0)
-    return blobs[net.output]
+    return blobs
 
 
 def _arch(net: Net) -> Arch:
@@ -338,7 +361,7 @@ def run_ncnn(param: Path, x: np.ndarray) -> np.ndarray:
 
 class NcnnToONNX:
     name = "ncnn-onnx"
-    version = "2"
+    version = "3"  # 3: bicubic Interp on a known multiple of the denominator as convolutions
     source_formats = frozenset({"ncnn"})
 
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ order, so the same weights give the same bytes.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -232,6 +233,53 @@ class Graph:
         extra = {"cubic_coeff_a": -0.75} if mode == "cubic" else {}
         return self.node("Resize", [x, self._roi(), scales], mode=mode,
                          coordinate_transformation_mode="half_pixel", **extra)
+
+    def resize_cubic_rational(self, x: str, p: int, q: int, channels: int) -> str:
+        """:meth:`resize` ``cubic`` by ``p/q`` as exact convolutions, for inputs whose height and
+        width are multiples of ``q`` (the caller must know that; elsewhere the sizes differ).
+
+        cv2.dnn 4.x cannot import a cubic ``Resize`` (only nearest and bilinear). With half-pixel
+        coordinates, output index ``i = p*k + j`` samples input coordinate ``q*k + c_j``,
+        ``c_j = (j + 0.5) * q / p - 0.5``: each of the ``p`` phases is a fixed 4-tap cubic filter
+        (a=-0.75) at stride ``q``, and clamping at the borders (``exclude_outside=0``) is an edge
+        Pad. Emitted as: ``Pad`` mode edge by the taps that reach past a border, one depthwise
+        ``Conv`` (stride ``q``, kernel the union of the taps, ``p*p`` outputs per channel: the outer
+        products of the phase filters) and :meth:`pixel_shuffle` by ``p`` to interleave the phases.
+        """
+        from fractions import Fraction
+
+        p, q, channels = int(p), int(q), int(channels)
+        a = -0.75
+
+        def w(d: Fraction) -> float:
+            d = abs(float(d))
+            if d <= 1:
+                return ((a + 2) * d - (a + 3)) * d * d + 1
+            if d < 2:
+                return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+            return 0.0
+
+        taps = []  # per phase: {offset from q*k: weight}
+        for j in range(p):
+            c = (Fraction(2 * j + 1) * q / p - 1) / 2
+            f = math.floor(c)
+            taps.append({f + m: w(c - (f + m)) for m in (-1, 0, 1, 2)})
+        lo = min(0, min(min(t) for t in taps))
+        hi = max(0, max(max(t) for t in taps))
+        k = hi - lo + 1
+        filt = np.zeros((p, k), np.float64)
+        for j, t in enumerate(taps):
+            for off, v in t.items():
+                filt[j, off - lo] = v
+        before, after = -lo, max(0, hi - q + 1)
+        if before or after:
+            pads = self.const(np.array([0, 0, before, before, 0, 0, after, after], np.int64), "pads")
+            x = self.node("Pad", [x, pads], mode="edge")
+        kern = np.einsum("ik,jl->ijkl", filt, filt).reshape(p * p, 1, k, k)
+        wt = np.tile(kern, (channels, 1, 1, 1)).astype(np.float32)  # channel ch: outputs ch*p*p + i*p + j
+        y = self.node("Conv", [x, self.const(wt, "cubic")], kernel_shape=[k, k], strides=[q, q],
+                      pads=[0, 0, 0, 0], group=channels)
+        return y if p == 1 else self.pixel_shuffle(y, p, "CRD", channels=channels * p * p)
 
     def maxpool(self, x: str, k: int, stride: int) -> str:
         return self.node("MaxPool", [x], kernel_shape=[k, k], strides=[stride, stride])
