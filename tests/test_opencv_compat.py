@@ -22,7 +22,7 @@ from srzoo.cli import main
 from srzoo.convert import graphdef
 from srzoo.convert.graphdef_eval import evaluate
 from srzoo.engines import opencv as ocv
-from srzoo.engines.cvcompat import quiet_opencv
+from srzoo.engines.cvcompat import classic_kw, quiet_opencv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_graphdef_evaluator_matches_cv2_on_the_pb_or_the_onnx(models_env, shared
             assert np.abs(g - r).max() < 2e-5
         if ocv.tf_importer():
             ocv._register_superres_layers()
-            net = cv2.dnn.readNetFromTensorflow(str(pb))
+            net = cv2.dnn.readNetFromTensorflow(str(pb), **classic_kw())
             net.setInput(x.transpose(0, 3, 1, 2))
             for g, r in zip(got, net.forward(outs)):
                 assert np.abs(g - r).max() < 2e-5
@@ -119,7 +119,7 @@ def test_srzoo_log_lets_opencv_speak(tmp_path):
     inside quiet_opencv() is shown at 'warning' and hidden at the default."""
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
             "import cv2\n"
-            "from srzoo.engines.cvcompat import quiet_opencv\n"
+            "from srzoo.engines.cvcompat import classic_kw, quiet_opencv\n"
             "with quiet_opencv():\n"
             "    try:\n"
             "        cv2.dnn.readNetFromONNX('/nonexistent/model.onnx')\n"

@@ -44,9 +44,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
+    from ..engines.opencv import OpenCVEngine
+
+    # "(convert)": OpenCV runs it from a derived ONNX (PyTorch, Keras, ncnn; .pb on OpenCV 5.1)
+    as_published = OpenCVEngine().formats | {"interpolation"}
     rows = [[m.name, f"x{m.scale}" if m.scale else "any", m.file or "-",
              _size(m.size) if m.size else "-",
-             m.format + (" (convert)" if m.needs_conversion else ""), m.license,
+             m.format + (" (convert)" if m.needs_conversion or m.format not in as_published else ""),
+             m.license,
              ("built-in" if m.artifact.bundled else "yes" if api.is_cached(m) else "no")
              if m.artifact else "-"] for m in models]
     print(_table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
