@@ -166,3 +166,41 @@ def test_final_bicubic_of_animevideov3_is_emitted_without_cubic_resize(shared_di
     model = onnx.load_from_string(convert(shared_dir / "models" / "esrgan-ncnn" / f"{stem}.param").onnx)
     modes = [a.s for n in model.graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"]
     assert modes == [b"nearest"]
+
+
+@pytest.mark.parametrize("s", [0.5, 0.75, 2.0])
+def test_numpy_reference_bicubic_equals_onnx_resize(s):
+    """The NumPy reference's bicubic (what checks an ncnn conversion when neither
+    the ncnn package nor PyTorch is installed) against ONNX Runtime's cubic
+    Resize (a = -0.75, half-pixel, edges repeated), odd sizes."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from srzoo.convert.reference import NumpyOps
+
+    x = np.random.default_rng(int(s * 4)).random((1, 3, 13, 19)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="cubic", cubic_coeff_a=-0.75,
+                          coordinate_transformation_mode="half_pixel")],
+        "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 13, 19])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([1, 1, s, s], np.float32), "scales")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = NumpyOps().resize(x.astype(np.float64), s, "cubic")
+    assert got.shape == ref.shape == (1, 3, int(13 * s), int(19 * s))
+    assert np.abs(got - ref).max() < 2e-5
+    assert np.abs(got - NumpyOps().resize(x.astype(np.float64), s, "linear")).max() > 1e-3  # not bilinear
+
+
+def test_animevideov3_x2_converts_with_opencv_alone(shared_dir, monkeypatch):
+    """Neither the ncnn package nor PyTorch installed (srzoo with OpenCV alone):
+    the NumPy reference checks the conversion, final bicubic included."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ncnn", None)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    param = shared_dir / "models" / "esrgan-ncnn" / "realesr-animevideov3-x2.param"
+    conv = converter_for("ncnn").convert(param, None, {})
+    assert "numpy" in conv.checked_against.lower() and conv.probe_error <= 1e-3
+    assert conv.info["scale"] == 2

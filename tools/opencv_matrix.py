@@ -38,8 +38,10 @@ def held(entry, folders: list[Path]) -> bool:
     """Is every file of the entry in one of the mirror folders? (built-ins: always)"""
     if entry.artifact is None or entry.artifact.bundled:
         return entry.format != "interpolation"
-    files = [entry.artifact.file, *[c.file for c in entry.companions]]
-    return all(any((f / name).is_file() for f in folders) for name in files)
+    files = [(entry.artifact.file, entry.artifact.size), *[(c.file, c.size) for c in entry.companions]]
+    # the same name and size as the manifest's (shared's realesr-animevideov3.pth is another file)
+    return all(any((f / name).is_file() and (not size or (f / name).stat().st_size == size)
+                   for f in folders) for name, size in files)
 
 
 def main() -> int:

@@ -169,12 +169,15 @@ class NumpyOps:
         return win.max(axis=(4, 5))
 
     def resize(self, x: np.ndarray, s: float, mode: str) -> np.ndarray:
-        if mode != "linear":
+        if mode not in ("linear", "cubic"):
             from ..errors import SrzooError
 
             raise SrzooError(f"the numpy reference has no {mode} resize: install the source framework "
                              f"(torch, or the ncnn package) to verify this model")
         n, c, h, w = x.shape
+        if mode == "cubic":
+            a_h, a_w = _cubic_matrix(h, int(h * s), s), _cubic_matrix(w, int(w * s), s)
+            return np.einsum("oh,nchw,pw->ncop", a_h, x, a_w, optimize=True)
         return self.resize_bilinear_like(x, np.empty((n, c, int(h * s), int(w * s))))
 
     def resize_bilinear_like(self, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -190,6 +193,24 @@ class NumpyOps:
         x0, x1, fx = axis(ow, iw)
         rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
         return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def _cubic_matrix(n_in: int, n_out: int, s: float, a: float = -0.75) -> np.ndarray:
+    """The (n_out, n_in) matrix of bicubic resampling along one axis by ``s``:
+    half-pixel centres, Keys' kernel with ``a`` = -0.75 (PyTorch, ncnn, ONNX
+    ``cubic_coeff_a``), edge pixels repeated beyond the border."""
+    def k(t: np.ndarray) -> np.ndarray:
+        t = np.abs(t)
+        return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+                        np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+    src = (np.arange(n_out) + 0.5) / s - 0.5
+    base = np.floor(src).astype(int)
+    m = np.zeros((n_out, n_in))
+    for tap in range(-1, 3):
+        idx = base + tap
+        np.add.at(m, (np.arange(n_out), np.clip(idx, 0, n_in - 1)), k(src - idx))
+    return m
 
 
 def best() -> Any:
