@@ -155,3 +155,51 @@ def test_info_model_starts_with_the_answer(models_env, capsys):
     first = out.splitlines()[0]
     assert first.startswith("espcn x4 (backend='opencv:cpu') runs on opencv:cpu: asked for"), first
     assert max(len(ln) for ln in out.splitlines()) <= 80
+
+
+def _mvn_model(path: Path) -> None:
+    """x2 nearest, then MeanVarianceNormalization: ONNX Runtime and OpenVINO run
+    it, cv2.dnn (4.10 ... 5.1) cannot import that operator."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph(
+        [helper.make_node("Resize", ["input", "", "scales"], ["up"], mode="nearest"),
+         helper.make_node("MeanVarianceNormalization", ["up"], ["mvn"]),
+         helper.make_node("Sigmoid", ["mvn"], ["output"])],
+        "mvn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+
+
+def test_a_graph_this_opencv_cannot_import(models_env, mirror, tmp_path, monkeypatch, capsys):
+    """Explicit opencv:cpu: one line naming the extra to install, no traceback.
+    auto: the opencv engine fails its trial and another engine runs the model."""
+    from standin import write_manifest
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    _mvn_model(folder / "mvn_x2.onnx")
+    manifest = write_manifest(tmp_path / "mvn.toml", folder / "mvn_x2.onnx", "mvn-standin", 2,
+                              color="rgb", range=1.0, layout="nchw")
+    monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
+    with pytest.raises(srzoo.ModelLoadError) as ei:
+        srzoo.Upscaler("mvn-standin", 2, backend="opencv:cpu")
+    msg = str(ei.value)
+    assert f"OpenCV {cv2.__version__} cannot import mvn-standin x2" in msg
+    assert "pip install 'srzoo[onnxruntime]'" in msg and "\n" not in msg
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((6, 8, 3), 90, np.uint8))
+    code = main(["upscale", str(img), "-m", "mvn-standin", "-s", "2", "--backend", "opencv:cpu",
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "pip install 'srzoo[onnxruntime]'" in err
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    up = srzoo.Upscaler("mvn-standin", 2, backend="auto")
+    assert up.backend in ("onnxruntime:cpu", "openvino:cpu")
+    out = up(np.full((6, 8, 3), 90, np.uint8))
+    assert out.shape == (12, 16, 3) and int(out.max()) == int(out.min())  # a flat image stays flat

@@ -77,6 +77,17 @@ def rewritten_for_opencv(path: Path) -> bytes | None:
                                kernel_shapes=not opencv_onnx.conv_kernel_shape_optional(), refuse=refuse)
 
 
+def _valid_onnx(path: Path) -> bool:
+    """Does ``path`` pass the ONNX checker (a whole, well-formed graph)?"""
+    try:
+        import onnx
+
+        onnx.checker.check_model(str(path))
+        return True
+    except Exception:  # noqa: BLE001 - damaged, truncated or not ONNX at all
+        return False
+
+
 def fetch_hint(entry: "ModelEntry") -> str:
     """The command that re-downloads this entry's file."""
     scale = f" --scale {entry.scale}" if entry.scale is not None else ""
@@ -348,6 +359,17 @@ class OpenCVEngine:
             # some ONNX graphs only import with OpenCV 5's new engine (CPU only)
             return cv2.dnn.readNetFromONNX(src, engine=auto)
 
+    @staticmethod
+    def _cannot_load(entry: "ModelEntry", path: Path, why: str) -> ModelLoadError:
+        if entry.format == "onnx" and _valid_onnx(path):
+            # a well-formed graph this OpenCV's importer cannot take: another engine can
+            return ModelLoadError(
+                f"{path}: OpenCV {cv2.__version__} cannot import {entry.name} x{entry.scale} "
+                f"({why}); run it with --backend onnxruntime:cpu (pip install "
+                f"'srzoo[onnxruntime]') or openvino:cpu (pip install 'srzoo[openvino]')")
+        return ModelLoadError(f"{path}: cannot load {entry.name} x{entry.scale} as {entry.format} "
+                              f"({why}); the file may be corrupt or truncated: run '{fetch_hint(entry)}'")
+
     def load(self, entry: "ModelEntry", path: Path | None, backend: "ResolvedBackend",
              threads: int | None = None) -> OpenCVRunner:
         """Read the graph, pick its outputs from ``io.outputs`` and set backend/target."""
@@ -361,13 +383,9 @@ class OpenCVEngine:
             with quiet_opencv():
                 net = self._read(entry, path, backend)
         except (cv2.error, SystemError, ValueError) as e:
-            raise ModelLoadError(
-                f"{path}: cannot load {entry.name} x{entry.scale} as {entry.format} "
-                f"({_first_line(e)}); the file may be corrupt or truncated: run "
-                f"'{fetch_hint(entry)}'") from None
-        if net is None or net.empty():
-            raise ModelLoadError(f"{path}: {entry.name} x{entry.scale} loaded as an empty network; "
-                                 f"run '{fetch_hint(entry)}'")
+            raise self._cannot_load(entry, path, _first_line(e)) from None
+        if net is None or net.empty():  # OpenCV 5.1 returns an empty net for graphs it cannot import
+            raise self._cannot_load(entry, path, "an empty network")
         have = tuple(net.getUnconnectedOutLayersNames())
         names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
