@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         "opencv": cv2.__version__,
         "numpy": np.__version__,
         "python": sys.version.split()[0],
-        "command": shlex.join([sys.executable, script, *sys.argv[1:]]),
+        # the interpreter by name, not its path on the recording machine
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "environment": f"pip install opencv-contrib-python=={cv2.__version__}.* (a build with cv2.dnn.readNetFromTensorflow)",
         "image": IMAGE,
         "image_sha256": sha256((shared / IMAGE).read_bytes()),
         "crop": dict(CROP, note="img[y0:y1, x0:x1] of cv2.imread(image, cv2.IMREAD_COLOR)"),

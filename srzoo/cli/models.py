@@ -299,6 +299,8 @@ def _opencv_line(caps: dict[str, Any]) -> list[str]:
     facts = []
     if not caps.get("tf_importer", True):
         facts.append("no TensorFlow importer (the .pb models run from their derived ONNX)")
+    else:
+        facts.append("reads TensorFlow .pb")
     if caps.get("cpu_only_engine"):
         facts.append("new DNN engine only (CPU)")
     elif caps.get("classic_engine"):
