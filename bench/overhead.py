@@ -59,8 +59,11 @@ def bare_upsampler(name: str, scale: int) -> Any:
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
     sr.readModel(str(path))
     sr.setModel(entry.io.algorithm, scale)
-    sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    sr.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    from srzoo.engines.cvcompat import quiet_opencv
+
+    with quiet_opencv():  # 5.1 warns that its new engine ignores targets (CPU is what we ask for)
+        sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        sr.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     return sr
 
 
