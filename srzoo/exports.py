@@ -9,13 +9,10 @@ reads their TensorFlow ``.pb`` files::
     out = sr.upsample(img)
 
 It is the ONNX srzoo derives from the ``.pb`` (checked against the ``.pb``
-when derived), with the ``.pb``'s NHWC input, which is what 5.1's
-``upsample()`` feeds an ONNX model; a pyramid file (LapSRN x4, x8) keeps only
-the output of its own scale, the one ``upsample()`` reads. Verified as a
-drop-in for ESPCN, FSRCNN, FSRCNN-small and LapSRN; EDSR's export runs in
-cv2.dnn and ONNX Runtime, but OpenCV 5.1's ``dnn_superres`` fails on EDSR-shaped
-ONNX graphs (tested on a stand-in of EDSR's structure: the real 37 MB files
-are not in the test mirror). Other models are exported as the
+when derived), in the layout 5.1's ``upsample()`` feeds that algorithm
+(``io.export_layout`` in the manifest: the ``.pb``'s NHWC for ESPCN, FSRCNN
+and LapSRN, NCHW for EDSR); a pyramid file (LapSRN x4, x8) keeps only the
+output of its own scale, the one ``upsample()`` reads. Other models are exported as the
 ONNX their engines run: the published file, or the one derived from Keras,
 PyTorch or ncnn weights.
 
@@ -63,9 +60,10 @@ def _onnx_for(entry: "ModelEntry", quiet: bool) -> tuple[bytes, str]:
     from .convert import converter_for
 
     conv = converter_for(entry.format)
-    # the same file the engines run: for a .pb it keeps the .pb's NHWC interface, which is
-    # what OpenCV 5.1's dnn_superres feeds an ONNX model
-    out = derived.derive(path, entry, conv)
+    # a .pb in the layout OpenCV 5.1's dnn_superres feeds this algorithm (io.export_layout):
+    # the .pb's own NHWC is the file the engines run (ESPCN, FSRCNN, LapSRN); NCHW for EDSR
+    nchw = entry.format == "tf-graphdef" and entry.io.export_layout == "nchw"
+    out = derived.derive(path, entry, conv, {"input_layout": "nchw"} if nchw else None)
     return out.read_bytes(), conv.name
 
 

@@ -80,6 +80,10 @@ class IOSpec:
     expects its input already upscaled (SRCNN, VDSR) with this interpolation
     (``bicubic-matlab``: MATLAB's antialiased a=-0.5 bicubic, :func:`srzoo.metrics.imresize`).
     ``method``: for ``format = "interpolation"``, the OpenCV interpolation.
+    ``export_layout``: the layout of the input and image outputs of the ONNX
+    file ``srzoo export`` writes from a ``.pb``, the one OpenCV 5.1's
+    ``dnn_superres`` feeds and reads for this algorithm: ``nhwc`` (the ``.pb``'s
+    own; ESPCN, FSRCNN, LapSRN) or ``nchw`` (EDSR).
     """
 
     color: str = "bgr"
@@ -92,15 +96,18 @@ class IOSpec:
     layout: str = "nhwc"
     pre_upsample: str | None = None
     method: str | None = None
+    export_layout: str = "nhwc"
 
 
 _IO_TYPES: dict[str, Any] = {
     "color": str, "range": (int, float), "mean": list, "algorithm": str, "input": str,
     "outputs": list, "output_scales": list, "layout": str, "pre_upsample": str, "method": str,
+    "export_layout": str,
 }
 _IO_CHOICES = {
     "color": {"y", "bgr", "rgb"},
     "layout": {"nhwc", "nchw"},
+    "export_layout": {"nhwc", "nchw"},
     "method": {"nearest", "bilinear", "bicubic", "lanczos", "area"},
     "pre_upsample": {"bicubic", "bilinear", "bicubic-matlab"},
 }

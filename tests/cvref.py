@@ -17,12 +17,14 @@ def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
     return net.forward()
 
 
-def dnn_superres_upsample(pb: Path, algo: str, scale: int, img: np.ndarray, tmp: Path) -> np.ndarray:
+def dnn_superres_upsample(pb: Path, algo: str, scale: int, img: np.ndarray, tmp: Path,
+                          layout: str = "nhwc") -> np.ndarray:
     """``cv2.dnn_superres`` ``upsample()`` of ``img`` with the model ``pb``: the
     ``.pb`` itself where this OpenCV reads TensorFlow graphs (4.x, 5.0); on
     OpenCV 5.1, which reads only ONNX there, the ONNX that
-    ``srzoo.convert.graphdef`` translates from it (as ``srzoo export`` writes it) (the translation is checked
-    against the committed references of the real models in
+    ``srzoo.convert.graphdef`` translates from it in ``layout`` (the manifest's
+    ``io.export_layout``, as ``srzoo export`` writes it; the translation is
+    checked against the committed references of the real models in
     test_dnn_superres_refs.py). Either way OpenCV does the pre- and
     post-processing, not srzoo."""
     import cv2
@@ -33,13 +35,7 @@ def dnn_superres_upsample(pb: Path, algo: str, scale: int, img: np.ndarray, tmp:
     else:
         from srzoo.convert.graphdef import graphdef_to_onnx
 
-        if algo == "edsr":
-            import pytest
-
-            pytest.skip(f"OpenCV {cv2.__version__}'s dnn_superres reads no .pb and fails on an EDSR-shaped "
-                        "ONNX graph (broadcast error in its own pre-processing): no reference here; "
-                        "the oldest-OpenCV CI environment runs this test on the .pb")
-        data, _ = graphdef_to_onnx(Path(pb).read_bytes())
+        data, _ = graphdef_to_onnx(Path(pb).read_bytes(), input_layout=layout)
         onnx_path = tmp / (Path(pb).stem + ".onnx")
         onnx_path.write_bytes(data)
         sr.readModel(str(onnx_path))

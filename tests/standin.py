@@ -160,7 +160,7 @@ def write_standins(folder: Path, scales: tuple[int, ...] = (2, 3, 4), *, name: s
     folder is on SRZOO_MIRROR (SRZOO_MIRROR_ONLY=1 in tests)."""
     folder.mkdir(parents=True, exist_ok=True)
     io = io or {"color": "bgr", "range": 255.0, "mean": [103.1545782, 111.561547, 114.35629928],
-                "algorithm": "edsr", "input": "IteratorGetNext"}
+                "algorithm": "edsr", "input": "IteratorGetNext", "export_layout": "nchw"}
     lines = ["schema = 1", "", "[defaults]", f'name = "{name}"', 'format = "tf-graphdef"',
              'license = "Apache-2.0"', 'description = "EDSR-shaped stand-in built by tests/standin.py"',
              "", "[defaults.io]"]

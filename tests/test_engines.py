@@ -154,7 +154,8 @@ def test_psnr_is_the_same_on_every_engine(models_env, shared_dir, name, scale):
 
 
 def test_edsr_standin_on_every_engine(edsr_standin, baby, tmp_path):
-    ref = dnn_superres_upsample(edsr_standin / "EDSR-standin_x3.pb", "edsr", 3, baby, tmp_path)
+    ref = dnn_superres_upsample(edsr_standin / "EDSR-standin_x3.pb", "edsr", 3, baby, tmp_path,
+                                srzoo.get_model("edsr", 3).io.export_layout)
     for b in CPU_ENGINES:
         up = srzoo.Upscaler("edsr", 3, backend=b)
         assert up.backend == b

@@ -20,6 +20,7 @@ import pytest
 
 import srzoo
 from cvref import assert_near_upsample
+from standin import _standin_dir, edsr_standin  # noqa: F401  (fixtures)
 from srzoo.cli import main
 
 REFS = Path(__file__).parent / "data" / "dnn_superres"
@@ -70,6 +71,29 @@ def test_export_writes_each_dnn_superres_model_as_a_drop_in(models_env, shared_d
         gref = cv2.imread(str(REFS / f"{name}_x{s}_grey.png"), cv2.IMREAD_UNCHANGED)
         out_g = sr.upsample(grey)
         assert np.abs(out_g.astype(int) - gref).max() <= 1, (name, s)
+
+
+def test_edsr_export_is_a_drop_in_too(edsr_standin, tmp_path):
+    """EDSR (here a stand-in with its structure, built as a GraphDef by
+    tests/standin.py) is exported NCHW in and out (io.export_layout): OpenCV
+    5.1's dnn_superres feeds and reads EDSR that way. Its upsample() on the
+    exported file against srzoo's own output, which test_upscale.py checks
+    against upsample() on the .pb where OpenCV reads .pb files."""
+    import onnx
+
+    done = srzoo.export("edsr", 2, tmp_path)
+    assert done.path.name == "EDSR-standin_x2.onnx" and done.algorithm == "edsr"
+    inp = onnx.load(str(done.path)).graph.input[0].type.tensor_type.shape.dim
+    assert inp[1].dim_value == 3  # NCHW: channels second
+    if not _dnn_superres_reads_onnx(done.path):
+        pytest.skip(f"cv2.dnn_superres {cv2.__version__} reads only .pb files (OpenCV < 5.1)")
+    img = np.random.default_rng(2).integers(0, 256, (23, 29, 3), dtype=np.uint8)
+    sr = cv2.dnn_superres.DnnSuperResImpl_create()
+    sr.readModel(str(done.path))
+    sr.setModel("edsr", 2)
+    out = sr.upsample(img)
+    assert out.shape == (46, 58, 3)
+    assert np.abs(out.astype(int) - srzoo.upscale(img, "edsr", 2, backend="opencv:cpu")).max() <= 1
 
 
 def test_export_api_and_refusals(models_env, tmp_path):

@@ -76,7 +76,8 @@ def test_edsr_standin_equals_dnn_superres(edsr_standin, crop, tmp_path):
     for scale in (2, 3, 4):
         entry = srzoo.get_model("edsr", scale)
         assert entry.file == f"EDSR-standin_x{scale}.pb"  # the stand-in, not the real EDSR
-        ref = dnn_superres_upsample(edsr_standin / entry.file, "edsr", scale, crop, tmp_path)
+        ref = dnn_superres_upsample(edsr_standin / entry.file, "edsr", scale, crop, tmp_path,
+                                    entry.io.export_layout)
         out = srzoo.upscale(crop, "edsr", scale, backend="cpu")
         assert out.shape == (40 * scale, 52 * scale, 3)
         assert maxdiff(out, ref) <= 1

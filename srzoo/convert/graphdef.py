@@ -427,7 +427,7 @@ class _Builder:
         outs = []
         for o in self.outputs:
             v = self.value(o)
-            if self.nchw[_clean(o)]:  # an image-layout output: give it in the graph's NHWC
+            if self.nchw[_clean(o)] and not self.nchw_input:  # an image-layout output: the graph's NHWC
                 v = self._node("Transpose", [v], self._uid(o), perm=[0, 2, 3, 1])
             self.onnx_nodes.append(helper.make_node("Identity", [v], [o], name=f"{o}__out"))
             outs.append(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["n", "d1", "d2", "d3"]))
@@ -451,8 +451,9 @@ def graphdef_to_onnx(data: bytes, input_name: str | None = None, outputs: list[s
 
     ``input_name``: the Placeholder (default: the only one); ``outputs``: the
     tensors to expose (default: nodes nothing else consumes); ``input_layout``:
-    ``nhwc`` keeps the ``.pb``'s interface, ``nchw`` takes the blob
-    ``cv2.dnn_superres`` feeds (the form ``srzoo export`` writes).
+    ``nhwc`` keeps the ``.pb``'s interface, ``nchw`` takes an NCHW input and
+    gives image-layout outputs NCHW too (what OpenCV 5.1's ``dnn_superres``
+    feeds and reads for EDSR: ``io.export_layout``).
     """
     nodes = read_graphdef(data)
     placeholders = [n.name for n in nodes if n.op == "Placeholder"]
@@ -573,6 +574,8 @@ def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[
     for r, g in zip(ref, got):
         if r.shape != g.shape and g.ndim == 4 and g.transpose(0, 3, 1, 2).shape == r.shape:
             g = g.transpose(0, 3, 1, 2)  # an NHWC graph output: the reference gives NCHW
+        elif r.shape != g.shape and r.ndim == 4 and r.transpose(0, 3, 1, 2).shape == g.shape:
+            r = r.transpose(0, 3, 1, 2)  # an NCHW output (export layout) against the graph's NHWC
         if r.shape != g.shape:
             raise GraphDefError(f"probe output shape {g.shape} differs from the reference's {r.shape}")
         err = max(err, float(np.max(np.abs(r.astype(np.float64) - g))) / float(entry.io.range))
