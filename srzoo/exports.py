@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .convert.files import atomic_write
 from .errors import SrzooError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,21 +102,6 @@ def _check_target(path: Path, force: bool) -> None:
         raise SrzooError(f"{path}: already exists; pass --force (force=True) to replace it")
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export(model: str, scale: int | None = None, output: str | os.PathLike[str] | None = None, *,
            force: bool = False, quiet: bool | None = True) -> Exported:
     """Write the verified ONNX of ``model`` x``scale`` to ``output``.
@@ -139,7 +125,7 @@ def export(model: str, scale: int | None = None, output: str | os.PathLike[str] 
     _check_target(target, force)
     data, source = _onnx_for(entry, quiet)
     data, outputs = _own_output(data, entry)
-    _write(target, data)
+    atomic_write(target, data)
     return Exported(entry.name, entry.scale, target, source, outputs, entry.io.algorithm)
 
 

@@ -112,7 +112,7 @@ def test_export_api_and_refusals(models_env, tmp_path):
     assert link.is_symlink() and os.readlink(link) == os.devnull
     with pytest.raises(srzoo.SrzooError, match=r"ending in .onnx"):
         srzoo.export("espcn", 2, tmp_path / "x.pb")
-    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())  # nothing half-written
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary file left
 
 
 def test_export_cli_errors_are_one_line(models_env, tmp_path, capsys):

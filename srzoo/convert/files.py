@@ -81,7 +81,9 @@ class Converted:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary file beside it, renamed into place
+    (umask permissions); nothing is left behind when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -122,7 +124,7 @@ def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] 
         options["range"] = float(value_range)
     result = conv.convert(src, None, options)
     out = Path(output) if output else src.with_name(src.stem + (f"-x{scale}" if scale else "") + ".onnx")
-    _atomic_write(out, result.onnx)
+    atomic_write(out, result.onnx)
     return Converted(src, out, fmt, result, hashlib.sha256(result.onnx).hexdigest(), dict(result.info))
 
 
@@ -162,7 +164,7 @@ def write_manifest(path: str | os.PathLike[str], done: Converted, name: str | No
              f'license = "{license}"\narch = "{arch}"\n'
              f'path = {_toml_str(str(done.output.resolve()))}\nsize = {done.output.stat().st_size}\n'
              f'sha256 = "{done.sha256}"\n\n[model.io]\n' + "\n".join(io) + "\n")
-    _atomic_write(path, text.encode())
+    atomic_write(path, text.encode())
     parse_manifest(path)  # what we wrote must read back
     return name
 
@@ -242,4 +244,4 @@ def inspect_file(path: str | os.PathLike[str], *, scale: int | None = None, arch
     return conv.inspect(p, scale, arch)
 
 
-__all__ = ["Converted", "convert_file", "inspect_file", "sniff", "write_manifest"]
+__all__ = ["Converted", "atomic_write", "convert_file", "inspect_file", "sniff", "write_manifest"]
