@@ -4,6 +4,7 @@ quiet, and the engine choice OpenCV 5.0 offers (the classic engine)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Iterator
 
 import cv2
@@ -12,10 +13,11 @@ import cv2
 _CV_LEVELS = {"silent": 0, "fatal": 1, "error": 2, "warning": 3, "info": 4, "debug": 5, "verbose": 6}
 
 
+@functools.lru_cache(maxsize=1)
 def _log_api() -> tuple[Any, Any] | None:
     """(getLogLevel, setLogLevel) wherever this OpenCV puts them: the
     ``cv2.utils.logging`` submodule (4.11+, imported on demand in 5.x) or the
-    top level (4.10)."""
+    top level (4.10). Looked up once: :func:`quiet_opencv` wraps every forward."""
     try:
         import importlib
 

@@ -32,84 +32,64 @@ from typing import Any, Callable
 import numpy as np
 
 
-def _tiny_depth_to_space(mode: str) -> bytes:
+def _tiny_model(node: Any, channels: tuple[int, int], inits: tuple[Any, ...] = ()) -> bytes:
+    """A one-node ONNX graph from ``x`` ([1, cin, h, w]) to ``y`` ([1, cout, ?, ?])."""
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, "h", "w"])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, "h2", "w2"])
-    g = helper.make_graph([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)],
-                          "d2s", [x], [y])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels[0], "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels[1], "h2", "w2"])
+    m = helper.make_model(helper.make_graph([node], "probe", [x], [y], list(inits)),
+                          opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     return m.SerializeToString()
 
 
-def _numpy_depth_to_space(x: np.ndarray, b: int, mode: str) -> np.ndarray:
-    n, cbb, h, w = x.shape
-    c = cbb // (b * b)
-    if mode == "DCR":
-        t = x.reshape(n, b, b, c, h, w).transpose(0, 3, 4, 1, 5, 2)
-    else:
-        t = x.reshape(n, c, b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
-    return t.reshape(n, c, h * b, w * b)
+def _runs_right(model: bytes, cases: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Does this cv2.dnn load ``model`` and give each expected output for its
+    input, in turn on one net? Any failure means "not usable as it is"."""
+    import cv2
+
+    from .cvcompat import classic_kw, quiet_opencv
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp, quiet_opencv():
+            p = Path(tmp) / "probe.onnx"
+            p.write_bytes(model)
+            net = cv2.dnn.readNetFromONNX(str(p), **classic_kw())
+            for x, want in cases:
+                net.setInput(x)
+                if not np.array_equal(net.forward(), want):
+                    return False
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 @functools.lru_cache(maxsize=1)
 def depth_to_space_ok() -> bool:
     """Does this cv2.dnn run an ONNX DCR ``DepthToSpace`` right at a size other
     than the first one it saw? (False on OpenCV 4.10.)"""
-    import cv2
+    from onnx import helper
 
-    from .cvcompat import classic_kw, quiet_opencv
+    from ..convert.reference import NumpyOps
 
-    try:
-        with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
-            p = Path(tmp) / "d2s.onnx"
-            p.write_bytes(_tiny_depth_to_space("DCR"))
-            with quiet_opencv():
-                net = cv2.dnn.readNetFromONNX(str(p), **classic_kw())
-                for h, w in ((3, 5), (4, 7)):
-                    x = np.arange(8 * h * w, dtype=np.float32).reshape(1, 8, h, w)
-                    net.setInput(x)
-                    if not np.array_equal(net.forward(), _numpy_depth_to_space(x, 2, "DCR")):
-                        return False
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not usable as it is"
-        return False
-
-
-def _tiny_conv_without_kernel_shape() -> bytes:
-    from onnx import TensorProto, helper, numpy_helper
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "h", "w"])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
-    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(3, 2, 1, 1), "w")
-    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "conv", [x], [y], [w])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    return m.SerializeToString()
+    ops = NumpyOps()
+    xs = [np.arange(8 * h * w, dtype=np.float32).reshape(1, 8, h, w) for h, w in ((3, 5), (4, 7))]
+    node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="DCR")
+    return _runs_right(_tiny_model(node, (8, 2)), [(x, ops.pixel_shuffle(x, 2, "DCR")) for x in xs])
 
 
 @functools.lru_cache(maxsize=1)
 def conv_kernel_shape_optional() -> bool:
     """Does this cv2.dnn load a ``Conv`` whose ``kernel_shape`` is left to the
     weights, as ONNX allows? (False on OpenCV 4.10.)"""
-    import cv2
+    from onnx import helper, numpy_helper
 
-    from .cvcompat import classic_kw, quiet_opencv
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
-            p = Path(tmp) / "conv.onnx"
-            p.write_bytes(_tiny_conv_without_kernel_shape())
-            with quiet_opencv():
-                net = cv2.dnn.readNetFromONNX(str(p), **classic_kw())
-                x = np.ones((1, 2, 3, 4), np.float32)
-                net.setInput(x)
-                want = np.arange(6, dtype=np.float32).reshape(3, 2).sum(1).reshape(1, 3, 1, 1)
-                return bool(np.array_equal(net.forward(), np.broadcast_to(want, (1, 3, 3, 4))))
-    except Exception:  # noqa: BLE001
-        return False
+    w = np.arange(6, dtype=np.float32).reshape(3, 2, 1, 1)
+    node = helper.make_node("Conv", ["x", "w"], ["y"])
+    x = np.ones((1, 2, 3, 4), np.float32)
+    want = np.broadcast_to(w.sum(axis=(1, 2, 3)).reshape(1, 3, 1, 1), (1, 3, 3, 4))
+    return _runs_right(_tiny_model(node, (2, 3), (numpy_helper.from_array(w, "w"),)), [(x, want)])
 
 
 def _fill_kernel_shapes(model: Any) -> bool:
