@@ -248,16 +248,12 @@ class Graph:
         """
         from fractions import Fraction
 
+        from ..metrics import cubic_kernel
+
         p, q, channels = int(p), int(q), int(channels)
-        a = -0.75
 
         def w(d: Fraction) -> float:
-            d = abs(float(d))
-            if d <= 1:
-                return ((a + 2) * d - (a + 3)) * d * d + 1
-            if d < 2:
-                return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-            return 0.0
+            return float(cubic_kernel(float(d), a=-0.75))
 
         taps = []  # per phase: {offset from q*k: weight}
         for j in range(p):

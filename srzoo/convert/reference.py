@@ -199,17 +199,14 @@ def _cubic_matrix(n_in: int, n_out: int, s: float, a: float = -0.75) -> np.ndarr
     """The (n_out, n_in) matrix of bicubic resampling along one axis by ``s``:
     half-pixel centres, Keys' kernel with ``a`` = -0.75 (PyTorch, ncnn, ONNX
     ``cubic_coeff_a``), edge pixels repeated beyond the border."""
-    def k(t: np.ndarray) -> np.ndarray:
-        t = np.abs(t)
-        return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-                        np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+    from ..metrics import cubic_kernel
 
     src = (np.arange(n_out) + 0.5) / s - 0.5
     base = np.floor(src).astype(int)
     m = np.zeros((n_out, n_in))
     for tap in range(-1, 3):
         idx = base + tap
-        np.add.at(m, (np.arange(n_out), np.clip(idx, 0, n_in - 1)), k(src - idx))
+        np.add.at(m, (np.arange(n_out), np.clip(idx, 0, n_in - 1)), cubic_kernel(src - idx, a))
     return m
 
 
