@@ -17,6 +17,23 @@ def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
     return net.forward()
 
 
+#: dnn_superres upsample() of the .pb models, recorded (tests/test_dnn_superres_refs.py)
+DNN_SUPERRES_REFS = Path(__file__).parent / "data" / "dnn_superres"
+
+
+def refs_crop(shared: Path) -> np.ndarray:
+    """The colour crop the dnn_superres references were recorded on (refs.json)."""
+    import json
+
+    import cv2
+
+    refs = json.loads((DNN_SUPERRES_REFS / "refs.json").read_text())
+    img = cv2.imread(str(shared / refs["image"]), cv2.IMREAD_COLOR)
+    assert img is not None, shared / refs["image"]
+    c = refs["crop"]
+    return np.ascontiguousarray(img[c["y0"]:c["y1"], c["x0"]:c["x1"]])
+
+
 def dnn_superres_upsample(pb: Path, algo: str, scale: int, img: np.ndarray, tmp: Path,
                           layout: str = "nhwc") -> np.ndarray:
     """``cv2.dnn_superres`` ``upsample()`` of ``img`` with the model ``pb``: the

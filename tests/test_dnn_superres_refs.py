@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 import srzoo
-from cvref import assert_near_upsample
+from cvref import DNN_SUPERRES_REFS, assert_near_upsample, refs_crop
 
-DATA = Path(__file__).parent / "data" / "dnn_superres"
+DATA = DNN_SUPERRES_REFS
 REFS = json.loads((DATA / "refs.json").read_text())
 MODELS = list(REFS["models"])  # "espcn_x2", ...
 # every OpenCV .pb model srzoo mirrors: ESPCN, FSRCNN, FSRCNN-small x2/3/4, LapSRN x2/4/8
@@ -52,10 +52,7 @@ def maxdiff(a: np.ndarray, b: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def crops(shared_dir: Path) -> dict[str, np.ndarray]:
     """The colour and grey crops the references were recorded on (checked by hash)."""
-    img = cv2.imread(str(shared_dir / REFS["image"]), cv2.IMREAD_COLOR)
-    assert img is not None, shared_dir / REFS["image"]
-    c = REFS["crop"]
-    colour = np.ascontiguousarray(img[c["y0"]:c["y1"], c["x0"]:c["x1"]])
+    colour = refs_crop(shared_dir)
     out = {"colour": colour, "grey": cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)}
     for k, v in out.items():
         assert list(v.shape) == REFS["input_shape"][k], k

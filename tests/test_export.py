@@ -9,7 +9,6 @@ dnn_superres that reads ONNX (OpenCV 5.1 and later: 4.x and 5.0 only read
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,11 +18,11 @@ import onnx
 import pytest
 
 import srzoo
-from cvref import assert_near_upsample
+from cvref import DNN_SUPERRES_REFS, assert_near_upsample, refs_crop
 from standin import _standin_dir, edsr_standin  # noqa: F401  (fixtures)
 from srzoo.cli import main
 
-REFS = Path(__file__).parent / "data" / "dnn_superres"
+REFS = DNN_SUPERRES_REFS
 FAMILIES = [("espcn", "ESPCN", "espcn", s) for s in (2, 3, 4)] + \
     [("fsrcnn", "FSRCNN", "fsrcnn", s) for s in (2, 3, 4)] + \
     [("fsrcnn-small", "FSRCNN-small", "fsrcnn", s) for s in (2, 3, 4)] + \
@@ -40,12 +39,6 @@ def _dnn_superres_reads_onnx(path: Path) -> bool:
         return False
 
 
-def _crop(shared_dir: Path) -> np.ndarray:
-    c = json.loads((REFS / "refs.json").read_text())["crop"]
-    img = cv2.imread(str(shared_dir / "datasets/Set14/monarch.png"), cv2.IMREAD_COLOR)
-    return np.ascontiguousarray(img[c["y0"]:c["y1"], c["x0"]:c["x1"]])
-
-
 def test_export_writes_each_dnn_superres_model_as_a_drop_in(models_env, shared_dir, tmp_path, capsys):
     code = main(["export", "--all-opencv", "-o", str(tmp_path / "out"), "-q"])
     out, err = capsys.readouterr()
@@ -60,7 +53,7 @@ def test_export_writes_each_dnn_superres_model_as_a_drop_in(models_env, shared_d
         assert len(m.graph.output) == 1  # a pyramid keeps its own level only: what upsample() reads
     if not _dnn_superres_reads_onnx(tmp_path / "out" / "ESPCN_x2.onnx"):
         pytest.skip(f"cv2.dnn_superres {cv2.__version__} reads only .pb files (OpenCV < 5.1)")
-    img = _crop(shared_dir)
+    img = refs_crop(shared_dir)
     for name, f, algo, s in FAMILIES:
         sr = cv2.dnn_superres.DnnSuperResImpl_create()
         sr.readModel(str(tmp_path / "out" / f"{f}_x{s}.onnx"))
