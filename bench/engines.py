@@ -162,7 +162,7 @@ def conv_macs_per_pixel(name: str, scale: int) -> int:
 
 def pre_post(name: str, scale: int, img: np.ndarray, backend: str, threads: int, repeat: int,
              warmup: int) -> dict[str, Any]:
-    from srzoo.pipeline import prepare
+    from srzoo.runtime.pipeline import prepare
 
     up = srzoo.Upscaler(name, scale, backend=backend, threads=threads)
     pipe = up.pipeline
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     img, path = load_image(args.image)
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    from srzoo.autotune import machine_identity
+    from srzoo.runtime.autotune import machine_identity
 
     res: dict[str, Any] = {"image": path, "threads": args.threads, "repeat": args.repeat,
                            "machine": machine_identity(), "opencv": cv2.__version__,

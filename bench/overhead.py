@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import srzoo  # noqa: E402
-from srzoo.registry import default_registry  # noqa: E402
+from srzoo.hub.registry import default_registry  # noqa: E402
 
 CASES = [("espcn", 4), ("fsrcnn", 2)]
 
@@ -59,7 +59,7 @@ def bare_upsampler(name: str, scale: int) -> Any:
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
     sr.readModel(str(path))
     sr.setModel(entry.io.algorithm, scale)
-    from srzoo.engines.cvcompat import quiet_opencv
+    from srzoo.convert.cvcompat import quiet_opencv
 
     with quiet_opencv():  # 5.1 warns that its new engine ignores targets (CPU is what we ask for)
         sr.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)

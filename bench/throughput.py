@@ -7,7 +7,7 @@ serial run's. Scaling efficiency = (rate / one-core rate) / cores used, where
 the one-core rate is the serial path with ``cv2.setNumThreads(1)``.
 
 * serial: this process, OpenCV with all its threads (the default `srzoo upscale`);
-* ``--jobs N``: ``srzoo.batch.run_batch(jobs=N)``, timed end to end, so the
+* ``--jobs N``: ``srzoo.jobs.batch.run_batch(jobs=N)``, timed end to end, so the
   start of N spawned processes and their model loads are included, as a user
   of ``srzoo upscale --jobs N`` pays them;
 * Dask: a ``distributed.LocalCluster`` of N single-threaded worker processes,
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from srzoo import batch  # noqa: E402
-from srzoo.executors import cores  # noqa: E402
+from srzoo.jobs.executors import cores  # noqa: E402
 
 
 def _files(folder: Path) -> dict[str, bytes]:

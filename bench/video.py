@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     import srzoo
-    from srzoo.video import CODECS, DEFAULT_CODEC
+    from srzoo.jobs.video import CODECS, DEFAULT_CODEC
 
     tmp = Path(tempfile.mkdtemp(prefix="srzoo-bench-video-"))
     if args.input:

@@ -4,7 +4,7 @@ Made entirely by this script (no photograph, no third-party content), so the
 project owns it: a small synthetic landscape with smooth gradients, hard edges,
 thin lines, fine stripes and text -- the kinds of detail super-resolution
 treats differently. Drawn at 480x320 and shrunk 2x with MATLAB-style bicubic
-(``srzoo.metrics.imresize``) so it looks like an ordinary low-resolution image.
+(``srzoo.evaluate.metrics.imresize``) so it looks like an ordinary low-resolution image.
 
     python examples/make_example.py          # rewrites examples/example.png
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from srzoo.metrics import imresize
+from srzoo.evaluate.metrics import imresize
 
 W, H = 480, 320
 

@@ -1,4 +1,5 @@
-from srzoo.cli import main
 import sys
+
+from srzoo.cli import main
 
 sys.exit(main())

@@ -54,3 +54,8 @@ class CacheError(SrzooError):
 
 class ArgumentError(SrzooError, TypeError):
     """A public function was called with an argument of the wrong type."""
+
+
+class ConversionFailed(SrzooError):
+    """A converter could not build or verify its ONNX output; the message names
+    the source file and the step that failed."""

@@ -62,7 +62,7 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.delenv("SRZOO_REGISTRY", raising=False)
     monkeypatch.delenv("SRZOO_OFFLINE", raising=False)
     # backend="auto" takes the static order: measured trials cost seconds per
-    # model and cache; tests/test_engines.py turns them on where it tests them
+    # model and cache; tests/runtime/test_engines.py turns them on where it tests them
     monkeypatch.setenv("SRZOO_AUTOTUNE", "0")
     monkeypatch.delenv("SRZOO_BACKEND", raising=False)
 

@@ -17,7 +17,7 @@ def run_onnx(data: bytes, x: np.ndarray, tmp: Path) -> np.ndarray:
     return net.forward()
 
 
-#: dnn_superres upsample() of the .pb models, recorded (tests/test_dnn_superres_refs.py)
+#: dnn_superres upsample() of the .pb models, recorded (tests/runtime/test_dnn_superres_refs.py)
 DNN_SUPERRES_REFS = Path(__file__).parent / "data" / "dnn_superres"
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srzoo.catalog import store  # noqa: E402
+from srzoo.hub.catalog import store  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ def main() -> None:
     # the bicubic baseline on the same held-out images, same PSNR definition
     import numpy as np
 
-    from srzoo.metrics import imresize
+    from srzoo.evaluate.metrics import imresize
     from srzoo.train.data import list_images, make_pairs, split_validation
     from srzoo.train.trainer import _psnr_y
 

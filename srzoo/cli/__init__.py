@@ -2,6 +2,10 @@
 
 Each sub-command lives in a module of this package that defines
 ``register(subparsers)``; the parser it adds carries ``func(args) -> int``.
+
+The top layer: it may import every other, and nothing imports it. Commands
+import the layers they use inside their function, so ``srzoo --help`` does
+not load OpenCV; no command holds logic the Python API lacks.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ import os
 import sys
 from typing import Sequence
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 #: modules that contribute sub-commands, in help order
 COMMAND_MODULES = ("models", "upscale", "bench", "convert", "catalog", "train", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from srzoo._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="srzoo", description="Super-resolution models for OpenCV: list, fetch, upscale, benchmark.")
@@ -65,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         try:
-            from .. import config
+            from srzoo import config
 
             config.validate()  # a bad SRZOO_* value is one line before any work
             code = int(args.func(args) or 0)

@@ -1,4 +1,4 @@
-"""``srzoo bench``: speed and PSNR/SSIM per model, scale and backend (thin over srzoo.benchmark)."""
+"""``srzoo bench``: speed and PSNR/SSIM per model, scale and backend (thin over srzoo.evaluate.benchmark)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 EXAMPLE = """examples:
   srzoo bench --models espcn,fsrcnn,bicubic --scales 2,3,4 --dataset set5
@@ -33,7 +33,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _threads(text: str) -> list[int | None]:
-    from ..benchmark import parse_threads
+    from srzoo.evaluate.benchmark import parse_threads
 
     try:
         return parse_threads(text)
@@ -146,7 +146,7 @@ def _check_writable(path: str, flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import bench
+    from srzoo.evaluate.benchmark import bench
 
     if args.repeat < 1:
         raise SrzooError(f"--repeat must be >= 1 (timed runs per image), got {args.repeat}")
@@ -188,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace, report: Any) -> None:
-    """``--gallery DIR``: one srzoo.compare grid per image of each benchmarked dataset."""
-    from ..compare import gallery
+    """``--gallery DIR``: one srzoo.evaluate.compare grid per image of each benchmarked dataset."""
+    from srzoo.evaluate.compare import gallery
 
     scales = sorted({int(r["scale"]) for r in report.results})
     models = [m for m in report.settings["models"] if m != "bicubic-matlab"]

@@ -9,21 +9,16 @@ import sys
 import textwrap
 from typing import Any
 
-from ..errors import SrzooError
+from srzoo.cli._format import size, table
+from srzoo.errors import SrzooError
 
 #: training facts a record may carry, in display order
 TRAINING = ("dataset", "datasetSize", "pretrainedModelG", "pretrainedModelD", "trainingIterations",
             "trainingEpochs", "trainingBatchSize", "trainingHRSize", "trainingOTF")
 
 
-def _size(n: int) -> str:
-    from .models import _size as size
-
-    return size(n)
-
-
 def _catalog_name(name: str) -> None:
-    from ..catalog import CATALOGS
+    from srzoo.hub.catalog import CATALOGS
 
     if name.lower() not in CATALOGS:
         raise SrzooError(f"unknown catalogue {name!r}; srzoo knows: {', '.join(CATALOGS)}")
@@ -41,8 +36,7 @@ def _row(rec: Any) -> dict[str, Any]:
 
 
 def cmd_list_catalog(args: argparse.Namespace) -> int:
-    from .. import catalog
-    from .models import _table
+    from srzoo.hub import catalog
 
     _catalog_name(args.catalog)
     recs = catalog.search(args.pattern, arch=args.arch, scale=args.scale, tag=args.tag,
@@ -56,10 +50,10 @@ def cmd_list_catalog(args: argparse.Namespace) -> int:
         d = _row(r)
         arch = " ".join([d["arch"], *d["size_tags"]])
         lic = d["license"] + (" (NC: non-commercial)" if d["non_commercial"] else "")
-        size = f"{_size(d['file_size'])} {d['file_type']}" if d["file_size"] else "-"
-        rows.append([d["name"], arch, f"x{d['scale']}", lic, size, d["runnable"],
+        file_col = f"{size(d['file_size'])} {d['file_type']}" if d["file_size"] else "-"
+        rows.append([d["name"], arch, f"x{d['scale']}", lic, file_col, d["runnable"],
                      "yes" if d["downloadable"] else "by hand"])
-    print(_table(rows, ["name", "architecture", "scale", "license", "file", "runs", "download"])
+    print(table(rows, ["name", "architecture", "scale", "license", "file", "runs", "download"])
           if rows else "no record matches")
     cat = catalog.load()
     print(f"{len(recs)} of {len(cat.records)} OpenModelDB records at {cat.revision[:12]}; "
@@ -68,8 +62,8 @@ def cmd_list_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_info_record(args: argparse.Namespace) -> int:
-    from .. import api, cache, catalog
-    from ..catalog.records import is_direct, normalise_url, split_name
+    from srzoo.hub import api, cache, catalog
+    from srzoo.hub.catalog.records import is_direct, normalise_url, split_name
 
     rid, rtype = split_name(args.name)
     cat = catalog.load()
@@ -130,15 +124,16 @@ def cmd_convert_record(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from .. import api, derived
-    from ..catalog import resolve
+    from srzoo.convert import derive as derived
+    from srzoo.hub.catalog import resolve
+    from srzoo.runtime.engines import model_file
 
     if args.manifest:
         raise SrzooError("--manifest is for local files; omdb: names need no manifest")
     entry = resolve(args.input, args.scale)
     if entry.unrunnable:
         raise SrzooError(entry.unrunnable)
-    onnx = api.fetch_entry(entry)
+    onnx = model_file(entry)
     out = Path(args.output or f"{entry.record_id}.onnx")
     if out.resolve() != onnx.resolve():
         tmp = out.with_name(f".{out.name}.part")
@@ -160,7 +155,7 @@ def cmd_convert_record(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from ..catalog import store
+    from srzoo.hub.catalog import store
 
     if args.action == "update":
         changes = store.update(args.revision)

@@ -18,8 +18,8 @@ baseline. With --input, IMAGE itself is upscaled and no scores are shown.
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare
-    from ..upscaler import write_image
+    from srzoo.evaluate.compare import compare
+    from srzoo.runtime.imageio import write_image
 
     box = None
     if args.at:

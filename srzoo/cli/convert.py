@@ -21,10 +21,10 @@ def _fmt(v: Any) -> str:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     if args.input.lower().startswith("omdb:"):  # a catalogue record: fetched, converted, copied out
-        from .catalog import cmd_convert_record
+        from srzoo.cli.catalog import cmd_convert_record
 
         return cmd_convert_record(args)
-    from ..convert.files import convert_file, write_manifest
+    from srzoo.convert.files import convert_file, write_manifest
 
     done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale, value_range=args.range)
     c = done.conversion
@@ -42,7 +42,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..convert.files import inspect_file
+    from srzoo.convert.files import inspect_file
 
     facts = inspect_file(args.file, scale=args.scale, arch=args.arch)
     if args.json:
@@ -58,8 +58,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     failed (the others are still written) and exit 1 if any did."""
     import sys
 
-    from ..errors import SrzooError
-    from ..exports import export, opencv_families
+    from srzoo.convert.export import export, opencv_families
+    from srzoo.errors import SrzooError
 
     if args.all_opencv:
         if args.name or args.scale:

@@ -9,27 +9,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import api, cache
-from ..errors import SrzooError
+from srzoo.cli._format import size, table
+from srzoo.errors import SrzooError
+from srzoo.hub import api, cache
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
+def _derived(entry: Any) -> bool:
+    """Does the entry's default engine run it from a derived ONNX (PyTorch, Keras,
+    ncnn; the .pb models on OpenCV 5.1)? Asked of the engine, not the manifest."""
+    from srzoo.runtime.engines import (  # the runtime only for the commands that need it
+        engine_for,
+        plan,
+    )
 
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    try:
+        how = plan(entry, engine_for(entry))
+    except SrzooError:
+        return False
+    return bool(how and how.derived)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.catalog:
-        from .catalog import cmd_list_catalog
+        from srzoo.cli.catalog import cmd_list_catalog
 
         return cmd_list_catalog(args)
     if args.arch or args.tag or args.scale or args.runnable:
@@ -40,21 +42,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         for m in models:
             d = m.to_dict()
             d["cached"] = api.is_cached(m)
+            d["derived"] = _derived(m)
             rows.append(d)
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    from ..engines.opencv import OpenCVEngine
-
-    # "(convert)": OpenCV runs it from a derived ONNX (PyTorch, Keras, ncnn; .pb on OpenCV 5.1)
-    as_published = OpenCVEngine().formats | {"interpolation"}
+    # "(convert)": its engine runs it from a derived ONNX (PyTorch, Keras, ncnn; .pb on OpenCV 5.1)
     rows = [[m.name, f"x{m.scale}" if m.scale else "any", m.file or "-",
-             _size(m.size) if m.size else "-",
-             m.format + (" (convert)" if m.needs_conversion or m.format not in as_published else ""),
+             size(m.size) if m.size else "-",
+             m.format + (" (convert)" if _derived(m) else ""),
              m.license,
              ("built-in" if m.artifact.bundled else "yes" if api.is_cached(m) else "no")
              if m.artifact else "-"] for m in models]
-    print(_table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
+    print(table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
     return 0
 
 
@@ -65,7 +65,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.from_file:
         if len(names) != 1 or args.all:
             raise SrzooError("--from FILE adds one file: give exactly one model name (and no --all)")
-        from ..catalog.fetching import add_from_file
+        from srzoo.hub.catalog.entries import add_from_file
 
         print(add_from_file(api.get_model(names[0], args.scale), args.from_file))
         return 0
@@ -96,7 +96,7 @@ def _owners() -> dict:
     for m in api.list_models():
         if m.artifact:
             owners.setdefault(cache.path_for(m.artifact), f"{m.name} x{m.scale}")
-    from ..catalog import cached_artifacts
+    from srzoo.hub.catalog import cached_artifacts
 
     for name, art in cached_artifacts().items():  # files of omdb: records
         owners.setdefault(cache.path_for(art), name.split("@")[0])
@@ -115,7 +115,7 @@ def _owner_of(path, owners: dict) -> str:
 def _selected(name: str | None) -> list:
     """Artifacts of one model or dataset name, or of everything in the registry."""
     reg = api.get_registry()
-    from ..catalog import cached_artifacts
+    from srzoo.hub.catalog import cached_artifacts
 
     if name is not None and name.lower().startswith("omdb:"):
         arts = list(cached_artifacts(name[5:].split("@")[0]).values())
@@ -134,7 +134,7 @@ def _selected(name: str | None) -> list:
 
 # ---- derived files (converted ONNX with their record), shown under their model ----
 def _derived(name: str | None) -> list:
-    from .. import derived
+    from srzoo.convert import derive as derived
 
     return [d for d in derived.derived_files()
             if name is None or (d.record or {}).get("model") == name.lower()]
@@ -144,14 +144,14 @@ def _derived_rows(name: str | None) -> list:
     rows = []
     for d in _derived(name):
         rec = d.record or {}
-        size = d.path.stat().st_size if d.path.is_file() else 0
+        nbytes = d.path.stat().st_size if d.path.is_file() else 0
         owner = f"{rec.get('model', '?')} x{rec.get('scale', '?')} (derived)"
-        rows.append([owner, str(d.path.relative_to(cache.cache_dir())), _size(size)])
+        rows.append([owner, str(d.path.relative_to(cache.cache_dir())), size(nbytes)])
     return rows
 
 
 def _verify_derived(name: str | None) -> tuple[int, int]:
-    from .. import derived
+    from srzoo.convert import derive as derived
 
     checked = bad = 0
     for d in _derived(name):
@@ -193,12 +193,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
             wanted = {cache.path_for(a) for a in _selected(args.name)}
             files = [f for f in files if f.path in wanted]
         owners = _owners()
-        rows = [[_owner_of(f.path, owners), str(f.path.relative_to(cache.cache_dir())), _size(f.size)]
+        rows = [[_owner_of(f.path, owners), str(f.path.relative_to(cache.cache_dir())), size(f.size)]
                 for f in files]
         rows += _derived_rows(args.name)
-        print(_table(rows, ["model", "file", "size"]) if rows else "cache is empty")
+        print(table(rows, ["model", "file", "size"]) if rows else "cache is empty")
         total = sum(f.size for f in files)
-        print(f"{len(files)} file(s), {_size(total)} in {cache.cache_dir()}", file=sys.stderr)
+        print(f"{len(files)} file(s), {size(total)} in {cache.cache_dir()}", file=sys.stderr)
         return 0
     if action == "verify":
         bad = 0
@@ -236,7 +236,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 cache.partial_path(a).with_name(cache.partial_path(a).name + ".json"),
                 cache.record_path(a))]
         n_derived = _remove_derived(args.name)
-        from .. import autotune
+        from srzoo.runtime import autotune
 
         n_tuned = autotune.forget(args.name)
         if n_tuned:
@@ -255,13 +255,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     if args.name:
-        from .catalog import cmd_info_record
+        from srzoo.cli.catalog import cmd_info_record
 
         return cmd_info_record(args)
     import cv2
     import numpy
 
-    from .. import __version__
+    from srzoo._version import __version__
 
     info: dict[str, Any] = {
         "srzoo": __version__,
@@ -272,7 +272,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "cache_dir": str(cache.cache_dir()),
     }
     try:
-        from .. import backends
+        from srzoo.runtime import backends
 
         info["capabilities"] = backends.capabilities()
         info["backends"] = backends.backend_table()
@@ -367,7 +367,7 @@ def format_info(info: dict[str, Any], all_groups: bool = False) -> str:
 def _auto_info(args: argparse.Namespace) -> dict[str, Any]:
     """What ``auto`` means here: the override, trials on/off, the static order,
     the choices remembered in the cache, and (with --model) what it picks now."""
-    from .. import autotune, backends
+    from srzoo.runtime import autotune, backends
 
     out: dict[str, Any] = {"SRZOO_BACKEND": backends.env_backend(),
                            "trials": "on" if autotune._env_autotune() else "off (SRZOO_AUTOTUNE=0)"}
@@ -382,7 +382,7 @@ def _auto_info(args: argparse.Namespace) -> dict[str, Any]:
                                                                   key=lambda kv: kv[1]))}
         for v in autotune._read().values() if isinstance(v, dict)]
     if getattr(args, "model", None):
-        from ..upscaler import Upscaler
+        from srzoo.runtime.upscaler import Upscaler
 
         up = Upscaler(args.model, args.scale or 2, backend=args.backend, threads=args.threads)
         out.update(model=f"{up.model} x{up.scale} (backend={args.backend!r})", chosen=up.backend,

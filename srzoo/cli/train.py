@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 EXAMPLE = """examples:
   srzoo train --scale 2 --data ~/photos -o mine_x2.onnx
@@ -46,7 +46,7 @@ def _need_torch() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _need_torch()
-    from ..train import ARCHS, TrainConfig, export_onnx, manifest_entry, train
+    from srzoo.train import ARCHS, TrainConfig, export_onnx, manifest_entry, train
 
     out = Path(args.output)
     if out.suffix.lower() != ".onnx":

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import backends
-from ..errors import SrzooError
-from ..upscaler import FileResult
+from srzoo.errors import SrzooError
+from srzoo.jobs.files import FileResult
+from srzoo.runtime import backends
 
 
 def _size(hw: tuple[int, int] | None) -> str:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     if args.verbose and not args.quiet:
-        from .. import config
+        from srzoo import config
 
         config.default_to("SRZOO_LOG", "warning")  # -v: OpenCV's own warnings too
 
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"{r.output}  ({r.input}, {_size(r.in_shape)} -> {_size(r.out_shape)}{secs})",
                        file=sys.stdout)
 
-    from ..batch import run_batch
-    from ..video import split_videos
+    from srzoo.jobs.batch import run_batch
+    from srzoo.jobs.video import split_videos
 
     if args.chunk is not None:
         return _run_big(args)
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# ---- scale-out and any-size options (srzoo.batch, srzoo.resize, srzoo.bigimage) -------------
+# ---- scale-out and any-size options (srzoo.jobs.batch, srzoo.jobs.resize, srzoo.jobs.bigimage) -------------
 def _run_big(args: argparse.Namespace) -> int:
     """``--chunk N``: one image larger than memory, chunk store to chunk store."""
-    from ..batch import _env_scheduler
-    from ..bigimage import upscale_big
-    from ..resize import parse_scale
+    from srzoo.jobs.batch import _env_scheduler
+    from srzoo.jobs.bigimage import upscale_big
+    from srzoo.jobs.resize import parse_scale
 
     if len(args.inputs) != 1 or not args.output:
         raise SrzooError("--chunk takes one input (.zarr, .tif) and -o OUT.zarr or OUT.tif")
@@ -82,7 +82,7 @@ def _run_big(args: argparse.Namespace) -> int:
     address = args.scheduler or _env_scheduler()
     client = None
     if address:
-        from ..executors import DaskExecutor
+        from srzoo.jobs.executors import DaskExecutor
 
         client = DaskExecutor(None, address, workers=args.jobs).client
     try:
@@ -126,8 +126,8 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
 def _video(args: argparse.Namespace, src: Path, single: bool,
            report: Callable[[FileResult], None]) -> FileResult:
     """One video through :func:`srzoo.upscale_video`; its summary line on stderr unless -q."""
-    from ..upscaler import get_upscaler
-    from ..video import upscale_video, video_output_path
+    from srzoo.jobs.video import upscale_video, video_output_path
+    from srzoo.runtime.upscaler import get_upscaler
 
     up = get_upscaler(args.model, args.scale, backend=args.backend)  # model errors stop everything
     out = Path(args.output) if args.output else None

@@ -14,8 +14,13 @@ reports the largest difference in :class:`Conversion`. It must be
 deterministic: the same source, version and options give the same bytes.
 
 Converters are found through :func:`converter_for` (by the entry's
-``format``), never by a model's name. :func:`srzoo.derived.derive` runs one
-and caches its output with a record.
+``format``), never by a model's name. :func:`srzoo.convert.derive.derive` runs one
+and caches its output with a record; :mod:`.export` writes the ONNX a user asks
+for. :mod:`.cvcompat` and :mod:`.opencv_onnx` hold what this OpenCV can do and
+the ONNX rewrites that make a graph fit it (asked by the engines too).
+
+Layer: above :mod:`srzoo.hub` (converters read verified files from the cache),
+below :mod:`srzoo.runtime`.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..registry import ModelEntry
+    from srzoo.hub.manifest import ModelEntry
 
 
 @dataclass
@@ -77,7 +82,7 @@ def _load_builtin() -> None:
 
 
 #: converter modules of srzoo, imported on first lookup
-_BUILTIN: list[str] = ["graphdef", "pytorch", "keras", "ncnn", "tensorflow"]
+_BUILTIN: list[str] = ["graphdef", "pytorch", "safetensors", "keras", "ncnn", "tensorflow"]
 _loaded = False
 
 

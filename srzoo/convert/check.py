@@ -6,9 +6,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion
-from .onnxbuild import OPSET, Graph, probe, run_cv2
+from srzoo.convert import Conversion, reference
+from srzoo.convert.onnxbuild import OPSET, Graph, probe, run_cv2
+from srzoo.errors import SrzooError
 
 
 class VerificationFailed(SrzooError):
@@ -52,7 +52,6 @@ def tool_versions(*names: str) -> dict[str, str]:
 def convert_arch(sd: Mapping[str, np.ndarray], arch: Any, what: str, *, tol: float = 1e-3,
                  ops: Any = None, info: dict[str, Any] | None = None) -> Conversion:
     """ONNX of ``arch`` with ``sd``'s weights, verified on a probe against ``ops`` (default: best)."""
-    from . import reference
 
     onnx_bytes, params = build(arch.forward, sd, arch, arch.name)
     ops = ops or reference.best()

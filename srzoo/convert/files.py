@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion, converter_for
+from srzoo.convert import Conversion, converter_for
+from srzoo.errors import SrzooError
+from srzoo.hub.manifest import parse_manifest
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -140,7 +141,6 @@ def write_manifest(path: str | os.PathLike[str], done: Converted, name: str | No
     Creates the file (``schema = 1``) if needed; refuses a duplicate name and
     scale. Returns the entry's name.
     """
-    from ..registry import parse_manifest
 
     path = Path(path)
     name = _manifest_name(name or done.source.stem)

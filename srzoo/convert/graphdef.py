@@ -3,8 +3,7 @@
 Two small parts:
 
 * a reader for the few ``tensorflow/core/framework/*.proto`` messages a frozen
-  inference graph uses (GraphDef, NodeDef, AttrValue, TensorProto,
-  TensorShapeProto), decoding the protobuf wire format by hand;
+  inference graph uses (:mod:`srzoo.convert.graphdef_proto`);
 * an ONNX builder (the ``onnx`` package) for the ops of the ``cv2.dnn_superres``
   families: Const, Placeholder, Identity, Conv2D, BiasAdd, Add/AddV2, Sub, Mul,
   Relu, Abs, Tanh, DepthToSpace, Transpose (ESPCN, FSRCNN, FSRCNN-small,
@@ -23,213 +22,27 @@ its output itself: the ONNX (ONNX Runtime, or OpenVINO) and ``cv2.dnn`` on the
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion, register
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..registry import ModelEntry
+from srzoo.convert import Conversion, register
+from srzoo.convert.cvcompat import (
+    classic_kw,
+    quiet_opencv,
+    register_superres_layers,
+    tf_importer,
+)
+from srzoo.convert.graphdef_eval import evaluate
+from srzoo.convert.graphdef_proto import GraphDefError, Node, _clean, read_graphdef
+from srzoo.convert.opencv_onnx import rewritten_for_opencv
+from srzoo.errors import ConversionFailed, ModelLoadError
+from srzoo.hub.manifest import ModelEntry
 
 #: largest accepted |ONNX - cv2.dnn| on the probe, in [0, 1] output units
 MAX_PROBE_ERROR = 1e-4
 OPSET = 17
-
-# tensorflow/core/framework/types.proto
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 9: np.int64, 10: np.bool_}
-
-
-class GraphDefError(SrzooError):
-    """A .pb file is not a GraphDef this reader understands."""
-
-
-# --------------------------------------------------------------------------- wire format
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise GraphDefError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise GraphDefError("varint too long")
-
-
-def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
-    """(field number, wire type, value) of every field of one message; bytes for
-    length-delimited fields, int for varints and fixed-width fields."""
-    out = []
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            val, pos = _varint(buf, pos)
-        elif wire == 1:
-            val, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            if pos + n > end:
-                raise GraphDefError("truncated field")
-            val, pos = buf[pos:pos + n], pos + n
-        elif wire == 5:
-            val, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise GraphDefError(f"unsupported wire type {wire}")
-        if pos > end:
-            raise GraphDefError("truncated message")
-        out.append((num, wire, val))
-    return out
-
-
-def _signed(n: int) -> int:
-    return n - (1 << 64) if n >= 1 << 63 else n
-
-
-def _packed_varints(data: bytes) -> list[int]:
-    vals, pos = [], 0
-    while pos < len(data):
-        v, pos = _varint(data, pos)
-        vals.append(_signed(v))
-    return vals
-
-
-# --------------------------------------------------------------------------- messages
-def _shape(buf: bytes) -> list[int]:
-    """TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}; unknown dims are -1."""
-    dims = []
-    for num, _, val in _fields(buf):
-        if num == 2:
-            size = 0
-            for n2, _, v2 in _fields(val):
-                if n2 == 1:
-                    size = _signed(v2)
-            dims.append(size)
-    return dims
-
-
-def _tensor(buf: bytes) -> np.ndarray:
-    """TensorProto: dtype=1, tensor_shape=2, tensor_content=4, float_val=5,
-    int_val=7, int64_val=10 (packed or not)."""
-    dtype, dims, content = 1, [], None
-    floats: list[float] = []
-    ints: list[int] = []
-    for num, wire, val in _fields(buf):
-        if num == 1:
-            dtype = val
-        elif num == 2:
-            dims = _shape(val)
-        elif num == 4:
-            content = val
-        elif num == 5:
-            floats.extend(struct.unpack(f"<{len(val) // 4}f", val)) if wire == 2 else \
-                floats.append(struct.unpack("<f", val)[0])
-        elif num in (7, 10):
-            ints.extend(_packed_varints(val)) if wire == 2 else ints.append(_signed(val))
-    np_dtype = _DTYPES.get(dtype)
-    if np_dtype is None:
-        raise GraphDefError(f"unsupported tensor dtype {dtype}")
-    count = int(np.prod(dims)) if dims else 1
-    if content is not None:
-        arr = np.frombuffer(content, dtype=np.dtype(np_dtype).newbyteorder("<")).astype(np_dtype)
-    else:
-        vals = floats if np_dtype in (np.float32, np.float64) else ints
-        arr = np.asarray(vals, dtype=np_dtype)
-        if arr.size == 1 and count > 1:  # TF stores splat constants as one value
-            arr = np.full(count, arr[0], dtype=np_dtype)
-        elif arr.size == 0:
-            arr = np.zeros(count, dtype=np_dtype)
-    if arr.size != count:
-        raise GraphDefError(f"tensor of shape {dims} holds {arr.size} values")
-    return arr.reshape(dims)
-
-
-def _attr(buf: bytes) -> Any:
-    """AttrValue: list=1, s=2, i=3, f=4, b=5, type=6, shape=7, tensor=8."""
-    for num, wire, val in _fields(buf):
-        if num == 1:  # ListValue: s=2, i=3 (packed), f=4 (packed), type=6
-            items: list[Any] = []
-            for n2, w2, v2 in _fields(val):
-                if n2 == 2:
-                    items.append(v2.decode())
-                elif n2 == 3:
-                    items.extend(_packed_varints(v2) if w2 == 2 else [_signed(v2)])
-                elif n2 == 4:
-                    items.extend(struct.unpack(f"<{len(v2) // 4}f", v2) if w2 == 2
-                                 else struct.unpack("<f", v2))
-                elif n2 == 6:
-                    items.append(v2)
-            return items
-        if num == 2:
-            return val.decode(errors="replace")
-        if num == 3:
-            return _signed(val)
-        if num == 4:
-            return struct.unpack("<f", val)[0]
-        if num in (5, 6):
-            return val
-        if num == 7:
-            return _shape(val)
-        if num == 8:
-            return _tensor(val)
-    return None
-
-
-@dataclass
-class Node:
-    """One NodeDef: name=1, op=2, input=3, attr=5 (map<string, AttrValue>)."""
-
-    name: str
-    op: str
-    inputs: list[str] = field(default_factory=list)
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def read_graphdef(data: bytes) -> list[Node]:
-    """The nodes of a serialized GraphDef, in file order."""
-    nodes = []
-    for num, wire, val in _fields(data):
-        if num != 1 or wire != 2:
-            continue
-        node = Node("", "")
-        for n2, _, v2 in _fields(val):
-            if n2 == 1:
-                node.name = v2.decode()
-            elif n2 == 2:
-                node.op = v2.decode()
-            elif n2 == 3:
-                node.inputs.append(v2.decode())
-            elif n2 == 5:
-                key, value = "", None
-                for n3, _, v3 in _fields(v2):
-                    if n3 == 1:
-                        key = v3.decode()
-                    elif n3 == 2:
-                        value = _attr(v3)
-                node.attrs[key] = value
-        if not node.name or not node.op:
-            raise GraphDefError("a node without a name or op")
-        nodes.append(node)
-    if not nodes:
-        raise GraphDefError("no nodes (not a TensorFlow GraphDef)")
-    return nodes
-
-
-# --------------------------------------------------------------------------- ONNX builder
-def _clean(name: str) -> str:
-    """A node input reference without control-dependency mark and output index 0."""
-    name = name.lstrip("^")
-    return name[:-2] if name.endswith(":0") else name
-
 
 class _Builder:
     """Translates nodes to ONNX, keeping 4-D activations NCHW.
@@ -530,10 +343,7 @@ def _reference_cv2(pb: Path, x: np.ndarray, outputs: list[str]) -> tuple[list[np
     """cv2.dnn on the .pb itself (the classic engine where OpenCV 5.0 has a choice)."""
     import cv2
 
-    from ..engines.cvcompat import classic_kw, quiet_opencv
-    from ..engines.opencv import _register_superres_layers
-
-    _register_superres_layers()
+    register_superres_layers()
     with quiet_opencv():
         net = cv2.dnn.readNetFromTensorflow(str(pb), **classic_kw())
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -547,7 +357,6 @@ def _reference_numpy(pb: Path, x: np.ndarray, outputs: list[str],
                      input_name: str) -> tuple[list[np.ndarray], str]:
     """srzoo's NumPy evaluation of the GraphDef (TF semantics); the outputs of
     these graphs are already NCHW (their own closing ``Transpose``)."""
-    from .graphdef_eval import evaluate
 
     vals = evaluate(read_graphdef(Path(pb).read_bytes()), {input_name: x[None]}, outputs)
     return vals, "srzoo's NumPy evaluation of the .pb (this OpenCV has no TensorFlow importer)"
@@ -562,7 +371,6 @@ def probe_error(pb: Path, onnx_bytes: bytes, entry: "ModelEntry", outputs: list[
     later): never the ONNX being checked.
     """
     x = _probe_image(entry)
-    from ..engines.opencv import tf_importer
 
     if tf_importer():
         ref, what = _reference_cv2(pb, x, outputs)
@@ -607,9 +415,6 @@ def _run_onnx(onnx_bytes: bytes, input_name: str, x: np.ndarray,
 
     import cv2
 
-    from ..engines.cvcompat import classic_kw, quiet_opencv
-    from ..engines.opencv import rewritten_for_opencv
-
     with tempfile.TemporaryDirectory(prefix="srzoo-probe-") as tmp:
         path = Path(tmp) / "model.onnx"  # from a file: OpenCV 5.1 reads no ONNX buffer
         path.write_bytes(onnx_bytes)
@@ -631,10 +436,6 @@ class GraphDefToONNX:
 
     def convert(self, source: Path, entry: "ModelEntry", options: dict[str, Any]) -> Conversion:
         import onnx
-
-        from ..derived import ConversionFailed
-
-        from ..errors import ModelLoadError
 
         data = Path(source).read_bytes()
         input_name = entry.io.input

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .graphdef import GraphDefError, Node, _clean
+from srzoo.convert.graphdef_proto import GraphDefError, Node, _clean
 
 #: largest activation (elements) the evaluator will hold, ~256 MB of float32
 MAX_ELEMENTS = 64 << 20

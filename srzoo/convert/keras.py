@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion, register
-from .arch import Arch
-from .check import compare, build, tool_versions
-from .onnxbuild import OPSET
+from srzoo.convert import Conversion, register
+from srzoo.convert.arch import Arch
+from srzoo.convert.check import build, compare, tool_versions
+from srzoo.convert.onnxbuild import OPSET
+from srzoo.convert.reference import NumpyOps
+from srzoo.errors import SrzooError
 
 BN_EPS = 1e-3  # Keras default
 
@@ -207,8 +208,6 @@ def reference(arch: Arch, layers: list[Layer]) -> tuple[Any, str]:
         tfr = _TFReference()
         return (lambda x: tfr.run(arch, layers, x)), tfr.name
     except ImportError:
-        from .reference import NumpyOps
-
         ops = NumpyOps()
         return (lambda x: ops.output(arch.forward(ops, layers, arch, ops.input(x)))), \
             "numpy reference (srzoo.convert.reference.NumpyOps; TensorFlow not installed)"

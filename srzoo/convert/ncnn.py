@@ -18,7 +18,6 @@ the same probe; float16 weights allow 1e-2.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion, register
-from .arch import Arch
-from .check import build, compare, tool_versions
+from srzoo.convert import Conversion, register
+from srzoo.convert.arch import Arch
+from srzoo.convert.check import build, compare, tool_versions
+from srzoo.convert.reference import best
+from srzoo.errors import SrzooError
 
 MAGIC = 7767517
 TAG_F16 = 0x01306B47
@@ -384,8 +384,6 @@ class NcnnToONNX:
             ref: Any = _NcnnReference(net)
             ref_name = ref.name
         except ImportError:
-            from .reference import best
-
             ops = best()
             ref = lambda x: ops.output(forward(ops, net, a, ops.input(x)))  # noqa: E731
             ref_name = f"{ops.name} (the ncnn package is not installed)"

@@ -18,6 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from srzoo.errors import SrzooError
+from srzoo.resample import cubic_kernel
+
 OPSET = 17
 #: the opset of graphs that use :meth:`Graph.resize_bilinear_like` (see there)
 OPSET_RESIZE_LIKE = 12
@@ -32,8 +35,6 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        from ..errors import SrzooError
-
         raise SrzooError("converting needs the onnx package: pip install 'srzoo[convert]'") from None
     return onnx
 
@@ -247,8 +248,6 @@ class Graph:
         products of the phase filters) and :meth:`pixel_shuffle` by ``p`` to interleave the phases.
         """
         from fractions import Fraction
-
-        from ..metrics import cubic_kernel
 
         p, q, channels = int(p), int(q), int(channels)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import Conversion, register
-from . import arch as archs
-from .check import convert_arch
-from .torchload import load_state_dict
+from srzoo.convert import Conversion, register
+from srzoo.convert import arch as archs
+from srzoo.convert.check import convert_arch
+from srzoo.convert.torchload import load_state_dict
 
 
 class TorchToONNX:

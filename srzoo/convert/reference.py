@@ -12,6 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from srzoo.errors import SrzooError
+from srzoo.resample import cubic_kernel
+
 
 class TorchOps:
     def __init__(self) -> None:
@@ -170,8 +173,6 @@ class NumpyOps:
 
     def resize(self, x: np.ndarray, s: float, mode: str) -> np.ndarray:
         if mode not in ("linear", "cubic"):
-            from ..errors import SrzooError
-
             raise SrzooError(f"the numpy reference has no {mode} resize: install the source framework "
                              f"(torch, or the ncnn package) to verify this model")
         n, c, h, w = x.shape
@@ -199,7 +200,6 @@ def _cubic_matrix(n_in: int, n_out: int, s: float, a: float = -0.75) -> np.ndarr
     """The (n_out, n_in) matrix of bicubic resampling along one axis by ``s``:
     half-pixel centres, Keys' kernel with ``a`` = -0.75 (PyTorch, ncnn, ONNX
     ``cubic_coeff_a``), edge pixels repeated beyond the border."""
-    from ..metrics import cubic_kernel
 
     src = (np.arange(n_out) + 0.5) / s - 0.5
     base = np.floor(src).astype(int)

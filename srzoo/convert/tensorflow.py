@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SrzooError
-from . import Conversion, register
-from .check import tool_versions
-from .onnxbuild import OPSET
+from srzoo.convert import Conversion, register
+from srzoo.convert.check import tool_versions
+from srzoo.convert.onnxbuild import OPSET, probe, run_cv2
+from srzoo.errors import SrzooError
+from srzoo.hub.archive import check
 
 
 def _tf() -> tuple[Any, Any]:
@@ -39,7 +40,6 @@ def _tf() -> tuple[Any, Any]:
 def _saved_model_dir(source: Path, tmp: Path) -> Path:
     if source.is_dir():
         return source
-    from ..archive import check
 
     check(source)  # no absolute paths, '..', links; bounded size
     with tarfile.open(source, "r:*") as t:
@@ -116,8 +116,6 @@ class TFToONNX:
             def reference(x_nchw: np.ndarray) -> np.ndarray:  # TensorFlow's own NHWC
                 x = x_nchw.transpose(0, 2, 3, 1) * value_range
                 return np.asarray(fn(tf.constant(x))).transpose(0, 3, 1, 2) / value_range
-
-            from .onnxbuild import probe, run_cv2
 
             def ours(x_nchw: np.ndarray) -> np.ndarray:
                 return run_cv2(onnx_bytes, x_nchw * value_range) / value_range

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 
 class UnsafeCheckpoint(SrzooError):

@@ -8,6 +8,9 @@
 
 The built-in models (``srzoo/builtin/``) were made with ``srzoo train``; the
 commands, seed and logs are in ``srzoo/train/builtin/``.
+
+Layer: beside :mod:`srzoo.jobs` and :mod:`srzoo.evaluate`; may import
+:mod:`srzoo.runtime` and everything below it, not its siblings or the CLI.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from __future__ import annotations
 try:
     import torch  # noqa: F401
 except ModuleNotFoundError as e:  # pragma: no cover - depends on the install
-    from ..errors import SrzooError
+    from srzoo.errors import SrzooError
 
     raise SrzooError("srzoo.train needs PyTorch: pip install 'srzoo[train]'") from e
 
-from .export import export_onnx, manifest_entry, onnx_bytes
-from .losses import LOSSES, ms_ssim_torch
-from .models import ARCHS, ArchSpec, build_model, macs_per_lr_pixel
-from .trainer import TrainConfig, TrainResult, load_checkpoint, train
+from srzoo.train.export import export_onnx, manifest_entry, onnx_bytes
+from srzoo.train.losses import LOSSES, ms_ssim_torch
+from srzoo.train.models import ARCHS, ArchSpec, build_model, macs_per_lr_pixel
+from srzoo.train.trainer import TrainConfig, TrainResult, load_checkpoint, train
 
 __all__ = ["ARCHS", "ArchSpec", "LOSSES", "TrainConfig", "TrainResult", "build_model", "export_onnx",
            "load_checkpoint", "macs_per_lr_pixel", "manifest_entry", "ms_ssim_torch", "onnx_bytes",

@@ -2,10 +2,10 @@
 degradation, and seeded random patch batches.
 
 The degradation is the one of the standard protocol (``../shared/REFERENCE.md``):
-modcrop, then MATLAB-bicubic downscaling (:func:`srzoo.metrics.imresize`) of the
+modcrop, then MATLAB-bicubic downscaling (:func:`srzoo.evaluate.metrics.imresize`) of the
 8-bit colour image, rounded to uint8. The planes fed to the network are the
 full-range Y of OpenCV's ``COLOR_BGR2YCrCb`` scaled to ``[0, 1]``, what
-:mod:`srzoo.pipeline` gives a ``color = "y"`` model at run time (there rounded
+:mod:`srzoo.runtime.pipeline` gives a ``color = "y"`` model at run time (there rounded
 to whole grey levels, here not).
 
 Batches come from a ``numpy`` generator seeded with ``(seed, epoch)``, so epoch
@@ -21,8 +21,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from ..errors import SrzooError
-from ..metrics import imresize, modcrop
+from srzoo.errors import SrzooError
+from srzoo.resample import imresize, modcrop
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "y_plane", "Pair", "make_pairs", "PatchSampler",
            "split_validation"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SrzooError
+from srzoo.errors import SrzooError
 
 __all__ = ["onnx_bytes", "export_onnx", "check_with_opencv", "manifest_entry", "OPSET"]
 

@@ -1,7 +1,7 @@
 """Training losses: pixel L1 / L2, MS-SSIM (Wang et al. 2003) and L1 + MS-SSIM
 (Zhao et al., Loss Functions for Image Restoration with Neural Networks, 2017).
 
-MS-SSIM here is the differentiable twin of :func:`srzoo.metrics.ms_ssim` for
+MS-SSIM here is the differentiable twin of :func:`srzoo.evaluate.metrics.ms_ssim` for
 training patches: Gaussian 11x11 window (sigma 1.5), 'valid' statistics, 2x2
 average pooling between scales, the standard weights. A patch too small for
 five scales uses as many scales as fit (each needs the 11x11 window), with the

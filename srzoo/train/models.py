@@ -19,14 +19,13 @@ that ``cv2.dnn`` runs (:mod:`srzoo.train.export`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..metrics import cubic_kernel
+from srzoo.resample import cubic_kernel
 
 __all__ = ["ArchSpec", "ARCHS", "build_model", "bicubic_phase_kernels", "macs_per_lr_pixel",
            "PostUpsampleNet", "PreUpsampleNet"]

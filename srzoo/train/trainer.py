@@ -16,15 +16,15 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..errors import SrzooError
-from .data import PatchSampler, list_images, make_pairs, split_validation
-from .losses import make_loss
-from .models import ARCHS, build_model, macs_per_lr_pixel
+from srzoo.errors import SrzooError
+from srzoo.train.data import PatchSampler, list_images, make_pairs, split_validation
+from srzoo.train.losses import make_loss
+from srzoo.train.models import ARCHS, build_model, macs_per_lr_pixel
 
 __all__ = ["TrainConfig", "TrainResult", "train", "validate", "load_checkpoint"]
 

@@ -15,11 +15,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ...errors import SrzooError
-from ..onnxbuild import OPSET
+from srzoo.convert.onnxbuild import OPSET
+from srzoo.errors import SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
-MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr"]
+MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span"]
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..onnxbuild import OPSET_RESIZE_LIKE
-from . import Arch, weight
+from srzoo.convert.arch import Arch, weight
+from srzoo.convert.onnxbuild import OPSET_RESIZE_LIKE
 
 SLOPE = 0.05
 

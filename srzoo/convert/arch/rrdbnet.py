@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import Arch, weight
+from srzoo.convert.arch import Arch, weight
 
 
 def _from_old(sd: Mapping[str, np.ndarray]) -> "OrderedDict[str, np.ndarray] | None":

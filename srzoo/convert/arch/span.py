@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import Arch, weight
+from srzoo.convert.arch import Arch, weight
 
 MEAN = np.array([0.4488, 0.4371, 0.4040], np.float32)
 IMG_RANGE = 255.0

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import Arch, weight
+from srzoo.convert.arch import Arch, weight
 
 
 def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:

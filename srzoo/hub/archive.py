@@ -1,0 +1,121 @@
+"""Take one member out of a verified zip or tar.gz archive, safely.
+
+Manifest entries may name a file inside an archive (``member``). Before
+anything is written the WHOLE archive listing is checked: no absolute
+paths, no ``..`` components, no links (symbolic or hard) or device files,
+and a bounded total expanded size (:data:`MAX_TOTAL`). The member is then
+written to ``<cache>/extracted/<archive sha256[:16]>/<member>`` through a
+temporary file and an atomic rename, and re-read from there afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from srzoo.errors import SrzooError
+from srzoo.hub import cache
+
+#: largest total expanded size of an archive srzoo opens (bytes)
+MAX_TOTAL = 4 << 30
+
+
+class ArchiveError(SrzooError):
+    """An archive is unsafe (paths out of its folder, links, too large) or lacks the member."""
+
+
+def _check_name(archive: Path, name: str) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if name.startswith(("/", "\\")) or p.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError(f"{archive}: refused: member {name!r} has an absolute path")
+    if ".." in p.parts:
+        raise ArchiveError(f"{archive}: refused: member {name!r} points outside the archive's folder ('..')")
+
+
+def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
+    """(name, size, kind) of every member; kind is file, dir or link."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for info in z.infolist():
+                mode = (info.external_attr >> 16) & 0o170000
+                kind = "link" if mode == 0o120000 else "dir" if info.is_dir() else "file"
+                yield info.filename, info.file_size, kind
+        return
+    try:
+        with tarfile.open(archive, "r:*") as t:
+            for m in t:
+                kind = "file" if m.isfile() else "dir" if m.isdir() else "link"
+                yield m.name, m.size, kind
+    except tarfile.TarError as e:
+        raise ArchiveError(f"{archive}: not a zip or tar archive srzoo can read ({e})") from None
+
+
+def check(archive: Path, max_total: int = MAX_TOTAL) -> int:
+    """Refuse an unsafe archive (one line naming the member); return the expanded size."""
+    total = 0
+    for name, size, kind in _entries(archive):
+        _check_name(archive, name)
+        if kind == "link":
+            raise ArchiveError(f"{archive}: refused: member {name!r} is a link or special file")
+        total += size
+        if total > max_total:
+            raise ArchiveError(f"{archive}: refused: expands past {max_total} bytes "
+                               f"(the bound on archives srzoo extracts)")
+    return total
+
+
+def _read(archive: Path, member: str, out: Path, max_total: int) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            try:
+                src = z.open(member)
+            except KeyError:
+                raise ArchiveError(f"{archive}: has no member {member!r}") from None
+            _copy(src, out, max_total, archive)
+        return
+    with tarfile.open(archive, "r:*") as t:
+        try:
+            info = t.getmember(member)
+        except KeyError:
+            raise ArchiveError(f"{archive}: has no member {member!r}") from None
+        src = t.extractfile(info)
+        if src is None:
+            raise ArchiveError(f"{archive}: member {member!r} is not a regular file")
+        _copy(src, out, max_total, archive)
+
+
+def _copy(src, out: Path, max_total: int, archive: Path) -> None:  # type: ignore[no-untyped-def]
+    n = 0
+    with src, open(out, "wb") as f:
+        while chunk := src.read(1 << 20):
+            n += len(chunk)
+            if n > max_total:  # the listing may lie about sizes
+                raise ArchiveError(f"{archive}: refused: member expands past {max_total} bytes")
+            f.write(chunk)
+
+
+def extract_member(archive: Path, member: str, archive_sha256: str, *, max_total: int = MAX_TOTAL) -> Path:
+    """The cached file of ``member``, extracted from ``archive`` on first use."""
+    archive = Path(archive)
+    _check_name(archive, member)
+    target = cache.cache_dir() / "extracted" / archive_sha256[:16] / member
+    if target.is_file():
+        return target
+    check(archive, max_total)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
+    os.close(fd)
+    try:
+        _read(archive, member, Path(tmp), max_total)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+__all__ = ["ArchiveError", "MAX_TOTAL", "check", "extract_member"]

@@ -1,0 +1,101 @@
+"""Input and output files of a job: which inputs a list of files, folders and globs
+means, where each result goes, and what happened to each (:class:`FileResult`)."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+              ".exr", ".hdr", ".jp2", ".pfm")
+
+
+@dataclass
+class FileResult:
+    """What happened to one input: the output written, or why not."""
+
+    input: str
+    output: Path | None = None
+    error: str | None = None
+    #: the output existed already and ``skip_existing`` was asked for
+    skipped: bool = False
+    #: seconds spent reading, upscaling and writing this file (None when not run)
+    seconds: float | None = None
+    #: (height, width) of the input and of the output
+    in_shape: tuple[int, int] | None = None
+    out_shape: tuple[int, int] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def status(self) -> str:
+        """``written``, ``skipped`` or ``failed``."""
+        return "failed" if self.error is not None else "skipped" if self.skipped else "written"
+
+
+def expand_inputs(items: Iterable[str | os.PathLike[str]],
+                  skip_suffix: str | None = None) -> tuple[list[Path], list[FileResult]]:
+    """Files, folders (their images, not recursive) and glob patterns → input files.
+
+    Files of a folder whose stem ends with ``skip_suffix`` (earlier outputs,
+    e.g. ``_espcn_x2``) are left out. Returns (files in order, without
+    duplicates; failures for items that match nothing).
+    """
+    files: list[Path] = []
+    failed: list[FileResult] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(p)
+
+    for item in items:
+        text = os.fspath(item)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS
+                           and not (skip_suffix and q.stem.endswith(skip_suffix)))
+            if not found:
+                failed.append(FileResult(text, error="folder holds no image files "
+                                                     f"({', '.join(IMAGE_EXTS[:4])}, ...)"))
+            for q in found:
+                add(q)
+        elif p.is_file():
+            add(p)
+        elif glob.has_magic(text):
+            found = sorted(Path(q) for q in glob.glob(text, recursive=True) if Path(q).is_file())
+            if not found:
+                failed.append(FileResult(text, error="pattern matches no file"))
+            for q in found:
+                add(q)
+        else:
+            failed.append(FileResult(text, error="no such file or folder"))
+    return files, failed
+
+
+def file_tag(model: str) -> str:
+    """A model name as it appears in output file names: ``omdb:ID@onnx`` -> ``omdb-ID-onnx``
+    (no ':' or '@', which some file systems refuse)."""
+    return model.replace(":", "-").replace("@", "-")
+
+
+def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: bool,
+                ext: str = ".png") -> Path:
+    """Where the result of ``src`` goes: ``<stem>_<model>_x<scale>.png`` beside it,
+    ``OUT/<stem>.png`` for an output folder, or ``OUT`` itself for one input and
+    an ``OUT`` with an image extension."""
+    if out is None:
+        return src.with_name(f"{src.stem}_{file_tag(model)}_x{scale}{ext}")
+    if single and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
+        return out
+    return out / f"{src.stem}{ext}"
+
+
+__all__ = ["FileResult", "IMAGE_EXTS", "expand_inputs", "file_tag", "output_path"]

@@ -1,0 +1,298 @@
+"""``backend="auto"``: a short measured trial, once, remembered in the cache.
+
+On first use of a model for an input-size class, every backend ``auto`` may
+choose (:func:`srzoo.runtime.backends.candidates`) loads the model and runs the
+network alone on a synthetic input of that class (pre/post-processing is the
+same on every engine, so it is left out), one warm-up run and then timed runs
+within a small time budget; the fastest median wins. The choice is stored in
+``<cache>/autotune.json`` under a key made of the model file, scale, size
+class, thread count, the engines' versions and the CPU/GPU identity, so a new
+onnxruntime, another machine or other threads measure again.
+
+``SRZOO_AUTOTUNE=0`` turns trials off (the static order of
+:func:`srzoo.runtime.backends.static_auto`); ``SRZOO_BACKEND`` replaces ``auto``
+entirely. :class:`Choice` says what was chosen and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from srzoo import config
+from srzoo.errors import SrzooError
+from srzoo.hub import cache
+from srzoo.runtime import backends
+from srzoo.runtime.engines import engines
+
+if TYPE_CHECKING:  # pragma: no cover
+    from srzoo.hub.manifest import ModelEntry
+    from srzoo.runtime.engines.base import ResolvedBackend
+
+FILE = "autotune.json"
+#: input-size classes: name -> (largest input pixels in the class, trial height, trial width)
+SIZE_CLASSES: dict[str, tuple[int, int, int]] = {
+    "small": (256 * 256, 128, 128),
+    "medium": (1024 * 1024, 256, 384),
+    "large": (1 << 62, 512, 512),  # above the automatic tiling budget: 512 px tiles
+}
+#: seconds one candidate may spend in timed runs (after one warm-up)
+TRIAL_BUDGET = 0.6
+#: timed runs per candidate at most
+TRIAL_RUNS = 5
+
+
+def _env_autotune() -> bool:
+    """``SRZOO_AUTOTUNE``: 0/false/no/off turns measured trials off (default on)."""
+
+    return bool(config.get("SRZOO_AUTOTUNE"))
+
+
+def size_class(h: int, w: int) -> str:
+    """The class of an h×w network input."""
+    px = h * w
+    for name, (limit, _, _) in SIZE_CLASSES.items():
+        if px <= limit:
+            return name
+    return "large"  # pragma: no cover - the last class has no limit
+
+
+@dataclass
+class Choice:
+    """What ``auto`` chose, and why."""
+
+    backend: "ResolvedBackend"
+    how: str  # "measured", "cached", "static", "env", "only"
+    size_class: str = "medium"
+    times_ms: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    trial: str = ""
+
+    @property
+    def reason(self) -> str:
+        if self.how in ("measured", "cached"):
+            ranked = sorted(self.times_ms.items(), key=lambda kv: kv[1])
+            shown = ", ".join(f"{k} {v:.1f} ms" for k, v in ranked)
+            when = "measured now" if self.how == "measured" else "measured earlier (cached)"
+            return f"fastest in a {self.trial} {self.size_class}-input trial, {when}: {shown}"
+        return self.backend.reason
+
+
+def machine_identity() -> dict[str, Any]:
+    """CPU model, logical CPU count and OS: part of every autotune key."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "os": platform.system()}
+
+
+def key_for(entry: "ModelEntry", cls: str, threads: int | None,
+            cands: list["ResolvedBackend"]) -> str:
+    engs = engines()
+    blob = {
+        "model": entry.name, "scale": entry.scale, "file": entry.sha256 or entry.file or "",
+        "class": cls, "threads": threads, "machine": machine_identity(),
+        "candidates": [str(c) for c in cands],
+        "versions": {n: engs[n].versions() for n in sorted({c.engine for c in cands})},
+        "devices": {str(c): engs[c.engine].device(c.target) for c in cands if c.target != "cpu"},
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _store() -> Path:
+    return cache.cache_dir() / FILE
+
+
+def _read() -> dict[str, Any]:
+    try:
+        data = json.loads(_store().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(data: dict[str, Any]) -> None:
+    path = _store()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _write(key: str, value: dict[str, Any]) -> None:
+    """Add one choice to the store (atomic replace, under a file lock)."""
+    from filelock import FileLock
+
+    path = _store()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        data = _read()
+        data[key] = value
+        _save(data)
+
+
+def forget(model: str | None = None) -> int:
+    """Drop remembered choices, all of them or those of one model name
+    (``srzoo cache rm [NAME]``, tests); returns how many were dropped."""
+    from filelock import FileLock
+
+    path = _store()
+    if not path.exists():
+        return 0
+    try:
+        with FileLock(str(path) + ".lock"):
+            data = _read()
+            if model is None:
+                path.unlink(missing_ok=True)
+                return len(data)
+            keep = {k: v for k, v in data.items()
+                    if not (isinstance(v, dict) and str(v.get("model", "")).lower() == model.lower())}
+            if len(keep) != len(data):
+                _save(keep)
+            return len(data) - len(keep)
+    except OSError as e:
+        raise cache.os_error(e, path, "update" if model else "delete") from None
+
+
+#: seconds one trial run of the first candidate should take at most (heavy
+#: models get a smaller trial input than their class)
+RUN_BUDGET = 0.12
+
+
+def trial_size(runner: Any, cls: str, channels: int) -> tuple[int, int]:
+    """The trial input size for ``cls``, shrunk (not below 32x32) so that one
+    run of ``runner`` takes about :data:`RUN_BUDGET` at most."""
+    _, h, w = SIZE_CLASSES[cls]
+    x = trial_input(runner, 32, 32, channels)
+    runner.run(x)
+    t0 = time.perf_counter()
+    runner.run(x)
+    t32 = max(time.perf_counter() - t0, 1e-6)
+    px_budget = 32 * 32 * RUN_BUDGET / t32
+    if h * w > px_budget:
+        f = (px_budget / (h * w)) ** 0.5
+        h, w = max(32, int(h * f) // 8 * 8), max(32, int(w * f) // 8 * 8)
+    return h, w
+
+
+def trial_input(runner: Any, h: int, w: int, channels: int) -> np.ndarray:
+    """A synthetic h×w input in the runner's layout."""
+    rng = np.random.default_rng(0)
+    x = rng.random((h, w, channels), dtype=np.float32)
+    if runner.input_layout == "nhwc":
+        return np.ascontiguousarray(x[None])
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def measure(runner: Any, x: np.ndarray, budget: float = TRIAL_BUDGET,
+            runs: int = TRIAL_RUNS) -> float:
+    """Median seconds of ``runner.run(x)``: one warm-up, then up to ``runs``
+    timed runs while within ``budget`` seconds."""
+    runner.run(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < runs and (not times or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        runner.run(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def choose(entry: "ModelEntry", cls: str, threads: int | None,
+           load: Callable[["ResolvedBackend"], Any], channels: int,
+           engine: str | None = None) -> tuple[Choice, dict[str, Any]]:
+    """What ``auto`` (or ``ENGINE:auto``) runs ``entry`` on for inputs of class ``cls``.
+
+    ``load(backend)`` returns a loaded tensor runner. Returns the choice and the
+    runners loaded on the way (by backend name), so the winner is not loaded twice.
+    """
+    requested = f"{engine}:auto" if engine else "auto"
+    if entry.format == "interpolation":
+        return Choice(backends.resolve("auto", entry), "static", cls), {}
+    cands = backends.candidates(entry, engine)
+    if not _env_autotune() or len(cands) <= 1:
+        return _first_that_loads(entry, engine, requested, cls, cands, load)
+    key = key_for(entry, cls, threads, cands)
+    rec = _read().get(key)
+    byname = {str(c): c for c in cands}
+    if isinstance(rec, dict) and rec.get("backend") in byname:
+        c = byname[rec["backend"]]
+        ch = Choice(backends.ResolvedBackend(c.engine, c.target, requested), "cached", cls,
+                    dict(rec.get("times_ms", {})), dict(rec.get("errors", {})), rec.get("trial", ""))
+        return _with_reason(ch), {}
+    times: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    loaded: dict[str, Any] = {}
+    hw: tuple[int, int] | None = None
+    for c in cands:
+        try:
+            runner = load(c)
+            loaded[str(c)] = runner
+            if hw is None:
+                hw = trial_size(runner, cls, channels)
+            times[str(c)] = 1000.0 * measure(runner, trial_input(runner, *hw, channels))
+        except SrzooError as e:
+            errors[str(c)] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if not times:
+        raise SrzooError(f"{entry.name} x{entry.scale}: every backend failed its trial: "
+                         + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    best = min(times, key=lambda k: times[k])
+    c = byname[best]
+    ch = Choice(backends.ResolvedBackend(c.engine, c.target, requested), "measured", cls,
+                times, errors, f"{hw[1]}x{hw[0]}" if hw else "")
+    _write(key, {"backend": best, "times_ms": {k: round(v, 3) for k, v in times.items()},
+                 "errors": errors, "trial": ch.trial, "class": cls, "model": entry.name,
+                 "scale": entry.scale, "threads": threads,
+                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return _with_reason(ch), loaded
+
+
+def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, cls: str,
+                      cands: list["ResolvedBackend"],
+                      load: Callable[["ResolvedBackend"], Any]) -> tuple[Choice, dict[str, Any]]:
+    """The static order without trials: the first candidate that loads (a
+    conversion that fails moves on to the next engine); the first error when
+    none does."""
+    b = backends.static_auto(entry, engine, requested)  # raises when nothing is usable
+    first: BaseException | None = None
+    skipped = []
+    for c in cands:
+        try:
+            runner = load(c)
+        except SrzooError as e:
+            first = first or e
+            skipped.append(f"{c}: {str(e).splitlines()[0]}")
+            continue
+        why = "the only usable backend" if len(cands) == 1 else \
+            ("static order, trials off (SRZOO_AUTOTUNE=0)" if not _env_autotune() else "static order")
+        if skipped:
+            why += "; skipped " + "; ".join(skipped)
+        how = "only" if len(cands) == 1 else "static"
+        return Choice(backends.ResolvedBackend(c.engine, c.target, requested, why), how, cls), \
+            {str(c): runner}
+    if first is not None:
+        raise first
+    return Choice(b, "static", cls), {}  # pragma: no cover - cands was empty
+
+
+def _with_reason(ch: Choice) -> Choice:
+    b = ch.backend
+    ch.backend = backends.ResolvedBackend(b.engine, b.target, b.requested, ch.reason)
+    return ch
+
+
+__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure", "size_class"]

@@ -1,0 +1,292 @@
+""":class:`Upscaler`: one model, loaded once, run at its own scales on any engine.
+
+>>> up = Upscaler("espcn", 4)            # doctest: +SKIP
+>>> big = up(img)                         # doctest: +SKIP
+
+The weights are fetched (and verified) into the cache on first use. Loaded
+networks are kept in a small process-wide cache keyed by (model entry, scale,
+backend) (:func:`get_upscaler`), so repeated ``srzoo.upscale()`` calls do not
+read the file again. Upscaler knows nothing of target sizes or batches: those
+layers (:mod:`srzoo.jobs`) wrap it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from srzoo.errors import ArgumentError, SrzooError
+from srzoo.hub import api
+from srzoo.hub.manifest import ModelEntry
+from srzoo.runtime import autotune, backends, pipeline
+from srzoo.runtime.engines import engine_for, get_engine, plan
+from srzoo.runtime.engines.opencv import cv2_threads
+from srzoo.runtime.imageio import load_image
+from srzoo.runtime.pipeline import ImageLike, ModelPipeline, check_size, finish, prepare
+
+#: how many loaded models :func:`upscale` keeps (least recently used dropped first)
+CACHE_SIZE = 8
+
+_cache: "OrderedDict[tuple[Any, ...], Upscaler]" = OrderedDict()
+_cache_lock = threading.Lock()
+_key_locks: "dict[tuple[Any, ...], threading.Lock]" = {}
+#: number of models loaded from disk by this process (tests and diagnostics)
+load_count = 0
+
+
+def check_backend(backend: Any) -> str:
+    if not isinstance(backend, str):
+        raise ArgumentError(f"backend must be a string such as 'auto', 'cpu' or 'opencl', got "
+                            f"{type(backend).__name__} {backend!r:.40}")
+    return backend
+
+
+def check_tile(tile: Any, name: str = "tile") -> None:
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
+                             or tile < 0):
+        raise ArgumentError(f"{name} must be None or an integer >= 0, got {tile!r:.40}")
+
+
+def check_scale(scale: Any) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or int(scale) < 1:
+        if isinstance(scale, float) and scale.is_integer() and scale >= 1:
+            return int(scale)
+        raise SrzooError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)
+
+
+def check_threads(threads: Any) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or int(threads) < 1:
+        raise SrzooError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
+    if not isinstance(model, (str, ModelEntry)):
+        raise ArgumentError(f"model must be a model name such as 'espcn' (see srzoo.list_models()) "
+                            f"or a ModelEntry, got {type(model).__name__} {model!r:.40}")
+    if isinstance(model, ModelEntry):
+        if model.scale is None:
+            return model.at_scale(scale)
+        if model.scale != scale:
+            raise SrzooError(f"{model.name} entry is x{model.scale}, not x{scale}")
+        return model
+    return api.get_model(model, scale)
+
+
+class Upscaler:
+    """A model loaded once, for upscaling many images.
+
+    ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
+    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
+    or a :class:`~srzoo.hub.registry.ModelEntry`; ``scale`` must be one the model
+    has (the error lists them). ``backend``: ``auto`` (default: measured once
+    per model and input-size class, see :mod:`srzoo.runtime.autotune`;
+    ``SRZOO_BACKEND`` replaces it), a plain target (``cpu``, ``cuda``...: the
+    preferred engine offering it) or ``ENGINE:TARGET`` (``onnxruntime:cuda``,
+    ``openvino:cpu``, ``opencv:cuda_fp16``); one that cannot run raises
+    :class:`srzoo.BackendUnavailable`. An entry whose format the chosen engine
+    does not load is converted once to ONNX (:func:`srzoo.convert.derive.derive`).
+    ``threads``: threads for the network and the pre/post-processing, the
+    same on every engine (None: each engine's default). ``tile``: tile side in
+    input pixels (``None``: automatic for large images, ``0``: never);
+    ``overlap``: context pixels around each tile (``None``: the manifest's
+    ``receptive_field``, at most 24; 24 when the manifest gives none).
+    """
+
+    def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
+                 tile: int | None = None, overlap: int | None = None,
+                 quiet: bool | None = None, threads: int | None = None) -> None:
+        scale = check_scale(scale)
+        self.entry = _entry(model, scale)
+        self.scale = scale
+        self.tile = tile
+        self.overlap = overlap
+        self.threads = check_threads(threads)
+        self._quiet = quiet
+        engine_for(self.entry)  # before fetching: refuse formats nothing can run, early
+        requested = backend if isinstance(backend, str) else "auto"
+        if requested.strip().lower() == "auto" and backends.env_backend():
+            requested = backends.env_backend() or "auto"
+        self.requested = requested
+        engine, target = backends.parse(requested)
+        self._auto_engine: str | None = engine if target == "auto" else None
+        self._auto = target == "auto"
+        self._source: Path | None = None
+        self._runners: dict[str, Any] = {}
+        self._pipelines: dict[str, ModelPipeline] = {}
+        self._choices: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        if self._auto:
+            resolved = self._choose("medium")
+        else:
+            resolved = backends.resolve(requested, self.entry)
+            self._load(resolved)
+        self._resolved = resolved
+
+    # ---- loading ---------------------------------------------------------------
+    def _source_file(self) -> Path | None:
+        if self.entry.artifact is None:
+            return None
+        if self._source is None:
+            self._source = api.fetch_entry(self.entry, quiet=self._quiet)
+        return self._source
+
+    @property
+    def path(self) -> Path | None:
+        """The file the network was loaded from (a derived ONNX when converted)."""
+        return getattr(self, "_path", None) or self._source
+
+    def _load(self, resolved: "backends.ResolvedBackend") -> Any:
+        """Load (once) the runner of ``resolved``, deriving an ONNX file when the
+        engine does not load the published format."""
+        global load_count
+        key = str(resolved)
+        if key in self._runners:
+            return self._runners[key]
+        eng = get_engine(resolved.engine)
+        how = plan(self.entry, eng)
+        if how is None:  # resolve() checked; a plugin may disagree
+            raise backends.BackendUnavailable(f"engine {resolved.engine} cannot run {self.entry.name}")
+        path, entry = how.loadable(self.entry, self._source_file())
+        runner = eng.load(entry, path, resolved, self.threads)
+        self._runners[key] = runner
+        self._pipelines[key] = ModelPipeline(self.entry, runner, self.threads)
+        self._path = path
+        load_count += 1
+        return runner
+
+    def _choose(self, cls: str) -> "backends.ResolvedBackend":
+        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
+        choice = self._choices.get(cls)
+        if choice is None:
+            channels = 1 if self.entry.io.color == "y" else 3
+            choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
+                                             self._auto_engine)
+            for name in list(self._runners):  # drop the losers of the trial
+                if name != str(choice.backend) and name in loaded and \
+                        name not in {str(c.backend) for c in self._choices.values()}:
+                    self._runners.pop(name, None)
+                    self._pipelines.pop(name, None)
+            self._choices[cls] = choice
+            self._load(choice.backend)
+        return choice.backend
+
+    # ---- what was chosen -------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The backend in use (what ``auto`` picked), e.g. ``"onnxruntime:cpu"``."""
+        return str(self._resolved)
+
+    @property
+    def backend_reason(self) -> str:
+        """Why :attr:`backend` was chosen, in words."""
+        return self._resolved.reason or f"asked for {self._resolved.requested!r}"
+
+    @property
+    def runner(self) -> Any:
+        return self._runners[str(self._resolved)]
+
+    @property
+    def pipeline(self) -> ModelPipeline:
+        return self._pipelines[str(self._resolved)]
+
+    @property
+    def model(self) -> str:
+        return self.entry.name
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """Every scale one call can return (several for pyramid models like LapSRN)."""
+        return tuple(sorted(set(self.pipeline.scales))) if not self.pipeline.direct else (self.scale,)
+
+    def __repr__(self) -> str:
+        return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r})"
+
+    # ---- running ---------------------------------------------------------------
+    def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
+        if not self._auto:
+            return self.pipeline
+        if tile is None and h * w > pipeline._env_int("SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS):
+            tile = pipeline.AUTO_TILE
+        if tile:
+            h, w = min(h, int(tile)), min(w, int(tile))
+        cls = autotune.size_class(h, w)
+        with self._lock:
+            self._resolved = self._choose(cls)
+            return self._pipelines[str(self._resolved)]
+
+    def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
+             overlap: int | None) -> dict[int, np.ndarray]:
+        what = str(image) if not isinstance(image, np.ndarray) else "image"
+        arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
+        direct = self.pipeline.direct
+        p = prepare(arr, what, split_alpha=not direct)
+        h, w = p.color.shape[:2]
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
+        tile = self.tile if tile is None else tile
+        pipe = self._pipeline_for(h, w, tile)
+        with cv2_threads(self.threads):
+            outs = pipe.run(p.color, want, tile, self.overlap if overlap is None else overlap)
+            return {s: finish(p, outs[s], s) for s in want}
+
+    def upscale(self, image: ImageLike, *, tile: int | None = None,
+                overlap: int | None = None) -> np.ndarray:
+        """The image upscaled ``scale`` times, in the input's layout and dtype."""
+        return self._run(image, (self.scale,), tile, overlap)[self.scale]
+
+    __call__ = upscale
+
+    def upscale_all(self, image: ImageLike, *, tile: int | None = None,
+                    overlap: int | None = None) -> dict[int, np.ndarray]:
+        """Every output of one pass, keyed by scale: for LapSRN x8 the x2, x4
+        and x8 levels of its pyramid; for other models just ``{scale: image}``."""
+        return self._run(image, self.scales, tile, overlap)
+
+
+def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
+                 backend: str = "auto", threads: int | None = None) -> Upscaler:
+    """A cached :class:`Upscaler` for (model, scale, backend, threads), loading it on first use.
+
+    Threads asking for the same key at once wait for one load (a lock per key);
+    different models load in parallel."""
+    scale = check_scale(scale)
+    entry = _entry(model, scale)
+    key = (entry, check_backend(backend).strip().lower(), backends.env_backend(),
+           check_threads(threads))
+    with _cache_lock:
+        up = _cache.get(key)
+        if up is not None:
+            _cache.move_to_end(key)
+            return up
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        with _cache_lock:  # loaded by another thread while this one waited?
+            up = _cache.get(key)
+            if up is not None:
+                _cache.move_to_end(key)
+                return up
+        up = Upscaler(entry, scale, backend=backend, threads=threads)
+        with _cache_lock:
+            _cache[key] = up
+            while len(_cache) > CACHE_SIZE:
+                old, _ = _cache.popitem(last=False)
+                _key_locks.pop(old, None)
+    return up
+
+
+def clear_cache() -> None:
+    """Drop every network :func:`upscale` keeps loaded."""
+    with _cache_lock:
+        _cache.clear()
+
+
+__all__ = ["CACHE_SIZE", "Upscaler", "check_backend", "check_scale", "check_threads", "check_tile",
+           "clear_cache", "get_upscaler"]

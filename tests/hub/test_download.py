@@ -1,0 +1,233 @@
+"""The downloader against a real local HTTP server with injected faults."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import srzoo
+from srzoo.hub import cache
+from conftest import cache_files
+
+ESPCN4 = "ESPCN_x4.pb"  # 100323 bytes
+
+
+def shared_bytes(shared_dir: Path, name: str) -> bytes:
+    return next(shared_dir.joinpath("models").rglob(name)).read_bytes()
+
+
+def assert_verified(path: Path, shared_dir: Path) -> None:
+    assert path.read_bytes() == shared_bytes(shared_dir, path.name)
+
+
+def assert_nothing_unverified(cache_root: Path) -> None:
+    assert cache_files(cache_root) == []
+
+
+def test_fetch_downloads_verifies_and_reuses(srzoo_env, mirror, shared_dir):
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path == srzoo_env / "models" / ESPCN4
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == srzoo.get_model("espcn", 4).sha256
+    assert_verified(path, shared_dir)
+    assert [h.status for h in mirror.gets(ESPCN4)] == [200]
+    # cached: no second request
+    assert srzoo.fetch("espcn", 4, quiet=True) == path
+    assert len(mirror.gets(ESPCN4)) == 1
+    assert not list((srzoo_env / ".incomplete").iterdir())
+
+
+def test_dropped_connection_resumes_with_range(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", drop_after=30000)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    hits = mirror.gets(ESPCN4)
+    assert [h.status for h in hits] == [200, 206]
+    # resumed where the kept bytes end (at most one 16 KiB read is lost in the drop)
+    start = int(hits[1].range[len("bytes="):-1])
+    assert 30000 - 16384 <= start <= 30000
+
+
+def test_server_ignoring_range_restarts_from_zero(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", drop_after=30000)
+    mirror.fault(f"/{ESPCN4}", ignore_range=True)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    assert [h.status for h in mirror.gets(ESPCN4)] == [200, 200]
+
+
+def test_500_then_success_is_retried(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", status=500)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    assert [h.status for h in mirror.gets(ESPCN4)] == [500, 200]
+
+
+def test_persistent_500_gives_up_and_leaves_nothing(srzoo_env, mirror):
+    mirror.fault(f"/{ESPCN4}", status=503, times=None)
+    with pytest.raises(srzoo.DownloadError, match="HTTP 503.*gave up after 3 tries"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert len(mirror.gets(ESPCN4)) == 3  # SRZOO_RETRIES=2 in the fixture
+    assert_nothing_unverified(srzoo_env)
+
+
+def test_404_on_first_mirror_moves_on_without_retry(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/first,{mirror.url}/second")
+    mirror.fault("/first/*", status=404, times=None)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    assert [(h.path, h.status) for h in mirror.gets(ESPCN4)] == [
+        (f"/first/{ESPCN4}", 404), (f"/second/{ESPCN4}", 200)]
+
+
+def test_wrong_byte_is_rejected_naming_both_hashes(srzoo_env, mirror):
+    mirror.fault(f"/{ESPCN4}", corrupt_at=1234, times=None)
+    entry = srzoo.get_model("espcn", 4)
+    with pytest.raises(srzoo.ChecksumError) as err:
+        srzoo.fetch("espcn", 4, quiet=True)
+    msg = str(err.value)
+    assert f"expected {entry.sha256}" in msg
+    assert "sha256 mismatch" in msg and "git-blob-sha1 mismatch" in msg
+    assert_nothing_unverified(srzoo_env)
+    assert not list((srzoo_env / ".incomplete").iterdir())  # bad bytes are not kept for resume
+
+
+def test_wrong_byte_on_first_mirror_falls_back_to_second(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/bad,{mirror.url}/good")
+    mirror.fault(f"/bad/{ESPCN4}", corrupt_at=0, times=None)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+
+
+def test_slow_server_times_out_and_leaves_nothing(srzoo_env, mirror, monkeypatch):
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.3")
+    monkeypatch.setenv("SRZOO_RETRIES", "1")
+    mirror.fault(f"/{ESPCN4}", stall_after=40000, stall=1.5, times=None)
+    with pytest.raises(srzoo.DownloadError, match="interrupted|Timeout"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_nothing_unverified(srzoo_env)
+    # what arrived is kept only as a resumable partial, outside the verified folders
+    parts = list((srzoo_env / ".incomplete").glob("*.part"))  # (+ its .part.json source record)
+    assert len(parts) == 1 and 0 < parts[0].stat().st_size < 100323
+
+
+def test_stall_once_then_resume(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.3")
+    mirror.fault(f"/{ESPCN4}", stall_after=40000, stall=1.0)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    hits = mirror.gets(ESPCN4)
+    assert hits[0].status == 200 and hits[-1].status == 206 and hits[-1].range.startswith("bytes=")
+
+
+def test_interrupted_download_resumes_in_a_later_call(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    mirror.fault(f"/{ESPCN4}", drop_after=40000)
+    with pytest.raises(srzoo.DownloadError):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_nothing_unverified(srzoo_env)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert_verified(path, shared_dir)
+    last = mirror.gets(ESPCN4)[-1]
+    assert last.status == 206 and 40000 - 16384 <= int(last.range[6:-1]) <= 40000
+
+
+def test_too_many_bytes_are_cut_off(srzoo_env, mirror):
+    mirror.fault(f"/{ESPCN4}", extra=4096, times=None)
+    # refused from its Content-Length before the body is read
+    with pytest.raises(srzoo.DownloadError, match="answered 104419 bytes .* manifest says 100323"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_nothing_unverified(srzoo_env)
+    assert not list((srzoo_env / ".incomplete").iterdir())
+
+
+def test_local_folder_mirror(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_MIRROR", str(shared_dir / "models" / "opencv"))
+    path = srzoo.fetch("fsrcnn-small", 3, quiet=True)
+    assert_verified(path, shared_dir)
+    assert mirror.log == []
+
+
+def test_offline_mode(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_OFFLINE", "1")
+    with pytest.raises(srzoo.OfflineError, match="srzoo fetch"):
+        srzoo.fetch("espcn", 2, quiet=True)
+    assert mirror.log == []
+    monkeypatch.delenv("SRZOO_OFFLINE")
+    path = srzoo.fetch("espcn", 2, quiet=True)
+    monkeypatch.setenv("SRZOO_OFFLINE", "1")
+    assert srzoo.fetch("espcn", 2, quiet=True) == path  # cached: fine offline
+    assert len(mirror.gets("ESPCN_x2.pb")) == 1
+
+
+def test_both_hashes_must_match(srzoo_env, mirror, tmp_path, shared_dir):
+    """The EDSR caveat: a wrong sha256 refuses the file, and so does a wrong
+    git blob id even when the sha256 is right. Nothing bad can pass."""
+    good = hashlib.sha256(shared_bytes(shared_dir, "ESPCN_x2.pb")).hexdigest()
+    manifest = tmp_path / "mine.toml"
+    manifest.write_text(f'''
+schema = 1
+[defaults]
+format = "tf-graphdef"
+license = "test"
+file = "ESPCN_x2.pb"
+size = 86446
+urls = ["https://example.invalid/ESPCN_x2.pb"]
+[[model]]
+name = "wrong-sha"
+scale = 2
+sha256 = "{'0' * 64}"
+git_blob_sha1 = "b82214f9fb29449b52f6d3f533f01f6be53c41eb"
+[[model]]
+name = "wrong-blob"
+scale = 2
+sha256 = "{good}"
+git_blob_sha1 = "{'1' * 40}"
+''')
+    reg = srzoo.Registry([manifest])
+    from srzoo.hub.download import fetch_artifact
+
+    with pytest.raises(srzoo.ChecksumError, match="sha256 mismatch"):
+        fetch_artifact(reg.get("wrong-sha", 2).artifact, quiet=True)
+    with pytest.raises(srzoo.ChecksumError, match="git-blob-sha1 mismatch.*expected 1111"):
+        fetch_artifact(reg.get("wrong-blob", 2).artifact, quiet=True)
+    assert_nothing_unverified(srzoo_env)
+
+
+def test_dataset_fetch(srzoo_env, mirror, shared_dir):
+    folder = srzoo.fetch_dataset("set5", quiet=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in (shared_dir / "datasets" / "Set5").iterdir())
+    assert (folder / "baby.png").read_bytes() == (shared_dir / "datasets/Set5/baby.png").read_bytes()
+
+
+CONCURRENT = """
+import sys, srzoo
+print(srzoo.fetch("lapsrn", 8, quiet=True))
+"""
+
+
+def test_concurrent_processes_download_once(srzoo_env, mirror, shared_dir):
+    # the first request is held back for a second so the others arrive meanwhile
+    mirror.fault("/LapSRN_x8.pb", delay=1.0)
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [o[1] for o in outs]
+    paths = {o[0].strip() for o in outs}
+    assert paths == {str(srzoo_env / "models" / "LapSRN_x8.pb")}
+    assert len(mirror.gets("LapSRN_x8.pb")) == 1
+    assert_verified(Path(paths.pop()), shared_dir)
+    assert cache.problems(srzoo_env / "models" / "LapSRN_x8.pb",
+                          srzoo.get_model("lapsrn", 8).artifact) == []
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(srzoo_env, mirror, capsys):
+    srzoo.fetch("espcn", 2)  # stderr is not a terminal under pytest: quiet by default
+    assert capsys.readouterr().err == ""
+    srzoo.fetch("espcn", 3, quiet=False)
+    err = capsys.readouterr().err
+    assert "ESPCN_x3.pb" in err and "90.1k" in err  # tqdm's bar: file name and total size

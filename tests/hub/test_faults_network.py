@@ -1,0 +1,304 @@
+"""Hostile networks against the real local HTTP server: every failure of one
+source moves on to the next, nothing unverified is ever kept in the cache, and
+nothing hangs (each case is bounded by small time-outs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import srzoo
+from srzoo.hub import cache, download
+from conftest import cache_files
+
+ESPCN4 = "ESPCN_x4.pb"  # 100323 bytes
+
+
+def good_bytes(shared_dir: Path) -> bytes:
+    return (shared_dir / "models" / "opencv" / ESPCN4).read_bytes()
+
+
+def two_mirrors(monkeypatch, mirror, first: str = "bad", second: str = "good") -> None:
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/{first},{mirror.url}/{second}")
+
+
+def assert_clean(cache_root: Path) -> None:
+    """Nothing unverified in the verified folders, no partial left behind."""
+    assert cache_files(cache_root) == []
+    inc = cache_root / ".incomplete"
+    assert not inc.exists() or list(inc.iterdir()) == []
+
+
+def fetched_from_second(srzoo_env: Path, mirror, shared_dir: Path) -> None:
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    good = [h for h in mirror.gets(ESPCN4) if h.path.startswith("/good/")]
+    # the good mirror was asked for the whole file: no bytes of the bad one were resumed from
+    assert [(h.status, h.range) for h in good] == [(200, None)]
+
+
+def test_redirect_loop_moves_on_to_next_mirror(srzoo_env, mirror, shared_dir, monkeypatch):
+    two_mirrors(monkeypatch, mirror)
+    mirror.fault("/bad/*", redirect="{url}/bad/again/" + ESPCN4, times=None)
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+
+
+def test_redirect_loop_alone_is_one_clear_error(srzoo_env, mirror, monkeypatch):
+    mirror.fault(f"/{ESPCN4}", redirect="{url}/loop/" + ESPCN4, times=None)
+    mirror.fault(f"/loop/{ESPCN4}", redirect="{url}/" + ESPCN4, times=None)
+    with pytest.raises(srzoo.DownloadError, match=r"redirect loop"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert len(mirror.gets(ESPCN4)) <= 3  # not 30 redirects, not retried
+    assert_clean(srzoo_env)
+
+
+def test_too_many_redirects_are_bounded(srzoo_env, mirror, monkeypatch):
+    monkeypatch.setenv("SRZOO_MAX_REDIRECTS", "3")
+    for i in range(10):
+        mirror.fault(f"/r{i}/{ESPCN4}" if i else f"/{ESPCN4}", redirect=f"{{url}}/r{i + 1}/{ESPCN4}")
+    with pytest.raises(srzoo.DownloadError, match=r"more than 3 redirects \(SRZOO_MAX_REDIRECTS\)"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert len(mirror.gets(ESPCN4)) == 4
+
+
+def test_redirect_to_file_scheme_is_refused_then_next_mirror(srzoo_env, mirror, shared_dir,
+                                                             monkeypatch):
+    two_mirrors(monkeypatch, mirror)
+    mirror.fault("/bad/*", redirect=f"file://{shared_dir}/models/opencv/{ESPCN4}", times=None)
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/bad")
+    with pytest.raises(srzoo.DownloadError, match=r"redirected to 'file://.*only http and https"):
+        srzoo.fetch("espcn", 4, quiet=True, force=True)
+
+
+def test_mirror_only_refuses_redirect_to_another_host(srzoo_env, mirror, shared_dir, monkeypatch):
+    port = mirror.url.rsplit(":", 1)[1]
+    elsewhere = f"http://localhost:{port}/{ESPCN4}"  # the same server, by another host name
+    mirror.fault(f"/{ESPCN4}", redirect=elsewhere, times=None)
+    with pytest.raises(srzoo.DownloadError, match=r"another host \(localhost\).*SRZOO_MIRROR_ONLY"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_clean(srzoo_env)
+    # a redirect on the mirror's own host is fine
+    mirror.reset()
+    mirror.fault(f"/{ESPCN4}", redirect="{url}/moved/" + ESPCN4)
+    assert srzoo.fetch("espcn", 4, quiet=True).read_bytes() == good_bytes(shared_dir)
+
+
+def test_without_mirror_only_redirect_to_another_host_is_followed(srzoo_env, mirror, shared_dir,
+                                                                   monkeypatch):
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")  # the mirror answers, so the hub is never asked
+    port = mirror.url.rsplit(":", 1)[1]
+    mirror.fault(f"/{ESPCN4}", redirect=f"http://localhost:{port}/cdn/{ESPCN4}")
+    assert srzoo.fetch("espcn", 4, quiet=True).read_bytes() == good_bytes(shared_dir)
+    assert [h.path for h in mirror.gets(ESPCN4)] == [f"/{ESPCN4}", f"/cdn/{ESPCN4}"]
+
+
+def test_bad_gzip_body_moves_on(srzoo_env, mirror, shared_dir, monkeypatch):
+    two_mirrors(monkeypatch, mirror)
+    mirror.fault("/bad/*", bad_gzip=True, times=None)
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/bad")
+    with pytest.raises(srzoo.DownloadError, match=r"/bad/ESPCN_x4.pb: .*(decode|gzip)"):
+        srzoo.fetch("espcn", 4, quiet=True, force=True)
+
+
+def test_html_page_then_good_mirror_is_not_resumed_from(srzoo_env, mirror, shared_dir, monkeypatch):
+    """A captive portal answers 200 with a short page: refused before it is
+    kept, and the good mirror is asked for the whole file."""
+    two_mirrors(monkeypatch, mirror, "portal")
+    mirror.fault("/portal/*", html=True, times=None)
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+    portal = [h for h in mirror.gets(ESPCN4) if h.path.startswith("/portal/")]
+    assert [h.status for h in portal] == [200]  # not retried: it is not a transient failure
+
+
+def test_partial_of_one_mirror_is_never_resumed_at_another(srzoo_env, mirror, shared_dir,
+                                                           monkeypatch):
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    two_mirrors(monkeypatch, mirror, "first", "second")
+    mirror.fault(f"/first/{ESPCN4}", drop_after=30000)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    hits = mirror.gets(ESPCN4)
+    assert [(h.path.split("/")[1], h.status, h.range) for h in hits] == [
+        ("first", 200, None), ("second", 200, None)]
+
+
+def test_resume_sends_if_range_with_the_etag(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", drop_after=30000)
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    first, second = mirror.gets(ESPCN4)
+    assert first.status == 200 and second.status == 206
+    assert second.if_range and second.if_range.startswith('"100323-')  # the server's ETag
+
+
+def test_resume_of_a_changed_file_starts_again(srzoo_env, mirror, shared_dir):
+    """The first answer carried another ETag (the file changed since): the
+    server answers the If-Range resume with the whole file, which is taken
+    from byte 0, not appended."""
+    mirror.fault(f"/{ESPCN4}", drop_after=30000, etag='"old-version"')
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    first, second = mirror.gets(ESPCN4)
+    assert second.if_range == '"old-version"' and second.range.startswith("bytes=")
+    assert second.status == 200
+
+
+def test_gzip_encoded_body_is_decoded_and_verified(srzoo_env, mirror, shared_dir):
+    mirror.fault(f"/{ESPCN4}", gzip=True)  # a server that ignores Accept-Encoding: identity
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+
+
+def test_trickling_source_is_abandoned_for_the_next(srzoo_env, mirror, shared_dir, monkeypatch):
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.5")  # each source gets 0.5 s + size / 1 MB/s
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000000")
+    two_mirrors(monkeypatch, mirror)
+    mirror.fault("/bad/*", trickle=0.002, times=None)  # 500 B/s: 200 s for the file
+    t0 = time.monotonic()
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+    assert time.monotonic() - t0 < 5
+
+
+def test_trickling_only_source_fails_in_bounded_time(srzoo_env, mirror, monkeypatch):
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.5")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000000")
+    mirror.fault(f"/{ESPCN4}", trickle=0.002, times=None)
+    t0 = time.monotonic()
+    with pytest.raises(srzoo.DownloadError, match=r"too slow: \d+ of 100323 bytes.*SRZOO_MIN_RATE"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert time.monotonic() - t0 < 5
+    assert cache_files(srzoo_env) == []
+
+
+def test_default_bound_abandons_a_100kb_trickle_within_60s(monkeypatch):
+    for name in ("SRZOO_TIMEOUT", "SRZOO_MIN_RATE"):
+        monkeypatch.delenv(name, raising=False)
+    assert download.time_bound(100 * 1024) < 60
+    # a 1 GB file on a slow but honest 1 MB/s line still fits the default bound
+    assert download.time_bound(10**9) > 10**9 / 10**6
+
+
+def test_endless_body_is_cut_off(srzoo_env, mirror, shared_dir, monkeypatch):
+    two_mirrors(monkeypatch, mirror)
+    mirror.fault("/bad/*", endless=True, times=None)
+    fetched_from_second(srzoo_env, mirror, shared_dir)
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/bad")
+    with pytest.raises(srzoo.DownloadError, match=r"more than the manifest's 100323 bytes; cut off"):
+        srzoo.fetch("espcn", 4, quiet=True, force=True)
+    assert not list((srzoo_env / ".incomplete").glob("*.part"))
+
+
+@pytest.mark.parametrize("bad", ["http://127.0.0.1:99999/x", "http://[::1/x", "http:///nohost"])
+def test_malformed_mirror_url_moves_on(srzoo_env, mirror, shared_dir, monkeypatch, bad):
+    monkeypatch.setenv("SRZOO_MIRROR", f"{bad},{mirror.url}")
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+
+
+def test_every_source_failing_lists_each_reason(srzoo_env, mirror, monkeypatch):
+    monkeypatch.setenv("SRZOO_MIRROR", f"http://127.0.0.1:99999/x,{mirror.url}/a,{mirror.url}/b")
+    mirror.fault("/a/*", status=404, times=None)
+    mirror.fault("/b/*", html=True, times=None)
+    with pytest.raises(srzoo.DownloadError) as err:
+        srzoo.fetch("espcn", 4, quiet=True)
+    msg = str(err.value)
+    assert "from 3 source(s)" in msg and "\n" not in msg
+    assert "127.0.0.1:99999" in msg and "HTTP 404" in msg and "text/html" in msg
+    assert_clean(srzoo_env)
+
+
+HOLD_LOCK = """
+import sys, time, filelock
+lock = filelock.FileLock(sys.argv[1]); lock.acquire()
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(lock_file: Path, seconds: float) -> subprocess.Popen:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock_file), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_waiting_on_a_stuck_lock_holder_gives_up_with_a_clear_error(srzoo_env, mirror, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.5")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000000")  # bound: 0.6 s without progress
+    art = srzoo.get_model("espcn", 4).artifact
+    proc = _hold(cache.lock_path(art), 30)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(srzoo.DownloadError, match=r"gave up waiting for another process "
+                                                      r"downloading espcn x4 .*no progress for 1 s"):
+            srzoo.fetch("espcn", 4, quiet=False)
+        assert time.monotonic() - t0 < 5
+        err = capsys.readouterr().err
+        assert "waiting for another process to finish downloading espcn x4" in err
+        assert mirror.gets(ESPCN4) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cache_rm_keeps_a_lock_another_process_holds(srzoo_env, mirror, capsys):
+    from srzoo.cli import main
+
+    srzoo.fetch("espcn", 2, quiet=True)
+    art = srzoo.get_model("espcn", 4).artifact
+    held = cache.lock_path(art)
+    free = cache.lock_path(srzoo.get_model("espcn", 2).artifact)
+    assert free.exists()
+    proc = _hold(held, 30)
+    try:
+        assert main(["cache", "rm"]) == 0
+        out, err = capsys.readouterr()
+        assert held.exists() and f"kept {held}: another process is downloading" in err
+        assert not free.exists() and f"removed {free}" in out
+        assert cache_files(srzoo_env) == []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert main(["cache", "rm"]) == 0
+    assert not held.exists()
+
+
+def test_cached_file_edited_after_verification_is_refetched(srzoo_env, mirror, shared_dir, capsys):
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF  # same size: only a hash can tell
+    path.write_bytes(bytes(data))
+    assert srzoo.fetch("espcn", 4, quiet=False) == path
+    assert path.read_bytes() == good_bytes(shared_dir)
+    err = capsys.readouterr().err
+    assert f"cached {path} changed after it was verified (sha256 mismatch" in err
+    assert "fetching it again" in err
+    aside = list((srzoo_env / ".damaged").iterdir())
+    assert len(aside) == 1 and aside[0].read_bytes() == bytes(data)
+    assert len(mirror.gets(ESPCN4)) == 2
+
+
+def test_touched_but_intact_cached_file_is_rehashed_and_kept(srzoo_env, mirror):
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    path.write_bytes(path.read_bytes())  # new mtime, same bytes
+    assert srzoo.fetch("espcn", 4, quiet=True) == path
+    assert len(mirror.gets(ESPCN4)) == 1  # not fetched again
+    assert not (srzoo_env / ".damaged").exists()
+
+
+def test_damaged_cached_file_offline_fails_saying_so(srzoo_env, mirror, monkeypatch):
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    path.write_bytes(b"\0" * path.stat().st_size)
+    monkeypatch.setenv("SRZOO_OFFLINE", "1")
+    with pytest.raises(srzoo.OfflineError, match=r"changed after it was verified.*moved to .*"
+                                                 r"SRZOO_OFFLINE=1 forbids downloading it"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert cache_files(srzoo_env) == []
