@@ -1,3 +1,5 @@
+"""``python -m srzoo``: the ``srzoo`` command."""
+
 import sys
 
 from srzoo.cli import main

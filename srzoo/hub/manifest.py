@@ -82,7 +82,7 @@ class IOSpec:
     if any. ``outputs``: output tensor names; with ``output_scales`` a pyramid
     model (LapSRN) gives one output per scale. ``pre_upsample``: the network
     expects its input already upscaled (SRCNN, VDSR) with this interpolation
-    (``bicubic-matlab``: MATLAB's antialiased a=-0.5 bicubic, :func:`srzoo.evaluate.metrics.imresize`).
+    (``bicubic-matlab``: MATLAB's antialiased a=-0.5 bicubic, :func:`srzoo.resample.imresize`).
     ``method``: for ``format = "interpolation"``, the OpenCV interpolation.
     ``export_layout``: the layout of the input and image outputs of the ONNX
     file ``srzoo export`` writes from a ``.pb``, the one OpenCV 5.1's

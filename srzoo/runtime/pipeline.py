@@ -6,7 +6,7 @@
   input outside [0, 1] (HDR) is scaled from its [min, max] into [0, 1] and
   back; NaN/inf are refused; float results are clipped to
   [min(0, input min), max(1, input max)] (:func:`prepare`, :func:`finish`),
-* pre-/post-processing from :class:`srzoo.hub.registry.IOSpec`: ``color``
+* pre-/post-processing from :class:`srzoo.hub.manifest.IOSpec`: ``color``
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
   ``pre_upsample``,

@@ -85,7 +85,7 @@ class Upscaler:
 
     ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
     inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
-    or a :class:`~srzoo.hub.registry.ModelEntry`; ``scale`` must be one the model
+    or a :class:`~srzoo.hub.manifest.ModelEntry`; ``scale`` must be one the model
     has (the error lists them). ``backend``: ``auto`` (default: measured once
     per model and input-size class, see :mod:`srzoo.runtime.autotune`;
     ``SRZOO_BACKEND`` replaces it), a plain target (``cpu``, ``cuda``...: the

@@ -2,7 +2,7 @@
 degradation, and seeded random patch batches.
 
 The degradation is the one of the standard protocol (``../shared/REFERENCE.md``):
-modcrop, then MATLAB-bicubic downscaling (:func:`srzoo.evaluate.metrics.imresize`) of the
+modcrop, then MATLAB-bicubic downscaling (:func:`srzoo.resample.imresize`) of the
 8-bit colour image, rounded to uint8. The planes fed to the network are the
 full-range Y of OpenCV's ``COLOR_BGR2YCrCb`` scaled to ``[0, 1]``, what
 :mod:`srzoo.runtime.pipeline` gives a ``color = "y"`` model at run time (there rounded
