@@ -5,7 +5,7 @@
   const state = { token: sessionStorage.getItem("srzoo-token") || "", models: [], items: [], current: null };
   let seq = 0;
 
-  const m = location.hash.match(/token=([^&]+)/);  // http://host:8000/#token=... (never sent to the server in the URL)
+  const m = location.hash.match(/token=([^&]+)/);  // a link ending in /#token=... (a fragment: never sent to the server)
   if (m) { state.token = decodeURIComponent(m[1]); sessionStorage.setItem("srzoo-token", state.token);
            history.replaceState(null, "", location.pathname); }
 
