@@ -208,11 +208,12 @@ def create_app(store: JobStore, *, token: str | None = None) -> Any:
             while True:
                 if await request.is_disconnected():
                     return
+                version = job.version  # read before the state: a change after is seen next turn
                 d = job.to_dict()
-                if job.version != seen or d["progress"] != last:
-                    seen, last, beat = job.version, d["progress"], time.monotonic()
+                if version != seen or d["progress"] != last:
+                    seen, last, beat = version, d["progress"], time.monotonic()
                     yield f"event: job\ndata: {json.dumps(d)}\n\n"
-                    if job.final:
+                    if d["state"] in ("done", "failed", "cancelled"):
                         return
                 elif time.monotonic() - beat > 10:
                     beat = time.monotonic()

@@ -300,9 +300,12 @@ class JobStore:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def _set(self, job: Job, **kw: Any) -> None:
-        with self._lock:
+        with self._lock:  # the state last: a reader that sees "done" sees its backend and time
             for k, v in kw.items():
-                setattr(job, k, v)
+                if k != "state":
+                    setattr(job, k, v)
+            if "state" in kw:
+                job.state = kw["state"]
             job.version += 1
 
     def _work(self) -> None:
@@ -323,8 +326,9 @@ class JobStore:
             if job.state != "queued":  # deleted between the queue and here
                 job = None  # type: ignore[assignment]
             else:
-                job.state, job.started = "running", time.time()
+                job.started = time.time()
                 job.expected = None if speed is None else max(0.05, speed * mp)
+                job.state = "running"
                 job.version += 1
         if job is None:
             return
