@@ -16,7 +16,7 @@ python-multipart); :func:`require_extra` names it when it is missing.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from srzoo.errors import SrzooError
 
@@ -26,7 +26,12 @@ EXTRA = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multip
 
 def require_extra() -> None:
     """Raise one line naming ``srzoo[serve]`` when a package of it is missing."""
-    missing = [dist for mod, dist in EXTRA.items() if importlib.util.find_spec(mod) is None]
+    missing = []
+    for mod, dist in EXTRA.items():
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            missing.append(dist)
     if missing:
         raise SrzooError(f"srzoo serve needs {', '.join(missing)}: pip install 'srzoo[serve]'")
 

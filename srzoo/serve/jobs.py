@@ -204,7 +204,7 @@ class JobStore:
     def __init__(self, *, models: Sequence[str] | None = None, limits: Limits | None = None,
                  workers: int | None = None, root: str | os.PathLike[str] | None = None) -> None:
         self.limits = limits or Limits()
-        self.workers = int(workers) if workers else default_workers()
+        self.workers = default_workers() if workers is None else int(workers)
         if self.workers < 1:
             raise SrzooError(f"--workers must be at least 1, got {workers}")
         self.models = self._offered(models)

@@ -123,6 +123,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     except OSError as e:
         raise SrzooError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port "
                          "or --host") from None
