@@ -356,6 +356,11 @@ class JobStore:
             self._fail(job, f"internal error: {type(e).__name__}: {_one_line(str(e))}")
 
     def _fail(self, job: Job, text: str) -> None:
+        with self._lock:
+            gone = job.state == "cancelled"
+        if gone:  # deleted while it ran: nobody will ask
+            self._remove_files(job)
+            return
         self._set(job, state="failed", error=text, finished=time.time(), image=None)
         self.failed += 1
 

@@ -167,3 +167,20 @@ def test_openapi_documents_the_api_and_the_page_is_served_without_other_hosts(se
         assert "http://" not in text and "https://" not in text  # offline: nothing from a CDN
     assert "http://" not in page.text and "https://" not in page.text
     assert requests.get(f"{server.url}/nope", timeout=30).status_code == 404
+
+
+def test_delete_cancels_a_waiting_and_a_running_job_and_leaves_no_file(start, shared_dir):
+    r = start(workers=1)
+    baby = (shared_dir / "datasets" / "Set5" / "baby.png").read_bytes()
+    running = submit(r.url, baby, scale=4).json()
+    waiting = submit(r.url, png_bytes(np.zeros((9, 9, 3), np.uint8))).json()
+    assert requests.get(f"{r.url}/api/jobs/{waiting['id']}", timeout=30).json()["state"] == "queued"
+    for job in (waiting, running):
+        assert requests.delete(f"{r.url}/api/jobs/{job['id']}", timeout=30).status_code == 204
+        assert requests.get(f"{r.url}/api/jobs/{job['id']}", timeout=30).status_code == 404
+    t0 = time.monotonic()
+    while r.store.running() or r.store.queued() or files_under(r.store.root):
+        assert time.monotonic() - t0 < 60
+        time.sleep(0.05)
+    assert not any(r.store.root.iterdir())
+    assert r.store.completed == 0  # the running one ended without being counted as a result
