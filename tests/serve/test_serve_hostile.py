@@ -258,8 +258,6 @@ def test_a_full_queue_answers_503_with_retry_after_and_recovers(start, shared_di
     second = submit(r.url, small())  # waits in the queue (1 place)
     third = submit(r.url, small())
     assert wait_done(r.url, first.json()["id"])["state"] == "done"
-    if requests.get(f"{r.url}/api/jobs/{second.json()['id']}", timeout=30).json()["state"] == "queued":
-        pytest.fail("precondition")
     assert second.status_code == 202
     assert third.status_code == 503, "the first job ended before the third was sent: use a slower one"
     assert third.headers["retry-after"] == "2"
