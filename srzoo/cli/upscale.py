@@ -41,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from srzoo.jobs.batch import run_batch
     from srzoo.jobs.video import split_videos
 
+    if args.precision:  # through the environment: batch workers (processes, Dask) inherit it
+        import os
+
+        os.environ["SRZOO_PRECISION"] = args.precision
+
     if args.chunk is not None:
         return _run_big(args)
     t0 = time.perf_counter()
@@ -169,6 +174,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (created), or output file for a single input")
     p.add_argument("--backend", default="auto",
                    help=f"{', '.join(backends.NAMES)} or ENGINE:TARGET (default auto; see `srzoo info`)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8", "auto"), default=None,
+                   help="arithmetic of the network (default $SRZOO_PRECISION, else fp32: identical "
+                        "results on every engine); a reduced one is measured against fp32 on a probe "
+                        "first and refused with the numbers when over the quality budget; auto: the "
+                        "fastest within budget")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")

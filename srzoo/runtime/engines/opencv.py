@@ -302,6 +302,16 @@ class OpenCVEngine:
             return f"CUDA ({detect().get('cuda_devices', 0)} device(s))"
         return "CPU"
 
+    def precisions(self, target: str) -> tuple[str, ...]:
+        """``cuda``/``opencl`` also run in fp16 (the ``*_fp16`` DNN targets) where
+        this OpenCV offers that target; ``*_fp16`` targets are fp16 only."""
+        if target in self.fp16:
+            return ("fp16",)
+        half = f"{target}_fp16"
+        if half in self.fp16 and not self.why_not(half):
+            return ("fp32", "fp16")
+        return ("fp32",)
+
     def auto_ok(self, target: str) -> bool:
         """May ``auto`` pick this target? Not FP16, not OpenCL on a CPU device."""
         if target in self.fp16:
@@ -368,7 +378,8 @@ class OpenCVEngine:
         have = tuple(net.getUnconnectedOutLayersNames())
         names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
-            bid, tid = dnn_ids(backend.target)
+            half = backend.precision == "fp16" and backend.target in ("cuda", "opencl")
+            bid, tid = dnn_ids(f"{backend.target}_fp16" if half else backend.target)
             with quiet_opencv():  # OpenCV 5.1: "Targets are not supported by the new graph engine"
                 net.setPreferableBackend(bid)
                 net.setPreferableTarget(tid)
