@@ -18,6 +18,24 @@ def _size(hw: tuple[int, int] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` for the duration
+    (so batch workers, processes or Dask, inherit it), restored afterwards."""
+    import os
+
+    if not args.precision:
+        return _run(args)
+    old = os.environ.get("SRZOO_PRECISION")
+    os.environ["SRZOO_PRECISION"] = args.precision
+    try:
+        return _run(args)
+    finally:
+        if old is None:
+            os.environ.pop("SRZOO_PRECISION", None)
+        else:
+            os.environ["SRZOO_PRECISION"] = old
+
+
+def _run(args: argparse.Namespace) -> int:
     """Upscale every input: one line per written file (stdout), one ``srzoo: error:
     FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
     from tqdm import tqdm
@@ -41,10 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from srzoo.jobs.batch import run_batch
     from srzoo.jobs.video import split_videos
 
-    if args.precision:  # through the environment: batch workers (processes, Dask) inherit it
-        import os
-
-        os.environ["SRZOO_PRECISION"] = args.precision
 
     if args.chunk is not None:
         return _run_big(args)

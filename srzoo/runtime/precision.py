@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from srzoo import config
-from srzoo.errors import ArgumentError, PrecisionError, SrzooError
+from srzoo.errors import ArgumentError, BackendUnavailable, ModelLoadError, PrecisionError, SrzooError
 from srzoo.resample import imresize
 from srzoo.runtime import autotune, backends
 from srzoo.runtime.engines import engines, get_engine
@@ -318,7 +318,7 @@ def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
             if effective(b) != "fp32":
                 try:
                     q = checked(entry, b, load, threads)
-                except SrzooError as e:
+                except (BackendUnavailable, ModelLoadError) as e:  # the engine failed, not the file
                     refused[str(b)] = f"could not be measured: {str(e).splitlines()[0]}"
                     continue
                 measured[str(b)] = q
