@@ -99,6 +99,14 @@ def dnn_ids(target: str) -> tuple[int, int]:
     return int(getattr(cv2.dnn, bname)), int(getattr(cv2.dnn, tname))
 
 
+def dnn_target(backend: "ResolvedBackend") -> str:
+    """Our target name whose DNN constants run ``backend``: ``cuda``/``opencl``
+    asked for in fp16 run on ``cuda_fp16``/``opencl_fp16``."""
+    if backend.precision == "fp16" and backend.target in ("cuda", "opencl"):
+        return f"{backend.target}_fp16"
+    return backend.target
+
+
 # --------------------------------------------------------------------------- detection
 def _cuda_devices() -> int:
     try:
@@ -378,8 +386,7 @@ class OpenCVEngine:
         have = tuple(net.getUnconnectedOutLayersNames())
         names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
-            half = backend.precision == "fp16" and backend.target in ("cuda", "opencl")
-            bid, tid = dnn_ids(f"{backend.target}_fp16" if half else backend.target)
+            bid, tid = dnn_ids(dnn_target(backend))
             with quiet_opencv():  # OpenCV 5.1: "Targets are not supported by the new graph engine"
                 net.setPreferableBackend(bid)
                 net.setPreferableTarget(tid)
