@@ -306,7 +306,7 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
                 up: Callable[[np.ndarray], np.ndarray]
                 name, _, prec = b.partition("@")
                 up = _MatlabBicubic(s) if m == MATLAB_BICUBIC else \
-                    upscaler.Upscaler(m, s, backend=name, threads=t, precision=prec or None)
+                    upscaler.Upscaler(m, s, backend=name, threads=t, **({"precision": prec} if prec else {}))
                 row["load_ms"] = (time.perf_counter() - t0) * 1000.0
                 row["precision"] = getattr(up, "precision", "fp32")
                 row["backend_resolved"] = getattr(up, "backend", b) + \
