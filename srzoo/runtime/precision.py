@@ -85,9 +85,8 @@ def requested(precision: Any = None) -> str:
 def supported(backend: ResolvedBackend) -> tuple[str, ...]:
     """The precisions ``backend``'s engine can run its target in here, the
     target's own first (engines without ``precisions()``: fp32 only)."""
-    ask = getattr(get_engine(backend.engine), "precisions", None)
-    got = tuple(ask(backend.target)) if ask is not None else ()
-    return got or ("fp32",)
+    get_engine(backend.engine)  # an unknown engine: a clear error
+    return backends.precisions(backend.engine, backend.target)
 
 
 def effective(backend: ResolvedBackend) -> str:

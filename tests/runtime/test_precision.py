@@ -242,3 +242,25 @@ def test_upscale_and_bench_take_precision(shared_dir, store):
     assert rows["openvino:cpu@fp32"]["backend_resolved"] == "openvino:cpu"
     assert rows["onnxruntime:cpu@bf16"]["status"].startswith("unavailable: ")
     assert abs(rows["openvino:cpu@bf16"]["psnr"] - rows["openvino:cpu@fp32"]["psnr"]) <= 0.05
+
+
+@needs_bf16
+def test_cli_upscale_precision_and_info(shared_dir, store, tmp_path, capsys):
+    from srzoo.cli import main
+
+    src = tmp_path / "bird.png"
+    cv2.imwrite(str(src), cv2.imread(str(shared_dir / "datasets" / "Set5" / "bird.png"))[:40, :48])
+    outs = {}
+    for p in ("fp32", "bf16"):
+        dst = tmp_path / f"{p}.png"
+        assert main(["upscale", str(src), "-m", "default", "-s", "2", "--backend", "openvino:cpu",
+                     "--precision", p, "-o", str(dst), "-q"]) == 0
+        outs[p] = cv2.imread(str(dst))
+    assert outs["fp32"].shape == outs["bf16"].shape == (80, 96, 3)
+    assert 0 < np.abs(outs["fp32"].astype(int) - outs["bf16"].astype(int)).max() <= 16
+    import os
+
+    assert "SRZOO_PRECISION" not in os.environ  # the flag does not leak past the command
+    assert main(["info"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("openvino:cpu")]
+    assert line and "[fp32/bf16" in line[0]
