@@ -21,11 +21,12 @@ and ``choice`` (one of ``choices``, case-insensitive).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from srzoo.errors import ConfigError
 
@@ -191,6 +192,22 @@ def default_to(name: str, value: str) -> None:
     setting(name).parse(value)  # a bad value is a bug here, not the user's
     if not os.environ.get(name):
         os.environ[name] = value
+
+
+@contextlib.contextmanager
+def scoped(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in this process's environment for the duration
+    (a CLI flag that child processes must inherit), restored afterwards."""
+    setting(name).parse(value)  # a bad value is refused before anything runs
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def validate() -> None:

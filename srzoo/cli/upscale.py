@@ -20,19 +20,12 @@ def _size(hw: tuple[int, int] | None) -> str:
 def run(args: argparse.Namespace) -> int:
     """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` for the duration
     (so batch workers, processes or Dask, inherit it), restored afterwards."""
-    import os
-
     if not args.precision:
         return _run(args)
-    old = os.environ.get("SRZOO_PRECISION")
-    os.environ["SRZOO_PRECISION"] = args.precision
-    try:
+    from srzoo import config
+
+    with config.scoped("SRZOO_PRECISION", args.precision):
         return _run(args)
-    finally:
-        if old is None:
-            os.environ.pop("SRZOO_PRECISION", None)
-        else:
-            os.environ["SRZOO_PRECISION"] = old
 
 
 def _run(args: argparse.Namespace) -> int:
