@@ -60,7 +60,7 @@ def test_onnxruntime_gpu_targets_advertise_fp16(monkeypatch):
     assert precision.at(ResolvedBackend("onnxruntime", "cuda"), "fp32").precision == ""
 
 
-def test_fp16_model_for_cuda_is_real_and_close_to_fp32():
+def test_fp16_model_for_cuda_is_real_and_close_to_fp32(shared_dir):
     """No device mocked: the converted model is checked on the real CPU provider."""
     import onnxruntime as ort
 
@@ -70,7 +70,7 @@ def test_fp16_model_for_cuda_is_real_and_close_to_fp32():
     assert onnx.TensorProto.FLOAT16 in kinds and onnx.TensorProto.FLOAT not in kinds
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept
     assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    x = cv2.imread(str(Path(__file__).resolve().parents[3] / "shared" / "datasets" / "Set5" / "bird.png"),
+    x = cv2.imread(str(shared_dir / "datasets" / "Set5" / "bird.png"),
                    cv2.IMREAD_GRAYSCALE)[:48, :48].astype(np.float32)[None, None] / 255
     half = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     full = ort.InferenceSession(str(BUILTIN), providers=["CPUExecutionProvider"])
