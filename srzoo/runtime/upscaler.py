@@ -185,7 +185,7 @@ class Upscaler:
         if self.entry.format == "interpolation":
             if self._want not in ("", "fp32", "auto"):
                 raise PrecisionError(f"{self.entry.name} is an interpolation: it runs in "
-                                                f"fp32 only, not {self._want}")
+                                     f"fp32 only, not {self._want}")
             return False
         return bool(self._want) or (self._fixed is not None
                                     and precisions.effective(self._fixed) != "fp32")
