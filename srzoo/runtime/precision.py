@@ -231,32 +231,45 @@ def kind_of(entry: "ModelEntry") -> str:
     return "gan" if "gan" in {str(t).lower() for t in (entry.tags or ())} else "psnr"
 
 
-def measure(entry: "ModelEntry", runner: Any, ref_runner: Any, threads: int | None = None) -> Quality:
-    """Run ``runner`` (reduced precision) and ``ref_runner`` (fp32) on the probe
-    image through the whole pipeline and compare (see :class:`Quality`)."""
-    s = int(entry.scale or 1)
+def _probe_lr(s: int) -> tuple[np.ndarray, np.ndarray]:
     hr = probe_image()
-    lr = np.clip(np.round(imresize(hr.astype(np.float64), 1.0 / s)), 0, 255).astype(np.uint8)
-    outs = []
-    counted = []
-    for r in (ref_runner, runner):
-        c = _Counting(r)
-        counted.append(c)
-        with np.errstate(invalid="ignore", over="ignore"):
-            outs.append(ModelPipeline(entry, c, threads).run(lr, (s,), tile=0)[s])
-    ref, got = outs
-    if ref.shape != hr.shape:  # pragma: no cover - a pipeline gives x``scale``
-        raise SrzooError(f"{entry.name} x{s}: probe output {ref.shape} is not {hr.shape}")
-    sh = s  # shave the border, as the SR protocol does
-    core = (slice(sh, -sh), slice(sh, -sh))
+    return hr, np.clip(np.round(imresize(hr.astype(np.float64), 1.0 / s)), 0, 255).astype(np.uint8)
+
+
+def probe_run(entry: "ModelEntry", runner: Any, threads: int | None = None) -> tuple[np.ndarray, int]:
+    """``runner``'s output on the probe (through the whole pipeline) and the
+    NaN/inf values its network returned."""
+    s = int(entry.scale or 1)
+    _, lr = _probe_lr(s)
+    c = _Counting(runner)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = ModelPipeline(entry, c, threads).run(lr, (s,), tile=0)[s]
+    return out, c.nonfinite
+
+
+def compare(entry: "ModelEntry", backend: ResolvedBackend, got: np.ndarray, nonfinite: int,
+            reference: ResolvedBackend, ref: np.ndarray) -> Quality:
+    """The :class:`Quality` of ``backend``'s probe output ``got`` against fp32's ``ref``."""
+    s = int(entry.scale or 1)
+    hr, _ = _probe_lr(s)
+    if ref.shape != hr.shape or got.shape != hr.shape:  # pragma: no cover - a pipeline gives x``scale``
+        raise SrzooError(f"{entry.name} x{s}: probe output {got.shape} is not {hr.shape}")
+    core = (slice(s, -s), slice(s, -s))  # shave the border, as the SR protocol does
     flat = float(got.std()) < 2.0 and float(ref.std()) > 8.0
-    b = runner.backend
-    return Quality(backend=str(b), precision=effective(b), reference=str(ref_runner.backend),
+    return Quality(backend=str(backend), precision=effective(backend), reference=str(reference),
                    kind=kind_of(entry), psnr_vs_fp32=_psnr(got, ref),
                    psnr_drop=_psnr(ref[core], hr[core]) - _psnr(got[core], hr[core]),
                    max_diff=float(np.abs(got.astype(np.int16) - ref.astype(np.int16)).max()) / 255.0,
-                   nonfinite=counted[1].nonfinite, flat=flat,
+                   nonfinite=nonfinite, flat=flat,
                    probe=f"probe v{PROBE_VERSION} {PROBE_SIZE // s}x{PROBE_SIZE // s}")
+
+
+def measure(entry: "ModelEntry", runner: Any, ref_runner: Any, threads: int | None = None) -> Quality:
+    """Run ``runner`` (reduced precision) and ``ref_runner`` (fp32) on the probe
+    image through the whole pipeline and compare (see :class:`Quality`)."""
+    ref, _ = probe_run(entry, ref_runner, threads)
+    got, bad = probe_run(entry, runner, threads)
+    return compare(entry, runner.backend, got, bad, ref_runner.backend, ref)
 
 
 def record_key(entry: "ModelEntry", backend: ResolvedBackend, ref: ResolvedBackend) -> str:
@@ -271,23 +284,31 @@ def record_key(entry: "ModelEntry", backend: ResolvedBackend, ref: ResolvedBacke
 
 
 def checked(entry: "ModelEntry", backend: ResolvedBackend, load: Callable[[ResolvedBackend], Any],
-            threads: int | None = None) -> Quality:
+            threads: int | None = None,
+            release: Callable[[ResolvedBackend], None] | None = None) -> Quality:
     """``backend``'s precision measured for ``entry`` (once; then from the store).
-    ``load(backend)`` returns a loaded tensor runner."""
+    ``load(backend)`` returns a loaded tensor runner; ``release(backend)``, when
+    given, unloads the fp32 reference once its probe output is kept (so the two
+    networks are not in memory together)."""
     ref = reference(entry, backend)
     key = record_key(entry, backend, ref)
     rec = autotune.recall(key)
     q = Quality.from_dict(rec.get("quality") if isinstance(rec, dict) else None)
     if q is not None:
         return q
-    q = measure(entry, load(backend), load(ref), threads)
+    ref_out, _ = probe_run(entry, load(ref), threads)
+    if release is not None:
+        release(ref)
+    got, bad = probe_run(entry, load(backend), threads)
+    q = compare(entry, backend, got, bad, ref, ref_out)
     autotune.remember(key, {"model": entry.name, "scale": entry.scale, "quality": q.as_dict(),
                             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return q
 
 
 def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
-               load: Callable[[ResolvedBackend], Any], threads: int | None = None
+               load: Callable[[ResolvedBackend], Any], threads: int | None = None,
+               release: Callable[[ResolvedBackend], None] | None = None
                ) -> tuple[list[ResolvedBackend], dict[str, str], dict[str, Quality]]:
     """The (backend, precision) pairs to choose among for ``want``, each reduced
     one measured first: (in budget, refused with why, measurements).
@@ -316,7 +337,7 @@ def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
             b = at(base, p)
             if effective(b) != "fp32":
                 try:
-                    q = checked(entry, b, load, threads)
+                    q = checked(entry, b, load, threads, release if want != "auto" else None)
                 except (BackendUnavailable, ModelLoadError) as e:  # the engine failed, not the file
                     refused[str(b)] = f"could not be measured: {str(e).splitlines()[0]}"
                     continue
@@ -336,5 +357,6 @@ def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
     return out, refused, measured
 
 
-__all__ = ["CHOICES", "PRECISIONS", "PROBE_SIZE", "Quality", "at", "candidates", "checked", "effective",
-           "kind_of", "measure", "probe_image", "record_key", "reference", "requested", "supported"]
+__all__ = ["CHOICES", "PRECISIONS", "PROBE_SIZE", "Quality", "at", "candidates", "checked", "compare",
+           "effective", "kind_of", "measure", "probe_image", "probe_run", "record_key", "reference",
+           "requested", "supported"]

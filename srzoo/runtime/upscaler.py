@@ -197,10 +197,15 @@ class Upscaler:
             bases = [self._fixed] if self._fixed is not None else \
                 backends.candidates(self.entry, self._auto_engine)
             cands, self.refused, self.quality = precisions.candidates(
-                self.entry, bases, self._want, self._load, self.threads)
+                self.entry, bases, self._want, self._load, self.threads, self._unload)
             self._drop_except({str(c) for c in cands})  # fp32 references loaded only to compare
             self._cands = cands
         return self._cands
+
+    def _unload(self, resolved: "backends.ResolvedBackend") -> None:
+        """Forget a loaded runner (an fp32 reference once its probe output is kept)."""
+        self._runners.pop(str(resolved), None)
+        self._pipelines.pop(str(resolved), None)
 
     def _drop_except(self, keep: set[str]) -> None:
         for name in list(self._runners):
