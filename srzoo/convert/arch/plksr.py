@@ -82,8 +82,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     k2 = int(sd[f"feats.1.{mixer}.2.weight"].shape[2])
     params: dict[str, Any] = {
         "variant": "realplksr" if real else "plksr", "dim": dim, "blocks": n_blocks,
-        "kernel": int(lkw.shape[2]), "pdim": int(lkw.shape[0]), "ea": "feats.1.attn.f.0.weight" in sd,
-        "_last": last}
+        "kernel": int(lkw.shape[2]), "pdim": int(lkw.shape[0]), "ea": "feats.1.attn.f.0.weight" in sd}
     if real:
         params["norm"] = "layernorm" if "feats.1.layer_norm.weight" in sd else "groupnorm"
         dys = "to_img.init_pos" in sd
@@ -102,7 +101,39 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
         if (k0, k2) not in mixers:
             return None
         params["mixer"] = mixers[(k0, k2)]
+    if not _shapes_ok(sd, params, mixer, lk, k0, k2):
+        return None
     return Arch("realplksr" if real else "plksr", s, min_size=4, params=params)
+
+
+def _shapes_ok(sd: Mapping[str, np.ndarray], pr: dict[str, Any], mixer: str, lk: str, k0: int, k2: int) -> bool:
+    """Every block has the first block's layers at the shapes the forward pass assumes
+    (a file that is not what its keys suggest is refused here, not half-built)."""
+    dim, pdim, k = pr["dim"], pr["pdim"], pr["kernel"]
+    if not (0 < pdim <= dim and k % 2 == 1 and k0 % 2 == 1 and k2 % 2 == 1):
+        return False
+    if lk == "mn_conv":
+        n = k // 3
+        if n % 2 == 0:
+            return False
+        lks = {"mn_conv": (pdim, pdim, k, n), "nm_conv": (pdim, pdim, n, k), "nn_conv": (pdim, pdim, n, n)}
+    else:
+        lks = {"conv": (pdim, pdim, k, k)}
+    for i in range(1, pr["blocks"] + 1):
+        p = f"feats.{i}"
+        want = {f"{p}.{mixer}.0.weight": (2 * dim, dim, k0, k0), f"{p}.{mixer}.2.weight": (dim, 2 * dim, k2, k2),
+                f"{p}.refine.weight": (dim, dim, 1, 1), **{f"{p}.lk.{n}.weight": v for n, v in lks.items()}}
+        if pr["ea"]:
+            want[f"{p}.attn.f.0.weight"] = (dim, dim, 3, 3)
+        if pr.get("norm") == "layernorm":
+            want[f"{p}.layer_norm.weight"] = (dim,)
+        elif pr.get("norm") == "groupnorm":
+            if dim % GROUPS:
+                return False
+            want[f"{p}.norm.weight"] = (dim,)
+        if any(key not in sd or tuple(sd[key].shape) != shape for key, shape in want.items()):
+            return False
+    return True
 
 
 def _conv(F: Any, sd: Mapping[str, np.ndarray], prefix: str, x: Any, **kw: Any) -> Any:
@@ -151,7 +182,8 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
     h = _conv(F, sd, "feats.0", x)
     for i in range(1, pr["blocks"] + 1):
         h = _block(F, sd, arch, i, h)
-    h = _conv(F, sd, f"feats.{pr['_last']}", h)
+    last = pr["blocks"] + (2 if pr["variant"] == "realplksr" else 1)  # RealPLKSR: Dropout2d between
+    h = _conv(F, sd, f"feats.{last}", h)
     h = F.add(h, F.conv(x, repeat_kernel(3, s * s)))
     if pr.get("upsampler") != "dysample":
         return F.pixel_shuffle(h, s, channels=3 * s * s)
