@@ -24,6 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from srzoo.errors import ManifestError, SrzooError, UnknownModel
+from srzoo.hub import hosts
 from srzoo.hub.manifest import Artifact, IOSpec
 
 PREFIX = "omdb:"
@@ -63,7 +64,11 @@ def runs_today() -> str:
 
 
 def normalise_url(url: str) -> str:
-    """A download link for page links that have one: GitHub and Hugging Face ``/blob/``."""
+    """A download link for page links that have one: GitHub and Hugging Face ``/blob/``,
+    and the share links of the hosts :mod:`srzoo.hub.hosts` follows (Google Drive files)."""
+    direct = hosts.direct_url(url)
+    if direct is not None:
+        return direct
     u = urlparse(url)
     if u.netloc == "github.com" and "/blob/" in u.path:
         return url.replace("/blob/", "/raw/", 1)
