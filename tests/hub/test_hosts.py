@@ -185,3 +185,152 @@ def test_drive_quota_page_is_refused_and_nothing_is_kept(drive, shared_dir, srzo
     assert code == 1 and "404" in err and "Traceback" not in err
     assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
     assert not any((srzoo_env / ".incomplete").glob("*.part"))
+
+
+# ---- Mega ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("url,ok", [
+    ("https://mega.nz/file/9dJFjYrT#LY4Op8myZGJsh6ytUvF6ITVGXpx8XODN_AG-kzvWg4Y", True),
+    ("https://mega.nz/#!uhAVEaAA!qfwIQ44Ba3rXMAb2-M3aM3zFBCwzmyQ64IO_0O-csJE", True),
+    ("https://mega.nz/folder/5UAlQCRJ#2Bj1lq8PYeB3P9k5UKSvkQ", False),              # a folder
+    ("https://mega.nz/folder/IdFAnAoD#ptHOPvdfl-jvHzCvcNmicw/file/ZMViFR7b", False),  # a file in a folder
+    ("https://mega.nz/file/9dJFjYrT#short", False),
+    ("https://mega.nz/file/9dJFjYrT", False),                                        # no key
+    ("https://mega.nz.evil.example/file/9dJFjYrT#LY4Op8myZGJsh6ytUvF6ITVGXpx8XODN_AG-kzvWg4Y", False),
+])
+def test_mega_links(url, ok):
+    assert (hosts.mega_link(url) is not None) is ok
+    assert hosts.scripted(url) is ok
+
+
+def test_mega_key_folding():
+    """Words a0..a7 of the link key: AES key (a0^a4 .. a3^a7), CTR nonce (a4, a5)."""
+    words = [0x01020304, 0x05060708, 0x090A0B0C, 0x0D0E0F10, 0xF0000000, 0x0F000000, 0x00F00000, 0x000F0000]
+    key, nonce = hosts.mega_key(b"".join(w.to_bytes(4, "big") for w in words))
+    assert key.hex() == "f10203040a06070809fa0b0c0d010f10"
+    assert nonce.hex() == "f00000000f000000"
+
+
+class MegaStandIn:
+    """Mega's API (``POST /cs`` with ``[{"a": "g", "g": 1, "p": HANDLE}]``) and its download
+    servers: the file AES-128-CTR encrypted with the file key, in chunks of odd sizes; error
+    codes for unknown and blocked handles, HTTP 509 for an exhausted transfer quota."""
+
+    def __init__(self, files: dict[str, tuple[bytes, bytes, bytes]], errors: dict[str, int],
+                 over_quota: set[str]) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        self.log: list[str] = []
+        self.blobs = {}
+        for handle, (data, key, nonce) in files.items():
+            enc = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\0" * 8)).encryptor()
+            self.blobs[handle] = enc.update(data) + enc.finalize()
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                stand_in.log.append("POST " + self.path)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if urlparse(self.path).path != "/cs" or body[0].get("a") != "g" or body[0].get("g") != 1:
+                    return self._send(200, b"[-2]")
+                h = body[0].get("p")
+                if h in errors:
+                    return self._send(200, json.dumps([errors[h]]).encode())
+                if h not in stand_in.blobs:
+                    return self._send(200, b"[-9]")
+                ans = {"s": len(stand_in.blobs[h]), "at": "ignored", "msd": 1, "g": f"{stand_in.url}/dl/{h}"}
+                return self._send(200, json.dumps([ans]).encode())
+
+            def do_GET(self) -> None:  # noqa: N802
+                stand_in.log.append("GET " + self.path)
+                h = self.path.rsplit("/", 1)[-1]
+                if h in over_quota:
+                    return self._send(509, b"", "text/plain")
+                blob = stand_in.blobs[h]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                for i, n in enumerate(range(0, len(blob), 7777)):  # chunks not multiples of 16 bytes
+                    self.wfile.write(blob[n:n + 7777])
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _mega_url(handle: str, key: bytes, nonce: bytes, mac: bytes) -> str:
+    """A public link as Mega writes it: the key folded with nonce and MAC, then both."""
+    k = [int.from_bytes(key[i:i + 4], "big") for i in range(0, 16, 4)]
+    t = [int.from_bytes((nonce + mac)[i:i + 4], "big") for i in range(0, 16, 4)]
+    words = [k[i] ^ t[i] for i in range(4)] + t
+    import base64
+
+    raw = b"".join(w.to_bytes(4, "big") for w in words)
+    return f"https://mega.nz/file/{handle}#{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+
+
+@pytest.fixture
+def mega(shared_dir, srzoo_env, monkeypatch):
+    pytest.importorskip("cryptography", reason="Mega downloads need the cryptography package (srzoo[mega])")
+    data = (shared_dir / "models" / ANIME_PTH[0]).read_bytes()
+    key, nonce, mac = bytes(range(16, 32)), bytes.fromhex("a1b2c3d4e5f60718"), bytes(8)
+    s = MegaStandIn({"AbCd1234": (data, key, nonce), "Quota999": (data, key, nonce),
+                     "Wrong123": (data[:-1] + bytes([data[-1] ^ 1]), key, nonce)},
+                    errors={"Blocked1": -16}, over_quota={"Quota999"})
+    s.link = lambda h: _mega_url(h, key, nonce, mac)
+    monkeypatch.setattr(hosts, "MEGA_API", s.url + "/cs")
+    monkeypatch.setenv("SRZOO_MIRROR", "")
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")
+    yield s
+    s.close()
+
+
+def test_mega_file_is_fetched_decrypted_and_verified(mega, shared_dir, srzoo_env, capsys):
+    _catalogue(shared_dir, {"4x-srzoo-mega": mega.link("AbCd1234")})
+    code, out, err = run(capsys, "list", "--catalog", "openmodeldb", "--json")
+    assert json.loads(out)[0]["downloadable"] is True
+    code, out, err = run(capsys, "fetch", "omdb:4x-srzoo-mega", "-q")
+    assert code == 0, err
+    target = srzoo_env / "models/omdb/4x-srzoo-mega/4x-srzoo-mega.pth"
+    assert out.strip() == str(target)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == ANIME_PTH[2]
+    assert mega.log == ["POST /cs?id=0", "GET /dl/AbCd1234"]
+    assert not any((srzoo_env / ".incomplete").glob("*"))
+
+
+@pytest.mark.parametrize("handle,says", [
+    ("Blocked1", "file blocked"), ("Gone5678", "file not found"), ("Quota999", "HTTP 509"),
+    ("Wrong123", "sha256"),   # the right size, other bytes: the record's sha256 refuses it
+])
+def test_mega_refusals_are_one_line_and_keep_nothing(mega, shared_dir, srzoo_env, capsys, handle, says):
+    _catalogue(shared_dir, {"4x-srzoo-mega": mega.link(handle)})
+    code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mega", "-q")
+    assert code == 1 and says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert "--from FILE" in err  # the manual route is still named
+    assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
+    assert not any((srzoo_env / ".incomplete").glob("*"))
+
+
+def test_mega_wrong_key_gives_other_bytes_and_is_refused(mega, shared_dir, srzoo_env, capsys):
+    """A link whose key is not the file's decrypts to noise: refused by the sha256."""
+    good = mega.link("AbCd1234")
+    bad = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    _catalogue(shared_dir, {"4x-srzoo-mega": bad})
+    code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mega", "-q")
+    assert code == 1 and "sha256" in err

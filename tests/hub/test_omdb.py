@@ -78,10 +78,10 @@ def _omdb(shared_dir: Path, folder: Path):
     recs["4x-srzoo-test-anime"] = record(anime, "pth", size, sha, [gh + "realesr-animevideov3.pth"])
     bad = sha[:-1] + ("0" if sha[-1] != "0" else "1")
     recs["4x-srzoo-test-wrongsha"] = record(anime, "pth", size, bad, [gh + "realesr-animevideov3.pth"])
-    # a Drive folder (no single file: srzoo.hub.hosts has no route) and a Mega link: by hand
+    # a Drive folder and a Mega folder (no single file: srzoo.hub.hosts has no route): by hand
     recs["4x-srzoo-test-gdrive"] = record(
         anime, "pth", size, sha, ["https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz?usp=sharing",
-                                  "https://mega.nz/file/xyz#key"], license="CC-BY-NC-SA-4.0")
+                                  "https://mega.nz/folder/xyzXYZ12#0123456789abcdefABCDEF"], license="CC-BY-NC-SA-4.0")
     rel, size, sha = WAIFU2X
     recs["2x-srzoo-test-waifu2x"] = record(anime, "onnx", size, sha, [
         "https://example.org/models/upconv_7_scale2.0x_model.onnx"], scale=2, architecture="cugan")
@@ -274,7 +274,7 @@ def test_manual_host_message_and_from_file(omdb, shared_dir, srzoo_env, capsys):
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-gdrive", "-q")
     assert code == 1 and err.count("\n") == 1
     assert "https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz?usp=sharing" in err
-    assert "https://mega.nz/file/xyz#key" in err
+    assert "https://mega.nz/folder/xyzXYZ12#0123456789abcdefABCDEF" in err
     assert "srzoo fetch omdb:4x-srzoo-test-gdrive --from FILE" in err
     assert "Traceback" not in err
     target = srzoo_env / "models/omdb/4x-srzoo-test-gdrive/4x-srzoo-test-gdrive.pth"  # no file name in a Drive link

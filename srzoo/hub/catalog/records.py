@@ -123,8 +123,14 @@ class Resource:
         return tuple(u for u in self.urls if not is_direct(normalise_url(u)))
 
     @property
+    def scripted_urls(self) -> tuple[str, ...]:
+        """Links that are no plain download but that srzoo.hub.hosts fetches with the host's
+        own protocol (Mega public files)."""
+        return tuple(u for u in self.urls if not is_direct(normalise_url(u)) and hosts.scripted(u))
+
+    @property
     def downloadable(self) -> bool:
-        return bool(self.direct_urls)
+        return bool(self.direct_urls or self.scripted_urls)
 
     def artifact(self, rid: str) -> Artifact:
         first = (self.direct_urls or self.urls or ("",))[0]
