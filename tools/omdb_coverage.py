@@ -104,8 +104,10 @@ def _reason_not_downloadable(rec: records.Record) -> str:
     for res in rec.resources:
         for u in res.urls:
             netloc = (urlparse(u).hostname or "?").lower()
-            if hosts.gdrive_id(u) is None and netloc in ("drive.google.com", "docs.google.com"):
+            if hosts.gdrive_id(u) is None and netloc in hosts.GDRIVE_HOSTS:
                 kinds.add("Google Drive folder")
+            elif hosts.mega_link(u) is None and netloc in hosts.MEGA_HOSTS:
+                kinds.add("Mega folder")
             else:
                 kinds.add(netloc)
     return "only on " + ", ".join(sorted(kinds)) if kinds else "no URL"

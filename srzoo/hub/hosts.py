@@ -19,6 +19,13 @@ Google Drive
     before reading the body, and a page that slips through fails the sha256. Folder
     links (``/drive/folders/``) name no single file and stay manual.
 
+OneDrive
+    Personal share links ``1drv.ms/u/s!TOKEN`` (one file each) become
+    ``api.onedrive.com/v1.0/shares/u!ENCODED/root/content``, where ``ENCODED`` is the
+    share link (as given) in unpadded base64url (the documented encoding of a sharing URL); the API
+    answers with a redirect to the file. Folder links (``1drv.ms/f/``) stay manual, as
+    does an API that asks for a sign-in (HTTP 401/403: the transfer moves on with the reason).
+
 Mega
     Public file links ``mega.nz/file/HANDLE#KEY`` (and the older ``mega.nz/#!HANDLE!KEY``)
     are fetched by :func:`mega_fetch`: one API request (``{"a": "g", "g": 1, "p": HANDLE}``)
@@ -78,11 +85,38 @@ def gdrive_download_url(file_id: str) -> str:
     return f"{GDRIVE_DOWNLOAD}?{urlencode({'id': file_id, 'export': 'download', 'confirm': 't'})}"
 
 
+#: OneDrive's shares API (anonymous access to a shared item)
+ONEDRIVE_SHARES = "https://api.onedrive.com/v1.0/shares"
+_ONEDRIVE_FILE = re.compile(r"^/u/s![A-Za-z0-9_-]{10,200}$")
+
+
+def onedrive_share(url: str) -> str | None:
+    """The share link as given (query kept, fragment dropped) when ``url`` is a OneDrive
+    link to one file (``1drv.ms/u/s!...``); None otherwise."""
+    try:
+        u = urlparse(url)
+    except ValueError:
+        return None
+    if u.scheme not in ("http", "https") or (u.hostname or "").lower() != "1drv.ms":
+        return None
+    if not _ONEDRIVE_FILE.match(u.path):
+        return None
+    return f"https://1drv.ms{u.path}" + (f"?{u.query}" if u.query else "")
+
+
+def onedrive_download_url(share: str) -> str:
+    token = base64.urlsafe_b64encode(share.encode()).decode().rstrip("=")
+    return f"{ONEDRIVE_SHARES}/u!{token}/root/content"
+
+
 def direct_url(url: str) -> str | None:
     """The link a script can fetch for the share link ``url``; None when srzoo has no route."""
     fid = gdrive_id(url)
     if fid is not None:
         return gdrive_download_url(fid)
+    share = onedrive_share(url)
+    if share is not None:
+        return onedrive_download_url(share)
     return None
 
 
@@ -207,8 +241,13 @@ def fetch_scripted(url: str, dest: Path, size: int) -> Path:
 
 def host_name(url: str) -> str | None:
     """Which supported host ``url`` is on (``google-drive``, ``mega``), for listings; None otherwise."""
-    return "google-drive" if gdrive_id(url) else "mega" if mega_link(url) else None
+    if gdrive_id(url):
+        return "google-drive"
+    if onedrive_share(url):
+        return "onedrive"
+    return "mega" if mega_link(url) else None
 
 
-__all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "direct_url", "fetch_scripted", "gdrive_download_url", "gdrive_id",
+__all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "ONEDRIVE_SHARES", "direct_url", "onedrive_download_url",
+           "onedrive_share", "fetch_scripted", "gdrive_download_url", "gdrive_id",
            "host_name", "mega_fetch", "mega_key", "mega_link", "scripted"]

@@ -334,3 +334,95 @@ def test_mega_wrong_key_gives_other_bytes_and_is_refused(mega, shared_dir, srzoo
     _catalogue(shared_dir, {"4x-srzoo-mega": bad})
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mega", "-q")
     assert code == 1 and "sha256" in err
+
+
+# ---- OneDrive -----------------------------------------------------------------------------------
+ONEDRIVE_LINK = "https://1drv.ms/u/s!Aip-EMByJHY27UIFr1mk87zFytap?e=SSxKaV"
+
+
+@pytest.mark.parametrize("url,ok", [
+    (ONEDRIVE_LINK, True),
+    ("https://1drv.ms/u/s!AiWox1lAWLoThANuXjxIR-hqA6os", True),
+    ("https://1drv.ms/f/s!AiWox1lAWLoThANuXjxIR-hqA6os", False),       # a folder
+    ("https://1drv.ms.evil.example/u/s!AiWox1lAWLoThANuXjxIR-hqA6os", False),
+    ("https://1drv.ms/u/s!../../x", False),
+])
+def test_onedrive_links(url, ok):
+    assert (hosts.direct_url(url) is not None) is ok
+    if ok:
+        assert hosts.direct_url(url).startswith("https://api.onedrive.com/v1.0/shares/u!")
+
+
+class OneDriveStandIn:
+    """The shares API: ``/shares/u!B64/root/content`` decodes the share link (unpadded
+    base64url) and, for a link it knows, redirects (302) to a download host that serves the
+    bytes; a link it does not know gets 401 with Microsoft's JSON error (anonymous access
+    refused)."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        import base64
+
+        self.log: list[str] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes = b"", ctype: str = "application/json", **headers: str):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                stand_in.log.append(self.path)
+                parts = self.path.split("/")
+                if self.path.startswith("/shares/u!") and self.path.endswith("/root/content"):
+                    token = parts[2][2:]
+                    share = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+                    if share in files:
+                        return self._send(302, Location=f"/dl/{len(stand_in.log)}/{files[share].name}")
+                    return self._send(401, b'{"error":{"code":"unauthenticated","message":"Must be authenticated"}}')
+                if self.path.startswith("/dl/"):
+                    return self._send(200, next(iter(files.values())).read_bytes(), "application/octet-stream")
+                return self._send(404)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def onedrive(shared_dir, srzoo_env, monkeypatch):
+    s = OneDriveStandIn({ONEDRIVE_LINK: shared_dir / "models" / ANIME_PTH[0]})
+    monkeypatch.setattr(hosts, "ONEDRIVE_SHARES", s.url + "/shares")
+    monkeypatch.setenv("SRZOO_MIRROR", "")
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")
+    yield s
+    s.close()
+
+
+def test_onedrive_file_downloads_through_the_shares_api(onedrive, shared_dir, srzoo_env, capsys):
+    _catalogue(shared_dir, {"4x-srzoo-onedrive": ONEDRIVE_LINK,
+                            "4x-srzoo-private": "https://1drv.ms/u/s!AiWox1lAWLoThANuXjxIR-hqA6os"})
+    code, out, err = run(capsys, "fetch", "omdb:4x-srzoo-onedrive", "-q")
+    assert code == 0, err
+    target = srzoo_env / "models/omdb/4x-srzoo-onedrive/4x-srzoo-onedrive.pth"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == ANIME_PTH[2]
+    # the share link travelled whole (query included), encoded, and the redirect was followed
+    assert onedrive.log[0] == ("/shares/u!aHR0cHM6Ly8xZHJ2Lm1zL3UvcyFBaXAtRU1CeUpIWTI3VUlGcjFtazg3ekZ5dGFwP2U9U1N4S2FW"
+                               "/root/content")
+    assert onedrive.log[1].startswith("/dl/")
+    code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-private", "-q")
+    assert code == 1 and "401" in err and "Traceback" not in err and err.count("\n") == 1
+    assert [p for p in cache_files(srzoo_env) if p.parts[2] == "4x-srzoo-private"] == []
