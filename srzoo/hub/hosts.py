@@ -38,6 +38,14 @@ Mega
     code such as -9 "not found", -16 "blocked", -17/-18 quota, HTTP 509 "bandwidth
     exceeded") are one line each. AES comes from the ``cryptography`` package
     (``pip install 'srzoo[mega]'``). Folder links stay manual.
+
+MediaFire
+    A file link ``mediafire.com/file/KEY/NAME/file`` opens a page whose download button
+    holds the file's link (``download*.mediafire.com``, https only; newer pages give it
+    base64-encoded in ``data-scrambled-url``). :func:`mediafire_fetch` reads at most 1 MiB
+    of that page, takes the link and streams the file. No maintained library does this
+    (the packages on PyPI are unmaintained one-file scrapers), hence the few lines here.
+    Folder links stay manual.
 """
 
 from __future__ import annotations
@@ -208,22 +216,101 @@ def mega_fetch(url: str, dest: Path, size: int) -> Path:
         if got != size:
             raise DownloadError(f"{url}: Mega has {got} bytes where the record says {size}: not the same file")
         dec = _aes_ctr(key, nonce)
-        n = 0
-        with requests.get(where, stream=True, timeout=timeout, allow_redirects=False) as resp:
-            if resp.status_code == 509:
-                raise DownloadError(f"{url}: Mega's transfer quota is exceeded (HTTP 509); try later or "
-                                    "download it by hand")
-            if resp.status_code != 200:
-                raise DownloadError(f"{url}: Mega's download answered HTTP {resp.status_code}")
-            with open(dest, "wb") as f:
-                for chunk in resp.iter_content(1 << 16):
-                    n += len(chunk)
-                    if n > size:
-                        raise DownloadError(f"{url}: Mega sent more than the record's {size} bytes")
-                    f.write(dec.update(chunk))
-                f.write(dec.finalize())
-        if n != size:
-            raise DownloadError(f"{url}: Mega sent {n} of {size} bytes")
+        _stream(where, dest, size, url, "Mega", dec.update, dec.finalize)
+    except requests.RequestException as e:
+        raise DownloadError(f"{url}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
+    return dest
+
+
+def _stream(where: str, dest: Path, size: int, url: str, host: str, transform: Any = None, final: Any = None) -> None:
+    """GET ``where`` into ``dest``: exactly ``size`` bytes (one more and it stops), each
+    chunk through ``transform``; HTTP 509 is the host's bandwidth quota."""
+    import requests
+
+    timeout = float(config.get("SRZOO_TIMEOUT"))
+    n = 0
+    with requests.get(where, stream=True, timeout=timeout, allow_redirects=False) as resp:
+        if resp.status_code == 509:
+            raise DownloadError(f"{url}: {host}'s transfer quota is exceeded (HTTP 509); try later or "
+                                "download it by hand")
+        if resp.status_code != 200:
+            raise DownloadError(f"{url}: {host}'s download answered HTTP {resp.status_code}")
+        kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if kind == "text/html":
+            raise DownloadError(f"{url}: {host} answered a web page (text/html), not the file")
+        with open(dest, "wb") as f:
+            for chunk in resp.iter_content(1 << 16):
+                n += len(chunk)
+                if n > size:
+                    raise DownloadError(f"{url}: {host} sent more than the record's {size} bytes")
+                f.write(transform(chunk) if transform else chunk)
+            if final:
+                f.write(final())
+    if n != size:
+        raise DownloadError(f"{url}: {host} sent {n} of {size} bytes")
+
+
+# ---- MediaFire ----------------------------------------------------------------------------------
+_MEDIAFIRE_FILE = re.compile(r"^/file/[a-z0-9]{8,20}/[^/]+(?:/file)?/?$")
+_MEDIAFIRE_BUTTON = re.compile(r"<a\b[^>]*\bid=[\"']downloadButton[\"'][^>]*>", re.I)
+_ATTR = re.compile(r"""\b(href|data-scrambled-url)\s*=\s*["']([^"']*)["']""", re.I)
+_MAX_PAGE = 1 << 20
+#: where MediaFire's file pages are read from (the link's path is kept)
+MEDIAFIRE_PAGES = "https://www.mediafire.com"
+#: what a download link on the page must look like
+MEDIAFIRE_DOWNLOAD = re.compile(r"^https://download\d*\.mediafire\.com/[^\s]+$")
+
+
+def mediafire_file(url: str) -> bool:
+    """True for a MediaFire link to one file (``mediafire.com/file/KEY/NAME/file``)."""
+    try:
+        u = urlparse(url)
+    except ValueError:
+        return False
+    return (u.scheme in ("http", "https") and (u.hostname or "").lower() in ("www.mediafire.com", "mediafire.com")
+            and bool(_MEDIAFIRE_FILE.match(u.path)))
+
+
+def mediafire_link(page: str) -> str | None:
+    """The file's download link on a MediaFire file page: the ``downloadButton`` anchor's
+    ``href``, or its base64 ``data-scrambled-url`` where the href is a script; only an
+    https link on a ``download*.mediafire.com`` host is accepted."""
+    m = _MEDIAFIRE_BUTTON.search(page)
+    if not m:
+        return None
+    attrs = {k.lower(): v for k, v in _ATTR.findall(m.group(0))}
+    cands = [attrs.get("href", "")]
+    if attrs.get("data-scrambled-url"):
+        try:
+            cands.insert(0, base64.b64decode(attrs["data-scrambled-url"], validate=True).decode())
+        except ValueError:
+            pass
+    for c in cands:
+        c = c.replace("&amp;", "&")
+        if MEDIAFIRE_DOWNLOAD.match(c):
+            return c
+    return None
+
+
+def mediafire_fetch(url: str, dest: Path, size: int) -> Path:
+    """Read the MediaFire file page (at most 1 MiB), take its download link
+    (:func:`mediafire_link`) and stream the file to ``dest``; DownloadError (one line)
+    when the page has no link (removed file, a captcha) or the host refuses."""
+    import requests
+
+    timeout = float(config.get("SRZOO_TIMEOUT"))
+    try:
+        page_url = MEDIAFIRE_PAGES + urlparse(url).path
+        with requests.get(page_url, stream=True, timeout=timeout) as r:
+            if r.status_code != 200:
+                raise DownloadError(f"{url}: MediaFire answered HTTP {r.status_code}")
+            page = r.raw.read(_MAX_PAGE + 1, decode_content=True)
+        if len(page) > _MAX_PAGE:
+            raise DownloadError(f"{url}: MediaFire's page is larger than {_MAX_PAGE} bytes; not read")
+        where = mediafire_link(page.decode("utf-8", "replace"))
+        if where is None:
+            raise DownloadError(f"{url}: MediaFire's page has no download link (file removed, or a captcha)")
+        _stream(where, dest, size, url, "MediaFire")
     except requests.RequestException as e:
         raise DownloadError(f"{url}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
     return dest
@@ -231,11 +318,14 @@ def mega_fetch(url: str, dest: Path, size: int) -> Path:
 
 def scripted(url: str) -> bool:
     """True when :func:`fetch_scripted` can download ``url`` (a host with its own protocol)."""
-    return mega_link(url) is not None
+    return mega_link(url) is not None or mediafire_file(url)
 
 
 def fetch_scripted(url: str, dest: Path, size: int) -> Path:
-    """Fetch ``url`` of a host with its own protocol (Mega) to ``dest``; see :func:`scripted`."""
+    """Fetch ``url`` of a host with its own protocol (Mega, MediaFire) to ``dest``; see
+    :func:`scripted`. The caller verifies the sha256."""
+    if mediafire_file(url):
+        return mediafire_fetch(url, dest, size)
     return mega_fetch(url, dest, size)
 
 
@@ -245,9 +335,11 @@ def host_name(url: str) -> str | None:
         return "google-drive"
     if onedrive_share(url):
         return "onedrive"
+    if mediafire_file(url):
+        return "mediafire"
     return "mega" if mega_link(url) else None
 
 
 __all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "ONEDRIVE_SHARES", "direct_url", "onedrive_download_url",
            "onedrive_share", "fetch_scripted", "gdrive_download_url", "gdrive_id",
-           "host_name", "mega_fetch", "mega_key", "mega_link", "scripted"]
+           "host_name", "mediafire_fetch", "mediafire_file", "mediafire_link", "mega_fetch", "mega_key", "mega_link", "scripted"]

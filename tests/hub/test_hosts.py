@@ -426,3 +426,113 @@ def test_onedrive_file_downloads_through_the_shares_api(onedrive, shared_dir, sr
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-private", "-q")
     assert code == 1 and "401" in err and "Traceback" not in err and err.count("\n") == 1
     assert [p for p in cache_files(srzoo_env) if p.parts[2] == "4x-srzoo-private"] == []
+
+
+# ---- MediaFire ----------------------------------------------------------------------------------
+MF_LINK = "https://www.mediafire.com/file/py46fnq12hhs5sz/1xSkinContrast-High-SuperUltraCompact.pth/file"
+
+
+@pytest.mark.parametrize("url,ok", [
+    (MF_LINK, True),
+    ("http://www.mediafire.com/file/w3jujtm752hvdj1/Manga109Attempt.pth.zip/file", True),
+    ("https://www.mediafire.com/folder/gk7f61e2kut0z/sudo_RealESRGAN2x", False),
+    ("https://www.mediafire.com.evil.example/file/py46fnq12hhs5sz/x.pth/file", False),
+])
+def test_mediafire_links(url, ok):
+    assert hosts.mediafire_file(url) is ok and hosts.scripted(url) is ok
+
+
+def test_mediafire_page_link_only_to_mediafire_downloads():
+    page = '<a class="input popsok" href="%s" id="downloadButton" rel="nofollow">Download</a>'
+    assert hosts.mediafire_link(page % "https://download1234.mediafire.com/a/b/x.pth") == \
+        "https://download1234.mediafire.com/a/b/x.pth"
+    assert hosts.mediafire_link(page % "https://evil.example/x.pth") is None
+    assert hosts.mediafire_link(page % "http://download1.mediafire.com/x.pth") is None  # not https
+    assert hosts.mediafire_link("<html>no button</html>") is None
+
+
+class MediaFireStandIn:
+    """File pages at ``/file/KEY/NAME/file``: the download button (plain href, or a script
+    href with the link base64 in ``data-scrambled-url``) to ``/dl/KEY/NAME``; a removed file's
+    page has no button; one key's download serves an HTML page."""
+
+    def __init__(self, data: bytes, scrambled: set[str], removed: set[str], html_download: set[str]) -> None:
+        import base64
+
+        self.log: list[str] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                stand_in.log.append(self.path)
+                parts = self.path.split("/")
+                if parts[1] == "file":
+                    key, name = parts[2], parts[3]
+                    if key in removed:
+                        return self._send(200, b"<html><body>Invalid or Deleted File.</body></html>", "text/html")
+                    link = f"{stand_in.url}/dl/{key}/{name}"
+                    if key in scrambled:
+                        enc = base64.b64encode(link.encode()).decode()
+                        button = f'<a href="javascript:void(0)" data-scrambled-url="{enc}" id="downloadButton">'
+                    else:
+                        button = f'<a class="input popsok" href="{link}" id="downloadButton" rel="nofollow">'
+                    page = f"<html><body><div>{'x' * 5000}</div>{button}Download (2.23MB)</a></body></html>"
+                    return self._send(200, page.encode(), "text/html; charset=UTF-8")
+                if parts[1] == "dl":
+                    if parts[2] in html_download:
+                        return self._send(200, b"<html>captcha</html>", "text/html")
+                    return self._send(200, data, "application/octet-stream")
+                return self._send(404, b"", "text/plain")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def mediafire(shared_dir, srzoo_env, monkeypatch):
+    import re
+
+    s = MediaFireStandIn((shared_dir / "models" / ANIME_PTH[0]).read_bytes(), scrambled={"scrambled0001"},
+                         removed={"removed00001"}, html_download={"htmlpage0001"})
+    monkeypatch.setattr(hosts, "MEDIAFIRE_PAGES", s.url)
+    monkeypatch.setattr(hosts, "MEDIAFIRE_DOWNLOAD", re.compile("^" + re.escape(s.url) + r"/dl/\S+$"))
+    monkeypatch.setenv("SRZOO_MIRROR", "")
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("key", ["py46fnq12hhs5sz", "scrambled0001"])
+def test_mediafire_file_is_read_off_its_page(mediafire, shared_dir, srzoo_env, capsys, key):
+    _catalogue(shared_dir, {"4x-srzoo-mf": f"https://www.mediafire.com/file/{key}/model.pth/file"})
+    code, out, err = run(capsys, "fetch", "omdb:4x-srzoo-mf", "-q")
+    assert code == 0, err
+    target = srzoo_env / "models/omdb/4x-srzoo-mf/4x-srzoo-mf.pth"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == ANIME_PTH[2]
+    assert mediafire.log == [f"/file/{key}/model.pth/file", f"/dl/{key}/model.pth"]
+
+
+@pytest.mark.parametrize("key,says", [("removed00001", "no download link"), ("htmlpage0001", "web page")])
+def test_mediafire_refusals(mediafire, shared_dir, srzoo_env, capsys, key, says):
+    _catalogue(shared_dir, {"4x-srzoo-mf": f"https://www.mediafire.com/file/{key}/model.pth/file"})
+    code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mf", "-q")
+    assert code == 1 and says in err and err.count("\n") == 1 and "--from FILE" in err
+    assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
+    assert not any((srzoo_env / ".incomplete").glob("*"))
