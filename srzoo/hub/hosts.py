@@ -46,6 +46,13 @@ MediaFire
     of that page, takes the link and streams the file. No maintained library does this
     (the packages on PyPI are unmaintained one-file scrapers), hence the few lines here.
     Folder links stay manual.
+
+pCloud
+    Public links ``u.pcloud.link`` (US API) and ``e.pcloud.link``/``e1.pcloud.link`` (EU)
+    ``/publink/show?code=CODE``: ``showpublink`` says what the link is (a folder link is
+    searched for the one file of the record's size), ``getpublinkdownload`` gives content
+    hosts and a path, and the file is streamed from there. pCloud's refusals (deleted link,
+    too many downloads) are one line with its message.
 """
 
 from __future__ import annotations
@@ -316,9 +323,100 @@ def mediafire_fetch(url: str, dest: Path, size: int) -> Path:
     return dest
 
 
+# ---- pCloud -------------------------------------------------------------------------------------
+#: pCloud's API, by the region of the link's host (u.pcloud.link: US, e*.pcloud.link: EU)
+PCLOUD_API = {"us": "https://api.pcloud.com", "eu": "https://eapi.pcloud.com"}
+_PCLOUD_HOSTS = {"u.pcloud.link": "us", "e.pcloud.link": "eu", "e1.pcloud.link": "eu"}
+_PCLOUD_CODE = re.compile(r"^[A-Za-z0-9]{20,60}$")
+_PCLOUD_MAX_ENTRIES = 10000
+
+
+def pcloud_link(url: str) -> tuple[str, str] | None:
+    """``(region, code)`` of a pCloud public link (``*.pcloud.link/publink/show?code=``)."""
+    try:
+        u = urlparse(url)
+    except ValueError:
+        return None
+    region = _PCLOUD_HOSTS.get((u.hostname or "").lower())
+    if u.scheme not in ("http", "https") or region is None or u.path != "/publink/show":
+        return None
+    code = (parse_qs(u.query).get("code") or [""])[0]
+    return (region, code) if _PCLOUD_CODE.match(code) else None
+
+
+def _pcloud_call(url: str, api: str, method: str, **params: Any) -> dict[str, Any]:
+    import requests
+
+    r = requests.get(f"{api}/{method}", params=params, timeout=float(config.get("SRZOO_TIMEOUT")),
+                     allow_redirects=False)
+    if r.status_code != 200 or len(r.content) > 8 << 20:
+        raise DownloadError(f"{url}: pCloud's API answered HTTP {r.status_code} ({len(r.content)} bytes)")
+    try:
+        ans = json.loads(r.content)
+    except ValueError:
+        raise DownloadError(f"{url}: pCloud's API answer is not JSON") from None
+    if not isinstance(ans, dict) or ans.get("result") != 0:
+        err = ans.get("error", "unknown error") if isinstance(ans, dict) else "unexpected answer"
+        code = ans.get("result") if isinstance(ans, dict) else "?"
+        raise DownloadError(f"{url}: pCloud refused the link ({str(err)[:120]}, {code})")
+    return ans
+
+
+def _pcloud_pick(url: str, meta: Any, size: int) -> int | None:
+    """None for a file link; for a folder link the file id of its file of ``size`` bytes
+    (walked breadth first, at most 10000 entries)."""
+    if not isinstance(meta, dict):
+        raise DownloadError(f"{url}: pCloud's answer has no metadata")
+    if not meta.get("isfolder"):
+        return None
+    queue, seen = [meta], 0
+    while queue:
+        for e in queue.pop(0).get("contents") or []:
+            seen += 1
+            if seen > _PCLOUD_MAX_ENTRIES or not isinstance(e, dict):
+                raise DownloadError(f"{url}: pCloud folder too large or malformed")
+            if e.get("isfolder"):
+                queue.append(e)
+            elif e.get("size") == size and isinstance(e.get("fileid"), int):
+                return int(e["fileid"])
+    raise DownloadError(f"{url}: the pCloud folder holds no file of {size} bytes (the record's size)")
+
+
+def pcloud_fetch(url: str, dest: Path, size: int) -> Path:
+    """A pCloud public link: ``showpublink`` (a file, or a folder in which the file of the
+    record's size is taken), ``getpublinkdownload`` (content hosts and path), then the
+    bytes over https; the caller verifies the sha256."""
+    import requests
+
+    link = pcloud_link(url)
+    if link is None:
+        raise SrzooError(f"{url} is not a pCloud public link (*.pcloud.link/publink/show?code=...)")
+    region, code = link
+    api = PCLOUD_API[region]
+    try:
+        meta = _pcloud_call(url, api, "showpublink", code=code).get("metadata")
+        fileid = _pcloud_pick(url, meta, size)
+        if fileid is None and meta.get("size") != size:
+            raise DownloadError(f"{url}: pCloud has {meta.get('size')} bytes where the record says {size}")
+        extra = {"fileid": fileid} if fileid is not None else {}
+        ans = _pcloud_call(url, api, "getpublinkdownload", code=code, **extra)
+        hosts_, path = ans.get("hosts"), ans.get("path")
+        if not (isinstance(hosts_, list) and hosts_ and isinstance(hosts_[0], str) and isinstance(path, str)
+                and re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", hosts_[0]) and path.startswith("/")):
+            raise DownloadError(f"{url}: pCloud's download answer has no host and path")
+        _stream(f"{PCLOUD_SCHEME}://{hosts_[0]}{path}", dest, size, url, "pCloud")
+    except requests.RequestException as e:
+        raise DownloadError(f"{url}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
+    return dest
+
+
+#: the scheme of pCloud's content hosts
+PCLOUD_SCHEME = "https"
+
+
 def scripted(url: str) -> bool:
     """True when :func:`fetch_scripted` can download ``url`` (a host with its own protocol)."""
-    return mega_link(url) is not None or mediafire_file(url)
+    return mega_link(url) is not None or mediafire_file(url) or pcloud_link(url) is not None
 
 
 def fetch_scripted(url: str, dest: Path, size: int) -> Path:
@@ -326,6 +424,8 @@ def fetch_scripted(url: str, dest: Path, size: int) -> Path:
     :func:`scripted`. The caller verifies the sha256."""
     if mediafire_file(url):
         return mediafire_fetch(url, dest, size)
+    if pcloud_link(url) is not None:
+        return pcloud_fetch(url, dest, size)
     return mega_fetch(url, dest, size)
 
 
@@ -337,9 +437,11 @@ def host_name(url: str) -> str | None:
         return "onedrive"
     if mediafire_file(url):
         return "mediafire"
+    if pcloud_link(url):
+        return "pcloud"
     return "mega" if mega_link(url) else None
 
 
 __all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "ONEDRIVE_SHARES", "direct_url", "onedrive_download_url",
            "onedrive_share", "fetch_scripted", "gdrive_download_url", "gdrive_id",
-           "host_name", "mediafire_fetch", "mediafire_file", "mediafire_link", "mega_fetch", "mega_key", "mega_link", "scripted"]
+           "host_name", "mediafire_fetch", "pcloud_fetch", "pcloud_link", "mediafire_file", "mediafire_link", "mega_fetch", "mega_key", "mega_link", "scripted"]

@@ -536,3 +536,119 @@ def test_mediafire_refusals(mediafire, shared_dir, srzoo_env, capsys, key, says)
     assert code == 1 and says in err and err.count("\n") == 1 and "--from FILE" in err
     assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
     assert not any((srzoo_env / ".incomplete").glob("*"))
+
+
+# ---- pCloud -------------------------------------------------------------------------------------
+PC_FILE = "kZEdNHXZ3bpVwUoge94d9igFWxbjQQrcbpny"
+PC_FOLDER = "XZGmsZo1yNrot19O4R5SrPVD1GWpRy1MKX"
+PC_DELETED = "kZ7rGRZW2IcOpNMQeXDTTRQ4aPVBFyyJV5X"
+PC_EMPTY = "kZYVTSZwycXga7RuRVu8O94iGrqxYCFvsOy"
+
+
+@pytest.mark.parametrize("url,want", [
+    (f"https://u.pcloud.link/publink/show?code={PC_FILE}", ("us", PC_FILE)),
+    (f"https://e.pcloud.link/publink/show?code={PC_FOLDER}", ("eu", PC_FOLDER)),
+    (f"https://e1.pcloud.link/publink/show?code={PC_DELETED}", ("eu", PC_DELETED)),
+    (f"https://e.pcloud.link/publink/show?code={PC_EMPTY}#returl=https%3A//e.pcloud.link/x&page=login",
+     ("eu", PC_EMPTY)),
+    ("https://u.pcloud.link/publink/show?code=short", None),
+    (f"https://u.pcloud.link.evil.example/publink/show?code={PC_FILE}", None),
+])
+def test_pcloud_links(url, want):
+    assert hosts.pcloud_link(url) == want
+
+
+class PCloudStandIn:
+    """pCloud's API: ``showpublink`` (file or folder metadata), ``getpublinkdownload``
+    (hosts and path; with ``fileid`` for a file in a folder), result codes for a deleted
+    link, and a content host serving the bytes. Both regions answer here."""
+
+    def __init__(self, data: bytes) -> None:
+        size = len(data)
+        file_meta = {"isfolder": False, "name": "model.pth", "size": size, "fileid": 11}
+        folder_meta = {"isfolder": True, "name": "models", "contents": [
+            {"isfolder": False, "name": "readme.txt", "size": 12, "fileid": 21},
+            {"isfolder": True, "name": "x4", "contents": [
+                {"isfolder": False, "name": "other.pth", "size": size - 1, "fileid": 22},
+                {"isfolder": False, "name": "model.pth", "size": size, "fileid": 23}]}]}
+        empty_meta = {"isfolder": True, "name": "nothing", "contents": [
+            {"isfolder": False, "name": "readme.txt", "size": 12, "fileid": 31}]}
+        self.log: list[str] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                stand_in.log.append(self.path)
+                u = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                code = q.get("code")
+                if u.path.endswith("/showpublink"):
+                    meta = {PC_FILE: file_meta, PC_FOLDER: folder_meta, PC_EMPTY: empty_meta}.get(code)
+                    if meta is None:
+                        return self._send(b'{"result": 7002, "error": "This link is deleted by the owner."}')
+                    return self._send(json.dumps({"result": 0, "metadata": meta}).encode())
+                if u.path.endswith("/getpublinkdownload"):
+                    ok = (code == PC_FILE and "fileid" not in q) or (code == PC_FOLDER and q.get("fileid") == "23")
+                    if not ok:
+                        return self._send(b'{"result": 7001, "error": "Invalid link \'code\'."}')
+                    host = stand_in.url.split("//", 1)[1]
+                    return self._send(json.dumps({"result": 0, "path": f"/dAbC/{code}/model.pth",
+                                                  "hosts": [host, "c2.example"]}).encode())
+                if u.path.startswith("/dAbC/"):
+                    return self._send(data, "application/octet-stream")
+                self._send(b'{"result": 2000, "error": "unknown method"}')
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def pcloud(shared_dir, srzoo_env, monkeypatch):
+    s = PCloudStandIn((shared_dir / "models" / ANIME_PTH[0]).read_bytes())
+    monkeypatch.setattr(hosts, "PCLOUD_API", {"us": s.url + "/us", "eu": s.url + "/eu"})
+    monkeypatch.setattr(hosts, "PCLOUD_SCHEME", "http")
+    monkeypatch.setenv("SRZOO_MIRROR", "")
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("url,calls", [
+    (f"https://u.pcloud.link/publink/show?code={PC_FILE}",
+     [f"/us/showpublink?code={PC_FILE}", f"/us/getpublinkdownload?code={PC_FILE}", f"/dAbC/{PC_FILE}/model.pth"]),
+    (f"https://e.pcloud.link/publink/show?code={PC_FOLDER}",   # the folder's file of the record's size
+     [f"/eu/showpublink?code={PC_FOLDER}", f"/eu/getpublinkdownload?code={PC_FOLDER}&fileid=23",
+      f"/dAbC/{PC_FOLDER}/model.pth"]),
+])
+def test_pcloud_file_and_folder_links(pcloud, shared_dir, srzoo_env, capsys, url, calls):
+    _catalogue(shared_dir, {"4x-srzoo-pc": url})
+    code, out, err = run(capsys, "fetch", "omdb:4x-srzoo-pc", "-q")
+    assert code == 0, err
+    target = srzoo_env / "models/omdb/4x-srzoo-pc/4x-srzoo-pc.pth"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == ANIME_PTH[2]
+    assert pcloud.log == calls
+
+
+@pytest.mark.parametrize("code_,says", [(PC_DELETED, "deleted by the owner"), (PC_EMPTY, "no file of 2334339 bytes")])
+def test_pcloud_refusals(pcloud, shared_dir, srzoo_env, capsys, code_, says):
+    _catalogue(shared_dir, {"4x-srzoo-pc": f"https://e.pcloud.link/publink/show?code={code_}"})
+    code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-pc", "-q")
+    assert code == 1 and says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
