@@ -138,3 +138,23 @@ def test_sparse_plk_is_refused_with_the_reason(tmp_path):
     sd = {k: v.numpy() for k, v in net.state_dict().items()}
     with pytest.raises(Exception, match="not a known architecture"):
         archs.detect(sd)
+
+
+def test_safetensors_file_converts_the_same(tmp_path, shared_dir):
+    """A RealPLKSR-DySample .safetensors (the format of several catalogue records) goes through
+    the same detection and check; its graph matches spandrel too."""
+    from srzoo.convert import safetensors as st
+
+    kw = REAL["gn-dys-x3"]
+    net, _ = _case(tmp_path, "real", kw, seed=3)
+    f = tmp_path / "net.safetensors"
+    st.save(f, {k: v.numpy() for k, v in net.state_dict().items()})
+    conv = converter_for("safetensors").convert(f, None, {"tolerance": TOL})
+    assert conv.info["arch"] == "realplksr" and conv.info["upsampler"] == "dysample" and conv.info["groups"] == 3
+    x = image(shared_dir, 17, 21)
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(conv.onnx, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() <= TOL

@@ -245,6 +245,12 @@ class MegaStandIn:
                 if urlparse(self.path).path != "/cs" or body[0].get("a") != "g" or body[0].get("g") != 1:
                     return self._send(200, b"[-2]")
                 h = body[0].get("p")
+                if h == "NotJson1":
+                    return self._send(200, b"<html>maintenance</html>", "text/html")
+                if h == "FileUrl1":  # a download link that is not http(s)
+                    return self._send(200, json.dumps([{"s": 10, "g": "file:///etc/passwd"}]).encode())
+                if h == "BigSize1":  # not the record's size: refused before any byte is read
+                    return self._send(200, json.dumps([{"s": 10 ** 12, "g": f"{stand_in.url}/dl/x"}]).encode())
                 if h in errors:
                     return self._send(200, json.dumps([errors[h]]).encode())
                 if h not in stand_in.blobs:
@@ -317,11 +323,14 @@ def test_mega_file_is_fetched_decrypted_and_verified(mega, shared_dir, srzoo_env
 @pytest.mark.parametrize("handle,says", [
     ("Blocked1", "file blocked"), ("Gone5678", "file not found"), ("Quota999", "HTTP 509"),
     ("Wrong123", "sha256"),   # the right size, other bytes: the record's sha256 refuses it
+    ("NotJson1", "not JSON"), ("FileUrl1", "no size or download link"), ("BigSize1", "not the same file"),
 ])
 def test_mega_refusals_are_one_line_and_keep_nothing(mega, shared_dir, srzoo_env, capsys, handle, says):
     _catalogue(shared_dir, {"4x-srzoo-mega": mega.link(handle)})
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mega", "-q")
     assert code == 1 and says in err and err.count("\n") == 1 and "Traceback" not in err
+    if handle in ("FileUrl1", "BigSize1"):
+        assert not any(p.startswith("GET") for p in mega.log)  # nothing was downloaded
     assert "--from FILE" in err  # the manual route is still named
     assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
     assert not any((srzoo_env / ".incomplete").glob("*"))
@@ -480,6 +489,8 @@ class MediaFireStandIn:
                 parts = self.path.split("/")
                 if parts[1] == "file":
                     key, name = parts[2], parts[3]
+                    if key == "hugepage0001":  # larger than srzoo reads
+                        return self._send(200, b"<html>" + b"x" * (1 << 20) + b"</html>", "text/html")
                     if key in removed:
                         return self._send(200, b"<html><body>Invalid or Deleted File.</body></html>", "text/html")
                     link = f"{stand_in.url}/dl/{key}/{name}"
@@ -529,7 +540,8 @@ def test_mediafire_file_is_read_off_its_page(mediafire, shared_dir, srzoo_env, c
     assert mediafire.log == [f"/file/{key}/model.pth/file", f"/dl/{key}/model.pth"]
 
 
-@pytest.mark.parametrize("key,says", [("removed00001", "no download link"), ("htmlpage0001", "web page")])
+@pytest.mark.parametrize("key,says", [("removed00001", "no download link"), ("htmlpage0001", "web page"),
+                                      ("hugepage0001", "larger than")])
 def test_mediafire_refusals(mediafire, shared_dir, srzoo_env, capsys, key, says):
     _catalogue(shared_dir, {"4x-srzoo-mf": f"https://www.mediafire.com/file/{key}/model.pth/file"})
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-mf", "-q")
@@ -543,6 +555,7 @@ PC_FILE = "kZEdNHXZ3bpVwUoge94d9igFWxbjQQrcbpny"
 PC_FOLDER = "XZGmsZo1yNrot19O4R5SrPVD1GWpRy1MKX"
 PC_DELETED = "kZ7rGRZW2IcOpNMQeXDTTRQ4aPVBFyyJV5X"
 PC_EMPTY = "kZYVTSZwycXga7RuRVu8O94iGrqxYCFvsOy"
+PC_BADHOST = "kZbadhostbadhostbadhostbadhost01"
 
 
 @pytest.mark.parametrize("url,want", [
@@ -595,10 +608,13 @@ class PCloudStandIn:
                 q = {k: v[0] for k, v in parse_qs(u.query).items()}
                 code = q.get("code")
                 if u.path.endswith("/showpublink"):
-                    meta = {PC_FILE: file_meta, PC_FOLDER: folder_meta, PC_EMPTY: empty_meta}.get(code)
+                    meta = {PC_FILE: file_meta, PC_FOLDER: folder_meta, PC_EMPTY: empty_meta,
+                            PC_BADHOST: file_meta}.get(code)
                     if meta is None:
                         return self._send(b'{"result": 7002, "error": "This link is deleted by the owner."}')
                     return self._send(json.dumps({"result": 0, "metadata": meta}).encode())
+                if u.path.endswith("/getpublinkdownload") and code == PC_BADHOST:  # a host that is no host name
+                    return self._send(json.dumps({"result": 0, "path": "/x", "hosts": ["evil.example/y?@"]}).encode())
                 if u.path.endswith("/getpublinkdownload"):
                     ok = (code == PC_FILE and "fileid" not in q) or (code == PC_FOLDER and q.get("fileid") == "23")
                     if not ok:
@@ -646,7 +662,8 @@ def test_pcloud_file_and_folder_links(pcloud, shared_dir, srzoo_env, capsys, url
     assert pcloud.log == calls
 
 
-@pytest.mark.parametrize("code_,says", [(PC_DELETED, "deleted by the owner"), (PC_EMPTY, "no file of 2334339 bytes")])
+@pytest.mark.parametrize("code_,says", [(PC_DELETED, "deleted by the owner"), (PC_EMPTY, "no file of 2334339 bytes"),
+                                         (PC_BADHOST, "no host and path")])
 def test_pcloud_refusals(pcloud, shared_dir, srzoo_env, capsys, code_, says):
     _catalogue(shared_dir, {"4x-srzoo-pc": f"https://e.pcloud.link/publink/show?code={code_}"})
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-pc", "-q")
