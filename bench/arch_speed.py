@@ -40,8 +40,10 @@ def realplksr_sd(dim: int = 64, blocks: int = 28, kernel: int = 17, scale: int =
     pdim = dim // 4
     for i in range(1, blocks + 1):
         p = f"feats.{i}"
-        sd.update({f"{p}.channel_mixer.0.weight": conv(2 * dim, dim, 3), f"{p}.channel_mixer.0.bias": np.zeros(2 * dim, np.float32),
-                   f"{p}.channel_mixer.2.weight": conv(dim, 2 * dim, 3), f"{p}.channel_mixer.2.bias": np.zeros(dim, np.float32),
+        sd.update({f"{p}.channel_mixer.0.weight": conv(2 * dim, dim, 3),
+                   f"{p}.channel_mixer.0.bias": np.zeros(2 * dim, np.float32),
+                   f"{p}.channel_mixer.2.weight": conv(dim, 2 * dim, 3),
+                   f"{p}.channel_mixer.2.bias": np.zeros(dim, np.float32),
                    f"{p}.lk.conv.weight": conv(pdim, pdim, kernel), f"{p}.lk.conv.bias": np.zeros(pdim, np.float32),
                    f"{p}.attn.f.0.weight": conv(dim, dim, 3), f"{p}.attn.f.0.bias": np.zeros(dim, np.float32),
                    f"{p}.refine.weight": conv(dim, dim, 1), f"{p}.refine.bias": np.zeros(dim, np.float32)})

@@ -442,6 +442,7 @@ def host_name(url: str) -> str | None:
     return "mega" if mega_link(url) else None
 
 
-__all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "ONEDRIVE_SHARES", "direct_url", "onedrive_download_url",
-           "onedrive_share", "fetch_scripted", "gdrive_download_url", "gdrive_id",
-           "host_name", "mediafire_fetch", "pcloud_fetch", "pcloud_link", "mediafire_file", "mediafire_link", "mega_fetch", "mega_key", "mega_link", "scripted"]
+__all__ = ["GDRIVE_DOWNLOAD", "MEGA_API", "ONEDRIVE_SHARES", "direct_url", "fetch_scripted",
+           "gdrive_download_url", "gdrive_id", "host_name", "mediafire_fetch", "mediafire_file",
+           "mediafire_link", "mega_fetch", "mega_key", "mega_link", "onedrive_download_url",
+           "onedrive_share", "pcloud_fetch", "pcloud_link", "scripted"]
