@@ -88,6 +88,8 @@ def _reason_not_runnable(rec: records.Record) -> str:
     why = rec.why_not_runnable() or ""
     if "no converter for" in why:
         return f"no converter for {rec.arch or 'an unnamed architecture'}"
+    if "is a video model" in why:
+        return f"video model ({rec.arch}: several frames in)"
     if "channels" in why:
         return "not a 3-channel colour model"
     if "size tags" in why:

@@ -193,6 +193,9 @@ class Record:
         if channels != (3, 3):
             return (f"omdb:{self.id} takes {channels[0]} and returns {channels[1]} channels; "
                     "srzoo runs 3-channel colour models")
+        if self.arch in settings().get("video", {}).get("archs", ()):
+            return (f"omdb:{self.id} is a video model ({self.arch}: several frames in, one out); "
+                    "srzoo runs single-image models (srzoo.upscale_video runs those frame by frame)")
         if res.format == "onnx":
             return None
         spec = runnable_archs().get(self.arch)
