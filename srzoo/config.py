@@ -155,6 +155,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SRZOO_CATALOG_UPSTREAM", "str", "",
             "http(s)://host standing in for api.github.com and codeload.github.com when the "
             "OpenModelDB catalogue is built (a local copy)"),
+    Setting("SRZOO_SERVE_TOKEN", "str", "",
+            "`srzoo serve`: the token clients must send (Authorization: Bearer TOKEN); "
+            "required to bind anything but loopback"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
