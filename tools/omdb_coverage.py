@@ -14,7 +14,8 @@ and size tags known, converter installed); ``onnx`` = only a published ONNX,
 run as is (cv2.dnn may still refuse the graph when it loads it); ``script`` =
 of the runnable ones, how many a script can download (the rest are on Google
 Drive, Mega, OneDrive... and need ``srzoo fetch omdb:ID --from FILE``).
-Prints a Markdown table.
+Prints a Markdown table, then the runnable and script-downloadable totals with the
+reasons for the rest (architecture without a converter, host without a route).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import collections
 import hashlib
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srzoo.hub.catalog import store  # noqa: E402
+from srzoo.hub import hosts  # noqa: E402
+from srzoo.hub.catalog import records, store  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +78,60 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {len(rest)} others | {n} | 0 | 0 | 0 |")
     print(f"| **all** | **{total['records']}** | **{total['convert']}** | **{total['onnx']}** | "
           f"**{total['script']}** |")
+    print()
+    for line in summary(cat):
+        print(line)
     return 0
+
+
+def _reason_not_runnable(rec: records.Record) -> str:
+    why = rec.why_not_runnable() or ""
+    if "no converter for" in why:
+        return f"no converter for {rec.arch or 'an unnamed architecture'}"
+    if "is a video model" in why:
+        return f"video model ({rec.arch}: several frames in)"
+    if "channels" in why:
+        return "not a 3-channel colour model"
+    if "size tags" in why:
+        return f"{rec.arch}: size tags srzoo does not know"
+    if "lists no weight file" in why:
+        return "no weight file"
+    if "srzoo converts" in why:
+        return f"{rec.arch}: published only in a format srzoo does not convert"
+    return why or "unknown"
+
+
+def _reason_not_downloadable(rec: records.Record) -> str:
+    kinds = set()
+    for res in rec.resources:
+        for u in res.urls:
+            netloc = (urlparse(u).hostname or "?").lower()
+            if hosts.gdrive_id(u) is None and netloc in hosts.GDRIVE_HOSTS:
+                kinds.add("Google Drive folder")
+            elif hosts.mega_link(u) is None and netloc in hosts.MEGA_HOSTS:
+                kinds.add("Mega folder")
+            else:
+                kinds.add(netloc)
+    return "only on " + ", ".join(sorted(kinds)) if kinds else "no URL"
+
+
+def summary(cat: store.Catalogue) -> list[str]:
+    """Runnable and script-downloadable totals, then why the other records are not."""
+    recs = list(cat.records.values())
+    runnable = [r for r in recs if r.runnable != "no"]
+    down = [r for r in recs if r.downloadable]
+    both = [r for r in runnable if r.resource().downloadable]
+    out = [f"runnable: {len(runnable)} of {len(recs)} "
+           f"({sum(r.runnable == 'yes' for r in runnable)} converted, {sum(r.runnable == 'onnx' for r in runnable)} "
+           f"published ONNX)",
+           f"downloadable by a script: {len(down)} of {len(recs)}; runnable and downloadable: {len(both)}", "",
+           "not runnable, by reason:"]
+    why = collections.Counter(_reason_not_runnable(r) for r in recs if r.runnable == "no")
+    out += [f"  {n:4d}  {w}" for w, n in sorted(why.items(), key=lambda kv: (-kv[1], kv[0]))]
+    out += ["", "not downloadable by a script (srzoo fetch omdb:ID --from FILE), by host:"]
+    why = collections.Counter(_reason_not_downloadable(r) for r in recs if not r.downloadable)
+    out += [f"  {n:4d}  {w}" for w, n in sorted(why.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return out
 
 
 if __name__ == "__main__":

@@ -113,11 +113,11 @@ class Graph:
     # -- operations (the same names as srzoo.convert.reference) -------------
     def conv(self, x: str, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
              pad: int | None = None, groups: int = 1) -> str:
-        k = w.shape[-1]
-        p = k // 2 if pad is None else pad
+        # pad None: "same" for odd kernels, also rectangular ones (kh//2 rows, kw//2 columns)
+        ph, pw = (int(w.shape[2]) // 2, int(w.shape[3]) // 2) if pad is None else (pad, pad)
         ins = [x, self.const(w, "w", True)] + ([self.const(b, "b", True)] if b is not None else [])
         return self.node("Conv", ins, kernel_shape=[int(w.shape[2]), int(w.shape[3])],
-                         strides=[stride, stride], pads=[p, p, p, p], group=groups)
+                         strides=[stride, stride], pads=[ph, pw, ph, pw], group=groups)
 
     def relu(self, x: str) -> str:
         return self.node("Relu", [x])
@@ -134,6 +134,78 @@ class Graph:
 
     def tanh(self, x: str) -> str:
         return self.node("Tanh", [x])
+
+    def gelu(self, x: str) -> str:
+        """torch's exact GELU, ``x/2 * (1 + erf(x/sqrt 2))``."""
+        e = self.node("Erf", [self.node("Mul", [x, self.const(np.float32(1 / math.sqrt(2)), "k")])])
+        return self.node("Mul", [self.node("Mul", [x, self.const(np.float32(0.5), "k")]),
+                                 self.node("Add", [e, self.const(np.float32(1.0), "k")])])
+
+    def mish(self, x: str) -> str:
+        """``x * tanh(softplus(x))`` (ONNX ``Mish`` needs opset 18)."""
+        return self.node("Mul", [x, self.node("Tanh", [self.node("Softplus", [x])])])
+
+    def channels(self, x: str, lo: int, hi: int) -> str:
+        """Channels ``lo`` .. ``hi - 1`` of ``x``."""
+        return self.node("Slice", [x, self.const(np.array([lo], np.int64), "lo"),
+                                   self.const(np.array([hi], np.int64), "hi"),
+                                   self.const(np.array([1], np.int64), "axes")])
+
+    def layer_norm_channels(self, x: str, w: np.ndarray, b: np.ndarray, eps: float) -> str:
+        """Normalise every pixel over its channels (a channels-first LayerNorm):
+        ``(x - mean) / sqrt(var + eps) * w + b``, the biased variance."""
+        d = self.node("Sub", [x, self.node("ReduceMean", [x], axes=[1], keepdims=1)])
+        var = self.node("ReduceMean", [self.node("Mul", [d, d])], axes=[1], keepdims=1)
+        sd = self.node("Sqrt", [self.node("Add", [var, self.const(np.float32(eps), "eps")])])
+        return self.affine(self.node("Div", [d, sd]), np.asarray(w, np.float32), np.asarray(b, np.float32))
+
+    def group_norm(self, x: str, groups: int, w: np.ndarray, b: np.ndarray, eps: float) -> str:
+        """torch's GroupNorm: statistics over each group of channels and all pixels.
+
+        Emitted without reshapes (every runtime, and static shapes): per-channel means
+        over the pixels (``ReduceMean``), then a 1x1 convolution with the group-averaging
+        matrix gives each channel its group's mean; the variance likewise on the centred
+        values."""
+        c = int(np.asarray(w).size)
+        avg = np.kron(np.eye(groups), np.full((c // groups, c // groups), groups / c))
+        avg = avg.astype(np.float32).reshape(c, c, 1, 1)
+        a = self.const(avg, "groupavg")
+
+        def group_mean(t: str) -> str:
+            return self.node("Conv", [self.node("ReduceMean", [t], axes=[2, 3], keepdims=1), a],
+                             kernel_shape=[1, 1])
+        d = self.node("Sub", [x, group_mean(x)])
+        var = group_mean(self.node("Mul", [d, d]))
+        sd = self.node("Sqrt", [self.node("Add", [var, self.const(np.float32(eps), "eps")])])
+        return self.affine(self.node("Div", [d, sd]), np.asarray(w, np.float32), np.asarray(b, np.float32))
+
+    def dysample(self, x: str, offset: str, r: int, groups: int, channels: int) -> str:
+        """DySample's resampling (Liu et al. 2023): ``x`` (``channels`` channels in ``groups``
+        groups) upsampled by ``r``, output pixel ``(r*i + a, r*j + b)`` of group ``g`` read
+        bilinearly (edges repeated) at ``(i + dy, j + dx)`` where ``offset`` (channels
+        ``[dx for g, a, b]`` then ``[dy ...]``, at the input's size) holds ``dx``, ``dy``.
+
+        As GridSample (opset 16, bilinear, border, align_corners 0) on the grid torch's
+        DySample builds, ``2 * (index + 0.5 + offset) / size - 1`` after a pixel shuffle; the
+        pixel centres and the size come from ``CumSum`` over ones, so no shape is computed."""
+        n = groups * r * r
+        ones = self.node("Add", [self.node("Mul", [self.channels(x, 0, 1), self.const(np.float32(0), "k")]),
+                                 self.const(np.float32(1), "k")])  # (1, 1, H, W)
+        grid = []
+        for k, axis in enumerate((3, 2)):  # x (width) first, then y
+            ax = self.const(np.array(axis, np.int64), "axis")
+            centre = self.node("Sub", [self.node("CumSum", [ones, ax]), self.const(np.float32(0.5), "k")])
+            size = self.node("ReduceSum", [ones, self.const(np.array([axis], np.int64), "axes")], keepdims=1)
+            pos = self.node("Add", [centre, self.channels(offset, k * n, (k + 1) * n)])
+            g = self.node("Sub", [self.node("Div", [self.node("Mul", [pos, self.const(np.float32(2), "k")]), size]),
+                                  self.const(np.float32(1), "k")])
+            g = self.pixel_shuffle(g, r, channels=n)  # (1, groups, rH, rW)
+            grid.append(self.node("Unsqueeze", [g, self.const(np.array([4], np.int64), "axes")]))
+        grid5 = self.node("Concat", grid, axis=4)  # (1, groups, rH, rW, 2)
+        grid4 = self.node("Squeeze", [grid5, self.const(np.array([0], np.int64), "axes")])
+        xg = self.node("Reshape", [x, self.const(np.array([groups, channels // groups, 0, 0], np.int64), "shape")])
+        y = self.node("GridSample", [xg, grid4], mode="bilinear", padding_mode="border", align_corners=0)
+        return self.node("Reshape", [y, self.const(np.array([1, channels, 0, 0], np.int64), "shape")])
 
     def add(self, a: str, b: str) -> str:
         return self.node("Add", [a, b])

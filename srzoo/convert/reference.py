@@ -8,6 +8,7 @@ installed. :func:`best` picks one and names it for the conversion record.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,9 +36,39 @@ class TorchOps:
 
     def conv(self, x: Any, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
              pad: int | None = None, groups: int = 1) -> Any:
-        p = w.shape[-1] // 2 if pad is None else pad
+        p = (w.shape[2] // 2, w.shape[3] // 2) if pad is None else pad
         return self.F.conv2d(x, self.t(w), None if b is None else self.t(b), stride=stride, padding=p,
                              groups=groups)
+
+    def gelu(self, x: Any) -> Any:
+        return self.F.gelu(x)
+
+    def mish(self, x: Any) -> Any:
+        return self.F.mish(x)
+
+    def channels(self, x: Any, lo: int, hi: int) -> Any:
+        return x[:, lo:hi]
+
+    def layer_norm_channels(self, x: Any, w: np.ndarray, b: np.ndarray, eps: float) -> Any:
+        perm = x.permute(0, 2, 3, 1)
+        y = self.F.layer_norm(perm, (perm.shape[-1],), self.t(w), self.t(b), eps)
+        return y.permute(0, 3, 1, 2)
+
+    def group_norm(self, x: Any, groups: int, w: np.ndarray, b: np.ndarray, eps: float) -> Any:
+        return self.F.group_norm(x, groups, self.t(w), self.t(b), eps)
+
+    def dysample(self, x: Any, offset: Any, r: int, groups: int, channels: int) -> Any:
+        torch = self.torch
+        _, _, h, w = offset.shape
+        off = offset.reshape(1, 2, -1, h, w)
+        yy, xx = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        centre = torch.stack([xx, yy]).to(x.dtype).reshape(1, 2, 1, h, w)
+        size = torch.tensor([w, h], dtype=x.dtype).reshape(1, 2, 1, 1, 1)
+        grid = (2 * (centre + off) / size - 1).reshape(1, -1, h, w)
+        grid = self.F.pixel_shuffle(grid, r).reshape(2, groups, r * h, r * w).permute(1, 2, 3, 0)
+        y = self.F.grid_sample(x.reshape(groups, -1, h, w), grid, mode="bilinear", padding_mode="border",
+                               align_corners=False)
+        return y.reshape(1, -1, r * h, r * w)
 
     def relu(self, x: Any) -> Any:
         return self.F.relu(x)
@@ -110,8 +141,8 @@ class NumpyOps:
     def conv(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
              pad: int | None = None, groups: int = 1) -> np.ndarray:
         kh, kw = w.shape[2:]
-        p = kw // 2 if pad is None else pad
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        ph, pw = (kh // 2, kw // 2) if pad is None else (pad, pad)
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
         cin, cout = x.shape[1] // groups, w.shape[0] // groups
         outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
@@ -121,6 +152,47 @@ class NumpyOps:
 
     def relu(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0)
+
+    def gelu(self, x: np.ndarray) -> np.ndarray:
+        return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
+    def mish(self, x: np.ndarray) -> np.ndarray:
+        return x * np.tanh(np.logaddexp(0, x))
+
+    def channels(self, x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return x[:, lo:hi]
+
+    def layer_norm_channels(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+        d = x - x.mean(1, keepdims=True)
+        y = d / np.sqrt((d * d).mean(1, keepdims=True) + eps)
+        return y * np.asarray(w, np.float64).reshape(1, -1, 1, 1) + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
+
+    def group_norm(self, x: np.ndarray, groups: int, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+        n, c, h, wd = x.shape
+        g = x.reshape(n, groups, -1)
+        d = g - g.mean(2, keepdims=True)
+        y = (d / np.sqrt((d * d).mean(2, keepdims=True) + eps)).reshape(n, c, h, wd)
+        return y * np.asarray(w, np.float64).reshape(1, -1, 1, 1) + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
+
+    def dysample(self, x: np.ndarray, offset: np.ndarray, r: int, groups: int, channels: int) -> np.ndarray:
+        _, _, h, w = x.shape
+        n = groups * r * r
+        out = np.empty((groups, channels // groups, r * h, r * w))
+        xg = x.reshape(groups, channels // groups, h, w)
+        # offset channel g*r*r + a*r + b moves output pixel (r*i + a, r*j + b) of group g
+        dx = self.pixel_shuffle(offset[:, :n], r).reshape(groups, r * h, r * w)
+        dy = self.pixel_shuffle(offset[:, n:], r).reshape(groups, r * h, r * w)
+        ii, jj = np.meshgrid(np.arange(r * h) // r, np.arange(r * w) // r, indexing="ij")
+        for g in range(groups):
+            py = np.clip(ii + dy[g], 0, h - 1)  # border padding: the coordinate is clamped
+            px = np.clip(jj + dx[g], 0, w - 1)
+            y0, x0 = np.floor(py).astype(int), np.floor(px).astype(int)
+            fy, fx = py - y0, px - x0
+            y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+            src = xg[g]
+            out[g] = (src[:, y0, x0] * (1 - fy) * (1 - fx) + src[:, y0, x1] * (1 - fy) * fx
+                      + src[:, y1, x0] * fy * (1 - fx) + src[:, y1, x1] * fy * fx)
+        return out.reshape(1, channels, r * h, r * w)
 
     def lrelu(self, x: np.ndarray, alpha: float) -> np.ndarray:
         return np.where(x >= 0, x, x * alpha)
@@ -194,6 +266,11 @@ class NumpyOps:
         x0, x1, fx = axis(ow, iw)
         rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
         return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise (numpy has none; math.erf is exact to double precision)."""
+    return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
 
 
 def _cubic_matrix(n_in: int, n_out: int, s: float, a: float = -0.75) -> np.ndarray:

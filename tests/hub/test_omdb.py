@@ -78,9 +78,10 @@ def _omdb(shared_dir: Path, folder: Path):
     recs["4x-srzoo-test-anime"] = record(anime, "pth", size, sha, [gh + "realesr-animevideov3.pth"])
     bad = sha[:-1] + ("0" if sha[-1] != "0" else "1")
     recs["4x-srzoo-test-wrongsha"] = record(anime, "pth", size, bad, [gh + "realesr-animevideov3.pth"])
+    # a Drive folder and a Mega folder (no single file: srzoo.hub.hosts has no route): by hand
     recs["4x-srzoo-test-gdrive"] = record(
-        anime, "pth", size, sha, ["https://drive.google.com/file/d/1AbCdEf/view?usp=sharing",
-                                  "https://mega.nz/file/xyz#key"], license="CC-BY-NC-SA-4.0")
+        anime, "pth", size, sha, ["https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz?usp=sharing",
+                                  "https://mega.nz/folder/xyzXYZ12#0123456789abcdefABCDEF"], license="CC-BY-NC-SA-4.0")
     rel, size, sha = WAIFU2X
     recs["2x-srzoo-test-waifu2x"] = record(anime, "onnx", size, sha, [
         "https://example.org/models/upconv_7_scale2.0x_model.onnx"], scale=2, architecture="cugan")
@@ -272,8 +273,8 @@ def test_changed_upstream_file_with_same_record_is_caught(omdb, srzoo_env, mirro
 def test_manual_host_message_and_from_file(omdb, shared_dir, srzoo_env, capsys):
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-gdrive", "-q")
     assert code == 1 and err.count("\n") == 1
-    assert "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing" in err
-    assert "https://mega.nz/file/xyz#key" in err
+    assert "https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz?usp=sharing" in err
+    assert "https://mega.nz/folder/xyzXYZ12#0123456789abcdefABCDEF" in err
     assert "srzoo fetch omdb:4x-srzoo-test-gdrive --from FILE" in err
     assert "Traceback" not in err
     target = srzoo_env / "models/omdb/4x-srzoo-test-gdrive/4x-srzoo-test-gdrive.pth"  # no file name in a Drive link
@@ -538,3 +539,54 @@ def test_span_record_matches_spandrel(omdb, shared_dir, srzoo_env):
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
     rec = json.loads(next((srzoo_env / "derived").glob("omdb-2x-srzoo-test-span-x2-*/record.json")).read_text())
     assert rec["info"]["arch"] == "span" and rec["info"]["features"] == 16
+
+
+# ---- RealPLKSR (DySample) ---------------------------------------------------------------------
+def test_realplksr_dysample_record_matches_spandrel(omdb, shared_dir, srzoo_env):
+    """A RealPLKSR-DySample .pth (random weights, saved by torch) through omdb: listed as
+    runnable, converted, upscaled, and equal to spandrel's RealPLKSR to one grey level."""
+    torch = pytest.importorskip("torch")
+    import spandrel_src
+
+    dys = spandrel_src.load("__arch_helpers/dysample.py")["DySample"]
+    RealPLKSR = spandrel_src.load("PLKSR/__arch/RealPLKSR.py", DySample=dys)["RealPLKSR"]
+    torch.manual_seed(0)
+    net = RealPLKSR(dim=16, n_blocks=2, upscaling_factor=2, kernel_size=7, dysample=True, layer_norm=True).eval()
+    with torch.no_grad():  # offsets of about a pixel; the end conv averages each colour's copies into [0.1, 0.9]
+        net.to_img.scope.weight.normal_(0, 0.3)
+        net.to_img.offset.weight.normal_(0, 0.3)
+        net.feats[-1].weight.mul_(2)
+        end = torch.zeros_like(net.to_img.end_conv.weight)
+        for c in range(3):
+            end[c, 4 * c:4 * c + 4] = 0.2
+        net.to_img.end_conv.weight.copy_(end + 0.01 * torch.randn_like(end))
+        net.to_img.end_conv.bias.fill_(0.1)
+    f = omdb.folder / "2x-rplksr-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-rplksr": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                         hashlib.sha256(data).hexdigest(),
+                                         ["https://example.org/2x-rplksr-test.pth"],
+                                         scale=2, size=None, architecture="realplksr-dysample")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:2x-srzoo-test-rplksr"]["runnable"] == "yes"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    out = srzoo.upscale(img, "omdb:2x-srzoo-test-rplksr", 2)
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (46, 62, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    rec = json.loads(next((srzoo_env / "derived").glob("omdb-2x-srzoo-test-rplksr-x2-*/record.json")).read_text())
+    assert rec["info"]["arch"] == "realplksr" and rec["info"]["upsampler"] == "dysample"
+
+
+def run_json_list() -> str:
+    import contextlib
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["list", "--catalog", "openmodeldb", "--json"]) == 0
+    return buf.getvalue()

@@ -29,7 +29,7 @@ from srzoo.errors import (
     SrzooError,
     UnknownModel,
 )
-from srzoo.hub import cache, download
+from srzoo.hub import cache, download, hosts
 from srzoo.hub.catalog.records import IO, PREFIX, ManualDownload, Record, settings
 from srzoo.hub.manifest import ModelEntry
 
@@ -56,6 +56,8 @@ def fetch_source(entry: CatalogEntry, *, force: bool = False, quiet: bool | None
     if not force and cache.is_cached(art):
         return cache.path_for(art)
     if not art.urls and not download.mirrors():
+        if entry.scripted_urls:
+            return _fetch_scripted(entry)
         raise ManualDownload(manual_message(entry))
     try:
         return download.fetch_artifact(art, force=force, quiet=quiet, what=entry.name)
@@ -63,8 +65,34 @@ def fetch_source(entry: CatalogEntry, *, force: bool = False, quiet: bool | None
         raise
     except DownloadError as e:
         if not art.urls:
+            if entry.scripted_urls:
+                return _fetch_scripted(entry, tried=str(e))
             raise ManualDownload(manual_message(entry, tried=str(e))) from None
         raise
+
+
+def _fetch_scripted(entry: CatalogEntry, tried: str = "") -> Path:
+    """The file from a host with its own protocol (:func:`srzoo.hub.hosts.fetch_scripted`),
+    into the cache's partial folder, then verified and added as a hand-downloaded file is
+    (:func:`add_from_file`): nothing unverified is kept. Every link failing: one
+    DownloadError with each reason and the manual route."""
+    art = entry.artifact
+    assert art is not None
+    if download.offline():
+        raise ManualDownload(manual_message(entry, tried=tried))
+    part = cache.partial_path(art).with_suffix(".host")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    why = [tried] if tried else []
+    for url in entry.scripted_urls:
+        try:
+            hosts.fetch_scripted(url, part, art.size)
+            return add_from_file(entry, part)
+        except (DownloadError, ChecksumError) as e:
+            why.append(str(e).splitlines()[0])
+        finally:
+            part.unlink(missing_ok=True)
+    raise DownloadError(f"could not fetch {entry.name} ({art.file}): {'; '.join(why)}. "
+                        f"{manual_message(entry)}")
 
 
 def add_from_file(entry: CatalogEntry, source: str | os.PathLike[str]) -> Path:
@@ -160,6 +188,7 @@ class CatalogEntry(ModelEntry):
 
     record_id: str = ""
     manual_urls: tuple[str, ...] = ()
+    scripted_urls: tuple[str, ...] = ()  # fetched by srzoo.hub.hosts (Mega), after any plain source
     page: str = ""
     unrunnable: str | None = None
     revision: str = ""
@@ -195,7 +224,7 @@ def entry_for(record: Record, rtype: str | None = None, *, revision: str = "") -
         notes=("non-commercial licence" if record.non_commercial else ""),
         arch=" ".join([record.arch, *record.size_tags]).strip(),
         manifest=f"openmodeldb@{revision[:12]}" if revision else "openmodeldb",
-        record_id=record.id, manual_urls=res.manual_urls, page=page,
+        record_id=record.id, manual_urls=res.manual_urls, scripted_urls=res.scripted_urls, page=page,
         unrunnable=why, revision=revision,
     )
 

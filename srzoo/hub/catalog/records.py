@@ -24,6 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from srzoo.errors import ManifestError, SrzooError, UnknownModel
+from srzoo.hub import hosts
 from srzoo.hub.manifest import Artifact, IOSpec
 
 PREFIX = "omdb:"
@@ -63,7 +64,11 @@ def runs_today() -> str:
 
 
 def normalise_url(url: str) -> str:
-    """A download link for page links that have one: GitHub and Hugging Face ``/blob/``."""
+    """A download link for page links that have one: GitHub and Hugging Face ``/blob/``,
+    and the share links of the hosts :mod:`srzoo.hub.hosts` follows (Google Drive files)."""
+    direct = hosts.direct_url(url)
+    if direct is not None:
+        return direct
     u = urlparse(url)
     if u.netloc == "github.com" and "/blob/" in u.path:
         return url.replace("/blob/", "/raw/", 1)
@@ -118,8 +123,14 @@ class Resource:
         return tuple(u for u in self.urls if not is_direct(normalise_url(u)))
 
     @property
+    def scripted_urls(self) -> tuple[str, ...]:
+        """Links that are no plain download but that srzoo.hub.hosts fetches with the host's
+        own protocol (Mega public files)."""
+        return tuple(u for u in self.urls if not is_direct(normalise_url(u)) and hosts.scripted(u))
+
+    @property
     def downloadable(self) -> bool:
-        return bool(self.direct_urls)
+        return bool(self.direct_urls or self.scripted_urls)
 
     def artifact(self, rid: str) -> Artifact:
         first = (self.direct_urls or self.urls or ("",))[0]
@@ -182,6 +193,9 @@ class Record:
         if channels != (3, 3):
             return (f"omdb:{self.id} takes {channels[0]} and returns {channels[1]} channels; "
                     "srzoo runs 3-channel colour models")
+        if self.arch in settings().get("video", {}).get("archs", ()):
+            return (f"omdb:{self.id} is a video model ({self.arch}: several frames in, one out); "
+                    "srzoo runs single-image models (srzoo.upscale_video runs those frame by frame)")
         if res.format == "onnx":
             return None
         spec = runnable_archs().get(self.arch)
