@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import platformdirs
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import CacheError
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.registry import bundled_dir
@@ -82,11 +82,7 @@ def record(artifact: Artifact) -> None:
         return
     try:
         st = path_for(artifact).stat()
-        rp = record_path(artifact)
-        rp.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rp.with_name(rp.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_stamp(st, artifact)))
-        os.replace(tmp, rp)
+        fsutil.atomic_write(record_path(artifact), json.dumps(_stamp(st, artifact)), fsync=False)
     except OSError:
         pass
 

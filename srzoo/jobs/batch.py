@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import ImageError, SrzooError
 from srzoo.hub import cache
 from srzoo.hub.api import fetch_entry, variants
@@ -419,18 +419,14 @@ class BatchReport:
                 "files": files}
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_dict` as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        """Write :meth:`to_dict` as JSON (:func:`srzoo.fsutil.atomic_write`: a regular
+        file atomically, a device or FIFO written through); one :class:`SrzooError`
+        line naming the file when it cannot be written."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            fsutil.atomic_write(path, text)
+        except OSError as e:
+            raise SrzooError(f"JSON report: {fsutil.describe(e, path)}") from None
 
 
 def _clean_partials(outputs: Iterable[str]) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import SrzooError
 from srzoo.hub import cache
 from srzoo.runtime import backends
@@ -127,10 +127,7 @@ def _read() -> dict[str, Any]:
 
 
 def _save(data: dict[str, Any]) -> None:
-    path = _store()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    fsutil.atomic_write(_store(), json.dumps(data, indent=1, sort_keys=True) + "\n", fsync=False)
 
 
 def _write(key: str, value: dict[str, Any]) -> None:
