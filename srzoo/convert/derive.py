@@ -247,8 +247,9 @@ def _build(source: Path, entry: "ModelEntry", converter: "Converter", options: d
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         where = Path(e.filename) if e.filename else incomplete
-        err = cache.os_error(e, where, "write")
-        raise CacheError(f"converting {entry.name} ({Path(source).name}) to ONNX: {err}") from None
+        raise CacheError(f"converting {entry.name} ({Path(source).name}) to ONNX: "
+                         f"{fsutil.describe(e, where)} (cache {cache.cache_dir()}; set SRZOO_CACHE_DIR "
+                         "to use another folder); nothing was kept") from None
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
