@@ -98,6 +98,7 @@ def _run_big(args: argparse.Namespace) -> int:
 
 def _batch_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
+            "force_jobs": args.force_jobs,
             "skip_existing": args.skip_existing, "json_report": args.json_report,
             "width": args.width, "height": args.height}
 
@@ -106,6 +107,8 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("many files and any size")
     g.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="run on N local worker processes, each loading the model once (default 1)")
+    g.add_argument("--force-jobs", action="store_true",
+                   help="run --jobs N workers even when N is above the CPU cores (default: capped)")
     g.add_argument("--threads", type=int, default=None, metavar="T",
                    help="OpenCV threads per worker (default: cores / workers)")
     g.add_argument("--scheduler", default=None, metavar="ADDR",

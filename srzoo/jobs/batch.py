@@ -459,13 +459,16 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
               jobs: int | None = None, threads: int | None = None, client: Any = None,
               scheduler: str | None = None, retries: int = 2, progress: bool | None = None,
               on_result: Callable[[FileResult], None] | None = None,
-              json_report: str | os.PathLike[str] | None = None) -> BatchReport:
+              json_report: str | os.PathLike[str] | None = None,
+              force_jobs: bool = False) -> BatchReport:
     """Upscale files, folders and globs (local or fsspec URLs); see the module doc.
 
     Executor: ``client`` (a ``distributed.Client``) or ``scheduler``
     (``tcp://HOST:8786``, ``local``; default ``SRZOO_SCHEDULER``) → Dask;
     ``jobs=N`` (N > 1) → a local pool of N processes with ``threads`` OpenCV
     threads each (default: cores // N); otherwise serial, in this process.
+    Local ``jobs`` are capped at the cores this process may use, with a note on
+    stderr, unless ``force_jobs``.
     ``retries``: how often a job whose worker died is run again before it is
     reported failed. Model and backend errors are raised before any file is
     touched. ``on_result`` is called once per input as results arrive.
@@ -474,7 +477,9 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
     if scheduler is None and client is None:
         scheduler = _env_scheduler()
     ex = executors.make_executor(jobs=jobs, threads=threads, client=client,
-                                 scheduler=scheduler, retries=retries)
+                                 scheduler=scheduler, retries=retries, force_jobs=force_jobs)
+    if ex.note and progress is not False:
+        print(f"srzoo: note: {ex.note}", file=sys.stderr, flush=True)
     try:
         p = plan(inputs, model, scale, output=output, width=width, height=height,
                  overwrite=overwrite, skip_existing=skip_existing, backend=backend, tile=tile,

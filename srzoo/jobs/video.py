@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from srzoo.errors import SrzooError
-from srzoo.jobs.files import file_tag
+from srzoo.jobs.files import file_tag, glob_files
 from srzoo.runtime.imageio import _umask
 from srzoo.runtime.upscaler import get_upscaler
 
@@ -128,7 +128,7 @@ def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
         if is_video(text):
             videos.append(Path(text))
         elif not Path(text).exists() and glob.has_magic(text):
-            found = sorted(glob.glob(text, recursive=True))
+            found = sorted(glob_files(text))  # ** never loops through folder links
             if not found:
                 rest.append(text)  # the image path reports that it matches nothing
             for f in found:
