@@ -18,10 +18,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from diskfaults import mount_tmpfs, umount
 
 from srzoo import fsutil
 from srzoo.cli import main
-from diskfaults import mount_tmpfs, umount
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="device nodes and mounts need root")
 
