@@ -110,7 +110,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int |
     target = p
     if p.is_symlink():
         real = os.path.realpath(p)
-        if real.startswith("/proc/") or real.startswith("/dev/"):  # /dev/stdout -> a redirected file
+        if real.startswith(("/proc/", "/dev/")):  # /dev/stdout -> a redirected file
             _write_through(str(p), data, truncate=True)
             return p
         target = Path(real)  # a link to a file: replace its target, keep the link

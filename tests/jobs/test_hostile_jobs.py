@@ -130,8 +130,6 @@ def test_autotune_in_a_read_only_fresh_cache_degrades_to_not_remembering(tmp_pat
 
 
 def test_autotune_lock_held_elsewhere_is_bounded(tmp_path, monkeypatch):
-    import filelock
-
     from srzoo.runtime import autotune
 
     monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path))
