@@ -62,9 +62,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet and done:
         where = (str(written[0].output) if done == 1
                  else str(args.output) if args.output else "beside the inputs")
-        print(f"upscaled {done} image{'s' if done > 1 else ''} x{args.scale:g} with {args.model} "
+        print(f"upscaled {_count(written, {str(v) for v in videos})} x{args.scale:g} with {args.model} "
               f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
+
+
+def _count(written: list[FileResult], videos: set[str]) -> str:
+    """``1 image``, ``1 video``, ``3 images and 1 video``."""
+    nv = sum(1 for r in written if r.input in videos)
+    ni = len(written) - nv
+    parts = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in ((ni, "image"), (nv, "video")) if n]
+    return " and ".join(parts)
 
 
 # ---- scale-out and any-size options (srzoo.jobs.batch, srzoo.jobs.resize, srzoo.jobs.bigimage) -------------

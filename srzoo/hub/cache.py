@@ -203,8 +203,10 @@ def os_error(e: OSError, path: Path, doing: str) -> CacheError:
     if code in (errno.EACCES, errno.EPERM):
         return CacheError(f"cannot {doing} {path}: permission denied {where}")
     if code in (errno.ENOTDIR, errno.EEXIST):
-        bad = _file_in_the_way(path)
-        return CacheError(f"cannot {doing} {path}: {bad or path} is a file where a folder should "
+        bad = _file_in_the_way(path) or path
+        what = {"device": "a device", "fifo": "a FIFO", "block": "a block device",
+                "socket": "a socket"}.get(fsutil.kind(bad), "a file")
+        return CacheError(f"cannot {doing} {path}: {bad} is {what} where a folder should "
                           f"be; move it away {where}")
     if code == errno.EISDIR:
         return CacheError(f"cannot {doing} {path}: it is a folder where a file should be; remove it")

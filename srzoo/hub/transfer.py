@@ -162,8 +162,8 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         http_conn = _watched(HTTPConnectionPool.ConnectionCls, socks)
         https_conn = _watched(HTTPSConnectionPool.ConnectionCls, socks)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": type("WatchedPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
-            "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+            "http": type("HTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("HTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
         }
 
 

@@ -78,7 +78,7 @@ def pick_scale(model_scales: Sequence[int], need: float, model: str = "model") -
         if s >= need - 1e-9:
             return int(s)
     have = ", ".join(f"x{s}" for s in sorted(model_scales))
-    raise UnknownModel(f"model {model!r} has no x{need:.3g}; it has scales {have} (srzoo runs "
+    raise UnknownModel(f"model {model!r} has no x{need:.10g}; it has scales {have} (srzoo runs "
                        "a model scale at or above the request, then shrinks): use a smaller "
                        "scale or size, or a model with a larger scale")
 

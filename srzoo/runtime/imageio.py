@@ -87,12 +87,19 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return (int(w), int(h)) if w > 0 and h > 0 else None
 
 
+def megapixels(n: int) -> str:
+    """A pixel count for messages: ``7680 pixels``, ``1.5 MP``, ``1074 MP`` (never "0 MP")."""
+    if n < 10_000:
+        return f"{n} pixels"
+    return f"{n / 1e6:.2g} MP" if n < 10_000_000 else f"{n / 1e6:.0f} MP"
+
+
 def _refuse(what: str, w: int, h: int, scale: int, limit: int, before: bool) -> ImageError:
     n = w * h * scale * scale
     at = f" gives {w * scale}x{h * scale} at x{scale}," if scale > 1 else " is"
     when = " (refused before decoding)" if before else ""
-    return ImageError(f"{what}: a {w}x{h} image{at} {n / 1e6:.0f} MP, above the limit of "
-                      f"{limit / 1e6:.0f} MP{when}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+    return ImageError(f"{what}: a {w}x{h} image{at} {megapixels(n)}, above the limit of "
+                      f"{megapixels(limit)}{when}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
 
 
 # --------------------------------------------------------------------------- loading

@@ -106,7 +106,7 @@ def current_pin() -> Pin:
     try:
         d = json.loads(path.read_text())
         pin = Pin(revision=d["revision"], size=int(d["size"]), sha256=d["sha256"], origin=str(path))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none written (or no cache folder at all)
         return shipped_pin()
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CatalogError(f"{path}: unreadable catalogue pin ({e}); delete it to go back to "
