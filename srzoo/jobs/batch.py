@@ -7,8 +7,9 @@
 1. :func:`plan` (client, no pixels touched): expands files, folders, globs
    (local or fsspec URLs), names every output, and applies every rule up front:
    an output never replaces an input (unless ``overwrite``), two inputs never
-   share an output, ``skip_existing`` skips outputs already there (outputs are
-   written atomically, so one that exists is complete). The model is looked
+   share an output, ``skip_existing`` skips outputs already there whose header
+   says they have the size this input gives (:func:`done_before`: a 0-byte,
+   truncated or other-size file left by another tool is redone). The model is looked
    up, and its file fetched and verified once, here.
 2. :class:`Job`: one input → one output; plain data, picklable.
 3. :func:`run_job`: what a worker runs for one job: the *same* code as the
@@ -44,7 +45,7 @@ from srzoo.jobs import executors, resize
 from srzoo.jobs.executors import cores
 from srzoo.jobs.files import IMAGE_EXTS, FileResult, expand_inputs, file_tag
 from srzoo.runtime import backends
-from srzoo.runtime.imageio import write_image
+from srzoo.runtime.imageio import header_size, write_image
 from srzoo.runtime.pipeline import load_image
 from srzoo.runtime.upscaler import get_upscaler
 
@@ -272,6 +273,41 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def done_before(src: str, dst: str, *, scale: float | None, width: int | None,
+                height: int | None) -> bool:
+    """Does an existing output of ``src`` count as done (``skip_existing``)? Only
+    when its header decodes to the size this input gives (both headers read, no
+    pixels decoded) and a PNG or JPEG ends where it should: a 0-byte, truncated
+    or other-size file is redone. URLs: existing is enough (nothing is read)."""
+    if is_url(dst) or is_url(src):
+        return _exists(dst)
+    got = header_size(dst)
+    if got is None:
+        return False
+    try:
+        with open(dst, "rb") as f:
+            f.seek(-12, os.SEEK_END)
+            tail = f.read()
+    except OSError:
+        return False
+    ext = os.path.splitext(dst)[1].lower()
+    if ext == ".png" and tail != _PNG_END:
+        return False
+    if ext in (".jpg", ".jpeg") and not tail.endswith(b"\xff\xd9"):
+        return False
+    insize = header_size(src)
+    if insize is None:  # a format whose header we cannot read: the output's own header must do
+        return True
+    try:
+        want = resize.target_size(insize[0], insize[1], scale=scale, width=width, height=height)
+    except SrzooError:
+        return False
+    return tuple(got) == tuple(want)
+
+
 def _key(path: str) -> str:
     return path if is_url(path) else str(Path(path).resolve())
 
@@ -347,7 +383,8 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
                                                   f"{claimed[k]}; use separate -o folders"))
             continue
         claimed[k] = src
-        if skip_existing and _exists(dst):
+        if skip_existing and done_before(src, dst, scale=scale if width is None and height is None else None,
+                                         width=width, height=height):
             results.append(FileResult(src, output=dst, skipped=True))  # type: ignore[arg-type]
             continue
         jobs.append(Job(index=len(results), input=src, output=dst, entries=entries,

@@ -161,6 +161,7 @@ def encodable(path: Path, image: np.ndarray) -> np.ndarray:
     ext = path.suffix.lower() or ".png"
     if image.dtype in (np.float32, np.float64) and ext not in FLOAT_EXTS:
         top = 255.0 if ext in EIGHT_BIT_EXTS else 65535.0
+        image = _fit_unit(path, image, ext)
         image = np.rint(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * top).astype(
             np.uint8 if top == 255.0 else np.uint16)
     if image.dtype == np.uint16 and ext in EIGHT_BIT_EXTS:
@@ -168,6 +169,19 @@ def encodable(path: Path, image: np.ndarray) -> np.ndarray:
                              "scaled to 8 bits (use .png or .tif to keep 16 bits)")
         image = to_8bit(image)
     return image
+
+
+def _fit_unit(path: Path, image: np.ndarray, ext: str) -> np.ndarray:
+    """Float pixels for an integer format, which holds 0..1: values above 1 (HDR,
+    a .pfm of 0..1000) are mapped to 0..1 by dividing by the largest, with a note;
+    never clipped silently. Formats that keep floats (.tif, .exr, .pfm, .hdr) never get here."""
+    finite = image[np.isfinite(image)]
+    hi = float(finite.max()) if finite.size else 0.0
+    if hi <= 1.0 + 1e-6:
+        return image
+    _note(f"float>1{ext}", f"{path}: float values up to {hi:.6g} do not fit {ext} (which holds "
+                           f"0..1): written divided by {hi:.6g}; write .tif, .exr or .pfm to keep them")
+    return image / np.float32(hi)
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:

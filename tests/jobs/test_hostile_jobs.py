@@ -149,3 +149,31 @@ def test_autotune_lock_held_elsewhere_is_bounded(tmp_path, monkeypatch):
         holder.wait()
     assert autotune._write("k", {"backend": "x"}) is True
 
+
+
+# --------------------------------------------------------------------------- --skip-existing
+def test_skip_existing_redoes_empty_truncated_and_wrong_size_outputs(tmp_path, shared_dir, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    base = cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))
+    for i, name in enumerate(["a", "b", "c", "d", "e"]):
+        cv2.imwrite(str(src / f"{name}.png"), base[i * 20:i * 20 + 30, :40])
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-m", "bicubic", "-o", str(out), "-q"]) == 0
+    good = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "a.png").write_bytes(b"")                                   # 0 bytes
+    (out / "b.png").write_bytes(good["b.png"][: len(good["b.png"]) // 2])  # truncated (header intact)
+    cv2.imwrite(str(out / "c.png"), base[:30, :40])                    # a whole PNG, input size
+    (out / "d.png").write_bytes(b"not an image at all")
+    kept = (out / "e.png").stat().st_mtime_ns
+    assert main(["upscale", str(src), "-m", "bicubic", "-o", str(out), "--skip-existing",
+                 "--json-report", str(tmp_path / "r.json")]) == 0
+    import json
+
+    rep = json.loads((tmp_path / "r.json").read_text())
+    status = {os.path.basename(f["input"]): f["status"] for f in rep["files"]}
+    assert status == {"a.png": "written", "b.png": "written", "c.png": "written", "d.png": "written",
+                      "e.png": "skipped"}
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == good
+    assert (out / "e.png").stat().st_mtime_ns == kept
+    capsys.readouterr()

@@ -117,3 +117,25 @@ def test_cache_dir_on_a_device_is_one_clear_line(tmp_path, shared_dir, capsys, m
                     "should be; move it away (cache /dev/null; set SRZOO_CACHE_DIR to use another folder)")
     assert main(["list", "--catalog", "openmodeldb"]) == 1  # no pin can be there: the shipped one is used
     assert "Not a directory" not in capsys.readouterr().err
+
+
+def test_float_input_above_one_is_kept_or_mapped_with_a_note_never_clipped(tmp_path, shared_dir, capsys):
+    """A .pfm of values 0..1000: .tif keeps the values; a 16-bit .png gets them
+    divided by the largest (one note), not 98 % of pixels saturated at 65535."""
+    img = cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:40, :48].astype(np.float32) / 255 * 1000
+    img[0, 0] = 1000.0
+    src = tmp_path / "hdr.pfm"
+    cv2.imwrite(str(src), img)
+    assert main(["upscale", str(src), "-m", "bicubic", "-o", str(tmp_path / "keep.tif"), "-q"]) == 0
+    kept = cv2.imread(str(tmp_path / "keep.tif"), cv2.IMREAD_UNCHANGED)
+    assert kept.dtype == np.float32 and kept.max() > 900  # values kept, not clipped at 1
+    assert capsys.readouterr().err == ""
+    assert main(["upscale", str(src), "-m", "bicubic", "-o", str(tmp_path / "mapped.png"), "-q"]) == 0
+    err = capsys.readouterr().err
+    hi = float(kept.max())
+    assert err.count("srzoo: note:") == 1 and f"float values up to {hi:.6g} do not fit .png" in err
+    png = cv2.imread(str(tmp_path / "mapped.png"), cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint16
+    want = np.rint(np.clip(kept / hi, 0, 1) * 65535)
+    assert np.abs(png.astype(np.float64) - want).max() <= 1
+    assert (png == 65535).mean() < 0.001  # was 98.3 % saturated
