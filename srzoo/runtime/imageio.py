@@ -19,13 +19,12 @@ import errno
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import ImageError
 
 ImageLike = Union[np.ndarray, str, "os.PathLike[str]"]
@@ -199,15 +198,8 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         raise ImageError(f"{path}: cannot encode as {ext}: {_cv_reason(e)}") from None
     if not ok:
         raise ImageError(f"{path}: OpenCV cannot encode {ext} images")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-        tmp = None
+    try:  # a regular file atomically; a device, FIFO or link to one written through
+        fsutil.atomic_write(path, buf.tobytes(), fsync=False)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             why = f"{e.strerror} (disk full: free some space or write elsewhere)"
@@ -218,12 +210,6 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         else:
             why = e.strerror or str(e)
         raise ImageError(f"{path}: cannot write: {why}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _umask() -> int:

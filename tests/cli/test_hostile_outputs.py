@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from diskfaults import mount_tmpfs, umount
 
@@ -217,3 +218,20 @@ def test_disk_full_while_deriving_names_the_file(srzoo_env, image, tmp_path, cap
         assert not (srzoo_env / "derived").exists() or list((srzoo_env / "derived").iterdir()) == []
     finally:
         umount(srzoo_env)
+
+
+def test_image_output_through_a_link_to_a_device_is_written_through(tmp_path, image, capsys):
+    """-o out.png where out.png is a link to a FIFO: the image goes through the pipe; the
+    link and the FIFO stay (an atomic replace would have put a regular file there)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "out.png"
+    link.symlink_to(fifo)
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    t.start()
+    assert main(["upscale", str(image), "-m", "bicubic", "-o", str(link), "-q"]) == 0
+    t.join(30)
+    decoded = cv2.imdecode(np.frombuffer(got[0], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (80, 96, 3)
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
