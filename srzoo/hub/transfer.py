@@ -407,7 +407,7 @@ def http_fetch(session: requests.Session, url: str, partial: Partial, artifact: 
                     got = partial.size() if partial.meta().get("source") == redact(url) else 0
                     raise Fatal(f"{url}: too slow: {got} of {artifact.size} bytes in the {bound:.0f} s "
                                 "allowed (SRZOO_TIMEOUT + size / SRZOO_MIN_RATE), headers included; "
-                                "cut off") from None
+                                "cut off", discard=getattr(e, "discard", False)) from None
                 if isinstance(e, Fatal):
                     raise
                 _retry_or_give_up(e, attempt, retries, delay, deadline, partial)

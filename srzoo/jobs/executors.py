@@ -163,13 +163,29 @@ class DaskExecutor:
         futures = self.client.map(fn, list(jobs), pure=False, retries=self.retries,
                                   key=[f"srzoo-{token}-{j.index}" for j in jobs])
         by_key = {f.key: j for f, j in zip(futures, jobs)}
-        finished: list[tuple[Any, dict]] = []
+        held: list[tuple[Any, dict]] = []  # finished, until their attempts are counted
+
+        def settle() -> None:
+            # how often each ran: once, plus once per worker that died running it (the
+            # scheduler's count, asked while the tasks are still held; run_job itself
+            # never raises, so Dask's retries never apply)
+            died = self._deaths([f.key for f, _ in held])
+            for f, rec in held:
+                rec["attempts"] = 1 + died.get(f.key, 0)
+                f.release()
+            held.clear()
+
         try:
             for fut in as_completed(futures):
                 job = by_key[fut.key]
-                if fut.status == "finished":
-                    rec = fut.result()
-                    finished.append((fut, rec))
+                rec = None
+                if fut.status not in ("error", "cancelled"):
+                    try:  # waits when a lost result is being computed again
+                        rec = fut.result()
+                    except Exception:  # noqa: BLE001 - it failed after all: reported below
+                        rec = None
+                if rec is not None:
+                    held.append((fut, rec))
                 else:
                     try:
                         exc = fut.exception()
@@ -178,15 +194,13 @@ class DaskExecutor:
                     rec = _lost(job, f"Dask could not run it: {type(exc).__name__}: {exc}",
                                 self.retries + 1)
                     fut.release()
-                done(job, rec)  # the record is filled in below: the report reads it at the end
-            # how often each ran: once, plus once per worker that died running it (the
-            # scheduler's count; run_job itself never raises, so Dask's retries never apply)
-            died = self._deaths([f.key for f, _ in finished])
-            for fut, rec in finished:
-                rec["attempts"] = 1 + died.get(fut.key, 0)
+                done(job, rec)  # the record is completed in settle(): the report reads it at the end
+                if len(held) >= 64:
+                    settle()
+            settle()
         finally:
-            for fut, _ in finished:
-                fut.release()
+            for f, _ in held:
+                f.release()
 
     def _deaths(self, keys: list[Any]) -> dict[Any, int]:
         def count(dask_scheduler: Any, keys: list[Any]) -> dict[Any, int]:
