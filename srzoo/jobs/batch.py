@@ -449,7 +449,8 @@ class BatchReport:
             files.append({"input": r.input, "output": None if r.output is None else str(r.output),
                           "status": r.status, "error": r.error, "seconds": rec.get("seconds"),
                           "cpu_seconds": rec.get("cpu_seconds"),
-                          "worker": rec.get("worker"), "attempts": rec.get("attempts")})
+                          # how often it ran: 0 when it never did (skipped, refused by the plan)
+                          "worker": rec.get("worker"), "attempts": int(rec.get("attempts") or 0)})
         return {"model": self.model, "size": self.label, "executor": self.executor,
                 "written": self.written, "failed": self.failed, "skipped": self.skipped,
                 "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 3),

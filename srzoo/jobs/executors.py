@@ -42,7 +42,9 @@ class SerialExecutor:
 
     def run(self, fn: Callable[[Any], dict], jobs: Sequence[Any], done: Done) -> None:
         for job in jobs:
-            done(job, fn(job))
+            rec = fn(job)
+            rec.setdefault("attempts", 1)
+            done(job, rec)
 
     def close(self) -> None:
         pass

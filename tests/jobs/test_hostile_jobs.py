@@ -174,6 +174,8 @@ def test_skip_existing_redoes_empty_truncated_and_wrong_size_outputs(tmp_path, s
     status = {os.path.basename(f["input"]): f["status"] for f in rep["files"]}
     assert status == {"a.png": "written", "b.png": "written", "c.png": "written", "d.png": "written",
                       "e.png": "skipped"}
+    attempts = {os.path.basename(f["input"]): f["attempts"] for f in rep["files"]}
+    assert attempts == {"a.png": 1, "b.png": 1, "c.png": 1, "d.png": 1, "e.png": 0}  # never null
     assert {p.name: p.read_bytes() for p in out.iterdir()} == good
     assert (out / "e.png").stat().st_mtime_ns == kept
     capsys.readouterr()
