@@ -136,6 +136,41 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int |
     return p
 
 
+def install(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Put a finished temporary file (written beside ``path``) into place by the
+    rules of :func:`atomic_write`: renamed over a regular file (or a link's
+    regular target), streamed through to a device, FIFO or ``/proc`` link, a
+    folder refused. ``tmp`` is gone afterwards in every case."""
+    p = Path(path)
+    try:
+        what = kind(p)
+        if what == "dir":
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(p))
+        if what in ("block", "socket", "other"):
+            raise OSError(errno.EPERM, f"is a {'block device' if what == 'block' else what}; "
+                                       "refusing to write to it", str(p))
+        through = what in ("device", "fifo") or (
+            p.is_symlink() and os.path.realpath(p).startswith(("/proc/", "/dev/")))
+        if through:
+            with open(tmp, "rb") as src:
+                fd = os.open(str(p), os.O_WRONLY | (os.O_TRUNC if what == "file" else 0))
+                try:
+                    while chunk := src.read(1 << 20):
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+            return p
+        os.replace(tmp, Path(os.path.realpath(p)) if p.is_symlink() else p)
+        return p
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def describe(e: OSError, path: str | os.PathLike[str] | None = None) -> str:
     """One line for a write error: ``disk full writing PATH: free some space ...``."""
     where = str(path if path is not None else (e.filename or "?"))
@@ -188,5 +223,5 @@ def bounded_lock(path: str | os.PathLike[str], timeout: float) -> Iterator[None]
         lock.release()
 
 
-__all__ = ["LockUnavailable", "atomic_write", "bounded_lock", "describe", "is_special", "kind",
-           "redact"]
+__all__ = ["LockUnavailable", "atomic_write", "bounded_lock", "describe", "install", "is_special",
+           "kind", "redact"]

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import SrzooError
 from srzoo.jobs.files import file_tag, glob_files
 from srzoo.runtime.imageio import _umask, megapixels
@@ -618,7 +618,7 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             out.close()
             out = None
             os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, dst_p)
+            fsutil.install(tmp, dst_p)  # a device, FIFO or link to one is written through
     except BaseException:
         stages.stop.set()
         try:

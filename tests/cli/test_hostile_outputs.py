@@ -235,3 +235,71 @@ def test_image_output_through_a_link_to_a_device_is_written_through(tmp_path, im
     decoded = cv2.imdecode(np.frombuffer(got[0], np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.shape == (80, 96, 3)
     assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+# --------------------------------------------------------------------------- videos and big images
+def test_video_output_through_a_link_to_a_fifo(tmp_path, capsys):
+    av = pytest.importorskip("av")
+    src = tmp_path / "in.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8),
+                                                           format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "out.mp4"
+    link.symlink_to(fifo)
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    t.start()
+    assert main(["upscale", str(src), "-m", "bicubic", "-o", str(link), "-q"]) == 0
+    t.join(60)
+    (tmp_path / "copy.mp4").write_bytes(got[0])
+    with av.open(str(tmp_path / "copy.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 5 and frames[0].shape == (96, 128, 3)
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.mp4", "in.mp4", "out.mp4", "pipe"]
+
+
+def test_big_image_never_deletes_a_folder_that_is_not_its_zarr(tmp_path, shared_dir):
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("zarr")
+    from srzoo import SrzooError
+    from srzoo.jobs import bigimage
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(str(src), cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:64, :64], tile=(32, 32))
+    mine = tmp_path / "photos.zarr"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(SrzooError, match=r"photos.zarr: exists and is not a Zarr store srzoo wrote; "
+                                         r"refusing to delete it"):
+        bigimage.upscale_big(src, mine, "bicubic", 2, chunk=32)
+    assert (mine / "holiday.jpg").read_bytes() == b"precious"
+    # its own earlier output is replaced
+    out = tmp_path / "out.zarr"
+    bigimage.upscale_big(src, out, "bicubic", 2, chunk=32)
+    bigimage.upscale_big(src, out, "bicubic", 2, chunk=32)
+    import zarr
+
+    assert zarr.open(str(out), mode="r").shape[:2] == (128, 128)
+
+
+@ROOT_ONLY
+def test_big_tiff_onto_a_device_link_is_written_through(tmp_path, shared_dir):
+    tifffile = pytest.importorskip("tifffile")
+    from srzoo.jobs import bigimage
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(str(src), cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:64, :64], tile=(32, 32))
+    null = chardev(tmp_path / "null", 3)
+    link = tmp_path / "out.tif"
+    link.symlink_to(null)
+    bigimage.upscale_big(src, link, "bicubic", 2, chunk=32)
+    assert link.is_symlink() and stat.S_ISCHR(os.lstat(null).st_mode)
