@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from srzoo import fsutil
 from srzoo.convert import converter_for
-from srzoo.errors import CacheError, ConversionFailed
+from srzoo.errors import CacheError, ConversionFailed, ModelLoadError
 from srzoo.hub import cache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -214,10 +214,24 @@ def derive(source: Path, entry: "ModelEntry", converter: "Converter | None" = No
         lock.__exit__(None, None, None)
 
 
+def run_converter(converter: "Converter", source: Path, entry: "ModelEntry | None",
+                  options: dict[str, Any]) -> Any:
+    """``converter.convert(...)``, with running out of memory turned into one line
+    that blames the model file (a file declaring more data than it holds), not
+    the image: the CLI's generic out-of-memory advice (--tile) does not apply."""
+    try:
+        return converter.convert(Path(source), entry, options)
+    except MemoryError as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else "an allocation failed"
+        raise ModelLoadError(f"{source}: ran out of memory reading the model file ({why}): it "
+                             "declares more data than this machine can hold (a damaged or hostile "
+                             "file?); this is the model, not the image: --tile does not help") from None
+
+
 def _build(source: Path, entry: "ModelEntry", converter: "Converter", options: dict[str, Any],
            source_sha256: str, folder: Path) -> Path:
     """Convert, record and rename into place (the caller holds the lock)."""
-    conv = converter.convert(Path(source), entry, options)
+    conv = run_converter(converter, Path(source), entry, options)
     digest = hashlib.sha256(conv.onnx).hexdigest()
     record = {
         "schema": RECORD_SCHEMA,

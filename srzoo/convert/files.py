@@ -18,6 +18,7 @@ import numpy as np
 
 from srzoo import fsutil
 from srzoo.convert import Conversion, converter_for
+from srzoo.convert.derive import run_converter
 from srzoo.errors import SrzooError
 from srzoo.hub.manifest import parse_manifest
 
@@ -137,7 +138,7 @@ def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] 
         options["scale"] = int(scale)
     if value_range:
         options["range"] = float(value_range)
-    result = conv.convert(src, None, options)
+    result = run_converter(conv, src, None, options)
     check_output(out, [src], overwrite=overwrite)  # again: it may have appeared meanwhile
     atomic_write(out, result.onnx)
     return Converted(src, out, fmt, result, hashlib.sha256(result.onnx).hexdigest(), dict(result.info))

@@ -140,3 +140,34 @@ def test_edited_extracted_member_is_extracted_again_and_reported(tmp_path, srzoo
     assert main(["fetch", "srcnn-arc", "-s", "2", "--force", "-q"]) == 0
     capsys.readouterr()
     assert sha(member) == sha(h5)
+
+
+class _BombConverter:
+    """Stands in for a reader fooled by a memory-bomb model file (the readers' own
+    bounds are tested with crafted files in tests/convert): it asks for 1 PiB,
+    which no machine can map, so MemoryError is certain and nothing is touched."""
+
+    name = "bomb-test"
+    version = "1"
+    source_formats = frozenset({"pytorch-pth"})
+
+    def convert(self, source, entry, options):
+        np.empty(1 << 50, np.uint8)
+        raise AssertionError("unreachable")
+
+
+def test_model_memory_bomb_blames_the_model_not_the_image(srzoo_env, lr, tmp_path, monkeypatch, capsys):
+    from srzoo import convert
+
+    convert.converter_for("pytorch-pth")  # the built-in converters registered first
+    monkeypatch.setitem(convert._REGISTRY, "pytorch-pth", _BombConverter())
+    src = tmp_path / "lr.png"
+    cv2.imwrite(str(src), lr)
+    assert main(["upscale", str(src), "-m", "carn-m", "-s", "2", "-o", str(tmp_path / "sr.png"), "-q"]) == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("srzoo: error: ") and "carn_m.pth: ran out of memory reading the model file" in lines[0]
+    assert lines[0].endswith("this is the model, not the image: --tile does not help")
+    assert "(--tile)" not in err and not (tmp_path / "sr.png").exists()
+    assert not list((srzoo_env / "derived").glob("*")) if (srzoo_env / "derived").exists() else True
