@@ -340,4 +340,6 @@ def test_dask_result_lost_with_its_worker_is_recomputed_not_failed(cluster):
 
     ex.run(slow, jobs, done)
     assert killed
-    assert got == {i: {"index": i} for i in range(8)}  # all reported, none "could not run it"
+    # all reported, none "could not run it"; each with how often it ran (1, or 2 if it was lost)
+    assert {i: r["index"] for i, r in got.items()} == {i: i for i in range(8)}
+    assert all(r["attempts"] in (1, 2) for r in got.values())
