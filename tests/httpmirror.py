@@ -17,6 +17,8 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
 * ``html``: answer 200 with a short HTML page (a captive portal)
 * ``bad_gzip``: ``Content-Encoding: gzip`` with a body that is not gzip
 * ``trickle``: send the body one byte every ``trickle`` seconds
+* ``header_trickle``: send the status line and headers one byte every
+  ``header_trickle`` seconds, and never finish them (a read time-out never trips)
 * ``endless``: no Content-Length; send zeros until the client goes away
 * ``gzip``: send the file gzip-compressed (``Content-Encoding: gzip``) whatever was asked
 * ``etag``: send this ETag instead of the file's own (as if the file changed since)
@@ -54,6 +56,7 @@ class Fault:
     html: bool = False
     bad_gzip: bool = False
     trickle: float | None = None
+    header_trickle: float | None = None
     endless: bool = False
     gzip: bool = False
     etag: str | None = None
@@ -145,6 +148,19 @@ class MirrorServer:
                     return self._simple(200, b"this is not gzip data at all" * 10,
                                         Content_Encoding="gzip",
                                         Content_Type="application/octet-stream")
+                if fault and fault.header_trickle is not None:
+                    self._record(200)
+                    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            + b"X-Slow: " + b"z" * 100_000)
+                    self.close_connection = True
+                    try:
+                        for i in range(len(head)):
+                            self.wfile.write(head[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(fault.header_trickle)
+                    except (BrokenPipeError, ConnectionResetError, OSError):
+                        pass
+                    return
                 if fault and fault.endless:
                     self._record(200)
                     self.send_response(200)

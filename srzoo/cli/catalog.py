@@ -121,10 +121,11 @@ def cmd_info_record(args: argparse.Namespace) -> int:
 
 def cmd_convert_record(args: argparse.Namespace) -> int:
     """``srzoo convert omdb:ID [-o OUT.onnx]``: the verified ONNX of a record, copied to OUT."""
-    import shutil
     from pathlib import Path
 
+    from srzoo import fsutil
     from srzoo.convert import derive as derived
+    from srzoo.convert.files import atomic_write, check_output
     from srzoo.hub.catalog import resolve
     from srzoo.runtime.engines import model_file
 
@@ -133,12 +134,11 @@ def cmd_convert_record(args: argparse.Namespace) -> int:
     entry = resolve(args.input, args.scale)
     if entry.unrunnable:
         raise SrzooError(entry.unrunnable)
-    onnx = model_file(entry)
     out = Path(args.output or f"{entry.record_id}.onnx")
-    if out.resolve() != onnx.resolve():
-        tmp = out.with_name(f".{out.name}.part")
-        shutil.copyfile(onnx, tmp)
-        tmp.replace(out)
+    check_output(out, [], overwrite=getattr(args, "overwrite", False))
+    onnx = model_file(entry)
+    if fsutil.kind(out) != "file" or out.resolve() != onnx.resolve():
+        atomic_write(out, onnx.read_bytes())
     rec = derived.read_record(onnx.parent) if entry.source_format != "onnx" else None
     print(f"format:       {entry.source_format} (omdb:{entry.record_id} @ {entry.revision[:12]})")
     if rec:

@@ -26,7 +26,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return cmd_convert_record(args)
     from srzoo.convert.files import convert_file, write_manifest
 
-    done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale, value_range=args.range)
+    done = convert_file(args.input, args.output, arch=args.arch, scale=args.scale, value_range=args.range,
+                        overwrite=args.overwrite)
     c = done.conversion
     print(f"format:       {done.format}")
     print(f"architecture: {c.info.get('arch')}")
@@ -127,6 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", metavar="OUT.toml",
                    help="also write (or extend) a manifest with an entry for the ONNX file")
     p.add_argument("--name", help="model name in the manifest (default: from INPUT)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (never the input)")
     p.set_defaults(func=cmd_convert)
     q = sub.add_parser("inspect", help="what a model file is (format, architecture, scale, inputs)",
                        description="Describe a model file without converting it.")

@@ -14,7 +14,7 @@ from srzoo.errors import SrzooError
 from srzoo.hub import api, cache
 
 
-def _derived(entry: Any) -> bool:
+def _runs_derived(entry: Any) -> bool:
     """Does the entry's default engine run it from a derived ONNX (PyTorch, Keras,
     ncnn; the .pb models on OpenCV 5.1)? Asked of the engine, not the manifest."""
     from srzoo.runtime.engines import (  # the runtime only for the commands that need it
@@ -27,6 +27,16 @@ def _derived(entry: Any) -> bool:
     except SrzooError:
         return False
     return bool(how and how.derived)
+
+
+def _rebuild_derived(entry: Any, quiet: bool | None) -> Path:
+    """``fetch --force``: delete the entry's derived ONNX and build it again now."""
+    from srzoo.convert import derive as derived
+    from srzoo.runtime.engines import model_file
+
+    for folder in derived.remove_for(entry.name, entry.scale):
+        print(f"removed {folder}", file=sys.stderr)
+    return model_file(entry, quiet=quiet)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -42,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for m in models:
             d = m.to_dict()
             d["cached"] = api.is_cached(m)
-            d["derived"] = _derived(m)
+            d["derived"] = _runs_derived(m)
             rows.append(d)
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -50,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     # "(convert)": its engine runs it from a derived ONNX (PyTorch, Keras, ncnn; .pb on OpenCV 5.1)
     rows = [[m.name, f"x{m.scale}" if m.scale else "any", m.file or "-",
              size(m.size) if m.size else "-",
-             m.format + (" (convert)" if _derived(m) else ""),
+             m.format + (" (convert)" if _runs_derived(m) else ""),
              m.license,
              ("built-in" if m.artifact.bundled else "yes" if api.is_cached(m) else "no")
              if m.artifact else "-"] for m in models]
@@ -83,6 +93,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 seen.add(entry.file or "")
                 # without --quiet the bar shows only on a terminal (None: ask the terminal)
                 path = api.fetch_entry(entry, force=args.force, quiet=True if args.quiet else None)
+                if args.force and _runs_derived(entry):  # its derived ONNX is rebuilt from the new copy
+                    path = _rebuild_derived(entry, quiet=True if args.quiet else None)
                 print(path)
         except SrzooError as e:
             print(f"srzoo: error: {e}", file=sys.stderr)
@@ -166,6 +178,23 @@ def _verify_derived(name: str | None) -> tuple[int, int]:
     return checked, bad
 
 
+def _verify_extracted() -> tuple[int, int]:
+    """Members extracted from verified archives: re-hashed against their record."""
+    from srzoo.hub import archive
+
+    checked = bad = 0
+    for p in archive.extracted_members():
+        checked += 1
+        issues = archive.member_problems(p)
+        if issues:
+            bad += 1
+            print(f"CORRUPT {p}: {'; '.join(issues)}; it is extracted again on next use "
+                  "(or run `srzoo fetch NAME --force`)")
+        else:
+            print(f"ok      {p}")
+    return checked, bad
+
+
 def _remove_derived(name: str | None) -> int:
     import shutil
 
@@ -224,6 +253,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
                     print(f"UNKNOWN {f.path}: no manifest entry describes this file")
         d_checked, d_bad = _verify_derived(args.name)
         checked, bad = checked + d_checked, bad + d_bad
+        if args.name is None:
+            x_checked, x_bad = _verify_extracted()
+            checked, bad = checked + x_checked, bad + x_bad
         print(f"{checked} file(s) checked, {bad} corrupt", file=sys.stderr)
         return 1 if bad else 0
     if action == "rm":

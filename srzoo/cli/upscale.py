@@ -74,9 +74,17 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet and done:
         where = (str(written[0].output) if done == 1
                  else str(args.output) if args.output else "beside the inputs")
-        print(f"upscaled {done} image{'s' if done > 1 else ''} x{args.scale:g} with {args.model} "
+        print(f"upscaled {_count(written, {str(v) for v in videos})} x{args.scale:g} with {args.model} "
               f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
+
+
+def _count(written: list[FileResult], videos: set[str]) -> str:
+    """``1 image``, ``1 video``, ``3 images and 1 video``."""
+    nv = sum(1 for r in written if r.input in videos)
+    ni = len(written) - nv
+    parts = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in ((ni, "image"), (nv, "video")) if n]
+    return " and ".join(parts)
 
 
 # ---- scale-out and any-size options (srzoo.jobs.batch, srzoo.jobs.resize, srzoo.jobs.bigimage) -------------
@@ -110,6 +118,7 @@ def _run_big(args: argparse.Namespace) -> int:
 
 def _batch_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
+            "force_jobs": args.force_jobs,
             "skip_existing": args.skip_existing, "json_report": args.json_report,
             "width": args.width, "height": args.height}
 
@@ -118,6 +127,8 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("many files and any size")
     g.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="run on N local worker processes, each loading the model once (default 1)")
+    g.add_argument("--force-jobs", action="store_true",
+                   help="run --jobs N workers even when N is above the CPU cores (default: capped)")
     g.add_argument("--threads", type=int, default=None, metavar="T",
                    help="OpenCV threads per worker (default: cores / workers)")
     g.add_argument("--scheduler", default=None, metavar="ADDR",

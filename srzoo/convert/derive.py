@@ -14,8 +14,11 @@ never reuse a stale file. The folder is built under ``<cache>/.incomplete/``
 and renamed into place only when complete (atomic); two processes deriving
 the same file share one conversion (a file lock). ``record.json`` holds the
 source sha256, converter, tool versions, output size and sha256 and the
-probe error with what it was checked against. A folder whose record is
-missing, unreadable or does not match its file is rebuilt;
+probe error with what it was checked against, and the output's stat stamp
+(size, mtime, inode, device). A derived file gets the same trust as a
+download: before use its stat is compared with the stamp, and a file whose
+stat differs is re-hashed; a folder whose record is missing, unreadable or
+whose output no longer has the recorded sha256 is rebuilt (with a note);
 :func:`verify` re-hashes the output (``srzoo cache verify``).
 """
 
@@ -26,14 +29,16 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from srzoo import fsutil
 from srzoo.convert import converter_for
-from srzoo.errors import ConversionFailed
+from srzoo.errors import CacheError, ConversionFailed, ModelLoadError
 from srzoo.hub import cache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
 RECORD = "record.json"
 OUTPUT = "model.onnx"
 RECORD_SCHEMA = 1
+#: seconds a process waits for another one converting the same file
+LOCK_WAIT = 1800.0
 
 
 def derived_root() -> Path:
@@ -79,14 +86,40 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) and rec.get("schema") == RECORD_SCHEMA else None
 
 
-def _record_matches(folder: Path, rec: dict[str, Any] | None) -> bool:
-    """Cheap check on use: the record exists and the output has the recorded size."""
+def _stamp(st: os.stat_result) -> dict[str, int]:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "dev": st.st_dev}
+
+
+def _record_matches(folder: Path, rec: dict[str, Any] | None, *, quiet: bool = False) -> bool:
+    """On use: the record exists and the output's stat matches the stamp taken
+    when it was built (as :func:`srzoo.hub.cache.trusted`); a stat that differs
+    is re-hashed against the recorded sha256 (and the stamp renewed when it
+    matches). False (rebuild) when anything does not match."""
     if rec is None:
         return False
+    out = folder / OUTPUT
     try:
-        return (folder / OUTPUT).stat().st_size == int(rec["output"]["size"])
+        want = rec["output"]
+        st = out.stat()
+        if st.st_size != int(want["size"]):
+            ok = False
+        elif want.get("stamp") == _stamp(st):
+            return True
+        else:
+            ok = _sha256(out) == want["sha256"]
     except (OSError, KeyError, TypeError, ValueError):
         return False
+    if ok:  # touched or copied but the same bytes: remember the new stat (best effort)
+        try:
+            want["stamp"] = _stamp(st)
+            fsutil.atomic_write(folder / RECORD, json.dumps(rec, indent=2, sort_keys=True) + "\n",
+                                fsync=False)
+        except OSError:
+            pass
+    elif not quiet:
+        print(f"srzoo: derived {out} changed after it was built (size or sha256 differ from "
+              f"{folder / RECORD}); rebuilding it", file=sys.stderr, flush=True)
+    return ok
 
 
 def verify(folder: Path) -> list[str]:
@@ -151,8 +184,6 @@ def derive(source: Path, entry: "ModelEntry", converter: "Converter | None" = No
     ``entry.format``), then returns the cached file. ``source_sha256`` defaults
     to the manifest's (hashed from the file for entries without one).
     """
-    from filelock import FileLock
-
     converter = converter or converter_for(entry.format)
     options = dict(options or {})
     extra = [c.sha256 for c in getattr(entry, "companions", ())]
@@ -165,45 +196,88 @@ def derive(source: Path, entry: "ModelEntry", converter: "Converter | None" = No
     if not force and _record_matches(folder, read_record(folder)):
         return folder / OUTPUT
     locks = cache.cache_dir() / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(locks / f"derived-{folder.name}.lock")):
-        if not force and _record_matches(folder, read_record(folder)):
+    try:
+        cache.ensure_dir(locks)
+        lock = fsutil.bounded_lock(locks / f"derived-{folder.name}.lock", LOCK_WAIT)
+        lock.__enter__()
+    except fsutil.LockUnavailable:
+        raise ConversionFailed(f"{entry.name}: another process has been converting {Path(source).name} "
+                               f"for more than {LOCK_WAIT:.0f} s (lock {locks}/derived-{folder.name}.lock); "
+                               "try again when it is done") from None
+    except OSError as e:
+        raise cache.os_error(e, Path(e.filename or locks), "lock") from None
+    try:
+        if not force and _record_matches(folder, read_record(folder), quiet=True):
             return folder / OUTPUT
-        conv = converter.convert(Path(source), entry, options)
-        digest = hashlib.sha256(conv.onnx).hexdigest()
-        record = {
-            "schema": RECORD_SCHEMA,
-            "model": entry.name, "scale": entry.scale,
-            "source": {"file": Path(source).name, "format": entry.format, "sha256": source_sha256},
-            "converter": {"name": converter.name, "version": str(converter.version)},
-            "options": options,
-            "tools": {**_tool_versions(), **conv.tools},
-            "info": conv.info,
-            "probe": {"max_abs_error": conv.probe_error, "checked_against": conv.checked_against},
-            "output": {"file": OUTPUT, "size": len(conv.onnx), "sha256": digest},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        incomplete = cache.cache_dir() / ".incomplete"
-        incomplete.mkdir(parents=True, exist_ok=True)
+        return _build(source, entry, converter, options, source_sha256, folder)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def run_converter(converter: "Converter", source: Path, entry: "ModelEntry | None",
+                  options: dict[str, Any]) -> Any:
+    """``converter.convert(...)``, with running out of memory turned into one line
+    that blames the model file (a file declaring more data than it holds), not
+    the image: the CLI's generic out-of-memory advice (--tile) does not apply."""
+    try:
+        return converter.convert(Path(source), entry, options)
+    except MemoryError as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else "an allocation failed"
+        raise ModelLoadError(f"{source}: ran out of memory reading the model file ({why}): it "
+                             "declares more data than this machine can hold (a damaged or hostile "
+                             "file?); this is the model, not the image: --tile does not help") from None
+
+
+def _build(source: Path, entry: "ModelEntry", converter: "Converter", options: dict[str, Any],
+           source_sha256: str, folder: Path) -> Path:
+    """Convert, record and rename into place (the caller holds the lock)."""
+    conv = run_converter(converter, Path(source), entry, options)
+    digest = hashlib.sha256(conv.onnx).hexdigest()
+    record = {
+        "schema": RECORD_SCHEMA,
+        "model": entry.name, "scale": entry.scale,
+        "source": {"file": Path(source).name, "format": entry.format, "sha256": source_sha256},
+        "converter": {"name": converter.name, "version": str(converter.version)},
+        "options": options,
+        "tools": {**_tool_versions(), **conv.tools},
+        "info": conv.info,
+        "probe": {"max_abs_error": conv.probe_error, "checked_against": conv.checked_against},
+        "output": {"file": OUTPUT, "size": len(conv.onnx), "sha256": digest},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    incomplete = cache.cache_dir() / ".incomplete"
+    cache.ensure_dir(incomplete)
+    tmp = None
+    try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=incomplete))
-        try:
-            (tmp / OUTPUT).write_bytes(conv.onnx)
-            (tmp / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            if folder.exists():  # stale or forced: nobody else writes it while we hold the lock
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
+        fsutil.atomic_write(tmp / OUTPUT, conv.onnx)
+        record["output"]["stamp"] = _stamp((tmp / OUTPUT).stat())  # kept by the folder's rename
+        fsutil.atomic_write(tmp / RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists():  # stale or forced: nobody else writes it while we hold the lock
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except OSError as e:  # disk full, read-only cache...: one line naming the file
+        if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        where = Path(e.filename) if e.filename else incomplete
+        raise CacheError(f"converting {entry.name} ({Path(source).name}) to ONNX: "
+                         f"{fsutil.describe(e, where)} (cache {cache.cache_dir()}; set SRZOO_CACHE_DIR "
+                         "to use another folder); nothing was kept") from None
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return folder / OUTPUT
 
 
-def remove_for(entry_name: str) -> list[Path]:
-    """Delete the derived folders of a model name; returns what was removed."""
+def remove_for(entry_name: str, scale: int | None = None) -> list[Path]:
+    """Delete the derived folders of a model name (of one ``scale`` when given);
+    returns what was removed."""
     gone = []
     for d in derived_files():
-        if d.record is not None and d.record.get("model") == entry_name:
+        if d.record is not None and d.record.get("model") == entry_name and (
+                scale is None or d.record.get("scale") == scale):
             shutil.rmtree(d.folder, ignore_errors=True)
             gone.append(d.folder)
     return gone

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from srzoo import fsutil
 from srzoo.convert import Conversion, converter_for
+from srzoo.convert.derive import run_converter
 from srzoo.errors import SrzooError
 from srzoo.hub.manifest import parse_manifest
 
@@ -83,32 +84,44 @@ class Converted:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary file beside it, renamed into place
-    (umask permissions); nothing is left behind when it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """``data`` into ``path`` (:func:`srzoo.fsutil.atomic_write`: a regular file is
+    replaced atomically, a device or FIFO written through); one
+    :class:`SrzooError` line naming the file when it fails."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fsutil.atomic_write(path, data)
+    except OSError as e:
+        raise SrzooError(fsutil.describe(e, path)) from None
 
 
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
+def check_output(out: Path, inputs: list[Path], *, overwrite: bool = False) -> None:
+    """Refuse to write ``out`` over one of ``inputs`` (ever), or over an existing
+    regular file unless ``overwrite``; a device or FIFO (``/dev/null``) is
+    written through and needs no ``overwrite``."""
+    what = fsutil.kind(out)
+    if what == "missing":
+        return
+    if what == "dir":
+        raise SrzooError(f"{out}: is a folder; give -o a file name (OUT.onnx)")
+    for src in inputs:
+        try:
+            same = src.exists() and os.path.samefile(out, src)
+        except OSError:
+            same = False
+        if same:
+            raise SrzooError(f"{out}: is the input {src}; refusing to overwrite it "
+                             "(give -o another file)")
+    if what == "file" and not overwrite:
+        raise SrzooError(f"{out}: exists; refusing to replace it (use --overwrite, or -o another file)")
 
 
 def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
-                 arch: str = "auto", scale: int | None = None, value_range: float | None = None) -> Converted:
+                 arch: str = "auto", scale: int | None = None, value_range: float | None = None,
+                 overwrite: bool = False) -> Converted:
     """Convert a model file to a verified ONNX file (written atomically).
 
     ``output`` defaults to the source's name with ``.onnx`` (``-x<scale>``
-    added when a scale was asked for). Raises :class:`srzoo.SrzooError` with
+    added when a scale was asked for). An existing output is replaced only with
+    ``overwrite``; the input (and an ncnn ``.bin`` beside it) never. Raises :class:`srzoo.SrzooError` with
     one line when the file is not understood or the check fails.
     """
     src = Path(source)
@@ -117,14 +130,16 @@ def convert_file(source: str | os.PathLike[str], output: str | os.PathLike[str] 
         hint = "it runs as it is: use format = \"onnx\" in a manifest (see `srzoo inspect`)" if fmt == "onnx" \
             else "OpenCV runs TensorFlow GraphDefs directly (format = \"tf-graphdef\")"
         raise SrzooError(f"{src}: is {fmt}; {hint}")
+    out = Path(output) if output else src.with_name(src.stem + (f"-x{scale}" if scale else "") + ".onnx")
+    check_output(out, [src, src.with_suffix(".bin"), src.with_suffix(".param")], overwrite=overwrite)
     conv = converter_for(fmt)
     options: dict[str, Any] = {"arch": arch}
     if scale:
         options["scale"] = int(scale)
     if value_range:
         options["range"] = float(value_range)
-    result = conv.convert(src, None, options)
-    out = Path(output) if output else src.with_name(src.stem + (f"-x{scale}" if scale else "") + ".onnx")
+    result = run_converter(conv, src, None, options)
+    check_output(out, [src], overwrite=overwrite)  # again: it may have appeared meanwhile
     atomic_write(out, result.onnx)
     return Converted(src, out, fmt, result, hashlib.sha256(result.onnx).hexdigest(), dict(result.info))
 
@@ -244,4 +259,4 @@ def inspect_file(path: str | os.PathLike[str], *, scale: int | None = None, arch
     return conv.inspect(p, scale, arch)
 
 
-__all__ = ["Converted", "atomic_write", "convert_file", "inspect_file", "sniff", "write_manifest"]
+__all__ = ["Converted", "atomic_write", "check_output", "convert_file", "inspect_file", "sniff", "write_manifest"]

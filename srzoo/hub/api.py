@@ -104,7 +104,7 @@ def fetch_entry(entry: ModelEntry, *, force: bool = False, quiet: bool | None = 
         fetch_artifact(extra, force=force, quiet=quiet, what=what)
     path = fetch_artifact(entry.artifact, force=force, quiet=quiet, what=what)
     if entry.member:
-        return extract_member(path, entry.member, entry.artifact.sha256)
+        return extract_member(path, entry.member, entry.artifact.sha256, force=force, quiet=quiet)
     return path
 
 

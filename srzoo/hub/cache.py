@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import platformdirs
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import CacheError
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.registry import bundled_dir
@@ -82,11 +82,7 @@ def record(artifact: Artifact) -> None:
         return
     try:
         st = path_for(artifact).stat()
-        rp = record_path(artifact)
-        rp.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rp.with_name(rp.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_stamp(st, artifact)))
-        os.replace(tmp, rp)
+        fsutil.atomic_write(record_path(artifact), json.dumps(_stamp(st, artifact)), fsync=False)
     except OSError:
         pass
 
@@ -207,8 +203,10 @@ def os_error(e: OSError, path: Path, doing: str) -> CacheError:
     if code in (errno.EACCES, errno.EPERM):
         return CacheError(f"cannot {doing} {path}: permission denied {where}")
     if code in (errno.ENOTDIR, errno.EEXIST):
-        bad = _file_in_the_way(path)
-        return CacheError(f"cannot {doing} {path}: {bad or path} is a file where a folder should "
+        bad = _file_in_the_way(path) or path
+        what = {"device": "a device", "fifo": "a FIFO", "block": "a block device",
+                "socket": "a socket"}.get(fsutil.kind(bad), "a file")
+        return CacheError(f"cannot {doing} {path}: {bad} is {what} where a folder should "
                           f"be; move it away {where}")
     if code == errno.EISDIR:
         return CacheError(f"cannot {doing} {path}: it is a folder where a file should be; remove it")

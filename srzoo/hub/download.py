@@ -41,10 +41,8 @@ from pathlib import Path
 from typing import Iterator
 
 import filelock
-import requests
 
 from srzoo import config
-from srzoo._version import __version__
 from srzoo.errors import (
     CacheError,
     ChecksumError,
@@ -52,6 +50,7 @@ from srzoo.errors import (
     OfflineError,
     SrzooError,
 )
+from srzoo.fsutil import redact
 from srzoo.hub import cache
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.partial import DiskError, Partial
@@ -61,6 +60,7 @@ from srzoo.hub.transfer import (
     copy_local,
     http_fetch,
     is_url,
+    new_session,
     time_bound,
 )
 
@@ -206,8 +206,7 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
     checksum_failed = False
     progress = Progress(artifact, quiet)
     try:
-        with requests.Session() as session:
-            session.headers["User-Agent"] = f"srzoo/{__version__}"
+        with new_session() as session:
             for src in srcs:
                 try:
                     if is_url(src):
@@ -232,8 +231,8 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
     finally:  # a partial that passed no check stays for a resume from its own source
         progress.close()
     cls = ChecksumError if checksum_failed else DownloadError
-    raise cls(f"could not fetch {what} ({artifact.file}) from {len(srcs)} source(s): "
-              + " | ".join(failures))
+    raise cls(redact(f"could not fetch {what} ({artifact.file}) from {len(srcs)} source(s): "
+                     + " | ".join(failures)))
 
 
 __all__ = ["fetch_artifact", "mirrors", "offline", "sources", "time_bound"]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from srzoo import fsutil
 from srzoo.hub import cache
 from srzoo.hub.manifest import Artifact
 
@@ -56,15 +57,16 @@ class Partial:
     def resumable_from(self, source: str) -> int:
         """Bytes that may be resumed from ``source`` (0 after deleting bytes of another origin)."""
         have = self.size()
-        if have and self.meta().get("source") != source:
+        if have and self.meta().get("source") != fsutil.redact(source):
             self.discard()
             return 0
         return have
 
     def start(self, source: str, etag: str | None = None, last_modified: str | None = None) -> None:
-        """Record that the partial is about to be (re)written from ``source``."""
+        """Record that the partial is about to be (re)written from ``source`` (a URL
+        is stored without its user:password; the record is private: mode 0600)."""
         write_small(self.meta_path, json.dumps(
-            {"source": source, "etag": etag, "last_modified": last_modified}))
+            {"source": fsutil.redact(source), "etag": etag, "last_modified": last_modified}))
         self._beat = time.monotonic()
 
     def beat(self, force: bool = False) -> None:
@@ -95,7 +97,7 @@ class Partial:
 
 def write_small(path: Path, text: str) -> None:
     try:
-        path.write_text(text)
+        fsutil.atomic_write(path, text, mode=0o600, fsync=False)
     except OSError as e:
         raise DiskError(e, path) from None
 

@@ -12,15 +12,20 @@ import http.client
 import os
 import socket
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urljoin, urlparse
 
 import requests
+import requests.adapters
 import urllib3
 
 from srzoo import config
+from srzoo._version import __version__
+from srzoo.fsutil import redact
 from srzoo.hub import cache
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.partial import DiskError, Partial, write_all
@@ -49,13 +54,16 @@ def time_bound(nbytes: int) -> float:
 class Transient(Exception):
     """A failure worth retrying the same URL for (connection, time-out, 5xx)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))  # never a mirror's password in a message
+
 
 class Fatal(Exception):
     """A failure of this source; move on to the next one. ``discard``: the
     partial file holds bytes that must not be resumed from."""
 
     def __init__(self, message: str, *, discard: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.discard = discard
 
 
@@ -118,6 +126,102 @@ def copy_local(src: Path, partial: Partial, artifact: Artifact) -> None:
                 os.fsync(fout.fileno())
             except OSError as e:
                 raise DiskError(e, partial.path) from None
+
+
+# --------------------------------------------------------------------------- the whole-exchange deadline
+# A read time-out bounds one socket read; a server that trickles its headers (or
+# body) one byte a second never trips it. So every socket a session opens is
+# remembered, and a watchdog shuts them down when the source's deadline passes:
+# the blocked read returns at once, whatever phase the exchange is in.
+def _watched(base: type, socks: "weakref.WeakSet[socket.socket]") -> type:
+    class Conn(base):  # type: ignore[misc, valid-type]
+        def _new_conn(self):  # type: ignore[no-untyped-def]
+            sock = super()._new_conn()
+            socks.add(sock)
+            return sock
+
+        def connect(self) -> None:
+            try:
+                super().connect()
+            finally:
+                if getattr(self, "sock", None) is not None:  # the TLS-wrapped socket
+                    socks.add(self.sock)
+    return Conn
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, socks: "weakref.WeakSet[socket.socket]") -> None:
+        self._socks = socks
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: object) -> None:
+        super().init_poolmanager(connections, maxsize, block, **kw)
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+        socks = self._socks
+        http_conn = _watched(HTTPConnectionPool.ConnectionCls, socks)
+        https_conn = _watched(HTTPSConnectionPool.ConnectionCls, socks)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("HTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("HTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+
+
+def new_session() -> requests.Session:
+    """A requests session whose sockets a :class:`Watchdog` can cut off."""
+    s = requests.Session()
+    socks: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+    s.srzoo_sockets = socks  # type: ignore[attr-defined]
+    for prefix in ("http://", "https://"):
+        s.mount(prefix, _WatchedAdapter(socks))
+    s.headers["User-Agent"] = f"srzoo/{__version__}"
+    return s
+
+
+class Watchdog:
+    """Shut down every socket of ``session`` at ``deadline`` (time.monotonic), so no
+    phase of an exchange (connecting, headers, body) can outlast it. ``fired``
+    tells afterwards whether it cut anything off."""
+
+    def __init__(self, session: requests.Session, deadline: float) -> None:
+        self.session = session
+        self.fired = False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self.extend(deadline)
+
+    def extend(self, deadline: float) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.fired:
+                return
+            self.deadline = deadline
+            self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(getattr(self.session, "srzoo_sockets", ()))
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def __enter__(self) -> "Watchdog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
 
 
 def short(e: BaseException) -> str:
@@ -289,22 +393,37 @@ def http_fetch(session: requests.Session, url: str, partial: Partial, artifact: 
     timeout = float(config.get("SRZOO_TIMEOUT"))
     retries = int(config.get("SRZOO_RETRIES"))
     delay = float(config.get("SRZOO_BACKOFF"))
-    have = partial.size() if partial.meta().get("source") == url else 0
-    deadline = time.monotonic() + time_bound(max(artifact.size - have, 0))
-    for attempt in range(retries + 1):
-        partial.beat(force=True)
-        try:
-            http_fetch_once(session, url, partial, artifact, timeout, deadline, progress)
-            return
-        except Transient as e:
-            if attempt == retries:
-                raise Fatal(f"{e} (gave up after {retries + 1} tries)") from None
-            wait = delay * 2 ** attempt
-            if time.monotonic() + wait > deadline:
-                raise Fatal(f"{e} (gave up after {attempt + 1} tries: out of time, "
-                             "SRZOO_TIMEOUT + size / SRZOO_MIN_RATE)") from None
-            sleep(wait, partial.beat)
+    have = partial.size() if partial.meta().get("source") == redact(url) else 0
+    bound = time_bound(max(artifact.size - have, 0))
+    deadline = time.monotonic() + bound
+    with Watchdog(session, deadline) as watch:  # the whole exchange, headers included
+        for attempt in range(retries + 1):
+            partial.beat(force=True)
+            try:
+                http_fetch_once(session, url, partial, artifact, timeout, deadline, progress)
+                return
+            except (Transient, Fatal) as e:
+                if watch.fired:
+                    got = partial.size() if partial.meta().get("source") == redact(url) else 0
+                    raise Fatal(f"{url}: too slow: {got} of {artifact.size} bytes in the {bound:.0f} s "
+                                "allowed (SRZOO_TIMEOUT + size / SRZOO_MIN_RATE), headers included; "
+                                "cut off", discard=getattr(e, "discard", False)) from None
+                if isinstance(e, Fatal):
+                    raise
+                _retry_or_give_up(e, attempt, retries, delay, deadline, partial)
 
 
-__all__ = ["CHUNK", "Fatal", "Progress", "Transient", "copy_local", "host_of", "http_fetch", "is_url", "short",
-           "time_bound"]
+def _retry_or_give_up(e: Transient, attempt: int, retries: int, delay: float, deadline: float,
+                      partial: Partial) -> None:
+    """Back off before the next try of a transient failure, or give up (:class:`Fatal`)."""
+    if attempt == retries:
+        raise Fatal(f"{e} (gave up after {retries + 1} tries)") from None
+    wait = delay * 2 ** attempt
+    if time.monotonic() + wait > deadline:
+        raise Fatal(f"{e} (gave up after {attempt + 1} tries: out of time, "
+                    "SRZOO_TIMEOUT + size / SRZOO_MIN_RATE)") from None
+    sleep(wait, partial.beat)
+
+
+__all__ = ["CHUNK", "Fatal", "Progress", "Transient", "Watchdog", "copy_local", "host_of", "http_fetch",
+           "is_url", "new_session", "short", "time_bound"]

@@ -7,8 +7,9 @@
 1. :func:`plan` (client, no pixels touched): expands files, folders, globs
    (local or fsspec URLs), names every output, and applies every rule up front:
    an output never replaces an input (unless ``overwrite``), two inputs never
-   share an output, ``skip_existing`` skips outputs already there (outputs are
-   written atomically, so one that exists is complete). The model is looked
+   share an output, ``skip_existing`` skips outputs already there whose header
+   says they have the size this input gives (:func:`done_before`: a 0-byte,
+   truncated or other-size file left by another tool is redone). The model is looked
    up, and its file fetched and verified once, here.
 2. :class:`Job`: one input → one output; plain data, picklable.
 3. :func:`run_job`: what a worker runs for one job: the *same* code as the
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import ImageError, SrzooError
 from srzoo.hub import cache
 from srzoo.hub.api import fetch_entry, variants
@@ -44,7 +45,7 @@ from srzoo.jobs import executors, resize
 from srzoo.jobs.executors import cores
 from srzoo.jobs.files import IMAGE_EXTS, FileResult, expand_inputs, file_tag
 from srzoo.runtime import backends
-from srzoo.runtime.imageio import write_image
+from srzoo.runtime.imageio import header_size, write_image
 from srzoo.runtime.pipeline import load_image
 from srzoo.runtime.upscaler import get_upscaler
 
@@ -272,6 +273,41 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def done_before(src: str, dst: str, *, scale: float | None, width: int | None,
+                height: int | None) -> bool:
+    """Does an existing output of ``src`` count as done (``skip_existing``)? Only
+    when its header decodes to the size this input gives (both headers read, no
+    pixels decoded) and a PNG or JPEG ends where it should: a 0-byte, truncated
+    or other-size file is redone. URLs: existing is enough (nothing is read)."""
+    if is_url(dst) or is_url(src):
+        return _exists(dst)
+    got = header_size(dst)
+    if got is None:
+        return False
+    try:
+        with open(dst, "rb") as f:
+            f.seek(-12, os.SEEK_END)
+            tail = f.read()
+    except OSError:
+        return False
+    ext = os.path.splitext(dst)[1].lower()
+    if ext == ".png" and tail != _PNG_END:
+        return False
+    if ext in (".jpg", ".jpeg") and not tail.endswith(b"\xff\xd9"):
+        return False
+    insize = header_size(src)
+    if insize is None:  # a format whose header we cannot read: the output's own header must do
+        return True
+    try:
+        want = resize.target_size(insize[0], insize[1], scale=scale, width=width, height=height)
+    except SrzooError:
+        return False
+    return tuple(got) == tuple(want)
+
+
 def _key(path: str) -> str:
     return path if is_url(path) else str(Path(path).resolve())
 
@@ -347,7 +383,8 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
                                                   f"{claimed[k]}; use separate -o folders"))
             continue
         claimed[k] = src
-        if skip_existing and _exists(dst):
+        if skip_existing and done_before(src, dst, scale=scale if width is None and height is None else None,
+                                         width=width, height=height):
             results.append(FileResult(src, output=dst, skipped=True))  # type: ignore[arg-type]
             continue
         jobs.append(Job(index=len(results), input=src, output=dst, entries=entries,
@@ -412,25 +449,22 @@ class BatchReport:
             files.append({"input": r.input, "output": None if r.output is None else str(r.output),
                           "status": r.status, "error": r.error, "seconds": rec.get("seconds"),
                           "cpu_seconds": rec.get("cpu_seconds"),
-                          "worker": rec.get("worker"), "attempts": rec.get("attempts")})
+                          # how often it ran: 0 when it never did (skipped, refused by the plan)
+                          "worker": rec.get("worker"), "attempts": int(rec.get("attempts") or 0)})
         return {"model": self.model, "size": self.label, "executor": self.executor,
                 "written": self.written, "failed": self.failed, "skipped": self.skipped,
                 "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 3),
                 "files": files}
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_dict` as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        """Write :meth:`to_dict` as JSON (:func:`srzoo.fsutil.atomic_write`: a regular
+        file atomically, a device or FIFO written through); one :class:`SrzooError`
+        line naming the file when it cannot be written."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            fsutil.atomic_write(path, text)
+        except OSError as e:
+            raise SrzooError(f"JSON report: {fsutil.describe(e, path)}") from None
 
 
 def _clean_partials(outputs: Iterable[str]) -> None:
@@ -463,13 +497,16 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
               jobs: int | None = None, threads: int | None = None, client: Any = None,
               scheduler: str | None = None, retries: int = 2, progress: bool | None = None,
               on_result: Callable[[FileResult], None] | None = None,
-              json_report: str | os.PathLike[str] | None = None) -> BatchReport:
+              json_report: str | os.PathLike[str] | None = None,
+              force_jobs: bool = False) -> BatchReport:
     """Upscale files, folders and globs (local or fsspec URLs); see the module doc.
 
     Executor: ``client`` (a ``distributed.Client``) or ``scheduler``
     (``tcp://HOST:8786``, ``local``; default ``SRZOO_SCHEDULER``) → Dask;
     ``jobs=N`` (N > 1) → a local pool of N processes with ``threads`` OpenCV
     threads each (default: cores // N); otherwise serial, in this process.
+    Local ``jobs`` are capped at the cores this process may use, with a note on
+    stderr, unless ``force_jobs``.
     ``retries``: how often a job whose worker died is run again before it is
     reported failed. Model and backend errors are raised before any file is
     touched. ``on_result`` is called once per input as results arrive.
@@ -478,7 +515,9 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
     if scheduler is None and client is None:
         scheduler = _env_scheduler()
     ex = executors.make_executor(jobs=jobs, threads=threads, client=client,
-                                 scheduler=scheduler, retries=retries)
+                                 scheduler=scheduler, retries=retries, force_jobs=force_jobs)
+    if ex.note and progress is not False:
+        print(f"srzoo: note: {ex.note}", file=sys.stderr, flush=True)
     try:
         p = plan(inputs, model, scale, output=output, width=width, height=height,
                  overwrite=overwrite, skip_existing=skip_existing, backend=backend, tile=tile,

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from srzoo import fsutil
 from srzoo.errors import ImageError, SrzooError
 from srzoo.hub import cache
 from srzoo.hub.api import fetch_entry, get_model
@@ -297,6 +298,11 @@ def _compute(fn: Any, cells: list[tuple[int, int, int, int]], client: Any) -> tu
     return dask.compute(*tasks, scheduler=client if client is not None else "synchronous")
 
 
+def _is_zarr(path: Path) -> bool:
+    """A folder holding a Zarr array (v2 or v3 metadata at its top)."""
+    return path.is_dir() and any((path / m).is_file() for m in (".zarray", ".zgroup", "zarr.json"))
+
+
 def _write_zarr(src: _Source, dst: Path, task: Any, scale: int, step: int, client: Any) -> None:
     """Every cell's task writes its own output chunk of a Zarr store created
     under a temporary name; renamed into place when all are done."""
@@ -312,6 +318,9 @@ def _write_zarr(src: _Source, dst: Path, task: Any, scale: int, step: int, clien
         import functools
 
         _compute(functools.partial(task, out_store=str(store)), _cells(h, w, step), client)
+        if dst.is_symlink() or (dst.exists() and not _is_zarr(dst)):
+            raise SrzooError(f"{dst}: exists and is not a Zarr store srzoo wrote; refusing to "
+                             "delete it (remove it or choose another -o)")
         if dst.exists():
             shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
         os.replace(store, dst)
@@ -356,7 +365,7 @@ def _write_tiff(src: _Source, dst: Path, task: Any, scale: int, t: int, client: 
         tifffile.imwrite(str(tmp), tiles(), shape=shape, dtype=src.dtype, tile=(t, t),
                          photometric="minisblack" if grey else "rgb", bigtiff=nbytes > 2**31,
                          extrasamples=("unassalpha",) if len(shape) == 3 and shape[2] == 4 else None)
-        os.replace(tmp, dst)
+        fsutil.install(tmp, dst)  # a device, FIFO or link to one is written through
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -385,6 +394,9 @@ def upscale_big(src: Any, dst: str | os.PathLike[str], model: str = "espcn", sca
     suffix = dst.suffix.lower()
     if suffix not in _TIFF + (".zarr",):
         raise SrzooError(f"{dst}: big-image output must be a .zarr store or a .tif/.tiff file")
+    if suffix == ".zarr" and (dst.is_symlink() or (dst.exists() and not _is_zarr(dst))):
+        raise SrzooError(f"{dst}: exists and is not a Zarr store srzoo wrote; refusing to "
+                         "delete it (remove it or choose another -o)")
     _need()
     source = _Source(src)
     entry, files, ov = _prepare(model, scale, overlap)

@@ -38,10 +38,13 @@ class SerialExecutor:
     name = "serial"
     local = True
     threads: int | None = None
+    note: str | None = None
 
     def run(self, fn: Callable[[Any], dict], jobs: Sequence[Any], done: Done) -> None:
         for job in jobs:
-            done(job, fn(job))
+            rec = fn(job)
+            rec.setdefault("attempts", 1)
+            done(job, rec)
 
     def close(self) -> None:
         pass
@@ -136,9 +139,10 @@ class DaskExecutor:
             else:
                 try:
                     client = distributed.Client(address, timeout="20s")
-                except OSError as e:
-                    raise SrzooError(f"cannot reach the Dask scheduler at {address}: {e} "
-                                     "(check --scheduler / SRZOO_SCHEDULER)") from None
+                except Exception as e:  # OSError, TimeoutError, ValueError for a malformed address...
+                    why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                    raise SrzooError(f"cannot use the Dask scheduler {address!r}: {why} (give "
+                                     "tcp://HOST:8786 or 'local' to --scheduler / SRZOO_SCHEDULER)") from None
             self._own.insert(0, client)
         self.client = client
         self.threads = threads
@@ -161,18 +165,56 @@ class DaskExecutor:
         futures = self.client.map(fn, list(jobs), pure=False, retries=self.retries,
                                   key=[f"srzoo-{token}-{j.index}" for j in jobs])
         by_key = {f.key: j for f, j in zip(futures, jobs)}
-        for fut in as_completed(futures):
-            job = by_key[fut.key]
-            # result(), not status: a finished future whose worker died before the
-            # client gathered it is lost and recomputed elsewhere ("pending" again):
-            # result() waits for that; it raises only when Dask gave up on the task
-            try:
-                rec = fut.result()
-            except Exception as exc:  # the task's error after its retries, or cancelled
-                rec = _lost(job, f"Dask could not run it: {type(exc).__name__}: {exc}",
-                            self.retries + 1)
-            done(job, rec)
-            fut.release()
+        held: list[tuple[Any, dict]] = []  # finished, until their attempts are counted
+
+        def settle() -> None:
+            # how often each ran: once, plus once per worker that died running it (the
+            # scheduler's count, asked while the tasks are still held; run_job itself
+            # never raises, so Dask's retries never apply)
+            died = self._deaths([f.key for f, _ in held])
+            for f, rec in held:
+                rec["attempts"] = 1 + died.get(f.key, 0)
+                f.release()
+            held.clear()
+
+        try:
+            for fut in as_completed(futures):
+                job = by_key[fut.key]
+                rec = None
+                if fut.status not in ("error", "cancelled"):
+                    try:  # waits when a lost result is being computed again
+                        rec = fut.result()
+                    except Exception:  # noqa: BLE001 - it failed after all: reported below
+                        rec = None
+                if rec is not None:
+                    held.append((fut, rec))
+                else:
+                    try:
+                        exc = fut.exception()
+                    except Exception as e:  # cancelled
+                        exc = e
+                    rec = _lost(job, f"Dask could not run it: {type(exc).__name__}: {exc}",
+                                self.retries + 1)
+                    fut.release()
+                done(job, rec)  # the record is completed in settle(): the report reads it at the end
+                if len(held) >= 64:
+                    settle()
+            settle()
+        finally:
+            for f, _ in held:
+                f.release()
+
+    def _deaths(self, keys: list[Any]) -> dict[Any, int]:
+        def count(dask_scheduler: Any, keys: list[Any]) -> dict[Any, int]:
+            out = {}
+            for k in keys:
+                ts = dask_scheduler.tasks.get(k)
+                out[k] = int(getattr(ts, "suspicious", 0) or 0) if ts is not None else 0
+            return out
+        try:
+            return dict(self.client.run_on_scheduler(count, keys=keys))
+        except Exception:  # pragma: no cover - an old or unusual scheduler: count as one run each
+            return {}
 
     def close(self) -> None:
         for obj in self._own:
@@ -183,10 +225,39 @@ class DaskExecutor:
         self._own = []
 
 
+def cap_jobs(jobs: int | None, force: bool = False) -> tuple[int | None, str | None]:
+    """``jobs`` capped at the cores this process may use (more workers than cores
+    only add memory: each loads its own model), and a note saying so; ``force``
+    keeps the number asked for."""
+    if jobs is None or force:
+        return jobs, None
+    n = cores()
+    if jobs > n:
+        return n, (f"--jobs {jobs} capped at {n}: this process may use {n} CPU core(s), and each "
+                   "worker loads its own copy of the model (--force-jobs runs them all)")
+    return jobs, None
+
+
 def make_executor(*, jobs: int | None = None, threads: int | None = None, client: Any = None,
-                  scheduler: str | None = None, retries: int = 2) -> Any:
+                  scheduler: str | None = None, retries: int = 2, force_jobs: bool = False) -> Any:
     """The executor for these options: Dask for a ``client``/``scheduler``, a
-    process pool for ``jobs`` > 1, else serial."""
+    process pool for ``jobs`` > 1, else serial. Local ``jobs`` are capped at the
+    cores (:func:`cap_jobs`) unless ``force_jobs``; the executor's ``note`` says so."""
+    if jobs is not None and jobs < 1:
+        raise SrzooError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise SrzooError(f"--threads must be at least 1, got {threads}")
+    remote = client is not None or (scheduler not in (None, "", "local"))
+    note = None
+    if not remote:
+        jobs, note = cap_jobs(jobs, force_jobs)
+    ex = _make(jobs=jobs, threads=threads, client=client, scheduler=scheduler, retries=retries)
+    ex.note = note
+    return ex
+
+
+def _make(*, jobs: int | None, threads: int | None, client: Any, scheduler: str | None,
+          retries: int) -> Any:
     if client is not None or scheduler:
         return DaskExecutor(client, scheduler, workers=jobs, threads=threads, retries=retries)
     if jobs is not None and jobs > 1:
@@ -196,4 +267,4 @@ def make_executor(*, jobs: int | None = None, threads: int | None = None, client
     return SerialExecutor()
 
 
-__all__ = ["DaskExecutor", "ProcessExecutor", "SerialExecutor", "cores", "make_executor"]
+__all__ = ["DaskExecutor", "ProcessExecutor", "SerialExecutor", "cap_jobs", "cores", "make_executor"]

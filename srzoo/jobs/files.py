@@ -3,6 +3,7 @@ means, where each result goes, and what happened to each (:class:`FileResult`)."
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]],
         elif p.is_file():
             add(p)
         elif glob.has_magic(text):
-            found = sorted(Path(q) for q in glob.glob(text, recursive=True) if Path(q).is_file())
+            found = sorted(Path(q) for q in glob_files(text) if Path(q).is_file())
             if not found:
                 failed.append(FileResult(text, error="pattern matches no file"))
             for q in found:
@@ -78,6 +79,64 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]],
         else:
             failed.append(FileResult(text, error="no such file or folder"))
     return files, failed
+
+
+def glob_files(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` walks each real
+    folder once: folder symlinks are followed, but never into a folder already
+    seen (a link to ``.`` or to a parent would otherwise loop until paths get too
+    long, growing exponentially with two such links)."""
+    if "**" not in pattern:
+        return glob.glob(pattern, recursive=True)
+    parts = pattern.split(os.sep)
+    fixed: list[str] = []
+    for part in parts:  # the folder before the first magic component
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    rest = parts[len(fixed):]
+    base = os.sep.join(fixed) if fixed else ""
+    if fixed == [""]:
+        base = os.sep  # an absolute pattern like /**/*.png
+    top = base or os.curdir
+    out: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: not twice
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, top)
+        rel_parts = [] if rel == os.curdir else rel.split(os.sep)
+        for name in sorted(filenames + dirnames):
+            if _match(rel_parts + [name], rest):
+                out.append(os.path.join(base, *rel_parts, name) if base else os.path.join(*rel_parts, name))
+    return out
+
+
+def _match(parts: list[str], pats: list[str]) -> bool:
+    """Path components against pattern components; ``**`` takes any number of
+    components, none of them hidden (as glob does)."""
+    if not pats:
+        return not parts
+    if pats[0] == "**":
+        for i in range(len(parts) + 1):
+            if i and parts[i - 1].startswith("."):
+                break
+            if _match(parts[i:], pats[1:]):
+                return True
+        return False
+    if not parts:
+        return False
+    if parts[0].startswith(".") and not pats[0].startswith("."):
+        return False
+    return fnmatch.fnmatchcase(parts[0], pats[0]) and _match(parts[1:], pats[1:])
 
 
 def file_tag(model: str) -> str:
@@ -98,4 +157,4 @@ def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: 
     return out / f"{src.stem}{ext}"
 
 
-__all__ = ["FileResult", "IMAGE_EXTS", "expand_inputs", "file_tag", "output_path"]
+__all__ = ["FileResult", "IMAGE_EXTS", "expand_inputs", "file_tag", "glob_files", "output_path"]

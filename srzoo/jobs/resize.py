@@ -78,7 +78,10 @@ def pick_scale(model_scales: Sequence[int], need: float, model: str = "model") -
         if s >= need - 1e-9:
             return int(s)
     have = ", ".join(f"x{s}" for s in sorted(model_scales))
-    raise UnknownModel(f"model {model!r} has no x{need:.3g}; it has scales {have} (srzoo runs "
+    shown = f"{need:.3g}"
+    if float(shown) in model_scales:  # 4.0000001 is not "x4", which the model has
+        shown = f"{need:.10g}"
+    raise UnknownModel(f"model {model!r} has no x{shown}; it has scales {have} (srzoo runs "
                        "a model scale at or above the request, then shrinks): use a smaller "
                        "scale or size, or a model with a larger scale")
 

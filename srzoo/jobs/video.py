@@ -37,9 +37,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from srzoo import config, fsutil
 from srzoo.errors import SrzooError
-from srzoo.jobs.files import file_tag
-from srzoo.runtime.imageio import _umask
+from srzoo.jobs.files import file_tag, glob_files
+from srzoo.runtime.imageio import _umask, megapixels
 from srzoo.runtime.upscaler import get_upscaler
 
 
@@ -85,6 +86,44 @@ def _import_av() -> Any:
 # --------------------------------------------------------------------------- probing
 # first bytes of common video containers, to name the missing extra without PyAV
 _MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"FLV"), (0, b"\x00\x00\x01\xba"))
+#: the same with their names, and y4m: what a file FFmpeg cannot open says it is
+_CONTAINERS = ((4, b"ftyp", "MP4/QuickTime"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"),
+               (0, b"FLV", "FLV"), (0, b"\x00\x00\x01\xba", "MPEG program stream"),
+               (0, b"YUV4MPEG2 ", "YUV4MPEG2 (y4m)"))
+
+
+def container_kind(path: str | os.PathLike[str]) -> str | None:
+    """The video container a file's first bytes announce (``MP4/QuickTime``...), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return next((name for off, m, name in _CONTAINERS if head[off:off + len(m)] == m), None)
+
+
+def _y4m_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a y4m stream header (its first line), or None."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(4096)
+    except OSError:
+        return None
+    if not line.startswith(b"YUV4MPEG2 "):
+        return None
+    w = h = None
+    for tok in line.split()[1:]:
+        if tok[:1] == b"W" and tok[1:].isdigit():
+            w = int(tok[1:])
+        elif tok[:1] == b"H" and tok[1:].isdigit():
+            h = int(tok[1:])
+    return (w, h) if w and h else None
+
+
+def _no_video_stream(src: Path, container: Any) -> VideoError:
+    kinds = ", ".join(f"{s.type} ({s.codec_context.name})" for s in container.streams) or "no streams"
+    return VideoError(f"{src}: a {container.format.long_name or container.format.name} file with no "
+                      f"video stream (it holds: {kinds}); nothing to upscale")
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:
@@ -112,9 +151,11 @@ def is_video(path: str | os.PathLike[str]) -> bool:
             name = c.format.name
             if name in _IMAGE_FORMATS or name.endswith("_pipe"):
                 return False
-            return any(s.type == "video" for s in c.streams)
+            # audio-only media too: the video path says what the file is, not "not an image"
+            return any(s.type in ("video", "audio") for s in c.streams)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
-        return False
+        # a truncated or damaged video container is still a video: say so, not "not an image"
+        return container_kind(p) is not None
 
 
 def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
@@ -128,7 +169,7 @@ def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
         if is_video(text):
             videos.append(Path(text))
         elif not Path(text).exists() and glob.has_magic(text):
-            found = sorted(glob.glob(text, recursive=True))
+            found = sorted(glob_files(text))  # ** never loops through folder links
             if not found:
                 rest.append(text)  # the image path reports that it matches nothing
             for f in found:
@@ -403,13 +444,25 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
     crf = opts["crf"] if crf is None else int(crf)
     preset = opts["preset"] if preset is None else str(preset)
 
+    y4m = _y4m_size(src_p)
+    if y4m is not None:  # FFmpeg would try to allocate such frames before we could check them
+        limit = int(config.get("SRZOO_MAX_PIXELS"))
+        if y4m[0] * y4m[1] > limit:
+            raise VideoError(f"{src_p}: a {y4m[0]}x{y4m[1]} YUV4MPEG2 (y4m) video: each frame is "
+                             f"{megapixels(y4m[0] * y4m[1])}, above the limit of {megapixels(limit)} "
+                             "(SRZOO_MAX_PIXELS); crop or downscale it first")
     try:
         inp = av.open(str(src_p), "r")
     except (av.error.FFmpegError, OSError) as e:
-        raise VideoError(f"{src_p}: cannot open as a video: {_reason(e)}") from None
+        kind = container_kind(src_p)
+        art = "an" if kind and kind[0] in "AEFIMO" else "a"
+        what = f"{art} {kind} file that FFmpeg cannot open" if kind else "cannot open as a video"
+        why = " (truncated or damaged?)" if kind else ""
+        raise VideoError(f"{src_p}: {what}: {_reason(e)}{why}") from None
     if not inp.streams.video:
+        err = _no_video_stream(src_p, inp)
         inp.close()
-        raise VideoError(f"{src_p}: has no video stream")
+        raise err
 
     if upscaler is None:
         try:
@@ -565,7 +618,7 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode
             out.close()
             out = None
             os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, dst_p)
+            fsutil.install(tmp, dst_p)  # a device, FIFO or link to one is written through
     except BaseException:
         stages.stop.set()
         try:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import SrzooError
 from srzoo.hub import cache
 from srzoo.runtime import backends
@@ -123,39 +123,42 @@ def _read() -> dict[str, Any]:
     try:
         data = json.loads(_store().read_text())
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # unreadable or hostile: measure again
         return {}
 
 
 def _save(data: dict[str, Any]) -> None:
+    fsutil.atomic_write(_store(), json.dumps(data, indent=1, sort_keys=True) + "\n", fsync=False)
+
+
+#: seconds to wait for another process updating the store (it holds the lock for milliseconds)
+LOCK_WAIT = 10.0
+
+
+def _write(key: str, value: dict[str, Any]) -> bool:
+    """Add one choice to the store (atomic replace, under a bounded file lock).
+    Where the cache cannot be written (read-only, full, ``/proc``, a lock held
+    too long) the choice is simply not remembered: False, no error."""
     path = _store()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _write(key: str, value: dict[str, Any]) -> None:
-    """Add one choice to the store (atomic replace, under a file lock)."""
-    from filelock import FileLock
-
-    path = _store()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        data = _read()
-        data[key] = value
-        _save(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with fsutil.bounded_lock(str(path) + ".lock", LOCK_WAIT):
+            data = _read()
+            data[key] = value
+            _save(data)
+    except OSError:
+        return False
+    return True
 
 
 def forget(model: str | None = None) -> int:
     """Drop remembered choices, all of them or those of one model name
     (``srzoo cache rm [NAME]``, tests); returns how many were dropped."""
-    from filelock import FileLock
-
     path = _store()
     if not path.exists():
         return 0
     try:
-        with FileLock(str(path) + ".lock"):
+        with fsutil.bounded_lock(str(path) + ".lock", LOCK_WAIT):
             data = _read()
             if model is None:
                 path.unlink(missing_ok=True)

@@ -19,13 +19,12 @@ import errno
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import ImageError
 
 ImageLike = Union[np.ndarray, str, "os.PathLike[str]"]
@@ -87,12 +86,19 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return (int(w), int(h)) if w > 0 and h > 0 else None
 
 
+def megapixels(n: int) -> str:
+    """A pixel count for messages: ``7680 pixels``, ``1.5 MP``, ``1074 MP`` (never "0 MP")."""
+    if n < 10_000:
+        return f"{n} pixels"
+    return f"{n / 1e6:.2g} MP" if n < 10_000_000 else f"{n / 1e6:.0f} MP"
+
+
 def _refuse(what: str, w: int, h: int, scale: int, limit: int, before: bool) -> ImageError:
     n = w * h * scale * scale
     at = f" gives {w * scale}x{h * scale} at x{scale}," if scale > 1 else " is"
     when = " (refused before decoding)" if before else ""
-    return ImageError(f"{what}: a {w}x{h} image{at} {n / 1e6:.0f} MP, above the limit of "
-                      f"{limit / 1e6:.0f} MP{when}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+    return ImageError(f"{what}: a {w}x{h} image{at} {megapixels(n)}, above the limit of "
+                      f"{megapixels(limit)}{when}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
 
 
 # --------------------------------------------------------------------------- loading
@@ -154,6 +160,7 @@ def encodable(path: Path, image: np.ndarray) -> np.ndarray:
     ext = path.suffix.lower() or ".png"
     if image.dtype in (np.float32, np.float64) and ext not in FLOAT_EXTS:
         top = 255.0 if ext in EIGHT_BIT_EXTS else 65535.0
+        image = _fit_unit(path, image, ext)
         image = np.rint(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * top).astype(
             np.uint8 if top == 255.0 else np.uint16)
     if image.dtype == np.uint16 and ext in EIGHT_BIT_EXTS:
@@ -161,6 +168,19 @@ def encodable(path: Path, image: np.ndarray) -> np.ndarray:
                              "scaled to 8 bits (use .png or .tif to keep 16 bits)")
         image = to_8bit(image)
     return image
+
+
+def _fit_unit(path: Path, image: np.ndarray, ext: str) -> np.ndarray:
+    """Float pixels for an integer format, which holds 0..1: values above 1 (HDR,
+    a .pfm of 0..1000) are mapped to 0..1 by dividing by the largest, with a note;
+    never clipped silently. Formats that keep floats (.tif, .exr, .pfm, .hdr) never get here."""
+    finite = image[np.isfinite(image)]
+    hi = float(finite.max()) if finite.size else 0.0
+    if hi <= 1.0 + 1e-6:
+        return image
+    _note(f"float>1{ext}", f"{path}: float values up to {hi:.6g} do not fit {ext} (which holds "
+                           f"0..1): written divided by {hi:.6g}; write .tif, .exr or .pfm to keep them")
+    return image / np.float32(hi)
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
@@ -178,15 +198,8 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         raise ImageError(f"{path}: cannot encode as {ext}: {_cv_reason(e)}") from None
     if not ok:
         raise ImageError(f"{path}: OpenCV cannot encode {ext} images")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-        tmp = None
+    try:  # a regular file atomically; a device, FIFO or link to one written through
+        fsutil.atomic_write(path, buf.tobytes(), fsync=False)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             why = f"{e.strerror} (disk full: free some space or write elsewhere)"
@@ -197,12 +210,6 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         else:
             why = e.strerror or str(e)
         raise ImageError(f"{path}: cannot write: {why}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _umask() -> int:

@@ -35,6 +35,7 @@ from srzoo import config
 from srzoo.errors import ImageError, SrzooError
 from srzoo.resample import imresize
 from srzoo.runtime.imageio import load_image  # noqa: F401  (moved to srzoo.runtime.imageio; re-exported here)
+from srzoo.runtime.imageio import megapixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from srzoo.hub.manifest import ModelEntry
@@ -174,8 +175,8 @@ def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: s
     nbytes = out_px * max(channels, 1) * itemsize
     if out_px > limit:
         raise ImageError(f"{what}: a {w}x{h} input at x{scale} gives {w * scale}x{h * scale} "
-                         f"({out_px / 1e6:.0f} MP, {nbytes / 2**30:.1f} GiB), above the limit of "
-                         f"{limit / 1e6:.0f} MP; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+                         f"({megapixels(out_px)}, {nbytes / 2**30:.1f} GiB), above the limit of "
+                         f"{megapixels(limit)}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
     free = free_memory()
     if free is not None and nbytes <= free:  # the common case, without reading /proc
         return

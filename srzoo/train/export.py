@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from srzoo import fsutil
 from srzoo.errors import SrzooError
 
 __all__ = ["onnx_bytes", "export_onnx", "check_with_opencv", "manifest_entry", "OPSET"]
@@ -89,7 +89,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, pre_upsample: bool 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
+    try:
+        fsutil.atomic_write(path, data)  # a regular file atomically; a device written through
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"file": path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "max_abs_diff": diff}
 

@@ -190,7 +190,7 @@ def test_cli_convert_manifest_then_upscale(tmp_path, shared_dir, monkeypatch, ca
     assert cv2.PSNR(sr[8:-8, 8:-8], hr[8:-8, 8:-8]) > cv2.PSNR(bic[8:-8, 8:-8], hr[8:-8, 8:-8]) + 1.0
     # a second entry for another scale goes into the same manifest; a duplicate is refused
     assert main(["convert", str(shared_dir / "models" / "carn" / "carn_m.pth"), "--scale", "2",
-                 "-o", str(out), "--manifest", str(man), "--name", "my-carn"]) == 1
+                 "-o", str(out), "--manifest", str(man), "--name", "my-carn", "--overwrite"]) == 1
     assert "already has an entry my-carn x2" in capsys.readouterr().err
 
 

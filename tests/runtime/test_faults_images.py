@@ -52,8 +52,8 @@ def test_limit_counts_the_scale_and_follows_srzoo_max_pixels(tmp_path, crop, mon
     cv2.imwrite(str(p), crop)  # 52x40
     monkeypatch.setenv("SRZOO_MAX_PIXELS", str(52 * 40 * 4))
     assert srzoo.upscale(p, "nearest", 2).shape == (80, 104, 3)  # exactly at the limit
-    with pytest.raises(srzoo.ImageError, match=r"a 52x40 image gives 156x120 at x3, 0 MP, above "
-                                               r"the limit of 0 MP \(refused before decoding\)"):
+    with pytest.raises(srzoo.ImageError, match=r"a 52x40 image gives 156x120 at x3, 0.019 MP, above "
+                                               r"the limit of 8320 pixels \(refused before decoding\)"):
         srzoo.upscale(p, "nearest", 3)
 
 

@@ -24,16 +24,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
-import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from srzoo import config
+from srzoo import config, fsutil
 from srzoo.errors import (
     ChecksumError,
     DownloadError,
@@ -41,7 +40,7 @@ from srzoo.errors import (
     SrzooError,
     UnknownModel,
 )
-from srzoo.hub import cache, download
+from srzoo.hub import cache, download, transfer
 from srzoo.hub.catalog.records import Record, parse_record, settings
 from srzoo.hub.manifest import Artifact
 
@@ -107,7 +106,7 @@ def current_pin() -> Pin:
     try:
         d = json.loads(path.read_text())
         pin = Pin(revision=d["revision"], size=int(d["size"]), sha256=d["sha256"], origin=str(path))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none written (or no cache folder at all)
         return shipped_pin()
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CatalogError(f"{path}: unreadable catalogue pin ({e}); delete it to go back to "
@@ -118,17 +117,10 @@ def current_pin() -> Pin:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fsutil.atomic_write(path, data)
+    except OSError as e:
+        raise cache.os_error(e, Path(e.filename or path), "write") from None
 
 
 # ---- building ------------------------------------------------------------------------------
@@ -172,22 +164,38 @@ def build_from_archive(data: bytes, revision: str, where: str = "archive") -> by
 
 
 def _get(url: str, limit: int, accept: str | None = None) -> bytes:
+    """GET ``url`` (at most ``limit`` bytes). The whole exchange is bounded: the
+    answer's headers must arrive within ``SRZOO_TIMEOUT`` seconds in all, each
+    body chunk within ``SRZOO_TIMEOUT``, and the body within ``SRZOO_TIMEOUT +
+    limit / SRZOO_MIN_RATE`` (a server trickling bytes is cut off)."""
     import requests
 
     timeout = float(config.get("SRZOO_TIMEOUT"))
     headers = {"Accept": accept} if accept else {}
-    try:
-        with requests.get(url, headers=headers, stream=True, timeout=(timeout, timeout)) as r:
-            if r.status_code >= 400:
-                raise CatalogError(f"{url}: HTTP {r.status_code} {r.reason}")
-            buf = bytearray()
-            for chunk in r.iter_content(64 * 1024):
-                buf += chunk
-                if len(buf) > limit:
-                    raise CatalogError(f"{url}: more than {limit} bytes; refused")
-            return bytes(buf)
-    except requests.RequestException as e:
-        raise CatalogError(f"{url}: {type(e).__name__}: {e}") from None
+    start = time.monotonic()
+    overall = start + transfer.time_bound(limit)
+    shown = fsutil.redact(url)
+    with transfer.new_session() as session, transfer.Watchdog(session, start + timeout) as watch:
+        try:
+            with session.get(url, headers=headers, stream=True, timeout=(timeout, timeout)) as r:
+                if r.status_code >= 400:
+                    raise CatalogError(f"{shown}: HTTP {r.status_code} {r.reason}")
+                buf = bytearray()
+                watch.extend(min(overall, time.monotonic() + timeout))
+                for chunk in r.iter_content(64 * 1024):
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise CatalogError(f"{shown}: more than {limit} bytes; refused")
+                    watch.extend(min(overall, time.monotonic() + timeout))
+                if watch.fired:
+                    raise requests.ConnectionError("cut off")
+                return bytes(buf)
+        except requests.RequestException as e:
+            if watch.fired:
+                raise CatalogError(f"{shown}: too slow: no complete answer within the time allowed "
+                                   f"(SRZOO_TIMEOUT={timeout:g} s for the headers and each chunk, "
+                                   f"{transfer.time_bound(limit):.0f} s in all); try again later") from None
+            raise CatalogError(fsutil.redact(f"{shown}: {type(e).__name__}: {e}")) from None
 
 
 def _network_allowed(what: str) -> None:
