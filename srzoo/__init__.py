@@ -10,13 +10,14 @@ benchmark) are imported on first use, so ``import srzoo`` stays quick.
 The package is layered; each layer imports only the ones below it (the
 README's "Architecture" section, checked by ``tests/test_layers.py``)::
 
-    cli                        thin command groups over the API
+    cli : serve                the command line; the web app and HTTP API
     jobs | evaluate | train    work built on Upscaler: any size, batches, big images, video;
                                metrics, benchmarks, galleries; training
     runtime                    engines, backends, autotune, pipeline, image I/O, Upscaler
     convert                    source formats -> verified ONNX, derived files, export
     hub                        manifests, registry, cache, download, archives, OpenModelDB
-    config errors resample     settings, exceptions, the bicubic kernel
+    config resample fsutil     settings, the bicubic kernel, the one atomic writer
+    errors                     exceptions
 
 Modules that moved in 0.3 keep their old import path as an alias of the new
 module (``import srzoo.batch`` is :mod:`srzoo.jobs.batch`): see :data:`MOVED`.

@@ -100,7 +100,7 @@ def test_no_function_level_imports_of_srzoo_below_the_cli():
 
 
 def test_every_layer_states_what_it_may_import():
-    for layer in ("hub", "convert", "runtime", "jobs", "evaluate", "train", "cli"):
+    for layer in ("hub", "convert", "runtime", "jobs", "evaluate", "train", "cli", "serve"):
         doc = ast.get_docstring(ast.parse((PKG / layer / "__init__.py").read_text())) or ""
         assert "may import" in doc.lower() or "layer" in doc.lower(), layer
 
