@@ -259,6 +259,20 @@ def test_any_scale_runs_the_next_model_scale_then_area_resize(models_env, images
         srzoo.upscale(img, "espcn", 0.5)
 
 
+def test_one_side_given_rounds_the_other_to_the_nearest_pixel(models_env, shared_dir, tmp_path):
+    """90x70 to width 100: 70*100/90 = 77.8 -> 78 (not 77); height 100: 90*100/70 = 128.6 -> 129."""
+    assert resize.target_size(90, 70, width=100) == (100, 78)
+    assert resize.target_size(90, 70, height=100) == (129, 100)
+    assert resize.target_size(90, 70, width=99) == (99, 77)  # 77.0 exactly
+    img = np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set14/baboon.png"))[200:270, 150:240])
+    assert srzoo.upscale(img, "bicubic", width=100).shape == (78, 100, 3)
+    src = tmp_path / "b.png"
+    cv2.imwrite(str(src), img)
+    assert main(["upscale", str(src), "-m", "bicubic", "--height", "100", "-o", str(tmp_path / "o.png"),
+                 "-q"]) == 0
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (100, 129, 3)
+
+
 def test_any_size_in_batch_mode(models_env, images, tmp_path):
     out = tmp_path / "o"
     assert main(["upscale", str(images / "im00.png"), str(images / "im01.png"), "-m", "espcn",

@@ -222,6 +222,19 @@ def test_upscale_reuses_loaded_networks(models_env, crop):
     assert upscaler_mod.load_count == before + 2
 
 
+def test_threads_and_backend_are_part_of_the_cache_key(models_env):
+    """An Upscaler is built for its thread count: asking for other threads must not
+    hand back one loaded for the default (None), nor another count."""
+    upscaler_mod.clear_cache()
+    default = upscaler_mod.get_upscaler("bicubic", 2)
+    one = upscaler_mod.get_upscaler("bicubic", 2, threads=1)
+    two = upscaler_mod.get_upscaler("bicubic", 2, threads=2)
+    assert (default.threads, one.threads, two.threads) == (None, 1, 2)
+    assert len({id(default), id(one), id(two)}) == 3
+    assert upscaler_mod.get_upscaler("bicubic", 2, threads=1) is one
+    assert upscaler_mod.get_upscaler("bicubic", 2, backend="opencv") is not default
+
+
 def test_auto_backend_reports_its_choice(models_env):
     up = srzoo.Upscaler("espcn", 2)  # SRZOO_AUTOTUNE=0 here (conftest): the static order
     expected = srzoo.backends.resolve("auto", up.entry).name
