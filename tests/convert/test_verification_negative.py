@@ -1,0 +1,180 @@
+"""The converters' own verification must be able to fail: for every converter family,
+a reference (or a converted graph) that is off by a little more than the tolerance
+raises the verification error, and nothing is cached.
+
+Each test perturbs ONE side only (one output value of the reference, one weight of
+the reference's forward pass, or one initializer of the emitted ONNX) by about
+10x the converter's tolerance, so a tolerance loosened 10x or more (or a check
+that compares a graph with itself) lets the test fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.convert import check, converter_for, derive, reference
+from srzoo.errors import ConversionFailed
+
+MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
+
+
+class PerturbedOps:
+    """A real reference backend (NumpyOps/TorchOps) whose FIRST convolution sees one
+    weight changed by ``delta``: a reference that disagrees with the graph."""
+
+    def __init__(self, ops: Any, delta: float) -> None:
+        self._ops, self._delta, self._done = ops, delta, False
+        self.name = ops.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ops, name)
+
+    def conv(self, x: Any, w: np.ndarray, *a: Any, **k: Any) -> Any:
+        if not self._done:
+            w = np.array(w, np.float32, copy=True)
+            w.flat[0] += self._delta
+            self._done = True
+        return self._ops.conv(x, w, *a, **k)
+
+
+def off_by(fn: Any, delta: float) -> Any:
+    """``fn`` with one output value moved by ``delta``."""
+    def ref(x: np.ndarray) -> np.ndarray:
+        y = np.array(fn(x), np.float32, copy=True)
+        y.flat[y.size // 2] += delta
+        return y
+    return ref
+
+
+# ---------------------------------------------------------------- check.compare itself
+def test_compare_refuses_more_than_the_tolerance_and_nan():
+    onnx_bytes, _ = check.build(lambda g, sd, a, x: g.relu(x), {}, type("A", (), {"in_channels": 1,
+                                                                                   "out_channels": 1})(), "id")
+    ident = lambda x: np.maximum(x, 0)  # noqa: E731  the graph's own function, computed apart
+    assert check.compare(onnx_bytes, ident, 1, size=16, tol=1e-6, what="id") == 0.0
+    assert check.compare(onnx_bytes, off_by(ident, 1e-3), 1, size=16, tol=1e-3, what="id") <= 1e-3
+    with pytest.raises(check.VerificationFailed, match=r"id: converted graph differs from the reference by "
+                                                       r"0.002 \(allowed 0.001\); not cached"):
+        check.compare(onnx_bytes, off_by(ident, 2e-3), 1, size=16, tol=1e-3, what="id")
+    with pytest.raises(check.VerificationFailed, match="by nan"):
+        check.compare(onnx_bytes, off_by(ident, float("nan")), 1, size=16, tol=1e-3, what="id")
+    with pytest.raises(check.VerificationFailed, match=r"shape \(1, 1, 16, 16\), the reference \(1, 1, 8, 16\)"):
+        check.compare(onnx_bytes, lambda x: x[:, :, :8], 1, size=16, tol=1e-3, what="id")
+    assert issubclass(check.VerificationFailed, ConversionFailed)
+
+
+# ---------------------------------------------------------------- pytorch-pth and safetensors
+def perturb_reference(monkeypatch, delta: float) -> None:
+    real = reference.best
+    monkeypatch.setattr(reference, "best", lambda: PerturbedOps(real(), delta))
+
+
+def test_pth_with_a_wrong_reference_weight_fails_and_caches_nothing(srzoo_env, monkeypatch):
+    # measured: carn_m.pth x3 converts with probe error 6e-7; one weight of the reference's
+    # first convolution +0.05 makes it 0.067 (67x the 1e-3 tolerance, 1/15 of a 1000x one)
+    perturb_reference(monkeypatch, 0.05)
+    entry = srzoo.get_model("carn-m", 3)
+    with pytest.raises(check.VerificationFailed, match=r"carn_m.pth: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        srzoo.model_file(entry, quiet=True)
+    root = derive.derived_root()
+    assert not root.exists() or not any(p.name.startswith("carn-m") for p in root.iterdir())
+    assert not any(p.suffix == ".onnx" for p in srzoo_env.rglob("*"))
+
+
+def test_safetensors_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    st = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(0)
+    sd = golden_srvgg_state(rng)
+    path = tmp_path / "srvgg.safetensors"
+    st.save_file(sd, str(path))
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "srvgg" and conv.probe_error <= 1e-4
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def golden_srvgg_state(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A tiny SRVGGNetCompact x2 state dict (nf=8, 2 body convs) with random weights."""
+    nf, sd = 8, {}
+    shapes = [(nf, 3), (nf, nf), (nf, nf), (3 * 4, nf)]
+    for i, (co, ci) in enumerate(shapes):
+        sd[f"body.{2 * i}.weight"] = (rng.standard_normal((co, ci, 3, 3)) * 0.2).astype(np.float32)
+        sd[f"body.{2 * i}.bias"] = (rng.standard_normal(co) * 0.05).astype(np.float32)
+        if i < len(shapes) - 1:
+            sd[f"body.{2 * i + 1}.weight"] = np.full(nf, 0.25, np.float32)
+    return sd
+
+
+# ---------------------------------------------------------------- keras-h5
+def test_keras_with_a_wrong_reference_fails(monkeypatch):
+    from srzoo.convert import keras
+
+    path = MODELS / "srcnn" / "m_model_adam_new30.h5"
+    real = keras.reference
+
+    def wrong(arch: Any, layers: Any) -> tuple[Any, str]:
+        fn, name = real(arch, layers)
+        return off_by(fn, 1e-2), name
+
+    monkeypatch.setattr(keras, "reference", wrong)
+    with pytest.raises(check.VerificationFailed, match=r"m_model_adam_new30.h5: converted graph differs from "
+                                                       r"the reference by 0.01 \(allowed 0.001\); not cached"):
+        converter_for("keras-h5").convert(path, None, {})
+
+
+# ---------------------------------------------------------------- ncnn
+def test_ncnn_with_a_wrong_reference_fails_and_caches_nothing(srzoo_env, monkeypatch):
+    from srzoo.convert import ncnn
+
+    def wrong_best() -> Any:
+        return PerturbedOps(reference.NumpyOps(), 0.05)
+
+    # the fp16 file's tolerance is 1e-2: the wrong reference is off by more than that
+    class WrongNcnn(ncnn._NcnnReference):
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            return off_by(super().__call__, 0.1)(x)
+
+    monkeypatch.setattr(ncnn, "_NcnnReference", WrongNcnn)
+    monkeypatch.setattr(ncnn, "best", wrong_best)  # the fallback when the ncnn package is missing
+    entry = srzoo.get_model("realesr-animevideov3-ncnn", 2)
+    with pytest.raises(check.VerificationFailed, match=r"realesr-animevideov3-x2.param: converted graph "
+                                                       r"differs from the reference by"):
+        srzoo.model_file(entry, quiet=True)
+    root = derive.derived_root()
+    assert not root.exists() or not any(p.name.startswith("realesr") for p in root.iterdir())
+
+
+# ---------------------------------------------------------------- tf-graphdef (dnn_superres .pb)
+def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from srzoo.convert import graphdef
+
+    real = graphdef.graphdef_to_onnx
+
+    def one_weight_off(*a: Any, **k: Any) -> tuple[bytes, dict[str, Any]]:
+        data, info = real(*a, **k)
+        m = onnx.load_from_string(data)
+        init = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT][-1]
+        assert list(init.dims) == [4, 1, 1]  # the last convolution's bias (before DepthToSpace, Tanh)
+        w = numpy_helper.to_array(init).copy()
+        w.flat[0] += 2e-3
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+        return m.SerializeToString(), info
+
+    monkeypatch.setattr(graphdef, "graphdef_to_onnx", one_weight_off)
+    entry = srzoo.get_model("espcn", 2)
+    src = MODELS / "opencv" / "ESPCN_x2.pb"
+    # measured: the unperturbed conversion's probe error is 2.8e-7; this bias moves it to 1e-3..3e-3
+    # (10-30x the 1e-4 limit)
+    with pytest.raises(ConversionFailed, match=r"the ONNX conversion of espcn x2 differs from .* by 0.00[12]\d* "
+                                               r"\(limit 0.0001\); please report it"):
+        converter_for("tf-graphdef").convert(src, entry, {})
