@@ -37,7 +37,9 @@ class SerialExecutor:
 
     name = "serial"
     local = True
-    threads: int | None = None
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # OpenCV threads while a job runs (None: OpenCV's default)
 
     def run(self, fn: Callable[[Any], dict], jobs: Sequence[Any], done: Done) -> None:
         for job in jobs:
@@ -188,13 +190,15 @@ def make_executor(*, jobs: int | None = None, threads: int | None = None, client
                   scheduler: str | None = None, retries: int = 2) -> Any:
     """The executor for these options: Dask for a ``client``/``scheduler``, a
     process pool for ``jobs`` > 1, else serial."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SrzooError(f"--threads must be at least 1, got {threads!r}")
     if client is not None or scheduler:
         return DaskExecutor(client, scheduler, workers=jobs, threads=threads, retries=retries)
     if jobs is not None and jobs > 1:
         return ProcessExecutor(jobs, threads, retries)
     if jobs is not None and jobs < 1:
         raise SrzooError(f"--jobs must be at least 1, got {jobs}")
-    return SerialExecutor()
+    return SerialExecutor(threads)
 
 
 __all__ = ["DaskExecutor", "ProcessExecutor", "SerialExecutor", "cores", "make_executor"]

@@ -10,7 +10,6 @@ that compares a graph with itself) lets the test fail.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,6 @@ import pytest
 import srzoo
 from srzoo.convert import check, converter_for, derive, reference
 from srzoo.errors import ConversionFailed
-
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
-
 
 class PerturbedOps:
     """A real reference backend (NumpyOps/TorchOps) whose FIRST convolution sees one
@@ -113,10 +109,10 @@ def golden_srvgg_state(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------- keras-h5
-def test_keras_with_a_wrong_reference_fails(monkeypatch):
+def test_keras_with_a_wrong_reference_fails(monkeypatch, shared_dir):
     from srzoo.convert import keras
 
-    path = MODELS / "srcnn" / "m_model_adam_new30.h5"
+    path = shared_dir / "models" / "srcnn" / "m_model_adam_new30.h5"
     real = keras.reference
 
     def wrong(arch: Any, layers: Any) -> tuple[Any, str]:
@@ -152,7 +148,7 @@ def test_ncnn_with_a_wrong_reference_fails_and_caches_nothing(srzoo_env, monkeyp
 
 
 # ---------------------------------------------------------------- tf-graphdef (dnn_superres .pb)
-def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, tmp_path):
+def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, shared_dir):
     import onnx
     from onnx import numpy_helper
 
@@ -172,7 +168,7 @@ def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, tmp_path):
 
     monkeypatch.setattr(graphdef, "graphdef_to_onnx", one_weight_off)
     entry = srzoo.get_model("espcn", 2)
-    src = MODELS / "opencv" / "ESPCN_x2.pb"
+    src = shared_dir / "models" / "opencv" / "ESPCN_x2.pb"
     # measured: the unperturbed conversion's probe error is 2.8e-7; this bias moves it to 1e-3..3e-3
     # (10-30x the 1e-4 limit)
     with pytest.raises(ConversionFailed, match=r"the ONNX conversion of espcn x2 differs from .* by 0.00[12]\d* "
