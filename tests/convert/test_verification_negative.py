@@ -54,12 +54,16 @@ def test_compare_refuses_more_than_the_tolerance_and_nan():
     ident = lambda x: np.maximum(x, 0)  # noqa: E731  the graph's own function, computed apart
     assert check.compare(onnx_bytes, ident, 1, size=16, tol=1e-6, what="id") == 0.0
     assert check.compare(onnx_bytes, off_by(ident, 1e-3), 1, size=16, tol=1e-3, what="id") <= 1e-3
-    with pytest.raises(check.VerificationFailed, match=r"id: converted graph differs from the reference by "
-                                                       r"0.002 \(allowed 0.001\); not cached"):
+    err = check.compare(onnx_bytes, off_by(ident, 5e-4), 1, size=16, tol=1.0, what="id")
+    assert 4e-4 < err < 6e-4
+    assert check.compare(onnx_bytes, off_by(ident, 5e-4), 1, size=16, tol=err, what="id") == err  # <=, not <
+    with pytest.raises(check.VerificationFailed, match=r"^id: converted graph differs from the reference by "
+                                                       r"0.002 \(allowed 0.001\); not cached$"):
         check.compare(onnx_bytes, off_by(ident, 2e-3), 1, size=16, tol=1e-3, what="id")
     with pytest.raises(check.VerificationFailed, match="by nan"):
         check.compare(onnx_bytes, off_by(ident, float("nan")), 1, size=16, tol=1e-3, what="id")
-    with pytest.raises(check.VerificationFailed, match=r"shape \(1, 1, 16, 16\), the reference \(1, 1, 8, 16\)"):
+    with pytest.raises(check.VerificationFailed, match=r"^id: converted graph gives shape \(1, 1, 16, 16\), "
+                                                       r"the reference \(1, 1, 8, 16\)$"):
         check.compare(onnx_bytes, lambda x: x[:, :, :8], 1, size=16, tol=1e-3, what="id")
     assert issubclass(check.VerificationFailed, ConversionFailed)
 
