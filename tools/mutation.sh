@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Mutation testing of srzoo's core modules with mutmut (by hand; not part of CI).
+# Mutation testing of srzoo's core modules with mutmut 3 (by hand; not part of CI).
 #
-#   pip install 'mutmut==2.5.1'
-#   tools/mutation.sh                       # every core module below
-#   tools/mutation.sh convert/check hub/registry   # some of them
-#   BUDGET_S=900 tools/mutation.sh hub/transfer    # wall-clock cap per module (default 1200 s)
+#   pip install 'mutmut==3.8.1'
+#   tools/mutation.sh                               # every core module below
+#   tools/mutation.sh convert/check hub/registry    # some of them
+#   BUDGET_S=900 tools/mutation.sh hub/transfer     # wall-clock cap per module (default 1200 s)
 #
-# Each module is mutated against the test files that cover it (MODULE_TESTS below), never
-# the whole suite per mutant, in a scratch copy of the tracked tree (mutmut 2 edits files in
-# place; the working tree is never touched). Results: $OUT/<module>.txt (mutmut's survivors
-# list) and one summary line per module in $OUT/summary.txt; `cd $WORK/<module> && mutmut
-# show ID` prints a survivor's diff. Record the scores and every survivor's verdict (killed by
-# a new test, or equivalent and why) in docs/testing.md.
+# Each module is mutated against the test files that cover it (MODULE_TESTS below), never the
+# whole suite: mutmut first runs those files once to record which test reaches which function,
+# then runs, for each mutant, only the tests that reach the mutated function (in a forked
+# child, MAX_CHILDREN at a time, default 2). It works in a scratch copy of the tracked tree
+# ($WORK/<module>, with its own setup.cfg [mutmut]); the working tree is never touched.
+# Results: one line per module in $OUT/summary.txt, the survivors in $OUT/<module>.txt;
+# `cd $WORK/<module> && mutmut show NAME` prints a survivor's diff. Record the scores and every
+# survivor's verdict (killed by a new test, or equivalent and why) in docs/testing.md.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PYTHON:-python}"
@@ -42,7 +44,8 @@ ORDER=(convert/check hub/registry hub/manifest jobs/resize hub/transfer hub/down
 
 mods=("$@")
 [ ${#mods[@]} -eq 0 ] && mods=("${ORDER[@]}")
-"$py" -c 'import mutmut' 2>/dev/null || { echo "mutation.sh: needs mutmut: pip install 'mutmut==2.5.1'" >&2; exit 1; }
+"$py" -c 'import mutmut' 2>/dev/null || { echo "mutation.sh: needs mutmut: pip install 'mutmut==3.8.1'" >&2; exit 1; }
+children="${MAX_CHILDREN:-2}"
 mkdir -p "$work" "$out"
 
 for mod in "${mods[@]}"; do
@@ -55,26 +58,42 @@ for mod in "${mods[@]}"; do
   # the tracked files as they are in the working tree (committed or not)
   (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$dst")
   existing=""; for t in $tests; do [ -e "$dst/$t" ] && existing="$existing $t"; done
-  runner="$py -m pytest -x -q -p no:cacheprovider -p no:randomly$existing"
+  {
+    echo "[mutmut]"
+    echo "paths_to_mutate=srzoo/"
+    echo "also_copy=registry/"
+    echo "tests_dir="; for t in $existing; do echo "    $t"; done
+    # only this module is mutated: every other source file is copied as it is
+    echo "do_not_mutate="
+    (cd "$root" && git ls-files 'srzoo/*.py') | grep -v -x -e "$src" -e "$src/.*" | sed 's/^/    /'
+  } >"$dst/setup.cfg"
+  pattern="srzoo.${mod//\//.}."; [ -d "$root/srzoo/$mod" ] && pattern="srzoo.${mod//\//.}"
   echo "== $src against$existing (budget ${budget}s)"
   start=$(date +%s)
-  # PYTHONPATH first: the copy's srzoo, not an editable install's
-  (cd "$dst" && SRZOO_SHARED="$shared" PYTHONPATH="$dst" OMP_NUM_THREADS=1 \
-     timeout --signal=INT "$budget" "$py" -m mutmut run --paths-to-mutate "$src" --runner "$runner" \
-       --tests-dir tests --no-progress --simple-output >"$out/$name.log" 2>&1)
+  # one thread per library: mutmut forks a child per mutant, and a thread pool (OpenMP, OpenCV)
+  # started before the fork deadlocks in the child
+  (cd "$dst" && SRZOO_SHARED="$shared" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1 \
+     timeout --signal=INT "$budget" "$py" -m mutmut run "${pattern}*" --max-children "$children" \
+       >"$out/$name.log" 2>&1)
   secs=$(( $(date +%s) - start ))
   (cd "$dst" && "$py" -m mutmut results >"$out/$name.txt" 2>&1)
-  "$py" - "$dst/.mutmut-cache" "$mod" "$secs" >>"$out/summary.txt" <<'EOF'
-import sqlite3, sys
-db, mod, secs = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = dict(sqlite3.connect(db).execute("select status, count(*) from Mutant group by status").fetchall())
-killed, survived = rows.get("ok_killed", 0), rows.get("bad_survived", 0)
-timeout, suspicious = rows.get("bad_timeout", 0), rows.get("ok_suspicious", 0)
-untested = rows.get("untested", 0)
-done = killed + survived + timeout + suspicious
-score = 100.0 * (killed + timeout + suspicious) / done if done else float("nan")
-print(f"{mod}: {done} mutants run ({untested} not reached in {secs}s): killed {killed}, timeout {timeout}, "
-      f"suspicious {suspicious}, survived {survived}; score {score:.1f}%")
+  (cd "$dst" && "$py" -m mutmut export-cicd-stats >/dev/null 2>&1)
+  "$py" - "$dst/mutants/mutmut-cicd-stats.json" "$mod" "$secs" >>"$out/summary.txt" <<'EOF'
+import json, sys
+path, mod, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    st = json.load(open(path))
+except OSError:
+    print(f"{mod}: no results (see the log)")
+    raise SystemExit
+killed, survived, timeout = st.get("killed", 0), st.get("survived", 0), st.get("timeout", 0)
+suspicious, no_tests = st.get("suspicious", 0), st.get("no_tests", 0)
+total, skipped = st.get("total", 0), st.get("not_checked", 0)
+done = killed + survived + timeout + suspicious + no_tests
+score = 100.0 * (killed + timeout) / done if done else float("nan")
+print(f"{mod}: {done} of {total} mutants checked in {secs}s ({skipped} not reached): killed {killed}, "
+      f"timeout {timeout}, suspicious {suspicious}, no tests {no_tests}, survived {survived}; "
+      f"score {score:.1f}%")
 EOF
   tail -1 "$out/summary.txt"
 done
