@@ -178,3 +178,61 @@ def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, shared_dir):
     with pytest.raises(ConversionFailed, match=r"the ONNX conversion of espcn x2 differs from .* by 0.00[12]\d* "
                                                r"\(limit 0.0001\); please report it"):
         converter_for("tf-graphdef").convert(src, entry, {})
+
+
+# ---------------------------------------------------------------- what convert_arch records (mutation survivors)
+def test_convert_arch_builds_and_records_what_it_checked():
+    import onnx
+
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("srvgg_x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "srvgg test", ops=reference.NumpyOps())
+    params = sum(int(v.size) for v in sd.values())
+    assert conv.info == {"opset": a.opset, "arch": "srvgg", "scale": 2, "params": params, "color": "rgb",
+                         "pre_upsample": None, "convs": 4, "features": 8}
+    assert conv.checked_against == f"{reference.NumpyOps().name} on a 32x32 probe"
+    assert conv.tools == {"onnx": onnx.__version__, "numpy": np.__version__}
+    m = onnx.load_from_string(conv.onnx)
+    assert m.graph.name == "srvgg"
+    dims = lambda v: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(m.graph.input[0])[1] == 3 and dims(m.graph.output[0])[1] == 3
+    # the default tolerance is 1e-3: a reference off by 0.05 in one weight is refused
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "srvgg test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+def test_convert_arch_with_torch_names_torch(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("srvgg_x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    conv = check.convert_arch(sd, archs.detect(sd, 2), "srvgg test")  # best(): PyTorch here
+    assert conv.tools["torch"] == torch.__version__ and "numpy" not in conv.tools
+    assert conv.checked_against.startswith(f"torch {torch.__version__}")
+
+
+def test_probe_is_twice_the_smallest_input_when_that_is_above_32():
+    class Tiny:  # an architecture that needs inputs of at least 20 pixels
+        name, scale, in_channels, out_channels, min_size = "tiny", 1, 1, 1, 20
+        color, pre_upsample, params = "y", None, {}
+
+        @staticmethod
+        def forward(F, sd, arch, x):
+            return F.relu(x)
+
+    conv = check.convert_arch({}, Tiny(), "tiny", ops=reference.NumpyOps())
+    assert conv.checked_against.endswith("on a 40x40 probe") and conv.probe_error == 0.0
+
+
+def test_compare_is_in_float32_the_graphs_precision():
+    onnx_bytes, _ = check.build(lambda g, sd, a, x: g.relu(x), {}, type("A", (), {"in_channels": 1,
+                                                                                   "out_channels": 1})(), "id")
+    # a float64 reference within float32 rounding of the graph's output is not a difference
+    ref = lambda x: np.maximum(x, 0).astype(np.float64) + 1e-12  # noqa: E731
+    assert check.compare(onnx_bytes, ref, 1, size=16, tol=0.0, what="id") == 0.0
