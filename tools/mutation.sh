@@ -26,7 +26,7 @@ shared="${SRZOO_SHARED:-$(cd "$root/.." && pwd)/shared}"
 # at the first failure, so a mutant is usually killed in a second or two)
 declare -A MODULE_TESTS=(
   [convert/check]="tests/convert/test_verification_negative.py tests/convert/test_golden.py"
-  [hub/registry]="tests/hub/test_registry.py"
+  [hub/registry]="tests/hub/test_registry_lookup.py tests/hub/test_registry.py"
   [hub/manifest]="tests/hub/test_registry.py"
   [hub/cache]="tests/hub/test_download.py tests/hub/test_faults_disk.py tests/hub/test_faults_network.py"
   [hub/download]="tests/hub/test_download.py tests/hub/test_faults_network.py"
