@@ -226,8 +226,28 @@ def test_probe_is_twice_the_smallest_input_when_that_is_above_32():
         def forward(F, sd, arch, x):
             return F.relu(x)
 
+    from srzoo.convert.onnxbuild import OPSET
+
     conv = check.convert_arch({}, Tiny(), "tiny", ops=reference.NumpyOps())
     assert conv.checked_against.endswith("on a 40x40 probe") and conv.probe_error == 0.0
+    assert conv.info["opset"] == OPSET  # an architecture without its own opset: the default
+
+
+@pytest.mark.parametrize("name", ["rfdn_x4", "rrdbnet_x2"])
+def test_record_has_the_architectures_opset_and_no_private_params(name):
+    import onnx
+
+    import golden
+    from srzoo.convert import arch as archs
+    from srzoo.convert.onnxbuild import OPSET, OPSET_RESIZE_LIKE
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, g["meta"]["scale"])
+    conv = check.convert_arch(sd, a, name, ops=reference.NumpyOps())
+    want = OPSET_RESIZE_LIKE if name.startswith("rfdn") else OPSET
+    assert conv.info["opset"] == want == onnx.load_from_string(conv.onnx).opset_import[0].version
+    assert not any(k.startswith("_") for k in conv.info)  # rrdbnet keeps its state dict in "_sd"
 
 
 def test_compare_is_in_float32_the_graphs_precision():
