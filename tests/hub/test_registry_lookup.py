@@ -58,3 +58,56 @@ def test_missing_manifest_path_is_one_clear_error(tmp_path):
 
 def test_default_registry_is_built_once():
     assert registry.default_registry() is registry.default_registry()
+
+
+def test_close_names_down_to_half_similar():
+    # 'lapxxx' is exactly 0.5 similar to 'lapsrn' (difflib's default cutoff is 0.6)
+    r = registry.default_registry()
+    assert message(r.get, "lapxxx") == "unknown model 'lapxxx'. Did you mean: lapsrn? Run 'srzoo list' to see all."
+
+
+ENTRY = '''
+[[model]]
+name = "mine"
+scale = {scale}
+format = "onnx"
+license = "MIT"
+file = "mine_x{scale}.onnx"
+size = 10
+sha256 = "{sha}"
+urls = ["https://example.org/mine_x{scale}.onnx"]
+'''
+
+
+def manifest(tmp_path, *scales: int, name: str = "m.toml"):
+    p = tmp_path / name
+    p.write_text("schema = 1\n" + "".join(ENTRY.format(scale=s, sha="a" * 64) for s in scales))
+    return p
+
+
+def test_models_sorted_by_scale_whatever_the_manifest_order(tmp_path):
+    r = registry.Registry([str(manifest(tmp_path, 4, 2, 3))])
+    assert [m.scale for m in r.variants("mine")] == [2, 3, 4]
+    assert r.get("mine").scale == 2
+
+
+def test_add_manifest_validates_now_and_takes_effect(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("schema = 1\n[[model]]\nname = 'x'\n")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    manifest(folder, 8)
+    before = list(registry._extra_paths)
+    try:
+        with pytest.raises(ManifestError, match=r"bad.toml: model\[0\]"):
+            registry.add_manifest(bad)
+        with pytest.raises(ManifestError, match="manifest file or folder not found"):
+            registry.add_manifest(tmp_path / "nope")
+        assert registry._extra_paths == before  # nothing half-added
+        first = registry.default_registry()
+        registry.add_manifest(folder)
+        assert registry.default_registry() is not first  # re-read with the new folder
+        assert registry.default_registry().get("mine").scale == 8
+    finally:
+        registry._extra_paths[:] = before
+        registry._default = None
