@@ -119,3 +119,40 @@ def test_wants_resize(srzoo_env):
     assert resize.wants_resize("espcn", 2, width=100) is True
     assert resize.wants_resize("espcn", 2, height=100) is True
     assert resize.wants_resize("bicubic", 7) is False  # interpolation: any integer scale
+
+
+def test_boundaries_found_by_mutation_testing(srzoo_env):
+    assert resize.target_size(1, 1, scale=1.2) == (1, 1)  # 1.2 rounds to 1, never forced up
+    assert resize.target_size(1, 1, scale=1.4) == (1, 1)
+    with pytest.raises(UnknownModel) as e:
+        resize.pick_scale([2], 3)
+    assert str(e.value).startswith("model 'model' has no x3;")
+    assert str(e.value).endswith("use a smaller scale or size, or a model with a larger scale")
+    with pytest.raises(UnknownModel, match="^model 'model' has no x5"):
+        resize.choose([2], 10, 10, scale=5)
+    assert resize.model_scales(srzoo.get_model("bicubic")) == []  # an entry without a scale
+    assert resize.is_native([], 10, 8, (10, 8)) == 1 and resize.is_native([], 1, 1, (64, 64)) == 64
+    assert resize.is_native([], 1, 1, (65, 65)) is None
+    # the larger of the two factors decides the model scale, each on its own axis
+    assert resize.choose([2, 3, 4], 10, 20, width=40, height=22) == (4, (40, 22))
+    with pytest.raises(SrzooError, match=r"^the requested 8x4 is smaller than the 20x10 input; srzoo only upscales$"):
+        resize.choose([2], 20, 10, width=8)
+    assert resize.plan("espcn", 90, 70, width=100) == (2, (100, 78))
+    assert resize.plan("espcn", 90, 70, height=100) == (2, (129, 100))
+    img = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(8, 6, 3) * 3
+    got = resize.resize_down(img, (4, 5))  # not a whole ratio: INTER_AREA differs from the default filter
+    assert np.array_equal(got, cv2.resize(img, (4, 5), interpolation=cv2.INTER_AREA))
+    assert not np.array_equal(got, cv2.resize(img, (4, 5)))
+
+
+def test_upscale_to_runs_the_chosen_scale_then_shrinks(models_env, shared_dir):
+    img = np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:18, :24])
+    x2 = srzoo.upscale(img, "espcn", 2)
+    got = resize.upscale_to(img, "espcn", 1.5)
+    assert np.array_equal(got, cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize.upscale_to(img, "espcn", 3), srzoo.upscale(img, "espcn", 3))  # native
+    x3 = srzoo.upscale(img, "espcn", 3)  # 70/24 = 2.92: the x3 network
+    assert np.array_equal(resize.upscale_to(img, "espcn", width=70),
+                          cv2.resize(x3, (70, 52), interpolation=cv2.INTER_AREA))  # 18*70/24 = 52.5 -> 52
+    assert np.array_equal(resize.upscale_to(img, "espcn", height=30, tile=8, threads=1),
+                          cv2.resize(x2, (40, 30), interpolation=cv2.INTER_AREA))
