@@ -326,3 +326,28 @@ def test_damaged_cached_file_offline_fails_saying_so(srzoo_env, mirror, monkeypa
                                                  r"SRZOO_OFFLINE=1 forbids downloading it"):
         srzoo.fetch("espcn", 4, quiet=True)
     assert cache_files(srzoo_env) == []
+
+
+def test_local_mirror_folder_errors_name_the_file(srzoo_env, shared_dir, tmp_path, monkeypatch):
+    """SRZOO_MIRROR as a folder: a missing file, a larger file and a folder in its place
+    each fail with the path and the reason; nothing is kept (transfer.copy_local)."""
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    monkeypatch.setenv("SRZOO_MIRROR", str(folder))
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
+    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: no such file in the mirror folder"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    (folder / ESPCN4).write_bytes(good_bytes(shared_dir) + b"\0")
+    with pytest.raises(srzoo.DownloadError,
+                       match=f"{folder}/{ESPCN4}: 100324 bytes, more than the manifest's 100323"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    (folder / ESPCN4).unlink()
+    (folder / ESPCN4).mkdir()
+    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: not a file"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_clean(srzoo_env)
+    (folder / ESPCN4).rmdir()
+    (folder / ESPCN4).write_bytes(good_bytes(shared_dir))
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
