@@ -144,15 +144,3 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
     assert np.array_equal(got, cv2.resize(img, (4, 5), interpolation=cv2.INTER_AREA))
     assert not np.array_equal(got, cv2.resize(img, (4, 5)))
 
-
-def test_upscale_to_runs_the_chosen_scale_then_shrinks(models_env, shared_dir):
-    img = np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:18, :24])
-    x2 = srzoo.upscale(img, "espcn", 2)
-    got = resize.upscale_to(img, "espcn", 1.5)
-    assert np.array_equal(got, cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
-    assert np.array_equal(resize.upscale_to(img, "espcn", 3), srzoo.upscale(img, "espcn", 3))  # native
-    x3 = srzoo.upscale(img, "espcn", 3)  # 70/24 = 2.92: the x3 network
-    assert np.array_equal(resize.upscale_to(img, "espcn", width=70),
-                          cv2.resize(x3, (70, 52), interpolation=cv2.INTER_AREA))  # 18*70/24 = 52.5 -> 52
-    assert np.array_equal(resize.upscale_to(img, "espcn", height=30, tile=8, threads=1),
-                          cv2.resize(x2, (40, 30), interpolation=cv2.INTER_AREA))
