@@ -21,7 +21,10 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
   ``header_trickle`` seconds, and never finish them (a read time-out never trips)
 * ``endless``: no Content-Length; send zeros until the client goes away
 * ``gzip``: send the file gzip-compressed (``Content-Encoding: gzip``) whatever was asked
-* ``etag``: send this ETag instead of the file's own (as if the file changed since)
+* ``etag``: send this ETag instead of the file's own (as if the file changed since);
+  a weak one (``W/"..."``) is never matched by an ``If-Range`` (RFC 9110 strong comparison)
+* ``range_total``: in a 206 answer, claim this total size in ``Content-Range``
+  (``bytes a-b/TOTAL``) instead of the file's own
 
 Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is logged.
 """
@@ -60,6 +63,7 @@ class Fault:
     endless: bool = False
     gzip: bool = False
     etag: str | None = None
+    range_total: int | None = None
 
 
 @dataclass
@@ -204,7 +208,8 @@ class MirrorServer:
                         return
                     self._record(206)
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    total = fault.range_total if fault and fault.range_total is not None else len(data)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{total}")
                 else:
                     self._record(200)
                     self.send_response(200)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srzoo.errors import SrzooError
+
 EXAMPLE = """examples:
   srzoo compare ../shared/datasets/Set5/butterfly.png -m default,espcn,fsrcnn -s 4 -o grid.png
   srzoo compare photo.jpg -m default,lapsrn -s 2 --input -o look.png
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             x, y = (int(v) for v in args.at.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--at expects X,Y, got {args.at!r}") from None
+            raise SrzooError(f"--at expects X,Y (two whole numbers, e.g. --at 40,60), got {args.at!r}") from None
         box = (x, y)
     res = compare(args.image, args.models, args.scale, reference=not args.input, crop=args.crop,
                   box=box, zoom=args.zoom, cols=args.cols, backend=args.backend)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -44,6 +45,20 @@ def _need_torch() -> None:
                          "(a CPU build is enough)") from None
 
 
+#: (option, smallest value): checked before any data is read or any file written
+_AT_LEAST = (("epochs", 1), ("steps", 1), ("batch", 1), ("patch", 16), ("val_count", 0),
+             ("threads", 0))
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for name, low in _AT_LEAST:
+        if getattr(args, name) < low:
+            flag = "--" + name.replace("_", "-")
+            raise SrzooError(f"{flag} must be >= {low}, got {getattr(args, name)}")
+    if not math.isfinite(args.lr) or args.lr <= 0:
+        raise SrzooError(f"--lr must be a positive number, got {args.lr:g}")
+
+
 def run(args: argparse.Namespace) -> int:
     _need_torch()
     from srzoo.train import ARCHS, TrainConfig, export_onnx, manifest_entry, train
@@ -53,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise SrzooError(f"{out}: the output must be an .onnx file")
     if args.arch not in ARCHS:
         raise SrzooError(f"unknown --arch {args.arch!r}; choose one of {', '.join(ARCHS)}")
+    _check_numbers(args)
     cfg = TrainConfig(scale=args.scale, data=[str(d) for d in args.data], arch=args.arch,
                       loss=args.loss, epochs=args.epochs, steps_per_epoch=args.steps,
                       batch=args.batch, patch=args.patch, lr=args.lr, seed=args.seed,

@@ -8,11 +8,12 @@ import numpy as np
 
 from srzoo.convert import Conversion, reference
 from srzoo.convert.onnxbuild import OPSET, Graph, probe, run_cv2
-from srzoo.errors import SrzooError
+from srzoo.errors import ConversionFailed
 
 
-class VerificationFailed(SrzooError):
-    """The converted graph and the reference disagree on the probe."""
+class VerificationFailed(ConversionFailed):
+    """The converted graph and the reference disagree on the probe (a
+    :class:`~srzoo.errors.ConversionFailed`, like the dnn_superres converter's refusal)."""
 
 
 def build(forward: Any, sd: Any, arch: Any, name: str) -> tuple[bytes, int]:

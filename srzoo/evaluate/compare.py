@@ -146,6 +146,11 @@ def compare(image: str | os.PathLike[str] | np.ndarray, models: str | Sequence[s
     names = _split(models)
     if not names:
         raise SrzooError("compare needs at least one model (-m a,b,c)")
+    for what, v, none_ok in (("scale", scale, False), ("crop", crop, False), ("zoom", zoom, True),
+                             ("cols", cols, True)):
+        if not (none_ok and v is None) and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                            or v < 1):
+            raise SrzooError(f"--{what} must be a whole number >= 1, got {v!r}")
     img = _bgr(load_image(image) if not isinstance(image, np.ndarray) else image)
     if img.dtype != np.uint8:
         raise SrzooError(f"compare works on 8-bit images, got {img.dtype}")

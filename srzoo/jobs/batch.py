@@ -187,7 +187,9 @@ def run_job(job: Job) -> dict[str, Any]:
     res: dict[str, Any] = {"index": job.index, "input": job.input, "output": None, "error": None,
                            "status": "failed", "worker": f"{os.uname().nodename}:{os.getpid()}"}
     try:
-        threads = job.threads or _dask_worker_threads()
+        # job.threads is scoped to the model run by its Upscaler; a Dask worker's share
+        # of the cores (when no thread count was asked for) is set for the whole task
+        threads = None if job.threads else _dask_worker_threads()
         if threads:
             import cv2
 
@@ -199,7 +201,7 @@ def run_job(job: Job) -> dict[str, Any]:
                                 model=job.entries[0].name)
         entry = next((e for e in job.entries if e.scale == s), None) or job.entries[0].at_scale(s)
         ensure_model(entry, job.model_files)
-        out = get_upscaler(entry, s, backend=job.backend).upscale(img, tile=job.tile)
+        out = get_upscaler(entry, s, backend=job.backend, threads=job.threads).upscale(img, tile=job.tile)
         out = resize.resize_down(out, size)
         _write(job.output, out)
         res.update(status="written", output=job.output, in_shape=(int(h), int(w)),
@@ -531,7 +533,7 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
                     scales = [e.scale for e in j0.entries if e.scale is not None]
                     s = resize.pick_scale(scales, float(j0.scale), p.model)
                     e = next((e for e in j0.entries if e.scale == s), j0.entries[0].at_scale(s))
-                    get_upscaler(e, s, backend=backend)
+                    get_upscaler(e, s, backend=backend, threads=ex.threads)
             else:
                 backends.resolve(backend)
             p.jobs = [Job(**{**j.__dict__, "model_files": files}) for j in p.jobs]

@@ -37,8 +37,10 @@ class SerialExecutor:
 
     name = "serial"
     local = True
-    threads: int | None = None
     note: str | None = None
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # OpenCV threads while a job runs (None: OpenCV's default)
 
     def run(self, fn: Callable[[Any], dict], jobs: Sequence[Any], done: Done) -> None:
         for job in jobs:
@@ -245,8 +247,8 @@ def make_executor(*, jobs: int | None = None, threads: int | None = None, client
     cores (:func:`cap_jobs`) unless ``force_jobs``; the executor's ``note`` says so."""
     if jobs is not None and jobs < 1:
         raise SrzooError(f"--jobs must be at least 1, got {jobs}")
-    if threads is not None and threads < 1:
-        raise SrzooError(f"--threads must be at least 1, got {threads}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SrzooError(f"--threads must be at least 1, got {threads!r}")
     remote = client is not None or (scheduler not in (None, "", "local"))
     note = None
     if not remote:
@@ -264,7 +266,7 @@ def _make(*, jobs: int | None, threads: int | None, client: Any, scheduler: str 
         return ProcessExecutor(jobs, threads, retries)
     if jobs is not None and jobs < 1:
         raise SrzooError(f"--jobs must be at least 1, got {jobs}")
-    return SerialExecutor()
+    return SerialExecutor(threads)
 
 
 __all__ = ["DaskExecutor", "ProcessExecutor", "SerialExecutor", "cap_jobs", "cores", "make_executor"]

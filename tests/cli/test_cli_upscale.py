@@ -134,8 +134,46 @@ def test_model_and_backend_errors(models_env, images, capsys):
     assert not list(images.glob("*_x*.png"))
 
 
-def test_tile_option(models_env, images, tmp_path):
+def test_threads_option_takes_effect_in_serial_mode(models_env, images, tmp_path, monkeypatch):
+    """--threads without --jobs: the network runs with that many OpenCV threads, and the
+    caller's setting is restored afterwards (it used to be ignored in serial mode)."""
+    before = cv2.getNumThreads()
+    calls: list[int] = []
+    real = cv2.setNumThreads
+    monkeypatch.setattr(cv2, "setNumThreads", lambda n: (calls.append(int(n)), real(n))[1])
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2", "--threads", "1",
+                 "-o", str(tmp_path / "t.png"), "-q"]) == 0
+    assert 1 in calls and calls[-1] == before and cv2.getNumThreads() == before
+    calls.clear()
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2",
+                 "-o", str(tmp_path / "u.png"), "-q"]) == 0
+    assert calls == []  # no --threads: OpenCV's own setting, untouched
+    assert np.array_equal(read(tmp_path / "t.png"), read(tmp_path / "u.png"))
+
+
+def test_tile_option(models_env, images, tmp_path, monkeypatch):
+    """--tile reaches the pipeline: a 40x30 input in 16-pixel tiles is 3x2 = 6 network
+    runs (one without --tile), and the file is the library's tiled result exactly."""
+    from srzoo.runtime import pipeline
+
+    calls: list[tuple[int, int]] = []
+    process = pipeline.ModelPipeline.process
+
+    def counting(self, color, want):  # a spy around the real method: every call still runs
+        calls.append(color.shape[:2])
+        return process(self, color, want)
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "process", counting)
     assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2", "--tile", "16",
                  "-o", str(tmp_path / "t.png"), "-q"]) == 0
+    assert len(calls) == 6 and max(h for h, _ in calls) < 30 and max(w for _, w in calls) < 40
+    calls.clear()
+    assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2",
+                 "-o", str(tmp_path / "u.png"), "-q"]) == 0
+    assert calls == [(30, 40)]
+    calls.clear()
+    tiled = srzoo.upscale(read(images / "a.png"), "espcn", 2, tile=16)
+    assert len(calls) == 6
+    assert np.array_equal(read(tmp_path / "t.png"), tiled)
     whole = srzoo.upscale(read(images / "a.png"), "espcn", 2, tile=0)
     assert np.abs(read(tmp_path / "t.png").astype(int) - whole).max() <= 1

@@ -100,6 +100,10 @@ def test_wrong_byte_on_first_mirror_falls_back_to_second(srzoo_env, mirror, shar
     mirror.fault(f"/bad/{ESPCN4}", corrupt_at=0, times=None)
     path = srzoo.fetch("espcn", 4, quiet=True)
     assert_verified(path, shared_dir)
+    # the bad mirror was tried first (and whole), then the good one from byte 0
+    hits = [(h.path.split("/")[1], h.status, h.range) for h in mirror.gets(ESPCN4)]
+    assert hits[0] == ("bad", 200, None) and hits[-1] == ("good", 200, None)
+    assert {h[0] for h in hits} == {"bad", "good"}
 
 
 def test_slow_server_times_out_and_leaves_nothing(srzoo_env, mirror, monkeypatch):

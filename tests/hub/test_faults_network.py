@@ -149,6 +149,30 @@ def test_resume_of_a_changed_file_starts_again(srzoo_env, mirror, shared_dir):
     assert second.status == 200
 
 
+def test_weak_etag_is_never_sent_as_if_range(srzoo_env, mirror, shared_dir):
+    """A weak ETag (``W/"..."``) cannot validate a byte range (RFC 9110 13.1.5): the
+    resume asks for the rest without ``If-Range`` (the mirror sends no Last-Modified)."""
+    mirror.fault(f"/{ESPCN4}", drop_after=30000, etag='W/"weak-1"')
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)
+    first, second = mirror.gets(ESPCN4)
+    assert (first.status, first.range) == (200, None)
+    assert second.if_range is None
+    assert (second.status, second.range) == (206, "bytes=30000-")
+
+
+def test_wrong_content_range_total_is_refused_and_discarded(srzoo_env, mirror, monkeypatch):
+    """The resumed answer claims the file has another size than the manifest's: the
+    partial is discarded and the source fails with the two sizes named."""
+    monkeypatch.setenv("SRZOO_RETRIES", "1")  # one retry: the resume
+    mirror.fault(f"/{ESPCN4}", drop_after=30000)
+    mirror.fault(f"/{ESPCN4}", range_total=100324)  # one byte more than ESPCN_x4.pb
+    with pytest.raises(srzoo.DownloadError, match="the server's file has 100324 bytes, the manifest says 100323"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert [(h.status, h.range) for h in mirror.gets(ESPCN4)] == [(200, None), (206, "bytes=30000-")]
+    assert_clean(srzoo_env)
+
+
 def test_gzip_encoded_body_is_decoded_and_verified(srzoo_env, mirror, shared_dir):
     mirror.fault(f"/{ESPCN4}", gzip=True)  # a server that ignores Accept-Encoding: identity
     path = srzoo.fetch("espcn", 4, quiet=True)
@@ -302,3 +326,28 @@ def test_damaged_cached_file_offline_fails_saying_so(srzoo_env, mirror, monkeypa
                                                  r"SRZOO_OFFLINE=1 forbids downloading it"):
         srzoo.fetch("espcn", 4, quiet=True)
     assert cache_files(srzoo_env) == []
+
+
+def test_local_mirror_folder_errors_name_the_file(srzoo_env, shared_dir, tmp_path, monkeypatch):
+    """SRZOO_MIRROR as a folder: a missing file, a larger file and a folder in its place
+    each fail with the path and the reason; nothing is kept (transfer.copy_local)."""
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    monkeypatch.setenv("SRZOO_MIRROR", str(folder))
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
+    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: no such file in the mirror folder"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    (folder / ESPCN4).write_bytes(good_bytes(shared_dir) + b"\0")
+    with pytest.raises(srzoo.DownloadError,
+                       match=f"{folder}/{ESPCN4}: 100324 bytes, more than the manifest's 100323"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    (folder / ESPCN4).unlink()
+    (folder / ESPCN4).mkdir()
+    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: not a file"):
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert_clean(srzoo_env)
+    (folder / ESPCN4).rmdir()
+    (folder / ESPCN4).write_bytes(good_bytes(shared_dir))
+    path = srzoo.fetch("espcn", 4, quiet=True)
+    assert path.read_bytes() == good_bytes(shared_dir)

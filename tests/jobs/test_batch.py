@@ -264,6 +264,20 @@ def test_any_scale_runs_the_next_model_scale_then_area_resize(models_env, images
         srzoo.upscale(img, "espcn", 0.5)
 
 
+def test_one_side_given_rounds_the_other_to_the_nearest_pixel(models_env, shared_dir, tmp_path):
+    """90x70 to width 100: 70*100/90 = 77.8 -> 78 (not 77); height 100: 90*100/70 = 128.6 -> 129."""
+    assert resize.target_size(90, 70, width=100) == (100, 78)
+    assert resize.target_size(90, 70, height=100) == (129, 100)
+    assert resize.target_size(90, 70, width=99) == (99, 77)  # 77.0 exactly
+    img = np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set14/baboon.png"))[200:270, 150:240])
+    assert srzoo.upscale(img, "bicubic", width=100).shape == (78, 100, 3)
+    src = tmp_path / "b.png"
+    cv2.imwrite(str(src), img)
+    assert main(["upscale", str(src), "-m", "bicubic", "--height", "100", "-o", str(tmp_path / "o.png"),
+                 "-q"]) == 0
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (100, 129, 3)
+
+
 def test_any_size_in_batch_mode(models_env, images, tmp_path):
     out = tmp_path / "o"
     assert main(["upscale", str(images / "im00.png"), str(images / "im01.png"), "-m", "espcn",
@@ -343,3 +357,16 @@ def test_dask_result_lost_with_its_worker_is_recomputed_not_failed(cluster):
     # all reported, none "could not run it"; each with how often it ran (1, or 2 if it was lost)
     assert {i: r["index"] for i, r in got.items()} == {i: i for i in range(8)}
     assert all(r["attempts"] in (1, 2) for r in got.values())
+
+
+def test_upscale_to_runs_the_chosen_scale_then_shrinks(models_env, shared_dir):
+    img = np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:18, :24])
+    x2 = srzoo.upscale(img, "espcn", 2)
+    got = resize.upscale_to(img, "espcn", 1.5)
+    assert np.array_equal(got, cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize.upscale_to(img, "espcn", 3), srzoo.upscale(img, "espcn", 3))  # native
+    x3 = srzoo.upscale(img, "espcn", 3)  # 70/24 = 2.92: the x3 network
+    assert np.array_equal(resize.upscale_to(img, "espcn", width=70),
+                          cv2.resize(x3, (70, 52), interpolation=cv2.INTER_AREA))  # 18*70/24 = 52.5 -> 52
+    assert np.array_equal(resize.upscale_to(img, "espcn", height=30, tile=8, threads=1),
+                          cv2.resize(x2, (40, 30), interpolation=cv2.INTER_AREA))

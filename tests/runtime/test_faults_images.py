@@ -144,6 +144,12 @@ def test_hdr_file_round_trip(models_env, tmp_path, crop):
     out = srzoo.upscale(p, "espcn", 2)
     src = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     assert np.isfinite(out).all() and 4.0 < out.max() <= src.max()
+    assert out.dtype == np.float32 and out.shape == (80, 104, 3)
+    # the file's decoded pixels upscaled, exactly (measured: identical)
+    assert np.array_equal(out, srzoo.upscale(src, "espcn", 2))
+    # and, in 8-bit units, the 8-bit image's upscale up to the .hdr (RGBE) quantisation of
+    # the input: measured 4.92 levels
+    assert np.abs(out / 8.0 * 255 - srzoo.upscale(crop, "espcn", 2)).max() <= 8
 
 
 def test_constant_hdr_image_stays_constant():

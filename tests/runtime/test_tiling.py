@@ -136,6 +136,20 @@ def test_result_larger_than_free_memory_is_refused(models_env, image, monkeypatc
         srzoo.upscale(image, "bicubic", 4)
 
 
+def test_memory_refusal_bites_just_above_one_times(models_env, image, monkeypatch):
+    """The refusal compares the result's bytes with what is available, not a multiple:
+    the x2 result of the 90x70 BGR input is 180*140*3 = 75600 bytes."""
+    monkeypatch.setattr(pipeline, "free_memory", lambda: 0)  # always ask available_memory
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 75_600)
+    assert srzoo.upscale(image, "bicubic", 2).shape == (140, 180, 3)
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 75_599)
+    with pytest.raises(srzoo.ImageError, match=r"x2 result of a 90x70 input needs 0.1 MiB but only 0.1 MiB"):
+        srzoo.upscale(image, "bicubic", 2)
+    # MemFree alone large enough: accepted without asking for MemAvailable
+    monkeypatch.setattr(pipeline, "free_memory", lambda: 75_600)
+    assert srzoo.upscale(image, "bicubic", 2).shape == (140, 180, 3)
+
+
 @pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="Linux only")
 def test_available_memory_counts_reclaimable_cache():
     """MemAvailable (free + reclaimable cache), never the smaller MemFree."""

@@ -1,0 +1,258 @@
+"""The converters' own verification must be able to fail: for every converter family,
+a reference (or a converted graph) that is off by a little more than the tolerance
+raises the verification error, and nothing is cached.
+
+Each test perturbs ONE side only (one output value of the reference, one weight of
+the reference's forward pass, or one initializer of the emitted ONNX) by about
+10x the converter's tolerance, so a tolerance loosened 10x or more (or a check
+that compares a graph with itself) lets the test fail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.convert import check, converter_for, derive, reference
+from srzoo.errors import ConversionFailed
+
+class PerturbedOps:
+    """A real reference backend (NumpyOps/TorchOps) whose FIRST convolution sees one
+    weight changed by ``delta``: a reference that disagrees with the graph."""
+
+    def __init__(self, ops: Any, delta: float) -> None:
+        self._ops, self._delta, self._done = ops, delta, False
+        self.name = ops.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ops, name)
+
+    def conv(self, x: Any, w: np.ndarray, *a: Any, **k: Any) -> Any:
+        if not self._done:
+            w = np.array(w, np.float32, copy=True)
+            w.flat[0] += self._delta
+            self._done = True
+        return self._ops.conv(x, w, *a, **k)
+
+
+def off_by(fn: Any, delta: float) -> Any:
+    """``fn`` with one output value moved by ``delta``."""
+    def ref(x: np.ndarray) -> np.ndarray:
+        y = np.array(fn(x), np.float32, copy=True)
+        y.flat[y.size // 2] += delta
+        return y
+    return ref
+
+
+# ---------------------------------------------------------------- check.compare itself
+def test_compare_refuses_more_than_the_tolerance_and_nan():
+    onnx_bytes, _ = check.build(lambda g, sd, a, x: g.relu(x), {}, type("A", (), {"in_channels": 1,
+                                                                                   "out_channels": 1})(), "id")
+    ident = lambda x: np.maximum(x, 0)  # noqa: E731  the graph's own function, computed apart
+    assert check.compare(onnx_bytes, ident, 1, size=16, tol=1e-6, what="id") == 0.0
+    assert check.compare(onnx_bytes, off_by(ident, 1e-3), 1, size=16, tol=1e-3, what="id") <= 1e-3
+    err = check.compare(onnx_bytes, off_by(ident, 5e-4), 1, size=16, tol=1.0, what="id")
+    assert 4e-4 < err < 6e-4
+    assert check.compare(onnx_bytes, off_by(ident, 5e-4), 1, size=16, tol=err, what="id") == err  # <=, not <
+    with pytest.raises(check.VerificationFailed, match=r"^id: converted graph differs from the reference by "
+                                                       r"0.002 \(allowed 0.001\); not cached$"):
+        check.compare(onnx_bytes, off_by(ident, 2e-3), 1, size=16, tol=1e-3, what="id")
+    with pytest.raises(check.VerificationFailed, match="by nan"):
+        check.compare(onnx_bytes, off_by(ident, float("nan")), 1, size=16, tol=1e-3, what="id")
+    with pytest.raises(check.VerificationFailed, match=r"^id: converted graph gives shape \(1, 1, 16, 16\), "
+                                                       r"the reference \(1, 1, 8, 16\)$"):
+        check.compare(onnx_bytes, lambda x: x[:, :, :8], 1, size=16, tol=1e-3, what="id")
+    assert issubclass(check.VerificationFailed, ConversionFailed)
+
+
+# ---------------------------------------------------------------- pytorch-pth and safetensors
+def perturb_reference(monkeypatch, delta: float) -> None:
+    real = reference.best
+    monkeypatch.setattr(reference, "best", lambda: PerturbedOps(real(), delta))
+
+
+def test_pth_with_a_wrong_reference_weight_fails_and_caches_nothing(srzoo_env, monkeypatch):
+    # measured: carn_m.pth x3 converts with probe error 6e-7; one weight of the reference's
+    # first convolution +0.05 makes it 0.067 (67x the 1e-3 tolerance, 1/15 of a 1000x one)
+    perturb_reference(monkeypatch, 0.05)
+    entry = srzoo.get_model("carn-m", 3)
+    with pytest.raises(check.VerificationFailed, match=r"carn_m.pth: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        srzoo.model_file(entry, quiet=True)
+    root = derive.derived_root()
+    assert not root.exists() or not any(p.name.startswith("carn-m") for p in root.iterdir())
+    assert not any(p.suffix == ".onnx" for p in srzoo_env.rglob("*"))
+
+
+def test_safetensors_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    st = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(0)
+    sd = golden_srvgg_state(rng)
+    path = tmp_path / "srvgg.safetensors"
+    st.save_file(sd, str(path))
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "srvgg" and conv.probe_error <= 1e-4
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def golden_srvgg_state(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A tiny SRVGGNetCompact x2 state dict (nf=8, 2 body convs) with random weights."""
+    nf, sd = 8, {}
+    shapes = [(nf, 3), (nf, nf), (nf, nf), (3 * 4, nf)]
+    for i, (co, ci) in enumerate(shapes):
+        sd[f"body.{2 * i}.weight"] = (rng.standard_normal((co, ci, 3, 3)) * 0.2).astype(np.float32)
+        sd[f"body.{2 * i}.bias"] = (rng.standard_normal(co) * 0.05).astype(np.float32)
+        if i < len(shapes) - 1:
+            sd[f"body.{2 * i + 1}.weight"] = np.full(nf, 0.25, np.float32)
+    return sd
+
+
+# ---------------------------------------------------------------- keras-h5
+def test_keras_with_a_wrong_reference_fails(monkeypatch, shared_dir):
+    from srzoo.convert import keras
+
+    path = shared_dir / "models" / "srcnn" / "m_model_adam_new30.h5"
+    real = keras.reference
+
+    def wrong(arch: Any, layers: Any) -> tuple[Any, str]:
+        fn, name = real(arch, layers)
+        return off_by(fn, 1e-2), name
+
+    monkeypatch.setattr(keras, "reference", wrong)
+    with pytest.raises(check.VerificationFailed, match=r"m_model_adam_new30.h5: converted graph differs from "
+                                                       r"the reference by 0.01 \(allowed 0.001\); not cached"):
+        converter_for("keras-h5").convert(path, None, {})
+
+
+# ---------------------------------------------------------------- ncnn
+def test_ncnn_with_a_wrong_reference_fails_and_caches_nothing(srzoo_env, monkeypatch):
+    from srzoo.convert import ncnn
+
+    def wrong_best() -> Any:
+        return PerturbedOps(reference.NumpyOps(), 0.05)
+
+    # the fp16 file's tolerance is 1e-2: the wrong reference is off by more than that
+    class WrongNcnn(ncnn._NcnnReference):
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            return off_by(super().__call__, 0.1)(x)
+
+    monkeypatch.setattr(ncnn, "_NcnnReference", WrongNcnn)
+    monkeypatch.setattr(ncnn, "best", wrong_best)  # the fallback when the ncnn package is missing
+    entry = srzoo.get_model("realesr-animevideov3-ncnn", 2)
+    with pytest.raises(check.VerificationFailed, match=r"realesr-animevideov3-x2.param: converted graph "
+                                                       r"differs from the reference by"):
+        srzoo.model_file(entry, quiet=True)
+    root = derive.derived_root()
+    assert not root.exists() or not any(p.name.startswith("realesr") for p in root.iterdir())
+
+
+# ---------------------------------------------------------------- tf-graphdef (dnn_superres .pb)
+def test_graphdef_with_one_wrong_onnx_weight_fails(monkeypatch, shared_dir):
+    import onnx
+    from onnx import numpy_helper
+
+    from srzoo.convert import graphdef
+
+    real = graphdef.graphdef_to_onnx
+
+    def one_weight_off(*a: Any, **k: Any) -> tuple[bytes, dict[str, Any]]:
+        data, info = real(*a, **k)
+        m = onnx.load_from_string(data)
+        init = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT][-1]
+        assert list(init.dims) == [4, 1, 1]  # the last convolution's bias (before DepthToSpace, Tanh)
+        w = numpy_helper.to_array(init).copy()
+        w.flat[0] += 2e-3
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+        return m.SerializeToString(), info
+
+    monkeypatch.setattr(graphdef, "graphdef_to_onnx", one_weight_off)
+    entry = srzoo.get_model("espcn", 2)
+    src = shared_dir / "models" / "opencv" / "ESPCN_x2.pb"
+    # measured: the unperturbed conversion's probe error is 2.8e-7; this bias moves it to 1e-3..3e-3
+    # (10-30x the 1e-4 limit)
+    with pytest.raises(ConversionFailed, match=r"the ONNX conversion of espcn x2 differs from .* by 0.00[12]\d* "
+                                               r"\(limit 0.0001\); please report it"):
+        converter_for("tf-graphdef").convert(src, entry, {})
+
+
+# ---------------------------------------------------------------- what convert_arch records (mutation survivors)
+def test_convert_arch_builds_and_records_what_it_checked():
+    import onnx
+
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("srvgg_x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "srvgg test", ops=reference.NumpyOps())
+    params = sum(int(v.size) for v in sd.values())
+    assert conv.info == {"opset": a.opset, "arch": "srvgg", "scale": 2, "params": params, "color": "rgb",
+                         "pre_upsample": None, "convs": 4, "features": 8}
+    assert conv.checked_against == f"{reference.NumpyOps().name} on a 32x32 probe"
+    assert conv.tools == {"onnx": onnx.__version__, "numpy": np.__version__}
+    m = onnx.load_from_string(conv.onnx)
+    assert m.graph.name == "srvgg"
+    dims = lambda v: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(m.graph.input[0])[1] == 3 and dims(m.graph.output[0])[1] == 3
+    # the default tolerance is 1e-3: a reference off by 0.05 in one weight is refused
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "srvgg test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+def test_convert_arch_with_torch_names_torch(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("srvgg_x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    conv = check.convert_arch(sd, archs.detect(sd, 2), "srvgg test")  # best(): PyTorch here
+    assert conv.tools["torch"] == torch.__version__ and "numpy" not in conv.tools
+    assert conv.checked_against.startswith(f"torch {torch.__version__}")
+
+
+def test_probe_is_twice_the_smallest_input_when_that_is_above_32():
+    class Tiny:  # an architecture that needs inputs of at least 20 pixels
+        name, scale, in_channels, out_channels, min_size = "tiny", 1, 1, 1, 20
+        color, pre_upsample, params = "y", None, {}
+
+        @staticmethod
+        def forward(F, sd, arch, x):
+            return F.relu(x)
+
+    from srzoo.convert.onnxbuild import OPSET
+
+    conv = check.convert_arch({}, Tiny(), "tiny", ops=reference.NumpyOps())
+    assert conv.checked_against.endswith("on a 40x40 probe") and conv.probe_error == 0.0
+    assert conv.info["opset"] == OPSET  # an architecture without its own opset: the default
+
+
+@pytest.mark.parametrize("name", ["rfdn_x4", "rrdbnet_x2"])
+def test_record_has_the_architectures_opset_and_no_private_params(name):
+    import onnx
+
+    import golden
+    from srzoo.convert import arch as archs
+    from srzoo.convert.onnxbuild import OPSET, OPSET_RESIZE_LIKE
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, g["meta"]["scale"])
+    conv = check.convert_arch(sd, a, name, ops=reference.NumpyOps())
+    want = OPSET_RESIZE_LIKE if name.startswith("rfdn") else OPSET
+    assert conv.info["opset"] == want == onnx.load_from_string(conv.onnx).opset_import[0].version
+    assert not any(k.startswith("_") for k in conv.info)  # rrdbnet keeps its state dict in "_sd"
+
+
+def test_compare_is_in_float32_the_graphs_precision():
+    onnx_bytes, _ = check.build(lambda g, sd, a, x: g.relu(x), {}, type("A", (), {"in_channels": 1,
+                                                                                   "out_channels": 1})(), "id")
+    # a float64 reference within float32 rounding of the graph's output is not a difference
+    ref = lambda x: np.maximum(x, 0).astype(np.float64) + 1e-12  # noqa: E731
+    assert check.compare(onnx_bytes, ref, 1, size=16, tol=0.0, what="id") == 0.0

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Mutation testing of srzoo's core modules with mutmut 3 (by hand; not part of CI).
+#
+#   pip install 'mutmut==3.8.1'
+#   tools/mutation.sh                               # every core module below
+#   tools/mutation.sh convert/check hub/registry    # some of them
+#   BUDGET_S=900 tools/mutation.sh hub/transfer     # wall-clock cap per module (default 1200 s)
+#
+# Each module is mutated against the test files that cover it (MODULE_TESTS below), never the
+# whole suite: mutmut first runs those files once to record which test reaches which function,
+# then runs, for each mutant, only the tests that reach the mutated function (in a forked
+# child, MAX_CHILDREN at a time, default 2). It works in a scratch copy of the tracked tree
+# ($WORK/<module>, with its own setup.cfg [mutmut]); the working tree is never touched.
+# Results: one line per module in $OUT/summary.txt, the survivors in $OUT/<module>.txt;
+# `cd $WORK/<module> && mutmut show NAME` prints a survivor's diff. Record the scores and every
+# survivor's verdict (killed by a new test, or equivalent and why) in docs/testing.md.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+py="${PYTHON:-python}"
+budget="${BUDGET_S:-1200}"
+work="${MUTATION_DIR:-${TMPDIR:-/tmp}/srzoo-mutation}"
+out="${MUTATION_OUT:-$work/results}"
+shared="${SRZOO_SHARED:-$(cd "$root/.." && pwd)/shared}"
+
+# module (under srzoo/, without .py) -> the test files that exercise it (fast ones first: -x stops
+# at the first failure, so a mutant is usually killed in a second or two)
+declare -A MODULE_TESTS=(
+  [convert/check]="tests/convert/test_verification_negative.py tests/convert/test_golden.py"
+  [hub/registry]="tests/hub/test_registry_lookup.py tests/hub/test_registry.py"
+  [hub/manifest]="tests/hub/test_registry.py"
+  [hub/cache]="tests/hub/test_download.py tests/hub/test_faults_disk.py tests/hub/test_faults_network.py"
+  [hub/download]="tests/hub/test_download.py tests/hub/test_faults_network.py"
+  [hub/transfer]="tests/hub/test_faults_network.py tests/hub/test_download.py"
+  [jobs/resize]="tests/jobs/test_resize.py"  # test_batch.py: end to end, too slow per mutant
+  [jobs/batch]="tests/jobs/test_batch.py"
+  [runtime/pipeline]="tests/runtime/test_tiling.py tests/runtime/test_upscale.py tests/runtime/test_faults_images.py"
+  [runtime/imageio]="tests/runtime/test_faults_images.py tests/runtime/test_upscale.py"
+  [evaluate/metrics]="tests/evaluate/test_metrics.py tests/evaluate/test_ms_ssim.py"
+  [evaluate/benchmark]="tests/evaluate/test_bench.py"
+  [cli]="tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py"
+)
+ORDER=(convert/check hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache
+       runtime/imageio runtime/pipeline evaluate/metrics evaluate/benchmark jobs/batch cli)
+
+mods=("$@")
+[ ${#mods[@]} -eq 0 ] && mods=("${ORDER[@]}")
+"$py" -c 'import mutmut' 2>/dev/null || { echo "mutation.sh: needs mutmut: pip install 'mutmut==3.8.1'" >&2; exit 1; }
+children="${MAX_CHILDREN:-2}"
+mkdir -p "$work" "$out"
+
+for mod in "${mods[@]}"; do
+  tests="${MODULE_TESTS[$mod]:-}"
+  [ -n "$tests" ] || { echo "mutation.sh: unknown module $mod (known: ${ORDER[*]})" >&2; exit 1; }
+  src="srzoo/$mod"; [ -d "$root/$src" ] || src="$src.py"
+  name="${mod//\//.}"
+  dst="$work/$name"
+  rm -rf "$dst"; mkdir -p "$dst"
+  # the tracked files as they are in the working tree (committed or not)
+  (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$dst")
+  existing=""; for t in $tests; do [ -e "$dst/$t" ] && existing="$existing $t"; done
+  {
+    echo "[mutmut]"
+    echo "paths_to_mutate=srzoo/"
+    echo "also_copy=registry/"
+    echo "tests_dir="; for t in $existing; do echo "    $t"; done
+    # only this module is mutated: every other source file is copied as it is
+    echo "do_not_mutate="
+    (cd "$root" && git ls-files 'srzoo/*.py') | grep -v -x -e "$src" -e "$src/.*" | sed 's/^/    /'
+  } >"$dst/setup.cfg"
+  pattern="srzoo.${mod//\//.}."; [ -d "$root/srzoo/$mod" ] && pattern="srzoo.${mod//\//.}"
+  echo "== $src against$existing (budget ${budget}s)"
+  start=$(date +%s)
+  # one thread per library: mutmut forks a child per mutant, and a thread pool (OpenMP, OpenCV)
+  # started before the fork deadlocks in the child
+  (cd "$dst" && SRZOO_SHARED="$shared" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1 \
+     timeout --signal=INT "$budget" "$py" -m mutmut run "${pattern}*" --max-children "$children" \
+       >"$out/$name.log" 2>&1)
+  secs=$(( $(date +%s) - start ))
+  (cd "$dst" && "$py" -m mutmut results >"$out/$name.txt" 2>&1)
+  (cd "$dst" && "$py" -m mutmut export-cicd-stats >/dev/null 2>&1)
+  "$py" - "$dst/mutants/mutmut-cicd-stats.json" "$mod" "$secs" >>"$out/summary.txt" <<'EOF'
+import json, sys
+path, mod, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    st = json.load(open(path))
+except OSError:
+    print(f"{mod}: no results (see the log)")
+    raise SystemExit
+killed, survived, timeout = st.get("killed", 0), st.get("survived", 0), st.get("timeout", 0)
+suspicious, no_tests = st.get("suspicious", 0), st.get("no_tests", 0)
+total, skipped = st.get("total", 0), st.get("not_checked", 0)
+done = killed + survived + timeout + suspicious + no_tests
+score = 100.0 * (killed + timeout) / done if done else float("nan")
+print(f"{mod}: {done} of {total} mutants checked in {secs}s ({skipped} not reached): killed {killed}, "
+      f"timeout {timeout}, suspicious {suspicious}, no tests {no_tests}, survived {survived}; "
+      f"score {score:.1f}%")
+EOF
+  tail -1 "$out/summary.txt"
+done

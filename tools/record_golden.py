@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Record the golden outputs of every .pth/.safetensors architecture srzoo converts
+(srzoo/convert/arch/) with PyTorch, into tests/data/golden/<name>.npz.
+
+Run once, by hand, when an architecture is added (or a golden must change, which
+needs a reason in the commit message):
+
+    python tools/record_golden.py            # needs torch; SPAN also needs
+                                             # pip install --no-deps spandrel==0.4.2 einops
+
+Each network is small and random: the parameters come from tests/golden.py's
+``weights`` (NumPy PCG64, so the torch-free test regenerates the very same values
+from the key names and shapes stored in the file); buffers are stored as they are.
+The forward pass is the PyTorch module of tests/torch_archs.py (written after the
+papers' reference code, independent of srzoo's graph code) or spandrel's SPAN.
+tests/convert/test_golden.py then checks srzoo's conversion against these outputs
+with no PyTorch installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import golden  # noqa: E402
+import torch_archs as ta  # noqa: E402
+
+
+def spandrel_span():
+    """spandrel's SPAN class, its one file executed on its own (as tests/hub/test_omdb.py does)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("spandrel")
+    if spec is None or spec.origin is None:
+        raise SystemExit("SPAN needs spandrel: pip install --no-deps spandrel==0.4.2 einops")
+    path = Path(spec.origin).parent / "architectures" / "SPAN" / "__arch" / "span.py"
+    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
+                 path.read_text(), flags=re.M).replace(".cuda()", "")
+    ns: dict = {"__name__": "spandrel_span_reference"}
+    exec(compile(src, str(path), "exec"), ns)
+    return ns["SPAN"]
+
+
+def cases():
+    """(name, module, forward extra args, input channels, input side[, weight gain])."""
+    yield "rrdbnet_x4", ta.RRDBNet(scale=4, nf=8, nb=2, gc=4), (), 3, 12
+    yield "rrdbnet_x2", ta.RRDBNet(scale=2, nf=8, nb=1, gc=4), (), 3, 12
+    yield "rrdbnet_x1", ta.RRDBNet(scale=1, nf=8, nb=1, gc=4), (), 3, 16
+    yield "srvgg_x4", ta.SRVGGNetCompact(nf=8, num_conv=3, upscale=4), (), 3, 12
+    yield "srvgg_x2", ta.SRVGGNetCompact(nf=8, num_conv=2, upscale=2), (), 3, 16
+    carn = ta.CARNM()
+    for s in (2, 3, 4):
+        yield f"carn-m_x{s}", carn, (s,), 3, 12
+    yield "rfdn_x4", ta.RFDN(nf=8, upscale=4), (), 3, 16
+    yield "vdsr", ta.VDSR(), (), 1, 16
+    yield "span_x2", spandrel_span()(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2), (), 3, 12, 0.25
+    # (SPAN's input is scaled by 255 and every block multiplies: a smaller gain keeps it finite)
+
+
+def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
+           gain: float = 1.0) -> Path:
+    module.eval()
+    params = {k for k, _ in module.named_parameters()}
+    sd = module.state_dict()
+    spec = [(k, list(v.shape)) for k, v in sd.items() if k in params]
+    w = golden.weights(spec, gain=gain)
+    buffers = {k: v.numpy() for k, v in sd.items() if k not in params}
+    module.load_state_dict({**{k: torch.from_numpy(v) for k, v in w.items()},
+                            **{k: torch.from_numpy(v) for k, v in buffers.items()}}, strict=True)
+    x = golden.probe(channels, size)
+    with torch.no_grad():
+        y = module(torch.from_numpy(x), *extra).numpy().astype(np.float32)
+    meta = {"scale": int(extra[0]) if extra else None, "torch": torch.__version__,
+            "module": type(module).__name__, "buffers": sorted(buffers), "gain": gain}
+    out = golden.GOLDEN / f"{name}.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, spec=np.array(json.dumps(spec)), meta=np.array(json.dumps(meta)), x=x, y=y,
+                        **{f"buffer:{k}": v for k, v in buffers.items()})
+    print(f"{out.relative_to(ROOT)}: {len(spec)} tensors, in {x.shape} -> out {y.shape}, "
+          f"out range [{y.min():.3f}, {y.max():.3f}], {out.stat().st_size} bytes")
+    return out
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    for case in cases():
+        record(*case)
+
+
+if __name__ == "__main__":
+    main()
