@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py            # needs torch; SPAN also needs
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN and PLKSR also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -62,6 +62,15 @@ def cases():
     yield "rfdn_x4", ta.RFDN(nf=8, upscale=4), (), 3, 16
     yield "vdsr", ta.VDSR(), (), 1, 16
     yield "span_x2", spandrel_span()(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2), (), 3, 12, 0.25
+    # RealPLKSR (OpenModelDB's realplksr / realplksr-dysample), spandrel's module
+    import spandrel_src
+
+    dys = spandrel_src.load("__arch_helpers/dysample.py")["DySample"]
+    real = spandrel_src.load("PLKSR/__arch/RealPLKSR.py", DySample=dys)["RealPLKSR"]
+    yield ("plksr_real-ln-x2", real(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=7, layer_norm=True),
+           (), 3, 13, 0.5)
+    yield ("plksr_real-gn-dys-x3", real(dim=8, n_blocks=1, upscaling_factor=3, kernel_size=5, dysample=True),
+           (), 3, 11, 0.5)
     # (SPAN's input is scaled by 255 and every block multiplies: a smaller gain keeps it finite)
 
 
@@ -90,9 +99,13 @@ def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size
 
 
 def main() -> None:
+    """``python tools/record_golden.py [NAME...]``: every case, or only the named ones
+    (e.g. a newly added architecture's, leaving the committed files alone)."""
+    only = set(sys.argv[1:])
     torch.manual_seed(0)
     for case in cases():
-        record(*case)
+        if not only or case[0] in only:
+            record(*case)
 
 
 if __name__ == "__main__":
