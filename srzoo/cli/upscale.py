@@ -99,7 +99,8 @@ def _run_big(args: argparse.Namespace) -> int:
 def _batch_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
             "skip_existing": args.skip_existing, "json_report": args.json_report,
-            "width": args.width, "height": args.height}
+            "width": args.width, "height": args.height, "format": args.format,
+            "quality": args.quality}
 
 
 def _add_batch_options(p: argparse.ArgumentParser) -> None:
@@ -152,9 +153,11 @@ def _video(args: argparse.Namespace, src: Path, single: bool,
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale", help="upscale image files, folders or globs, and videos",
-        description="Upscale images. Outputs are PNG: <name>_<model>_x<scale>.png beside each "
-                    "input, or <name>.png in the -o folder. Inputs are never overwritten "
-                    "unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
+        description="Upscale images. Outputs keep the input's format (JPEG in, JPEG out; "
+                    "--format to choose), its ICC colour profile, EXIF (camera, date; the EXIF "
+                    "orientation is applied to the pixels), XMP and PNG text: "
+                    "<name>_<model>_x<scale>.<ext> beside each input or in the -o folder. "
+                    "Inputs are never overwritten unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
                     "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing. "
                     "Prints one line per written file and a summary (where the result went, how "
                     "long it took).")
@@ -172,6 +175,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")
+    p.add_argument("--format", "-f", default=None, choices=("png", "jpg", "webp", "tif", "bmp"),
+                   help="output format (default: the input's: JPEG in, JPEG out)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="JPEG/WebP quality 1-100 (default: JPEG 95, WebP lossless)")
     v = p.add_argument_group("video inputs (detected by their container; need srzoo[video])")
     v.add_argument("--codec", default=None,
                    help="libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, libvpx-vp9, ffv1")

@@ -54,7 +54,7 @@ def serial(models_env, images: Path, tmp_path: Path) -> dict[str, bytes]:
     out = outputs(tmp_path / "serial")
     # the serial batch writes exactly what srzoo.upscale gives
     img = cv2.imread(str(images / "im03.png"))
-    assert cv2.imdecode(np.frombuffer(out["im03.png"], np.uint8), cv2.IMREAD_UNCHANGED).tobytes() \
+    assert cv2.imdecode(np.frombuffer(out[f"im03_{MODEL}_x2.png"], np.uint8), cv2.IMREAD_UNCHANGED).tobytes() \
         == srzoo.upscale(img, MODEL, 2).tobytes()
     return out
 
@@ -62,7 +62,7 @@ def serial(models_env, images: Path, tmp_path: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- plan
 def test_plan_checks_everything_before_any_work(models_env, images, tmp_path):
     (tmp_path / "out").mkdir()
-    cv2.imwrite(str(tmp_path / "out" / "im05.png"), np.zeros((4, 4), np.uint8))
+    cv2.imwrite(str(tmp_path / "out" / f"im05_{MODEL}_x2.png"), np.zeros((4, 4), np.uint8))
     sub = tmp_path / "other"
     sub.mkdir()
     (sub / "im01.png").write_bytes((images / "im01.png").read_bytes())  # same stem as an input
@@ -264,7 +264,7 @@ def test_any_size_in_batch_mode(models_env, images, tmp_path):
     assert main(["upscale", str(images / "im00.png"), str(images / "im01.png"), "-m", "espcn",
                  "-s", "1.5", "-o", str(out), "-q", "--jobs", "2"]) == 0
     want = srzoo.upscale(cv2.imread(str(images / "im01.png")), "espcn", 1.5)
-    assert np.array_equal(cv2.imread(str(out / "im01.png")), want)
+    assert np.array_equal(cv2.imread(str(out / "im01_espcn_x1.5.png")), want)
     assert main(["upscale", str(images / "im02.png"), "-m", "espcn", "--width", "100", "-q"]) == 0
     got = cv2.imread(str(images / "im02_espcn_w100.png"))
     assert np.array_equal(got, srzoo.upscale(cv2.imread(str(images / "im02.png")), "espcn", width=100))
@@ -279,9 +279,10 @@ def test_fsspec_urls_in_and_out(models_env, images, tmp_path, serial):
     rep = batch.run_batch(["memory://srzoo-in/"], MODEL, 2, output="memory://srzoo-out",
                           progress=False)
     assert rep.written == 3, [r.error for r in rep.results]
-    assert sorted(mem.ls("/srzoo-out", detail=False)) == [f"/srzoo-out/im0{i}.png" for i in range(3)]
-    for i in range(3):
-        assert mem.cat(f"/srzoo-out/im0{i}.png") == serial[f"im0{i}.png"]
+    names = [f"im0{i}_{MODEL}_x2.png" for i in range(3)]
+    assert sorted(mem.ls("/srzoo-out", detail=False)) == [f"/srzoo-out/{n}" for n in names]
+    for n in names:
+        assert mem.cat(f"/srzoo-out/{n}") == serial[n]
     rep = batch.run_batch([f"file://{images}/im1*.png"], MODEL, 2, output=f"file://{tmp_path}/u",
                           progress=False)
     assert rep.written == 10 and outputs(tmp_path / "u") == {k: v for k, v in serial.items()
