@@ -10,7 +10,12 @@
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
   ``pre_upsample``,
-* alpha (resized bicubically and re-attached),
+* alpha: a constant alpha channel (opaque) is resized bicubically and
+  re-attached; an image with transparent edges has its colour premultiplied by alpha and its
+  alpha upscaled by the same network (as a grey image), and the colour is
+  divided by that alpha after, so the colour hidden under transparent pixels
+  (often black) does not bleed into the edges as a dark or light fringe (one
+  more network pass, as Real-ESRGAN does for alpha),
 * tiling with overlap, and size limits.
 
 For the ``cv2.dnn_superres`` families the steps are those of
@@ -94,6 +99,8 @@ class Prepared:
     span: tuple[float, float] | None = None
     #: float input: results are clipped to [min(0, low), max(1, high)] of the input
     clip: tuple[float, float] | None = None
+    #: ``color`` is float32 in [0, 1] premultiplied by alpha (partly transparent input)
+    premultiplied: bool = False
 
 
 def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) -> Prepared:
@@ -132,7 +139,21 @@ def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) ->
         if lo < 0.0 or hi > 1.0:  # HDR: the networks expect [0, 1]; scale into it and back
             span = (lo, hi)
             work = (work - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
-    return Prepared(work, alpha, dtype, keepdim, span, clip)
+    premultiplied = False
+    if alpha is not None and float(alpha.min()) != float(alpha.max()):
+        # alpha with edges: the network sees colour x alpha (float32, [0, 1]); a
+        # constant alpha (opaque, or one level everywhere) changes nothing and is not applied
+        a = _unit_alpha(alpha)
+        work = _to_depth(work, 1.0 / _DTYPES[np.dtype(work.dtype)], np.dtype(np.float32))
+        work = work * a[:, :, None]
+        premultiplied = True
+    return Prepared(work, alpha, dtype, keepdim, span, clip, premultiplied)
+
+
+def _unit_alpha(alpha: np.ndarray) -> np.ndarray:
+    """Alpha as float32 in [0, 1]."""
+    a = _to_depth(alpha, 1.0 / _DTYPES[np.dtype(alpha.dtype)], np.dtype(np.float32))
+    return np.clip(a, 0.0, 1.0, out=a if a is not alpha else None)
 
 
 def _human(nbytes: int) -> str:
@@ -186,19 +207,43 @@ def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: s
                          "or crop the image")
 
 
-def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
-    """Restore the input's value range (float inputs outside [0, 1]), re-attach
-    alpha (bicubic), restore the channel layout and dtype."""
+def alpha_plane(p: Prepared) -> np.ndarray | None:
+    """The alpha of a premultiplied input as an H×W float32 grey image in [0, 1],
+    to be upscaled by the network like the colour (None: nothing to upscale)."""
+    return _unit_alpha(p.alpha) if p.premultiplied and p.alpha is not None else None
+
+
+def finish(p: Prepared, color: np.ndarray, scale: int,
+           alpha: np.ndarray | None = None) -> np.ndarray:
+    """Divide premultiplied colour by the upscaled alpha (``alpha``: the network's
+    result for :func:`alpha_plane`; bicubic when not given), restore the input's
+    value range (float inputs outside [0, 1]), re-attach alpha, restore the
+    channel layout and dtype."""
+    a = ua = None
+    if p.alpha is not None:
+        h, w = color.shape[:2]
+        if alpha is not None:
+            ua = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
+            a = _to_depth(ua, _DTYPES[np.dtype(p.alpha.dtype)], np.dtype(p.alpha.dtype))
+        else:
+            a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+            if a.dtype == np.float32:
+                np.clip(a, 0.0, 1.0, out=a)
+    if p.premultiplied and a is not None:
+        ua = _unit_alpha(a) if ua is None else ua
+        color = color / np.maximum(ua, np.float32(1e-6))[:, :, None]
+        np.clip(color, 0.0, 1.0, out=color)
+        color[ua <= 0.0] = 0.0  # fully transparent: no colour to recover
+        if p.dtype != np.float32 and p.dtype != np.float64:
+            color = _to_depth(color, _DTYPES[np.dtype(p.dtype)], np.dtype(p.dtype))
+        elif p.span is None:
+            color = color.astype(np.float32)
     if p.span is not None:
         lo, hi = p.span
         color = color * np.float32(hi - lo) + np.float32(lo)
     if p.clip is not None and color.dtype == np.float32:
         color = np.clip(color, np.float32(p.clip[0]), np.float32(p.clip[1]))
-    if p.alpha is not None:
-        h, w = color.shape[:2]
-        a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
-        if a.dtype == np.float32:
-            np.clip(a, 0.0, 1.0, out=a)
+    if a is not None:
         color = np.dstack((color, a)) if color.ndim == 3 else np.dstack((color, color, color, a))
     if p.keepdim:
         color = color[:, :, None]

@@ -26,7 +26,8 @@ from srzoo.runtime import autotune, backends, pipeline
 from srzoo.runtime.engines import engine_for, get_engine, plan
 from srzoo.runtime.engines.opencv import cv2_threads
 from srzoo.runtime.imageio import load_image
-from srzoo.runtime.pipeline import ImageLike, ModelPipeline, check_size, finish, prepare
+from srzoo.runtime.pipeline import (ImageLike, ModelPipeline, alpha_plane, check_size, finish,
+                                    prepare)
 
 #: how many loaded models :func:`upscale` keeps (least recently used dropped first)
 CACHE_SIZE = 8
@@ -234,8 +235,11 @@ class Upscaler:
         tile = self.tile if tile is None else tile
         pipe = self._pipeline_for(h, w, tile)
         with cv2_threads(self.threads):
-            outs = pipe.run(p.color, want, tile, self.overlap if overlap is None else overlap)
-            return {s: finish(p, outs[s], s) for s in want}
+            ov = self.overlap if overlap is None else overlap
+            outs = pipe.run(p.color, want, tile, ov)
+            plane = alpha_plane(p)  # partly transparent: alpha through the network too
+            alphas = pipe.run(plane, want, tile, ov) if plane is not None else {}
+            return {s: finish(p, outs[s], s, alphas.get(s)) for s in want}
 
     def upscale(self, image: ImageLike, *, tile: int | None = None,
                 overlap: int | None = None) -> np.ndarray:
