@@ -213,6 +213,51 @@ def alpha_plane(p: Prepared) -> np.ndarray | None:
     return _unit_alpha(p.alpha) if p.premultiplied and p.alpha is not None else None
 
 
+#: most memory a network run gets by default (``SRZOO_MEMORY`` unset)
+DEFAULT_MEMORY = 1 << 30
+#: bytes per input pixel no model is expected to exceed: smaller inputs are
+#: never measured or tiled for memory (realesrgan-x4plus on opencv:cpu: ~25 KB)
+MEMORY_GUESS = 64 * 1024
+#: smallest tile side (input pixels) a memory budget shrinks tiles to
+MIN_TILE = 32
+
+
+def memory_budget(memory: int | str | None = None) -> int | None:
+    """The bytes a network run may take: ``memory`` (bytes, or a size such as
+    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else a quarter of the
+    available memory, at most :data:`DEFAULT_MEMORY`. None: no limit."""
+    if memory is None:
+        value = config.get("SRZOO_MEMORY")
+    elif isinstance(memory, str):
+        try:
+            value = config.setting("SRZOO_MEMORY").parse(memory)
+        except SrzooError:
+            raise SrzooError(f"memory={memory!r} is not valid: expected "
+                             f"{config.setting('SRZOO_MEMORY').allowed()}") from None
+    elif isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 0:
+        raise SrzooError(f"memory must be a number of bytes >= 0 or a size such as '1.5G', "
+                         f"got {memory!r:.40}")
+    else:
+        value = int(memory)
+    if value is None:
+        avail = available_memory()
+        return DEFAULT_MEMORY if not avail else max(64 << 20, min(DEFAULT_MEMORY, avail // 4))
+    return int(value) or None
+
+
+def budget_tile(h: int, w: int, bytes_per_pixel: float, budget: int, overlap: int,
+                pre: int = 1) -> int | None:
+    """The tile side (input pixels) that keeps one network run under ``budget``
+    bytes when each network-input pixel takes ``bytes_per_pixel`` (``pre``: the
+    model's pre-upsampling factor; the overlap on both sides counts); None when
+    the whole image fits."""
+    px = budget / max(bytes_per_pixel, 1.0)
+    if h * w * pre * pre <= px:
+        return None
+    side = int(px ** 0.5) // pre - 2 * overlap
+    return max(MIN_TILE, side // 8 * 8)
+
+
 def finish(p: Prepared, color: np.ndarray, scale: int,
            alpha: np.ndarray | None = None) -> np.ndarray:
     """Divide premultiplied colour by the upscaled alpha (``alpha``: the network's

@@ -99,16 +99,24 @@ class Upscaler:
     input pixels (``None``: automatic for large images, ``0``: never);
     ``overlap``: context pixels around each tile (``None``: the manifest's
     ``receptive_field``, at most 24; 24 when the manifest gives none).
+    ``memory``: bytes (or ``"1.5G"``) one network run may use: with automatic
+    tiling, an input that would need more is cut into tiles that fit, from the
+    model's memory per pixel on the chosen engine (measured once,
+    :func:`srzoo.runtime.autotune.memory_per_pixel`); ``None``: ``SRZOO_MEMORY``,
+    else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
     """
 
     def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
-                 quiet: bool | None = None, threads: int | None = None) -> None:
+                 quiet: bool | None = None, threads: int | None = None,
+                 memory: int | str | None = None) -> None:
         scale = check_scale(scale)
         self.entry = _entry(model, scale)
         self.scale = scale
         self.tile = tile
         self.overlap = overlap
+        self.memory = memory
+        self._bpp: dict[str, float | None] = {}
         self.threads = check_threads(threads)
         self._quiet = quiet
         engine_for(self.entry)  # before fetching: refuse formats nothing can run, early
@@ -223,8 +231,38 @@ class Upscaler:
             self._resolved = self._choose(cls)
             return self._pipelines[str(self._resolved)]
 
+    def _bytes_per_pixel(self) -> float | None:
+        """Memory per network-input pixel of the backend in use (measured once)."""
+        key = str(self._resolved)
+        if key not in self._bpp:
+            resolved = self._resolved
+
+            def fresh() -> Any:
+                eng = get_engine(resolved.engine)
+                path, entry = plan(self.entry, eng).loadable(self.entry, self._source_file())
+                return eng.load(entry, path, resolved, self.threads)
+
+            channels = 1 if self.entry.io.color == "y" else 3
+            self._bpp[key] = autotune.memory_per_pixel(self.entry, resolved, self.threads, fresh,
+                                                       channels)
+        return self._bpp[key]
+
+    def _memory_tile(self, h: int, w: int, memory: int | str | None,
+                     overlap: int | None) -> int | None:
+        """The tile side that keeps one network run under the memory budget, or
+        None when the image fits (or no budget applies)."""
+        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        pre = self.scale if self.entry.io.pre_upsample else 1
+        if not budget or self.pipeline.direct or h * w * pre * pre * pipeline.MEMORY_GUESS <= budget:
+            return None
+        bpp = self._bytes_per_pixel()
+        if bpp is None:
+            return None
+        ov = pipeline.default_overlap(self.entry) if overlap is None else int(overlap)
+        return pipeline.budget_tile(h, w, bpp, budget, ov, pre)
+
     def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
-             overlap: int | None) -> dict[int, np.ndarray]:
+             overlap: int | None, memory: int | str | None = None) -> dict[int, np.ndarray]:
         what = str(image) if not isinstance(image, np.ndarray) else "image"
         arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
         direct = self.pipeline.direct
@@ -233,26 +271,35 @@ class Upscaler:
         channels = 1 if arr.ndim == 2 else arr.shape[2]
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
         tile = self.tile if tile is None else tile
+        ov = self.overlap if overlap is None else overlap
         pipe = self._pipeline_for(h, w, tile)
+        if tile is None:  # automatic: tiles that keep the run under the memory budget
+            budget_tile = self._memory_tile(h, w, memory, ov)
+            auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
+                "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
+            if budget_tile is not None and (auto is None or budget_tile < auto):
+                tile = budget_tile
+                pipe = self._pipeline_for(h, w, tile)
         with cv2_threads(self.threads):
-            ov = self.overlap if overlap is None else overlap
             outs = pipe.run(p.color, want, tile, ov)
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
             alphas = pipe.run(plane, want, tile, ov) if plane is not None else {}
             return {s: finish(p, outs[s], s, alphas.get(s)) for s in want}
 
     def upscale(self, image: ImageLike, *, tile: int | None = None,
-                overlap: int | None = None) -> np.ndarray:
-        """The image upscaled ``scale`` times, in the input's layout and dtype."""
-        return self._run(image, (self.scale,), tile, overlap)[self.scale]
+                overlap: int | None = None, memory: int | str | None = None) -> np.ndarray:
+        """The image upscaled ``scale`` times, in the input's layout and dtype
+        (``memory``: see the class; None: the Upscaler's)."""
+        return self._run(image, (self.scale,), tile, overlap, memory)[self.scale]
 
     __call__ = upscale
 
     def upscale_all(self, image: ImageLike, *, tile: int | None = None,
-                    overlap: int | None = None) -> dict[int, np.ndarray]:
+                    overlap: int | None = None,
+                    memory: int | str | None = None) -> dict[int, np.ndarray]:
         """Every output of one pass, keyed by scale: for LapSRN x8 the x2, x4
         and x8 levels of its pyramid; for other models just ``{scale: image}``."""
-        return self._run(image, self.scales, tile, overlap)
+        return self._run(image, self.scales, tile, overlap, memory)
 
 
 def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
