@@ -94,6 +94,8 @@ class Job:
     model_files: tuple[str, ...] = ()
     #: JPEG/WebP quality of the output (None: the format's default)
     quality: int | None = None
+    #: a bar over the tiles of this image on stderr, when it is a terminal
+    progress: bool = False
 
 
 def _label(scale: float | None, width: int | None, height: int | None) -> str:
@@ -177,6 +179,29 @@ def _dask_worker_threads() -> int | None:
         return None
 
 
+class _TileBar:
+    """A tqdm bar with ETA over the tiles of one image (on stderr, only on a
+    terminal), shown once an image has more than one tile."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= 1:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="tile", desc=self.name, file=sys.stderr,
+                            dynamic_ncols=True, disable=None, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Upscale one file (what a worker runs). Never raises: returns
     ``{"index", "status": "written"|"failed", "output", "error", "seconds", "worker"}``."""
@@ -197,7 +222,13 @@ def run_job(job: Job) -> dict[str, Any]:
                                 model=job.entries[0].name)
         entry = next((e for e in job.entries if e.scale == s), None) or job.entries[0].at_scale(s)
         ensure_model(entry, job.model_files)
-        out = get_upscaler(entry, s, backend=job.backend).upscale(img, tile=job.tile)
+        bar = _TileBar(Path(job.input).name) if job.progress else None
+        try:
+            out = get_upscaler(entry, s, backend=job.backend).upscale(img, tile=job.tile,
+                                                                      progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         out = resize.resize_down(out, size)
         _write(job.output, out, meta, job.quality)
         res.update(status="written", output=job.output, in_shape=(int(h), int(w)),
@@ -497,6 +528,8 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
                  overwrite=overwrite, skip_existing=skip_existing, backend=backend, tile=tile,
                  threads=ex.threads, format=format, quality=quality)
         files = prefetch(p, quiet=progress is False or None)
+        if len(p.jobs) == 1 and progress is not False and ex.local and ex.name == "serial":
+            p.jobs = [Job(**{**p.jobs[0].__dict__, "progress": True})]  # one image: tiles
         if p.jobs:
             j0 = p.jobs[0]
             if ex.local:  # load now: backend errors before any file is touched

@@ -21,7 +21,7 @@ and resizes; the engines never see a fractional factor.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -140,7 +140,8 @@ def plan(model: Any, w: int, h: int, *, scale: float | None = None, width: int |
 def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
                width: int | None = None, height: int | None = None, backend: str = "auto",
                tile: int | None = None, threads: int | None = None,
-               memory: int | str | None = None) -> np.ndarray:
+               memory: int | str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """:func:`srzoo.upscale` at any factor or to a target size.
 
     Runs the smallest model scale at or above the request, then resizes down
@@ -151,7 +152,8 @@ def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
     arr = load_image(image, scale=math.ceil(scale or 1))
     h, w = arr.shape[:2]
     s, size = plan(model, w, h, scale=scale, width=width, height=height)
-    out = get_upscaler(model, s, backend=backend, threads=threads).upscale(arr, tile=tile, memory=memory)
+    out = get_upscaler(model, s, backend=backend, threads=threads).upscale(arr, tile=tile, memory=memory,
+                                                                       progress=progress)
     return resize_down(out, size)
 
 

@@ -24,7 +24,8 @@ from srzoo.runtime.upscaler import check_tile, get_upscaler
 def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
             backend: str = "auto", tile: int | None = None, width: int | None = None,
             height: int | None = None, threads: int | None = None,
-            memory: int | str | None = None) -> np.ndarray:
+            memory: int | str | None = None,
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
@@ -35,6 +36,7 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     by later calls. See :class:`Upscaler` for ``backend``, ``threads``, ``tile`` and
     ``memory`` (bytes or ``"1.5G"`` a network run may use: larger inputs are tiled
     to fit; default ``SRZOO_MEMORY``, else a quarter of the available memory, at most 1 GiB).
+    ``progress(done, total)``: called after each tile, for a bar or an ETA.
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
     and/or ``height`` runs the smallest model scale at or above the request
@@ -45,9 +47,10 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
         raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
-                                 backend=backend, tile=tile, threads=threads, memory=memory)
-    return get_upscaler(model, scale, backend=backend, threads=threads).upscale(image, tile=tile,
-                                                                                memory=memory)
+                                 backend=backend, tile=tile, threads=threads, memory=memory,
+                                 progress=progress)
+    return get_upscaler(model, scale, backend=backend, threads=threads).upscale(
+        image, tile=tile, memory=memory, progress=progress)
 
 
 def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: float = 2, *,

@@ -567,21 +567,27 @@ class ModelPipeline:
 
     # ---- whole image, tiled or not ----------------------------------------------
     def run(self, color: np.ndarray, want: Sequence[int], tile: int | None = None,
-            overlap: int | None = None) -> dict[int, np.ndarray]:
+            overlap: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
         """Upscale ``color`` to each scale in ``want``, in tiles of ``tile`` input
         pixels when asked (``tile=None``: automatic above the pixel budget,
         ``tile=0``: never). Tiles overlap by ``overlap`` pixels of context that
-        is cropped away, so seams do not show."""
+        is cropped away, so seams do not show. ``progress(done, total)`` is
+        called after each tile (once for an untiled run)."""
         h, w = color.shape[:2]
         if tile is None:
             budget = _env_int("SRZOO_AUTO_TILE_PIXELS", AUTO_TILE_PIXELS)
             tile = AUTO_TILE if (h * w > budget and not self.direct) else 0
         if self.direct or not tile or (h <= tile and w <= tile):
-            return self.process(color, want)
+            out = self.process(color, want)
+            if progress is not None:
+                progress(1, 1)
+            return out
         if tile < 1:
             raise SrzooError(f"tile must be a positive number of pixels, got {tile}")
         return run_tiled(color, lambda t: self.process(t, want), want, int(tile),
-                         default_overlap(self.entry) if overlap is None else int(overlap))
+                         default_overlap(self.entry) if overlap is None else int(overlap),
+                         progress)
 
 
 def tiles(h: int, w: int, tile: int, overlap: int):
@@ -595,17 +601,22 @@ def tiles(h: int, w: int, tile: int, overlap: int):
 
 
 def run_tiled(color: np.ndarray, fn: Callable[[np.ndarray], dict[int, np.ndarray]],
-              scales: Sequence[int], tile: int, overlap: int) -> dict[int, np.ndarray]:
-    """Run ``fn`` on overlapping tiles and paste the cores into full-size outputs."""
+              scales: Sequence[int], tile: int, overlap: int,
+              progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
+    """Run ``fn`` on overlapping tiles and paste the cores into full-size outputs;
+    ``progress(done, total)`` after each tile."""
     if overlap < 0:
         raise SrzooError(f"overlap must be >= 0, got {overlap}")
     h, w = color.shape[:2]
     outs: dict[int, np.ndarray] = {}
-    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tiles(h, w, tile, overlap):
+    boxes = list(tiles(h, w, tile, overlap))
+    for i, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(boxes):
         res = fn(color[py0:py1, px0:px1])
         for s, r in res.items():
             if s not in outs:
                 outs[s] = np.empty((h * s, w * s) + r.shape[2:], r.dtype)
             outs[s][y0 * s:y1 * s, x0 * s:x1 * s] = \
                 r[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
+        if progress is not None:
+            progress(i + 1, len(boxes))
     return outs

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -262,7 +262,8 @@ class Upscaler:
         return pipeline.budget_tile(h, w, bpp, budget, ov, pre)
 
     def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
-             overlap: int | None, memory: int | str | None = None) -> dict[int, np.ndarray]:
+             overlap: int | None, memory: int | str | None = None,
+             progress: "Callable[[int, int], None] | None" = None) -> dict[int, np.ndarray]:
         what = str(image) if not isinstance(image, np.ndarray) else "image"
         arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
         direct = self.pipeline.direct
@@ -281,16 +282,25 @@ class Upscaler:
                 tile = budget_tile
                 pipe = self._pipeline_for(h, w, tile)
         with cv2_threads(self.threads):
-            outs = pipe.run(p.color, want, tile, ov)
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
-            alphas = pipe.run(plane, want, tile, ov) if plane is not None else {}
+            passes = 1 if plane is None else 2
+
+            def step(k: int) -> "Callable[[int, int], None] | None":
+                if progress is None:
+                    return None
+                return lambda done, total: progress(k * total + done, passes * total)
+
+            outs = pipe.run(p.color, want, tile, ov, step(0))
+            alphas = pipe.run(plane, want, tile, ov, step(1)) if plane is not None else {}
             return {s: finish(p, outs[s], s, alphas.get(s)) for s in want}
 
     def upscale(self, image: ImageLike, *, tile: int | None = None,
-                overlap: int | None = None, memory: int | str | None = None) -> np.ndarray:
+                overlap: int | None = None, memory: int | str | None = None,
+                progress: "Callable[[int, int], None] | None" = None) -> np.ndarray:
         """The image upscaled ``scale`` times, in the input's layout and dtype
-        (``memory``: see the class; None: the Upscaler's)."""
-        return self._run(image, (self.scale,), tile, overlap, memory)[self.scale]
+        (``memory``: see the class; None: the Upscaler's). ``progress(done,
+        total)`` is called after each tile (total: tiles of every pass)."""
+        return self._run(image, (self.scale,), tile, overlap, memory, progress)[self.scale]
 
     __call__ = upscale
 
