@@ -96,6 +96,8 @@ class Job:
     quality: int | None = None
     #: a bar over the tiles of this image on stderr, when it is a terminal
     progress: bool = False
+    #: width and height both given: exactly that size (else: fit inside, keep the aspect)
+    stretch: bool = False
 
 
 def _label(scale: float | None, width: int | None, height: int | None) -> str:
@@ -219,7 +221,7 @@ def run_job(job: Job) -> dict[str, Any]:
         h, w = img.shape[:2]
         scales = [e.scale for e in job.entries if e.scale is not None]
         s, size = resize.choose(scales, w, h, scale=job.scale, width=job.width, height=job.height,
-                                model=job.entries[0].name)
+                                model=job.entries[0].name, stretch=job.stretch)
         entry = next((e for e in job.entries if e.scale == s), None) or job.entries[0].at_scale(s)
         ensure_model(entry, job.model_files)
         bar = _TileBar(Path(job.input).name) if job.progress else None
@@ -336,7 +338,7 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
          width: int | None = None, height: int | None = None, overwrite: bool = False,
          skip_existing: bool = False, backend: str = "auto", tile: int | None = None,
          threads: int | None = None, format: str | None = None,
-         quality: int | None = None) -> Plan:
+         quality: int | None = None, stretch: bool = False) -> Plan:
     """Everything a batch will do, checked before any work starts (pure: reads
     folder listings and checks which outputs exist, writes nothing).
 
@@ -393,7 +395,7 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
         jobs.append(Job(index=len(results), input=src, output=dst, entries=entries,
                         scale=scale if width is None and height is None else None, width=width,
                         height=height, backend=backend, tile=tile, threads=threads,
-                        quality=quality))
+                        quality=quality, stretch=stretch))
         results.append(None)
     return Plan(jobs, results, name, label, entries)
 
@@ -505,7 +507,7 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
               scheduler: str | None = None, retries: int = 2, progress: bool | None = None,
               on_result: Callable[[FileResult], None] | None = None,
               json_report: str | os.PathLike[str] | None = None, format: str | None = None,
-              quality: int | None = None) -> BatchReport:
+              quality: int | None = None, stretch: bool = False) -> BatchReport:
     """Upscale files, folders and globs (local or fsspec URLs); see the module doc.
 
     Executor: ``client`` (a ``distributed.Client``) or ``scheduler``
@@ -526,7 +528,7 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
     try:
         p = plan(inputs, model, scale, output=output, width=width, height=height,
                  overwrite=overwrite, skip_existing=skip_existing, backend=backend, tile=tile,
-                 threads=ex.threads, format=format, quality=quality)
+                 threads=ex.threads, format=format, quality=quality, stretch=stretch)
         files = prefetch(p, quiet=progress is False or None)
         if len(p.jobs) == 1 and progress is not False and ex.local and ex.name == "serial":
             p.jobs = [Job(**{**p.jobs[0].__dict__, "progress": True})]  # one image: tiles

@@ -25,7 +25,8 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
             backend: str = "auto", tile: int | None = None, width: int | None = None,
             height: int | None = None, threads: int | None = None,
             memory: int | str | None = None,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+            progress: Callable[[int, int], None] | None = None,
+            stretch: bool = False) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
@@ -40,7 +41,9 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
     and/or ``height`` runs the smallest model scale at or above the request
-    and shrinks with ``cv2.INTER_AREA`` (see :mod:`srzoo.jobs.resize`).
+    and shrinks with ``cv2.INTER_AREA`` (see :mod:`srzoo.jobs.resize`). ``width``
+    and ``height`` together: the largest size inside both that keeps the aspect
+    ratio, or exactly that size with ``stretch=True``.
     """
     check_tile(tile)
     if not isinstance(image, (np.ndarray, str, os.PathLike)):
@@ -48,7 +51,8 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
                                  backend=backend, tile=tile, threads=threads, memory=memory,
-                                 progress=progress)
+                                 progress=progress, stretch=stretch)
+    scale = resize.parse_scale(scale)  # "4" and 4.0 are 4, as for any other scale
     return get_upscaler(model, scale, backend=backend, threads=threads).upscale(
         image, tile=tile, memory=memory, progress=progress)
 

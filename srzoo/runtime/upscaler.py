@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from srzoo.errors import ArgumentError, SrzooError
+from srzoo.errors import ArgumentError, SrzooError, UnknownModel
 from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
 from srzoo.runtime import autotune, backends, pipeline
@@ -53,6 +53,8 @@ def check_tile(tile: Any, name: str = "tile") -> None:
 
 
 def check_scale(scale: Any) -> int:
+    if isinstance(scale, str) and scale.strip().isdigit():  # "4", as srzoo.upscale takes it
+        scale = int(scale.strip())
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or int(scale) < 1:
         if isinstance(scale, float) and scale.is_integer() and scale >= 1:
             return int(scale)
@@ -78,7 +80,14 @@ def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
         if model.scale != scale:
             raise SrzooError(f"{model.name} entry is x{model.scale}, not x{scale}")
         return model
-    return api.get_model(model, scale)
+    try:
+        return api.get_model(model, scale)
+    except UnknownModel as e:
+        if "has no x" not in str(e):
+            raise
+        raise UnknownModel(f"{e}; srzoo.upscale(image, {model!r}, {scale}) runs the next larger "
+                           "scale and shrinks the result (an Upscaler runs the model's own "
+                           "scales only)") from None
 
 
 class Upscaler:

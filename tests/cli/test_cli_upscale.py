@@ -163,3 +163,32 @@ def test_two_models_into_one_folder_keep_both_and_format_follows_input(models_en
     assert read(out / "d_espcn_x2.png").shape == (60, 80, 3)
     with pytest.raises(SystemExit):  # argparse: one line, exit 2
         main(["upscale", str(images / "a.png"), "--format", "gif"])
+
+
+def test_width_height_fit_inside_and_the_real_scale_is_said(models_env, images, tmp_path, capsys):
+    src = str(images / "a.png")  # 40x30
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "-o", str(tmp_path / "w.png")]) == 0
+    assert read(tmp_path / "w.png").shape == (120, 160, 3)
+    assert "upscaled 1 image x4 with espcn" in capsys.readouterr().out  # not the default x2
+    # both bounds: the largest size inside both, aspect kept
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "--height", "60",
+                 "-o", str(tmp_path / "f.png")]) == 0
+    assert read(tmp_path / "f.png").shape == (60, 80, 3)
+    assert "upscaled 1 image x2 with espcn" in capsys.readouterr().out
+    # --stretch: exactly that size, and the line says so
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "--height", "60", "--stretch",
+                 "-o", str(tmp_path / "s.png")]) == 0
+    assert read(tmp_path / "s.png").shape == (60, 160, 3)
+    assert "upscaled 1 image x4 by 2 with espcn" in capsys.readouterr().out
+    # one rule for scales: "4" is 4 in the API too; Upscaler names the way to any scale
+    img = read(images / "a.png")
+    assert np.array_equal(srzoo.upscale(img, "espcn", "4"), srzoo.upscale(img, "espcn", 4))
+    with pytest.raises(srzoo.UnknownModel, match=r"has no x3.*srzoo.upscale\(image, 'lapsrn', 3\)"):
+        srzoo.Upscaler("lapsrn", 3)
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "srzoo upscale photo.jpg" in out and "--stretch" in out

@@ -249,9 +249,11 @@ def test_any_scale_runs_the_next_model_scale_then_area_resize(models_env, images
     assert np.array_equal(got, cv2.resize(x4, (192, 144), interpolation=cv2.INTER_AREA))
     # a native scale is untouched
     assert np.array_equal(srzoo.upscale(img, "espcn", 3.0), upscaler.get_upscaler("espcn", 3)(img))
-    # width only keeps the aspect ratio; width and height together are exact
+    # width only keeps the aspect ratio; width and height together: the largest size inside
+    # both with the aspect kept, or exactly that size with stretch
     assert srzoo.upscale(img, "espcn", width=100).shape == (75, 100, 3)
-    assert srzoo.upscale(img, "espcn", width=200, height=100).shape == (100, 200, 3)
+    assert srzoo.upscale(img, "espcn", width=200, height=100).shape == (100, 133, 3)
+    assert srzoo.upscale(img, "espcn", width=200, height=100, stretch=True).shape == (100, 200, 3)
     assert resize.pick_scale([2, 4, 8], 2.01) == 4 and resize.pick_scale([], 2.5) == 3
     grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
     assert srzoo.upscale(grey, "bicubic", 2.5).shape == (120, 160, 1)
