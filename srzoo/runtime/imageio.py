@@ -145,7 +145,9 @@ class ImageMeta:
 
         ex = Image.Exif()
         try:
-            ex.load(self.exif)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Corrupt EXIF data": handled below
+                ex.load(self.exif)
             ex[_ORIENTATION] = 1
             for tag, v in ((_IMAGE_WIDTH, width), (_IMAGE_LENGTH, height)):
                 if tag in ex:
@@ -208,7 +210,9 @@ def read_meta(data: bytes | str | os.PathLike[str], what: str = "image") -> Imag
     if exif_b:
         try:
             o = Image.Exif()
-            o.load(exif_b)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a damaged block: no orientation, no warning
+                o.load(exif_b)
             orientation = int(o.get(_ORIENTATION, 1))
         except Exception:  # noqa: BLE001 - unreadable EXIF: no orientation
             orientation = 1
@@ -245,10 +249,12 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- loading
-def decode(data: np.ndarray, what: str, *, scale: int = 1) -> tuple[np.ndarray, ImageMeta]:
+def decode(data: np.ndarray, what: str, *, scale: int = 1,
+           source: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, ImageMeta]:
     """Decode encoded bytes (OpenCV, unchanged: alpha, 16-bit and grey kept), turn
     the pixels upright by their EXIF orientation, and return them with their
-    metadata. Raises :class:`srzoo.ImageError` naming ``what``."""
+    metadata (read from ``source``, the file ``data`` came from, when given: no
+    copy of the bytes). Raises :class:`srzoo.ImageError` naming ``what``."""
     import cv2
 
     try:
@@ -261,7 +267,7 @@ def decode(data: np.ndarray, what: str, *, scale: int = 1) -> tuple[np.ndarray, 
     limit = _limit()
     if w * h * scale * scale > limit:
         raise _refuse(what, w, h, scale, limit, before=False)
-    meta = read_meta(data.tobytes(), what)
+    meta = read_meta(source if source is not None else data.tobytes(), what)
     return orient(img, meta.orientation), meta
 
 
@@ -288,7 +294,7 @@ def read_image(src: str | os.PathLike[str], *, scale: int = 1) -> tuple[np.ndarr
         raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
-    return decode(data, str(path), scale=scale)
+    return decode(data, str(path), scale=scale, source=path)
 
 
 def load_image(src: ImageLike, *, scale: int = 1) -> np.ndarray:

@@ -171,7 +171,7 @@ def test_quality_sets_jpeg_size(models_env, tmp_path, upright, srgb):
     assert sizes[30] < 0.6 * sizes[95]
 
 
-def test_damaged_exif_is_not_fatal_and_bombs_still_refused_first(tmp_path, upright):
+def test_damaged_exif_is_not_fatal(tmp_path, upright):
     src = tmp_path / "bad.jpg"
     cv2.imwrite(str(src), upright)
     data = src.read_bytes()
@@ -182,3 +182,17 @@ def test_damaged_exif_is_not_fatal_and_bombs_still_refused_first(tmp_path, uprig
     assert img.shape == (48, 72, 3) and meta.orientation == 1
     imageio.write_image(tmp_path / "o.jpg", img, meta=meta)  # written, EXIF or not
     assert cv2.imread(str(tmp_path / "o.jpg")).shape == (48, 72, 3)
+
+
+def test_bomb_refused_before_pillow_or_opencv_reads_it(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"  # a few hundred bytes claiming 30000x30000 pixels
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    with pytest.raises(srzoo.ImageError, match="refused before decoding"):
+        imageio.read_image(bomb, scale=2)
