@@ -299,6 +299,8 @@ def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, c
 MEMORY_PROBES = ((64, 64), (64, 128))
 #: the least memory per input pixel assumed (bytes): the input and output tensors
 MIN_BYTES_PER_PIXEL = 64.0
+#: memory measurements of this process, by key (also kept on disk when the cache exists)
+_memory: dict[str, float] = {}
 
 
 def _status() -> dict[str, int]:
@@ -329,7 +331,8 @@ def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: i
                      fresh: Callable[[], Any], channels: int) -> float | None:
     """Bytes of resident memory one run of ``runner`` takes per network-input pixel,
     measured once per model, backend and machine and remembered beside the
-    autotune choices; None where it cannot be measured (not Linux).
+    autotune choices (in this process only while the cache folder does not
+    exist); None where it cannot be measured (not Linux).
 
     ``fresh()`` loads a new runner (used only when nothing is remembered, then
     dropped): on a fresh runner the second of two runs
@@ -339,9 +342,12 @@ def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: i
     everything after each run is over-estimated (up to twice), which only
     makes tiles smaller."""
     key = "memory-" + key_for(entry, "memory", threads, [backend])
+    if key in _memory:
+        return _memory[key]
     rec = _read().get(key)
     if isinstance(rec, dict) and isinstance(rec.get("bytes_per_pixel"), (int, float)):
-        return float(rec["bytes_per_pixel"])
+        _memory[key] = float(rec["bytes_per_pixel"])
+        return _memory[key]
     if not _status() or not _reset_peak():
         return None
     runner = fresh()
@@ -357,6 +363,9 @@ def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: i
     gc.collect()
     (h1, w1), (h2, w2) = MEMORY_PROBES
     bpp = max(MIN_BYTES_PER_PIXEL * channels, grown[1] / float(h2 * w2 - h1 * w1))
+    _memory[key] = bpp
+    if not cache.cache_dir().is_dir():  # a model that needs no cache (the built-in one) makes none
+        return bpp
     _write(key, {"bytes_per_pixel": round(bpp, 1), "backend": str(backend), "model": entry.name,
                  "scale": entry.scale, "threads": threads, "probes": grown,
                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -1,7 +1,7 @@
 """Memory is a budget: automatic tiles are sized from the model's measured memory per
 pixel so that a run stays under ``memory=`` / ``SRZOO_MEMORY``, and the result is the
 untiled one. Peak memory is the VmHWM of a fresh subprocess running a real model
-(realesr-animevideov3, the smallest Real-ESRGAN network, on a real 240x200 crop so
+(realesr-animevideov3, the smallest Real-ESRGAN network, on a real 360x300 crop so
 that the test stays short; realesrgan-x4plus on the 500x480 image is in the report)."""
 
 from __future__ import annotations
@@ -52,20 +52,23 @@ def run_measured(tmp_path: Path, image: Path, memory: str) -> tuple[int, dict, n
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_peak_memory_stays_under_the_budget_and_output_is_unchanged(models_env, shared_dir, tmp_path):
-    crop = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:200, :240]
+    crop = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:300, :360]
     image = tmp_path / "crop.png"
     cv2.imwrite(str(image), crop)
     whole_grown, _, whole = run_measured(tmp_path, image, "0")  # 0: no budget, one run
-    budget = 12 << 20
-    grown, bpp, tiled = run_measured(tmp_path, image, "12M")
+    budget = 16 << 20
+    grown, bpp, tiled = run_measured(tmp_path, image, "16M")
     (per_pixel,) = bpp.values()
     # measured (onnxruntime 1.32, 2 cores): ~960 bytes per input pixel; untiled the run
-    # grows by ~46 MB, with a 12 MB budget by ~15-20 MB (the budget, plus the
+    # grows by ~100 MB, with a 16 MB budget by ~25-35 MB (the budget, plus the
     # output and the engine's own buffers)
     assert 200 < per_pixel < 20000
-    assert whole_grown > 0.8 * crop.shape[0] * crop.shape[1] * per_pixel
+    px = crop.shape[0] * crop.shape[1]
+    # the measurement does not under-estimate what a whole run takes (it may over-estimate:
+    # tiles are then smaller than they could be, never too large)
+    assert 0.9 * whole_grown <= px * per_pixel <= 3 * whole_grown, (whole_grown, px * per_pixel)
     assert grown < 0.6 * whole_grown and grown < 2.5 * budget, (grown, whole_grown)
-    assert tiled.shape == whole.shape == (400, 480, 3)
+    assert tiled.shape == whole.shape == (600, 720, 3)
     assert np.abs(tiled.astype(int) - whole).max() <= 1  # tiles keep the receptive field
     # measured once: remembered beside the autotune choices
     store = json.loads((models_env / "autotune.json").read_text())
