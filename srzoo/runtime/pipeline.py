@@ -591,20 +591,13 @@ class ModelPipeline:
 
 
 def tiles(h: int, w: int, tile: int, overlap: int):
-    """Yield ``(core, padded)`` boxes ``(y0, y1, x0, x1)`` covering an h×w image.
-
-    Every padded box has the same size (``tile + 2*overlap``, or the image's
-    side when smaller), moved inside the image at its borders (more context
-    there, never less): an engine then sees one input shape, and one that keeps
-    buffers per shape (onnxruntime's arena) does not grow them for each edge tile."""
-    ph, pw = min(h, tile + 2 * overlap), min(w, tile + 2 * overlap)
+    """Yield ``(core, padded)`` boxes ``(y0, y1, x0, x1)`` covering an h×w image."""
     for y0 in range(0, h, tile):
         y1 = min(y0 + tile, h)
-        py0 = min(max(0, y0 - overlap), h - ph)
         for x0 in range(0, w, tile):
             x1 = min(x0 + tile, w)
-            px0 = min(max(0, x0 - overlap), w - pw)
-            yield (y0, y1, x0, x1), (py0, py0 + ph, px0, px0 + pw)
+            yield ((y0, y1, x0, x1),
+                   (max(0, y0 - overlap), min(h, y1 + overlap), max(0, x0 - overlap), min(w, x1 + overlap)))
 
 
 def run_tiled(color: np.ndarray, fn: Callable[[np.ndarray], dict[int, np.ndarray]],
