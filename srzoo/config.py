@@ -15,8 +15,9 @@ Adding a setting is one line in :data:`SETTINGS`, e.g.::
 
 Kinds: ``bool`` (``1/true/yes/on`` or ``0/false/no/off/`` empty), ``int`` and
 ``float`` (range-checked; nan and inf refused), ``str``, ``path`` (``~``
-expanded; empty means the default), ``list`` (comma-separated, blanks dropped)
-and ``choice`` (one of ``choices``, case-insensitive).
+expanded; empty means the default), ``list`` (comma-separated, blanks dropped),
+``choice`` (one of ``choices``, case-insensitive) and ``size`` (bytes, with an
+optional K/M/G/T suffix, powers of 1024: ``1.5G``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -57,6 +59,8 @@ class Setting:
             return "1/true/yes/on or 0/false/no/off (or empty)"
         if self.kind == "choice":
             return " / ".join(self.choices)
+        if self.kind == "size":
+            return "a size in bytes such as 1.5G, 800M or 2000000 (0: no limit)"
         if self.kind in ("int", "float"):
             what = "an integer" if self.kind == "int" else "a number"
             if self.low is not None and self.high is not None:
@@ -80,8 +84,13 @@ class Setting:
             if low in _FALSE:
                 return False
             return self._bad(raw)
-        if self.kind in ("str", "path", "list", "choice", "int", "float") and not text:
+        if self.kind in ("str", "path", "list", "choice", "int", "float", "size") and not text:
             return self.default
+        if self.kind == "size":
+            m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", text.lower())
+            if not m:
+                return self._bad(raw)
+            return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2) or "_"))
         if self.kind == "str":
             return text
         if self.kind == "path":
@@ -147,6 +156,9 @@ SETTINGS: tuple[Setting, ...] = (
             "inputs above this many pixels are tiled automatically", low=1),
     Setting("SRZOO_AUTOTUNE", "bool", True,
             "0: `auto` takes the static order instead of measuring a short trial"),
+    Setting("SRZOO_MEMORY", "size", None,
+            "memory a network run may use; larger inputs are tiled to fit (default: a quarter "
+            "of the available memory, at most 1G; 0: no limit)"),
     Setting("SRZOO_BACKEND", "str", "", "backend used wherever `auto` is asked for, e.g. openvino:cpu"),
     Setting("SRZOO_PRECISION", "choice", "fp32",
             "precision used where none is given: fp32 (default: results identical on every engine), "

@@ -44,9 +44,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         from srzoo.cli.catalog import cmd_list_catalog
 
         return cmd_list_catalog(args)
-    if args.arch or args.tag or args.scale or args.runnable:
-        raise SrzooError("--arch, --scale, --tag and --runnable filter a catalogue: add --catalog openmodeldb")
+    if args.arch or args.scale or args.runnable:
+        raise SrzooError("--arch, --scale and --runnable filter a catalogue: add --catalog openmodeldb")
     models = api.list_models(args.pattern)
+    if args.tag:
+        want = args.tag.strip().lower()
+        models = [m for m in models if want in (t.lower() for t in m.tags)]
+        if not models:
+            known = sorted({t for m in api.list_models() for t in m.tags})
+            raise SrzooError(f"no model has the tag {args.tag!r}; tags: {', '.join(known)}")
     if args.json:
         rows = []
         for m in models:
@@ -63,8 +69,18 @@ def cmd_list(args: argparse.Namespace) -> int:
              m.format + (" (convert)" if _runs_derived(m) else ""),
              m.license,
              ("built-in" if m.artifact.bundled else "yes" if api.is_cached(m) else "no")
-             if m.artifact else "-"] for m in models]
-    print(table(rows, ["name", "scale", "file", "size", "format", "license", "cached"]))
+             if m.artifact else "-", ",".join(m.tags) or "-"] for m in models]
+    print(table(rows, ["name", "scale", "file", "size", "format", "license", "cached", "tags"]))
+    # one line of purpose per model name, under the table
+    seen: dict[str, str] = {}
+    for m in models:
+        if m.description and m.name not in seen:
+            seen[m.name] = m.description
+    if seen:
+        print()
+        width = max(len(n) for n in seen)
+        for n, d in seen.items():
+            print(f"{n:<{width}}  {d}")
     return 0
 
 
@@ -432,7 +448,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", metavar="NAME", help="list a community catalogue instead: openmodeldb")
     p.add_argument("--arch", help="with --catalog: only this architecture (esrgan, compact, span, ...)")
     p.add_argument("--scale", "-s", type=int, help="with --catalog: only this scale")
-    p.add_argument("--tag", help="with --catalog: only records with this tag (anime, photo, ...)")
+    p.add_argument("--tag", "--for", dest="tag",
+                   help="only models with this tag: photo, anime, video, fast, quality, "
+                        "real-world... (with --catalog: the catalogue's tags)")
     p.add_argument("--runnable", action="store_true", help="with --catalog: only records srzoo runs")
     p.set_defaults(func=cmd_list)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path

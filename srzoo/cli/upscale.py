@@ -13,6 +13,21 @@ from srzoo.jobs.files import FileResult
 from srzoo.runtime import backends
 
 
+EXAMPLE = """examples:
+  srzoo upscale photo.jpg                          x2 with the built-in model -> photo_default_x2.jpg
+  srzoo upscale photo.jpg -m realesrgan-x4plus-ncnn -s 4 -o out/
+                                                   -> out/photo_realesrgan-x4plus-ncnn_x4.jpg
+  srzoo upscale photos/ -m espcn -s 3 -o big/ --format png   a folder, written as PNG
+  srzoo upscale "shots/*.jpg" -m fsrcnn --width 1920 --quality 90   fit 1920 wide
+  srzoo upscale in.png --width 800 --height 600    largest size inside 800x600 (--stretch: exact)
+  SRZOO_MEMORY=800M srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4   tiles that fit 800 MB
+
+Outputs keep the input's format, ICC colour profile, EXIF (camera, date; the
+EXIF orientation is applied to the pixels and reset to 1) and XMP. Pick a model
+with `srzoo list`; a single long image shows a bar over its tiles on a terminal.
+"""
+
+
 def _size(hw: tuple[int, int] | None) -> str:
     return f"{hw[1]}x{hw[0]}" if hw else "?"
 
@@ -74,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet and done:
         where = (str(written[0].output) if done == 1
                  else str(args.output) if args.output else "beside the inputs")
-        print(f"upscaled {_count(written, {str(v) for v in videos})} x{args.scale:g} with {args.model} "
+        print(f"upscaled {_count(written, {str(v) for v in videos})} {_scales(written, args.scale)} "
+              f"with {args.model} "
               f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
 
@@ -85,6 +101,23 @@ def _count(written: list[FileResult], videos: set[str]) -> str:
     ni = len(written) - nv
     parts = [f"{n} {what}{'s' if n > 1 else ''}" for n, what in ((ni, "image"), (nv, "video")) if n]
     return " and ".join(parts)
+
+
+def _scales(written: list[FileResult], asked: float) -> str:
+    """The scale really applied: ``x2``, ``x4.17``, ``x2-x4`` (sizes differ), or
+    ``x1.8 by 2.1`` (--stretch)."""
+    ratios = set()
+    for r in written:
+        if r.in_shape and r.out_shape:
+            sy, sx = (round(o / i, 2) for o, i in zip(r.out_shape, r.in_shape))
+            ratios.add((sx, sy))
+    if not ratios:
+        return f"x{asked:g}"
+    if len(ratios) == 1:
+        ((sx, sy),) = ratios
+        return f"x{sx:g}" if abs(sx - sy) <= 0.02 else f"x{sx:g} by {sy:g}"
+    lo, hi = min(min(r) for r in ratios), max(max(r) for r in ratios)
+    return f"x{lo:g}-x{hi:g}"
 
 
 # ---- scale-out and any-size options (srzoo.jobs.batch, srzoo.jobs.resize, srzoo.jobs.bigimage) -------------
@@ -120,7 +153,8 @@ def _batch_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "scheduler": args.scheduler,
             "force_jobs": args.force_jobs,
             "skip_existing": args.skip_existing, "json_report": args.json_report,
-            "width": args.width, "height": args.height}
+            "width": args.width, "height": args.height, "format": args.format,
+            "quality": args.quality, "stretch": args.stretch}
 
 
 def _add_batch_options(p: argparse.ArgumentParser) -> None:
@@ -140,7 +174,11 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
                    help="write per-file status, times and a summary as JSON")
     g.add_argument("--width", type=int, default=None, metavar="W",
                    help="output width in pixels (height follows the aspect ratio unless given)")
-    g.add_argument("--height", type=int, default=None, metavar="H", help="output height in pixels")
+    g.add_argument("--height", type=int, default=None, metavar="H",
+                   help="output height in pixels; with --width: the largest size inside both "
+                        "that keeps the aspect ratio")
+    g.add_argument("--stretch", action="store_true",
+                   help="with --width and --height: exactly that size, changing the aspect ratio")
     g.add_argument("--chunk", type=int, default=None, metavar="N",
                    help="one image larger than memory (.zarr or .tif) as a Dask array of NxN "
                         "chunks into -o OUT.zarr or OUT.tif (needs srzoo[dask])")
@@ -175,12 +213,15 @@ def _video(args: argparse.Namespace, src: Path, single: bool,
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale", help="upscale image files, folders or globs, and videos",
-        description="Upscale images. Outputs are PNG: <name>_<model>_x<scale>.png beside each "
-                    "input, or <name>.png in the -o folder. Inputs are never overwritten "
-                    "unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
+        description="Upscale images. Outputs keep the input's format (JPEG in, JPEG out; "
+                    "--format to choose), its ICC colour profile, EXIF (camera, date; the EXIF "
+                    "orientation is applied to the pixels), XMP and PNG text: "
+                    "<name>_<model>_x<scale>.<ext> beside each input or in the -o folder. "
+                    "Inputs are never overwritten unless --overwrite is given. A video input (any container FFmpeg reads) becomes "
                     "a video: <name>_<model>_x<scale>.<ext> with its audio, subtitles and timing. "
                     "Prints one line per written file and a summary (where the result went, how "
-                    "long it took).")
+                    "long it took).",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-m", "--model", default="default",
                    help="model name (see `srzoo list`; default: 'default', srzoo's built-in "
@@ -200,6 +241,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")
+    p.add_argument("--format", "-f", default=None, choices=("png", "jpg", "webp", "tif", "bmp"),
+                   help="output format (default: the input's: JPEG in, JPEG out)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="JPEG/WebP quality 1-100 (default: JPEG 95, WebP lossless)")
     v = p.add_argument_group("video inputs (detected by their container; need srzoo[video])")
     v.add_argument("--codec", default=None,
                    help="libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, libvpx-vp9, ffv1")

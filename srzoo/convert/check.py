@@ -8,7 +8,7 @@ import numpy as np
 
 from srzoo.convert import Conversion, reference
 from srzoo.convert.onnxbuild import OPSET, Graph, probe, run_cv2
-from srzoo.errors import ConversionFailed
+from srzoo.errors import ConversionFailed, SrzooError
 
 
 class VerificationFailed(ConversionFailed):

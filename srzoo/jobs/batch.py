@@ -37,16 +37,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from srzoo import config, fsutil
-from srzoo.errors import ImageError, SrzooError
+from srzoo.errors import SrzooError
 from srzoo.hub import cache
 from srzoo.hub.api import fetch_entry, variants
 from srzoo.hub.manifest import ModelEntry
 from srzoo.jobs import executors, resize
 from srzoo.jobs.executors import cores
-from srzoo.jobs.files import IMAGE_EXTS, FileResult, expand_inputs, file_tag
+from srzoo.jobs.files import IMAGE_EXTS, FileResult, expand_inputs, file_tag, output_ext
 from srzoo.runtime import backends
-from srzoo.runtime.imageio import header_size, write_image
-from srzoo.runtime.pipeline import load_image
+from srzoo.runtime.imageio import ImageMeta, decode, header_size, read_image, write_image
 from srzoo.runtime.upscaler import get_upscaler
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -94,6 +93,12 @@ class Job:
     tile: int | None = None
     threads: int | None = None
     model_files: tuple[str, ...] = ()
+    #: JPEG/WebP quality of the output (None: the format's default)
+    quality: int | None = None
+    #: a bar over the tiles of this image on stderr, when it is a terminal
+    progress: bool = False
+    #: width and height both given: exactly that size (else: fit inside, keep the aspect)
+    stretch: bool = False
 
 
 def _label(scale: float | None, width: int | None, height: int | None) -> str:
@@ -113,35 +118,33 @@ def ensure_model(entry: ModelEntry, model_files: Iterable[str]) -> None:
         cache.seed(entry.artifact, model_files)
 
 
-def _read(src: str, scale: int = 1) -> Any:
-    """Decode one input; a local file whose header says it would exceed SRZOO_MAX_PIXELS
-    at ``scale`` is refused before decoding."""
+def _read(src: str, scale: int = 1) -> tuple[Any, ImageMeta]:
+    """Decode one input, upright (EXIF orientation), with its metadata; a local file
+    whose header says it would exceed SRZOO_MAX_PIXELS at ``scale`` is refused
+    before decoding."""
 
     if not is_url(src):
-        return load_image(src, scale=scale)
-    import cv2
+        return read_image(src, scale=scale)
     import numpy as np
 
     with _fsspec().open(src, "rb") as f:
         data = np.frombuffer(f.read(), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ImageError(f"{src}: not an image OpenCV can decode (empty, truncated or unknown format)")
-    return img
+    return decode(data, src, scale=scale)
 
 
-def _write(dst: str, image: Any) -> None:
-    """Atomic write: local files through a temporary name and a rename; URLs are
-    encoded locally, uploaded under a temporary name, then moved into place."""
+def _write(dst: str, image: Any, meta: ImageMeta | None = None, quality: int | None = None) -> None:
+    """Atomic write (with the input's metadata): local files through a temporary
+    name and a rename; URLs are encoded locally, uploaded under a temporary name,
+    then moved into place."""
 
     if not is_url(dst):
-        write_image(Path(dst), image)
+        write_image(Path(dst), image, meta=meta, quality=quality)
         return
     fs, path = _fsspec().core.url_to_fs(dst)
     name = path.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="srzoo-") as d:
         local = Path(d) / name
-        write_image(local, image)
+        write_image(local, image, meta=meta, quality=quality)
         parent = path.rsplit("/", 1)[0] if "/" in path else ""
         tmp = f"{parent}/.{name}.{os.getpid()}.{time.monotonic_ns()}.part" if parent else \
             f".{name}.{os.getpid()}.part"
@@ -179,6 +182,29 @@ def _dask_worker_threads() -> int | None:
         return None
 
 
+class _TileBar:
+    """A tqdm bar with ETA over the tiles of one image (on stderr, only on a
+    terminal), shown once an image has more than one tile."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= 1:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="tile", desc=self.name, file=sys.stderr,
+                            dynamic_ncols=True, disable=None, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Upscale one file (what a worker runs). Never raises: returns
     ``{"index", "status": "written"|"failed", "output", "error", "seconds", "worker"}``."""
@@ -194,16 +220,22 @@ def run_job(job: Job) -> dict[str, Any]:
             import cv2
 
             cv2.setNumThreads(int(threads))
-        img = _read(job.input, math.ceil(job.scale or 1))
+        img, meta = _read(job.input, math.ceil(job.scale or 1))
         h, w = img.shape[:2]
         scales = [e.scale for e in job.entries if e.scale is not None]
         s, size = resize.choose(scales, w, h, scale=job.scale, width=job.width, height=job.height,
-                                model=job.entries[0].name)
+                                model=job.entries[0].name, stretch=job.stretch)
         entry = next((e for e in job.entries if e.scale == s), None) or job.entries[0].at_scale(s)
         ensure_model(entry, job.model_files)
-        out = get_upscaler(entry, s, backend=job.backend, threads=job.threads).upscale(img, tile=job.tile)
+        bar = _TileBar(Path(job.input).name) if job.progress else None
+        try:
+            out = get_upscaler(entry, s, backend=job.backend, threads=job.threads).upscale(
+                img, tile=job.tile, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         out = resize.resize_down(out, size)
-        _write(job.output, out)
+        _write(job.output, out, meta, job.quality)
         res.update(status="written", output=job.output, in_shape=(int(h), int(w)),
                    out_shape=(int(out.shape[0]), int(out.shape[1])))
     except Exception as e:  # one bad input fails only itself
@@ -315,18 +347,20 @@ def _key(path: str) -> str:
 
 
 def _output_for(src: str, out: str | None, model: str, label: str, *, single: bool,
-                ext: str = ".png") -> str:
-    """``<stem>_<model>_<label>.png`` beside the input, ``OUT/<stem>.png`` in an
-    output folder, or ``OUT`` itself for one input and an image extension."""
+                format: str | None = None) -> str:
+    """``<stem>_<model>_<label>.<ext>`` beside the input or in the output folder
+    ``OUT``, or ``OUT`` itself for one input and an image extension. ``ext``: the
+    input's (JPEG in, JPEG out) unless ``format`` (``png``, ``jpg``...) is given."""
     name = src.rsplit("/", 1)[-1] if is_url(src) else Path(src).name
-    stem = os.path.splitext(name)[0]
-    if out is None:
-        base = src[: len(src) - len(name)] if is_url(src) else str(Path(src).parent) + os.sep
-        return f"{base}{stem}_{file_tag(model)}_{label}{ext}"
-    if single and os.path.splitext(out)[1].lower() in IMAGE_EXTS and not (
+    stem, src_ext = os.path.splitext(name)
+    if single and out is not None and os.path.splitext(out)[1].lower() in IMAGE_EXTS and not (
             not is_url(out) and os.path.isdir(out)):
         return out
-    return (out.rstrip("/") + "/" if is_url(out) else str(Path(out)) + os.sep) + f"{stem}{ext}"
+    file = f"{stem}_{file_tag(model)}_{label}{output_ext(src_ext, format)}"
+    if out is None:
+        base = src[: len(src) - len(name)] if is_url(src) else str(Path(src).parent) + os.sep
+        return f"{base}{file}"
+    return (out.rstrip("/") + "/" if is_url(out) else str(Path(out)) + os.sep) + file
 
 
 def model_entries(model: str | ModelEntry) -> tuple[ModelEntry, ...]:
@@ -341,9 +375,17 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
          scale: float | None = 2, *, output: str | os.PathLike[str] | None = None,
          width: int | None = None, height: int | None = None, overwrite: bool = False,
          skip_existing: bool = False, backend: str = "auto", tile: int | None = None,
-         threads: int | None = None) -> Plan:
+         threads: int | None = None, format: str | None = None,
+         quality: int | None = None, stretch: bool = False) -> Plan:
     """Everything a batch will do, checked before any work starts (pure: reads
-    folder listings and checks which outputs exist, writes nothing)."""
+    folder listings and checks which outputs exist, writes nothing).
+
+    Outputs keep the input's format unless ``format`` (``png``, ``jpg``,
+    ``webp``, ``tif``...) is given; ``quality`` (1-100) applies to JPEG and WebP."""
+    output_ext(".png", format)  # validates
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int)
+                                or not 1 <= quality <= 100):
+        raise SrzooError(f"quality must be an integer from 1 to 100, got {quality!r}")
 
     if width is None and height is None:
         scale = resize.parse_scale(2 if scale is None else scale)
@@ -374,7 +416,7 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
     jobs: list[Job] = []
     results.extend(pre)
     for src in files:
-        dst = _output_for(src, out, name, label, single=single)
+        dst = _output_for(src, out, name, label, single=single, format=format)
         k = _key(dst)
         if k in inputs_k and not overwrite:
             results.append(FileResult(src, error=f"output {dst} is an input; refusing to overwrite "
@@ -391,7 +433,8 @@ def plan(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry = "es
             continue
         jobs.append(Job(index=len(results), input=src, output=dst, entries=entries,
                         scale=scale if width is None and height is None else None, width=width,
-                        height=height, backend=backend, tile=tile, threads=threads))
+                        height=height, backend=backend, tile=tile, threads=threads,
+                        quality=quality, stretch=stretch))
         results.append(None)
     return Plan(jobs, results, name, label, entries)
 
@@ -500,7 +543,8 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
               scheduler: str | None = None, retries: int = 2, progress: bool | None = None,
               on_result: Callable[[FileResult], None] | None = None,
               json_report: str | os.PathLike[str] | None = None,
-              force_jobs: bool = False) -> BatchReport:
+              force_jobs: bool = False, format: str | None = None,
+              quality: int | None = None, stretch: bool = False) -> BatchReport:
     """Upscale files, folders and globs (local or fsspec URLs); see the module doc.
 
     Executor: ``client`` (a ``distributed.Client``) or ``scheduler``
@@ -512,6 +556,8 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
     ``retries``: how often a job whose worker died is run again before it is
     reported failed. Model and backend errors are raised before any file is
     touched. ``on_result`` is called once per input as results arrive.
+    Outputs keep the input's format (and its ICC profile, EXIF, XMP) unless
+    ``format`` is given; ``quality``: JPEG/WebP quality, 1-100.
     """
 
     if scheduler is None and client is None:
@@ -523,8 +569,10 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], model: str | ModelEntry 
     try:
         p = plan(inputs, model, scale, output=output, width=width, height=height,
                  overwrite=overwrite, skip_existing=skip_existing, backend=backend, tile=tile,
-                 threads=ex.threads)
+                 threads=ex.threads, format=format, quality=quality, stretch=stretch)
         files = prefetch(p, quiet=progress is False or None)
+        if len(p.jobs) == 1 and progress is not False and ex.local and ex.name == "serial":
+            p.jobs = [Job(**{**p.jobs[0].__dict__, "progress": True})]  # one image: tiles
         if p.jobs:
             j0 = p.jobs[0]
             if ex.local:  # load now: backend errors before any file is touched

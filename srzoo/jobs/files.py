@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from srzoo.errors import SrzooError
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
               ".exr", ".hdr", ".jp2", ".pfm")
 
@@ -145,16 +147,34 @@ def file_tag(model: str) -> str:
     return model.replace(":", "-").replace("@", "-")
 
 
+#: ``--format`` names and the extension each writes
+FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif",
+           "tiff": ".tif", "bmp": ".bmp"}
+
+
+def output_ext(src_ext: str, format: str | None = None) -> str:
+    """The extension of an output: ``format``'s (``png``, ``jpg``, ``webp``, ``tif``...)
+    when given, else the input's own (JPEG in, JPEG out), ``.png`` for inputs
+    without an image extension."""
+    if format is not None:
+        key = str(format).lower().lstrip(".")
+        if key not in FORMATS:
+            raise SrzooError(f"unknown output format {format!r}; use one of "
+                                f"{', '.join(sorted(set(FORMATS)))}")
+        return FORMATS[key]
+    return src_ext if src_ext.lower() in IMAGE_EXTS else ".png"
+
+
 def output_path(src: Path, out: Path | None, model: str, scale: int, *, single: bool,
-                ext: str = ".png") -> Path:
-    """Where the result of ``src`` goes: ``<stem>_<model>_x<scale>.png`` beside it,
-    ``OUT/<stem>.png`` for an output folder, or ``OUT`` itself for one input and
-    an ``OUT`` with an image extension."""
-    if out is None:
-        return src.with_name(f"{src.stem}_{file_tag(model)}_x{scale}{ext}")
-    if single and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
+                format: str | None = None) -> Path:
+    """Where the result of ``src`` goes: ``<stem>_<model>_x<scale>.<ext>`` beside
+    it or in the output folder ``OUT``, or ``OUT`` itself for one input and an
+    ``OUT`` with an image extension (``ext``: :func:`output_ext`)."""
+    if single and out is not None and out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
         return out
-    return out / f"{src.stem}{ext}"
+    name = f"{src.stem}_{file_tag(model)}_x{scale}{output_ext(src.suffix, format)}"
+    return src.with_name(name) if out is None else out / name
 
 
-__all__ = ["FileResult", "IMAGE_EXTS", "expand_inputs", "file_tag", "glob_files", "output_path"]
+__all__ = ["FORMATS", "FileResult", "IMAGE_EXTS", "expand_inputs", "file_tag", "glob_files", "output_ext",
+           "output_path"]

@@ -21,7 +21,7 @@ and resizes; the engines never see a fractional factor.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,15 +52,21 @@ def parse_scale(value: Any) -> int | float:
 
 
 def target_size(w: int, h: int, *, scale: float | None = None, width: int | None = None,
-                height: int | None = None) -> tuple[int, int]:
+                height: int | None = None, stretch: bool = False) -> tuple[int, int]:
     """The output (width, height) for a ``w``×``h`` input: ``scale`` times it, or
-    ``width`` and/or ``height`` (one alone keeps the aspect ratio, rounded)."""
+    ``width`` and/or ``height`` (one alone keeps the aspect ratio, rounded; both:
+    the largest size that fits inside both keeping the aspect ratio, or exactly
+    ``width`` x ``height`` with ``stretch``)."""
     if width is not None or height is not None:
         for name, v in (("width", width), ("height", height)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
                 raise SrzooError(f"--{name} must be a positive whole number of pixels, got {v!r}")
         if width is not None and height is not None:
-            return int(width), int(height)
+            if stretch:
+                return int(width), int(height)
+            if width * h <= height * w:  # the width binds
+                return int(width), max(1, min(int(height), round(h * width / w)))
+            return max(1, min(int(width), round(w * height / h))), int(height)
         if width is not None:
             return int(width), max(1, round(h * width / w))
         return max(1, round(w * height / h)), int(height)  # type: ignore[operator]
@@ -119,10 +125,10 @@ def resize_down(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def choose(scales: Sequence[int], w: int, h: int, *, scale: float | None = None,
            width: int | None = None, height: int | None = None,
-           model: str = "model") -> tuple[int, tuple[int, int]]:
+           model: str = "model", stretch: bool = False) -> tuple[int, tuple[int, int]]:
     """(model scale to run, final (width, height)) for a ``w``×``h`` input, given
     the scales the model has (``[]``: any integer scale)."""
-    size = target_size(w, h, scale=scale, width=width, height=height)
+    size = target_size(w, h, scale=scale, width=width, height=height, stretch=stretch)
     native = is_native(scales, w, h, size)
     if native is not None:
         return native, size
@@ -134,16 +140,20 @@ def choose(scales: Sequence[int], w: int, h: int, *, scale: float | None = None,
 
 
 def plan(model: Any, w: int, h: int, *, scale: float | None = None, width: int | None = None,
-         height: int | None = None) -> tuple[int, tuple[int, int]]:
+         height: int | None = None, stretch: bool = False) -> tuple[int, tuple[int, int]]:
     """(model scale to run, final (width, height)) for a ``w``×``h`` input."""
     name = model.name if hasattr(model, "name") else str(model)
-    return choose(model_scales(model), w, h, scale=scale, width=width, height=height, model=name)
+    return choose(model_scales(model), w, h, scale=scale, width=width, height=height, model=name,
+                  stretch=stretch)
 
 
 def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
                width: int | None = None, height: int | None = None, backend: str = "auto",
                tile: int | None = None, threads: int | None = None,
-               precision: str | None = None) -> np.ndarray:
+               precision: str | None = None,
+               memory: int | str | None = None,
+               progress: Callable[[int, int], None] | None = None,
+               stretch: bool = False) -> np.ndarray:
     """:func:`srzoo.upscale` at any factor or to a target size.
 
     Runs the smallest model scale at or above the request, then resizes down
@@ -153,9 +163,9 @@ def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
 
     arr = load_image(image, scale=math.ceil(scale or 1))
     h, w = arr.shape[:2]
-    s, size = plan(model, w, h, scale=scale, width=width, height=height)
-    out = get_upscaler(model, s, backend=backend, threads=threads,
-                       precision=precision).upscale(arr, tile=tile)
+    s, size = plan(model, w, h, scale=scale, width=width, height=height, stretch=stretch)
+    out = get_upscaler(model, s, backend=backend, threads=threads, precision=precision).upscale(
+        arr, tile=tile, memory=memory, progress=progress)
     return resize_down(out, size)
 
 

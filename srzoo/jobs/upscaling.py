@@ -24,7 +24,10 @@ from srzoo.runtime.upscaler import check_tile, get_upscaler
 def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
             backend: str = "auto", tile: int | None = None, width: int | None = None,
             height: int | None = None, threads: int | None = None,
-            precision: str | None = None) -> np.ndarray:
+            precision: str | None = None,
+            memory: int | str | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            stretch: bool = False) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
@@ -32,22 +35,29 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     ``model="default"`` is srzoo's own built-in model (x2, x3, x4; shipped in
     the package, works offline). Other weights are fetched and cached on first
     use; the loaded network is reused
-    by later calls. See :class:`Upscaler` for ``backend``, ``threads``, ``tile``
-    and ``precision`` (default fp32; ``"auto"``: the fastest precision within
-    the measured quality budget, see :mod:`srzoo.runtime.precision`).
+    by later calls. See :class:`Upscaler` for ``backend``, ``threads``, ``tile``,
+    ``precision`` (default fp32; ``"auto"``: the fastest precision within
+    the measured quality budget, see :mod:`srzoo.runtime.precision`) and
+    ``memory`` (bytes or ``"1.5G"`` a network run may use: larger inputs are tiled
+    to fit; default ``SRZOO_MEMORY``, else a quarter of the available memory, at most 1 GiB).
+    ``progress(done, total)``: called after each tile, for a bar or an ETA.
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
     and/or ``height`` runs the smallest model scale at or above the request
-    and shrinks with ``cv2.INTER_AREA`` (see :mod:`srzoo.jobs.resize`).
+    and shrinks with ``cv2.INTER_AREA`` (see :mod:`srzoo.jobs.resize`). ``width``
+    and ``height`` together: the largest size inside both that keeps the aspect
+    ratio, or exactly that size with ``stretch=True``.
     """
     check_tile(tile)
     if not isinstance(image, (np.ndarray, str, os.PathLike)):
         raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
-                                 backend=backend, tile=tile, threads=threads, precision=precision)
-    return get_upscaler(model, scale, backend=backend, threads=threads,
-                        precision=precision).upscale(image, tile=tile)
+                                 backend=backend, tile=tile, threads=threads, precision=precision,
+                                 memory=memory, progress=progress, stretch=stretch)
+    scale = resize.parse_scale(scale)  # "4" and 4.0 are 4, as for any other scale
+    return get_upscaler(model, scale, backend=backend, threads=threads, precision=precision).upscale(
+        image, tile=tile, memory=memory, progress=progress)
 
 
 def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: float = 2, *,

@@ -180,15 +180,17 @@ def split_videos(items: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
 
 
 def video_output_path(src: Path, out: Path | None, model: str, scale: int, *, single: bool) -> Path:
-    """``<stem>_<model>_x<scale><ext>`` beside the input, ``OUT/<stem><ext>`` in an output
-    folder, or ``OUT`` itself for a single input and an ``OUT`` with a video extension. The
-    extension is the input's where FFmpeg can write it, else ``.mkv`` (it holds any stream)."""
+    """``<stem>_<model>_x<scale><ext>`` beside the input or in an output folder (as for
+    images: two models into one folder replace nothing), or ``OUT`` itself for a single
+    input and an ``OUT`` with a video extension. The extension is the input's where FFmpeg
+    can write it, else ``.mkv`` (it holds any stream)."""
     ext = src.suffix.lower() if src.suffix.lower() in _MUXERS else ".mkv"
+    name = f"{src.stem}_{file_tag(model)}_x{scale}{ext}"
     if out is None:
-        return src.with_name(f"{src.stem}_{file_tag(model)}_x{scale}{ext}")
+        return src.with_name(name)
     if single and out.suffix.lower() in _MUXERS and not out.is_dir():
         return out
-    return out / f"{src.stem}{ext}"
+    return out / name
 
 
 # --------------------------------------------------------------------------- result

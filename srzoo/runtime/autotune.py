@@ -9,6 +9,11 @@ within a small time budget; the fastest median wins. The choice is stored in
 class, thread count, the engines' versions and the CPU/GPU identity, so a new
 onnxruntime, another machine or other threads measure again.
 
+Memory is measured the same way, once per model and backend
+(:func:`memory_per_pixel`): the peak resident memory one network run adds per
+input pixel, from two runs of a freshly loaded network at two sizes. The
+pipeline sizes tiles from it so that a run stays under ``SRZOO_MEMORY``.
+
 ``SRZOO_AUTOTUNE=0`` turns trials off (the static order of
 :func:`srzoo.runtime.backends.static_auto`); ``SRZOO_BACKEND`` replaces ``auto``
 entirely. :class:`Choice` says what was chosen and why.
@@ -17,6 +22,7 @@ entirely. :class:`Choice` says what was chosen and why.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -298,6 +304,83 @@ def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, c
     return Choice(b, "static", cls), {}  # pragma: no cover - cands was empty
 
 
+#: (height, width) of the two runs that measure memory per pixel
+MEMORY_PROBES = ((64, 64), (64, 128))
+#: the least memory per input pixel assumed (bytes): the input and output tensors
+MIN_BYTES_PER_PIXEL = 64.0
+#: memory measurements of this process, by key (also kept on disk when the cache exists)
+_memory: dict[str, float] = {}
+
+
+def _status() -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of this process, in bytes; empty where unknown."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident memory to its current one (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: int | None,
+                     fresh: Callable[[], Any], channels: int) -> float | None:
+    """Bytes of resident memory one run of ``runner`` takes per network-input pixel,
+    measured once per model, backend and machine and remembered beside the
+    autotune choices (in this process only while the cache folder does not
+    exist); None where it cannot be measured (not Linux).
+
+    ``fresh()`` loads a new runner (used only when nothing is remembered, then
+    dropped): on a fresh runner the second of two runs
+    (:data:`MEMORY_PROBES`) grows the peak by what the larger input needs beyond
+    the smaller one, so buffers an engine keeps between runs are counted, and
+    one-time allocations of the first run are not. An engine that frees
+    everything after each run is over-estimated (up to twice), which only
+    makes tiles smaller."""
+    key = "memory-" + key_for(entry, "memory", threads, [backend])
+    if key in _memory:
+        return _memory[key]
+    rec = _read().get(key)
+    if isinstance(rec, dict) and isinstance(rec.get("bytes_per_pixel"), (int, float)):
+        _memory[key] = float(rec["bytes_per_pixel"])
+        return _memory[key]
+    if not _status() or not _reset_peak():
+        return None
+    runner = fresh()
+    grown = []
+    for h, w in MEMORY_PROBES:
+        x = trial_input(runner, h, w, channels)
+        gc.collect()
+        before = _status().get("VmRSS", 0)
+        _reset_peak()
+        runner.run(x)
+        grown.append(max(0, _status().get("VmHWM", 0) - before))
+    del runner
+    gc.collect()
+    (h1, w1), (h2, w2) = MEMORY_PROBES
+    bpp = max(MIN_BYTES_PER_PIXEL * channels, grown[1] / float(h2 * w2 - h1 * w1))
+    _memory[key] = bpp
+    if not cache.cache_dir().is_dir():  # a model that needs no cache (the built-in one) makes none
+        return bpp
+    _write(key, {"bytes_per_pixel": round(bpp, 1), "backend": str(backend), "model": entry.name,
+                 "scale": entry.scale, "threads": threads, "probes": grown,
+                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return bpp
+
+
 def _with_reason(ch: Choice) -> Choice:
     b = ch.backend
     ch.backend = dataclasses.replace(b, reason=ch.reason)
@@ -315,5 +398,5 @@ def remember(key: str, value: dict[str, Any]) -> None:
     _write(key, value)
 
 
-__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure", "recall",
-           "remember", "size_class"]
+__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure",
+           "memory_per_pixel", "recall", "remember", "size_class"]

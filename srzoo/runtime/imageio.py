@@ -11,16 +11,28 @@
 * :func:`write_image` writes atomically (temp file + rename) and converts what
   a format cannot hold: 16-bit or float results written to JPEG, WebP or BMP
   are scaled to 8 bits (``value / 257``, rounded) with one note on stderr.
+* Photos keep what makes them photos: :func:`read_image` applies the EXIF
+  orientation to the pixels (an orientation-6 phone photo comes out upright)
+  and returns the file's metadata (:class:`ImageMeta`: ICC profile, EXIF, XMP,
+  PNG text) read with Pillow from the header only; ``write_image(...,
+  meta=...)`` writes them into the result wherever its format can hold them
+  (JPEG, PNG, WebP, TIFF), EXIF with the new pixel size and orientation 1.
+  Pixels are still decoded by OpenCV (16-bit, alpha and grey as before).
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
+import struct
 import sys
+import warnings
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -101,21 +113,178 @@ def _refuse(what: str, w: int, h: int, scale: int, limit: int, before: bool) -> 
                       f"{megapixels(limit)}{when}; downscale or crop it, or raise SRZOO_MAX_PIXELS")
 
 
+# --------------------------------------------------------------------------- metadata
+#: EXIF tags updated in a result: orientation (IFD0), pixel size (Exif IFD)
+_ORIENTATION, _EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x0112, 0x8769, 0xA002, 0xA003
+_IMAGE_WIDTH, _IMAGE_LENGTH = 0x0100, 0x0101
+#: formats whose metadata Pillow writes
+_META_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG",
+                 ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+@dataclass
+class ImageMeta:
+    """What a photo carries besides its pixels, as read from its file.
+
+    ``icc``: the ICC colour profile; ``exif``: the raw EXIF block (TIFF
+    structure, without the ``Exif\\0\\0`` prefix); ``orientation``: the EXIF
+    orientation the file had (1-8; :func:`read_image` has applied it to the
+    pixels); ``xmp``: the XMP packet; ``text``: PNG text chunks; ``format``:
+    Pillow's name of the input format (``JPEG``, ``PNG``...)."""
+
+    format: str | None = None
+    icc: bytes | None = None
+    exif: bytes | None = None
+    orientation: int = 1
+    xmp: bytes | None = None
+    text: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.icc or self.exif or self.xmp or self.text)
+
+    def exif_for(self, width: int, height: int) -> bytes | None:
+        """The EXIF block for a result of ``width`` x ``height`` upright pixels:
+        orientation 1 (it was applied on reading), pixel dimensions updated."""
+        if not self.exif:
+            return None
+        from PIL import Image
+
+        ex = Image.Exif()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Corrupt EXIF data": handled below
+                ex.load(self.exif)
+            ex[_ORIENTATION] = 1
+            for tag, v in ((_IMAGE_WIDTH, width), (_IMAGE_LENGTH, height)):
+                if tag in ex:
+                    ex[tag] = v
+            sub = ex.get_ifd(_EXIF_IFD)
+            sub[_PIXEL_X], sub[_PIXEL_Y] = width, height
+            out = ex.tobytes()
+        except Exception as e:  # noqa: BLE001 - a damaged EXIF block: write none rather than fail
+            _note("exif", f"the input's EXIF block cannot be rewritten ({type(e).__name__}); "
+                          "results are written without EXIF")
+            return None
+        return out[6:] if out.startswith(b"Exif\0\0") else out
+
+
+def _as_bytes(v: Any) -> bytes | None:
+    if isinstance(v, bytes):
+        return v or None
+    if isinstance(v, str):
+        return v.encode("utf-8") or None
+    return None
+
+
+def read_meta(data: bytes | str | os.PathLike[str], what: str = "image") -> ImageMeta:
+    """ICC, EXIF, orientation, XMP and PNG text of an encoded image, read with
+    Pillow from the header only (no pixel is decoded). A file Pillow cannot
+    parse has no metadata (an empty :class:`ImageMeta`), never an error:
+    OpenCV decodes the pixels and says what is wrong with them."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return ImageMeta()
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limit applies
+            with Image.open(src) as im:
+                info = dict(im.info)
+                fmt = im.format
+                text = {}
+                if fmt == "PNG":  # text chunks before the pixels (those after need a decode)
+                    text = {str(k): v for k, v in info.items()
+                            if isinstance(v, str) and k not in ("XML:com.adobe.xmp",)}
+                exif = info.get("exif")
+                if exif is None and fmt in ("TIFF", "MPO", "WEBP"):
+                    ex = im.getexif()
+                    exif = ex.tobytes() if len(ex) else None
+                xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+                if xmp is None and fmt == "TIFF":
+                    xmp = im.tag_v2.get(700) if hasattr(im, "tag_v2") else None
+    except Image.DecompressionBombError:
+        _note("meta-bomb", f"{what}: too many pixels for Pillow to read its metadata; the result "
+                           "is written without ICC/EXIF and its EXIF orientation is not applied")
+        return ImageMeta()
+    except Exception:  # noqa: BLE001 - not a format Pillow knows, or a damaged header
+        return ImageMeta()
+    exif_b = _as_bytes(exif)
+    if exif_b and exif_b.startswith(b"Exif\0\0"):
+        exif_b = exif_b[6:]
+    orientation = 1
+    if exif_b:
+        try:
+            o = Image.Exif()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a damaged block: no orientation, no warning
+                o.load(exif_b)
+            orientation = int(o.get(_ORIENTATION, 1))
+        except Exception:  # noqa: BLE001 - unreadable EXIF: no orientation
+            orientation = 1
+        if not 1 <= orientation <= 8:
+            orientation = 1
+    if isinstance(xmp, tuple):  # older Pillow: TIFF tag values as tuples
+        xmp = bytes(xmp)
+    return ImageMeta(format=fmt, icc=_as_bytes(info.get("icc_profile")), exif=exif_b,
+                     orientation=orientation, xmp=_as_bytes(xmp),
+                     text={k: v for k, v in text.items() if k not in ("icc_profile", "exif")})
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` turned upright for an EXIF ``orientation`` (1-8; 1: unchanged).
+    2 mirrors left-right, 3 turns 180°, 4 mirrors top-bottom, 5 transposes,
+    6 turns 90° clockwise, 7 transverses, 8 turns 90° counter-clockwise."""
+    if orientation == 2:
+        image = image[:, ::-1]
+    elif orientation == 3:
+        image = image[::-1, ::-1]
+    elif orientation == 4:
+        image = image[::-1]
+    elif orientation == 5:
+        image = image.swapaxes(0, 1)
+    elif orientation == 6:
+        image = image.swapaxes(0, 1)[:, ::-1]
+    elif orientation == 7:
+        image = image.swapaxes(0, 1)[::-1, ::-1]
+    elif orientation == 8:
+        image = image.swapaxes(0, 1)[::-1]
+    else:
+        return image
+    return np.ascontiguousarray(image)
+
+
 # --------------------------------------------------------------------------- loading
-def load_image(src: ImageLike, *, scale: int = 1) -> np.ndarray:
-    """An image as an array: arrays pass through, paths are decoded unchanged
-    (alpha, 16-bit and grey are kept).
+def decode(data: np.ndarray, what: str, *, scale: int = 1,
+           source: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, ImageMeta]:
+    """Decode encoded bytes (OpenCV, unchanged: alpha, 16-bit and grey kept), turn
+    the pixels upright by their EXIF orientation, and return them with their
+    metadata (read from ``source``, the file ``data`` came from, when given: no
+    copy of the bytes). Raises :class:`srzoo.ImageError` naming ``what``."""
+    import cv2
+
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as e:
+        raise ImageError(f"{what}: cannot decode: {_cv_reason(e)}") from None
+    if img is None:
+        raise ImageError(f"{what}: not an image OpenCV can decode (empty, truncated or unknown format)")
+    h, w = img.shape[:2]
+    limit = _limit()
+    if w * h * scale * scale > limit:
+        raise _refuse(what, w, h, scale, limit, before=False)
+    meta = read_meta(source if source is not None else data.tobytes(), what)
+    return orient(img, meta.orientation), meta
+
+
+def read_image(src: str | os.PathLike[str], *, scale: int = 1) -> tuple[np.ndarray, ImageMeta]:
+    """An image file's pixels, upright, and its metadata (:class:`ImageMeta`).
 
     A file whose header says it (upscaled ``scale`` times) would exceed
     ``SRZOO_MAX_PIXELS`` is refused before decoding. Raises
-    :class:`srzoo.ImageError` naming the file.
-    """
-    if isinstance(src, np.ndarray):
-        return src
+    :class:`srzoo.ImageError` naming the file."""
     if not isinstance(src, (str, os.PathLike)):
         raise ImageError(f"image must be a numpy array or a path, got {type(src).__name__}")
-    import cv2
-
     path = Path(src)
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
@@ -131,16 +300,20 @@ def load_image(src: ImageLike, *, scale: int = 1) -> np.ndarray:
         raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except cv2.error as e:
-        raise ImageError(f"{path}: cannot decode: {_cv_reason(e)}") from None
-    if img is None:
-        raise ImageError(f"{path}: not an image OpenCV can decode (empty, truncated or unknown format)")
-    h, w = img.shape[:2]
-    if w * h * scale * scale > limit:
-        raise _refuse(str(path), w, h, scale, limit, before=False)
-    return img
+    return decode(data, str(path), scale=scale, source=path)
+
+
+def load_image(src: ImageLike, *, scale: int = 1) -> np.ndarray:
+    """An image as an array: arrays pass through, paths are decoded (alpha,
+    16-bit and grey are kept) and turned upright by their EXIF orientation.
+
+    A file whose header says it (upscaled ``scale`` times) would exceed
+    ``SRZOO_MAX_PIXELS`` is refused before decoding. Raises
+    :class:`srzoo.ImageError` naming the file.
+    """
+    if isinstance(src, np.ndarray):
+        return src
+    return read_image(src, scale=scale)[0]
 
 
 # --------------------------------------------------------------------------- writing
@@ -183,23 +356,116 @@ def _fit_unit(path: Path, image: np.ndarray, ext: str) -> np.ndarray:
     return image / np.float32(hi)
 
 
-def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Encode by extension and write atomically (temp file + rename): a failed
-    write never leaves a half-written file. Raises :class:`srzoo.ImageError`
-    naming the file (encode failures, unwritable folder, disk full)."""
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_meta(png: bytes, meta: ImageMeta, exif: bytes | None) -> bytes:
+    """An encoded PNG with ``meta``'s chunks (iCCP, eXIf, iTXt) inserted after
+    its IHDR: for the 16-bit colour PNGs that Pillow cannot write."""
+    chunks = []
+    if meta.icc:
+        chunks.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(meta.icc)))
+    if exif:
+        chunks.append(_png_chunk(b"eXIf", exif))
+    texts = dict(meta.text)
+    if meta.xmp:
+        texts["XML:com.adobe.xmp"] = meta.xmp.decode("utf-8", "replace")
+    for k, v in texts.items():
+        key = k.encode("latin-1", "replace")[:79]
+        chunks.append(_png_chunk(b"iTXt", key + b"\0\0\0\0\0" + v.encode("utf-8")))
+    end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR
+    return png[:end] + b"".join(chunks) + png[end:]
+
+
+def _pillow_encode(ext: str, image: np.ndarray, meta: ImageMeta, quality: int | None) -> bytes:
+    """8-bit pixels and ``meta`` encoded by Pillow (which writes metadata; OpenCV does not)."""
+    from PIL import Image, PngImagePlugin
+
+    fmt = _META_FORMATS[ext]
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        im = Image.fromarray(np.ascontiguousarray(image), "L")
+    elif image.shape[2] == 4 and fmt != "JPEG":
+        im = Image.fromarray(np.ascontiguousarray(image[:, :, [2, 1, 0, 3]]), "RGBA")
+    else:  # JPEG holds no alpha: dropped, as OpenCV does
+        im = Image.fromarray(np.ascontiguousarray(image[:, :, 2::-1]), "RGB")
+    h, w = image.shape[:2]
+    kw: dict[str, Any] = {}
+    if meta.icc:
+        kw["icc_profile"] = meta.icc
+    exif = meta.exif_for(w, h)
+    if exif:
+        kw["exif"] = b"Exif\0\0" + exif
+    if fmt == "JPEG":
+        kw.update(quality=95 if quality is None else int(quality), subsampling=2)
+    elif fmt == "WEBP":
+        kw.update(lossless=True) if quality is None else kw.update(quality=int(quality))
+    elif fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        for k, v in meta.text.items():
+            info.add_itxt(k, v)
+        if meta.xmp:
+            info.add_itxt("XML:com.adobe.xmp", meta.xmp.decode("utf-8", "replace"))
+        kw.update(pnginfo=info, compress_level=1)
+    elif fmt == "TIFF" and not exif:  # libtiff (compression) cannot write the EXIF sub-IFD
+        kw.update(compression="tiff_lzw")
+    if meta.xmp and fmt in ("JPEG", "WEBP", "TIFF"):
+        kw["xmp"] = meta.xmp
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def encode(path: str | os.PathLike[str], image: np.ndarray, *, meta: ImageMeta | None = None,
+           quality: int | None = None) -> bytes:
+    """``image`` encoded in the format of ``path``'s extension, with ``meta``
+    (ICC, EXIF, XMP, PNG text) where the format holds it; ``quality``: 1-100
+    for JPEG (default 95) and WebP (default lossless). Raises :class:`ImageError`."""
     import cv2
 
     path = Path(path)
     ext = path.suffix.lower() or ".png"
+    if quality is not None and (isinstance(quality, bool) or not 1 <= int(quality) <= 100):
+        raise ImageError(f"{path}: quality must be from 1 to 100, got {quality!r}")
     image = encodable(path, image)
+    if meta:
+        if ext in _META_FORMATS and image.dtype == np.uint8:
+            try:
+                return _pillow_encode(ext, image, meta, quality)
+            except Exception as e:  # noqa: BLE001 - Pillow refused: say so, write with OpenCV
+                _note(f"meta-{ext}", f"{path}: metadata cannot be written ({e}); written without it")
+        elif ext != ".png" or image.dtype != np.uint16:
+            _note(f"meta-{ext}-{image.dtype}", f"{ext} files of {image.dtype} pixels are written "
+                                               "without the input's ICC profile and EXIF")
+    params: list[int] = []
+    if quality is not None and ext in (".jpg", ".jpeg", ".jpe"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif quality is not None and ext == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
     try:
-        ok, buf = cv2.imencode(ext, image)
+        ok, buf = cv2.imencode(ext, image, params)
     except cv2.error as e:
         raise ImageError(f"{path}: cannot encode as {ext}: {_cv_reason(e)}") from None
     if not ok:
         raise ImageError(f"{path}: OpenCV cannot encode {ext} images")
+    data = buf.tobytes()
+    if meta and ext == ".png" and image.dtype == np.uint16:
+        data = _png_with_meta(data, meta, meta.exif_for(image.shape[1], image.shape[0]))
+    return data
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray, *,
+                meta: ImageMeta | None = None, quality: int | None = None) -> None:
+    """Encode by extension (:func:`encode`: ``meta`` and ``quality``) and write
+    atomically (temp file + rename): a failed write never leaves a half-written
+    file. Raises :class:`srzoo.ImageError` naming the file (encode failures,
+    unwritable folder, disk full)."""
+    path = Path(path)
+    data = encode(path, image, meta=meta, quality=quality)
     try:  # a regular file atomically; a device, FIFO or link to one written through
-        fsutil.atomic_write(path, buf.tobytes(), fsync=False)
+        fsutil.atomic_write(path, data, fsync=False)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             why = f"{e.strerror} (disk full: free some space or write elsewhere)"
@@ -218,5 +484,5 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["FLOAT_EXTS", "ImageLike", "encodable", "header_size", "load_image", "to_8bit",
-           "write_image"]
+__all__ = ["FLOAT_EXTS", "ImageLike", "ImageMeta", "decode", "encodable", "encode", "header_size",
+           "load_image", "orient", "read_image", "read_meta", "to_8bit", "write_image"]

@@ -10,7 +10,12 @@
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
   ``pre_upsample``,
-* alpha (resized bicubically and re-attached),
+* alpha: a constant alpha channel (opaque) is resized bicubically and
+  re-attached; an image with transparent edges has its colour premultiplied by alpha and its
+  alpha upscaled by the same network (as a grey image), and the colour is
+  divided by that alpha after, so the colour hidden under transparent pixels
+  (often black) does not bleed into the edges as a dark or light fringe (one
+  more network pass, as Real-ESRGAN does for alpha),
 * tiling with overlap, and size limits.
 
 For the ``cv2.dnn_superres`` families the steps are those of
@@ -95,6 +100,8 @@ class Prepared:
     span: tuple[float, float] | None = None
     #: float input: results are clipped to [min(0, low), max(1, high)] of the input
     clip: tuple[float, float] | None = None
+    #: ``color`` is float32 in [0, 1] premultiplied by alpha (partly transparent input)
+    premultiplied: bool = False
 
 
 def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) -> Prepared:
@@ -133,7 +140,21 @@ def prepare(image: np.ndarray, what: str = "image", split_alpha: bool = True) ->
         if lo < 0.0 or hi > 1.0:  # HDR: the networks expect [0, 1]; scale into it and back
             span = (lo, hi)
             work = (work - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
-    return Prepared(work, alpha, dtype, keepdim, span, clip)
+    premultiplied = False
+    if alpha is not None and float(alpha.min()) != float(alpha.max()):
+        # alpha with edges: the network sees colour x alpha (float32, [0, 1]); a
+        # constant alpha (opaque, or one level everywhere) changes nothing and is not applied
+        a = _unit_alpha(alpha)
+        work = _to_depth(work, 1.0 / _DTYPES[np.dtype(work.dtype)], np.dtype(np.float32))
+        work = work * a[:, :, None]
+        premultiplied = True
+    return Prepared(work, alpha, dtype, keepdim, span, clip, premultiplied)
+
+
+def _unit_alpha(alpha: np.ndarray) -> np.ndarray:
+    """Alpha as float32 in [0, 1]."""
+    a = _to_depth(alpha, 1.0 / _DTYPES[np.dtype(alpha.dtype)], np.dtype(np.float32))
+    return np.clip(a, 0.0, 1.0, out=a if a is not alpha else None)
 
 
 def _human(nbytes: int) -> str:
@@ -187,19 +208,88 @@ def check_size(h: int, w: int, channels: int, scale: int, itemsize: int, what: s
                          "or crop the image")
 
 
-def finish(p: Prepared, color: np.ndarray, scale: int) -> np.ndarray:
-    """Restore the input's value range (float inputs outside [0, 1]), re-attach
-    alpha (bicubic), restore the channel layout and dtype."""
+def alpha_plane(p: Prepared) -> np.ndarray | None:
+    """The alpha of a premultiplied input as an H×W float32 grey image in [0, 1],
+    to be upscaled by the network like the colour (None: nothing to upscale)."""
+    return _unit_alpha(p.alpha) if p.premultiplied and p.alpha is not None else None
+
+
+#: most memory a network run gets by default (``SRZOO_MEMORY`` unset)
+DEFAULT_MEMORY = 1 << 30
+#: bytes per input pixel no model is expected to exceed: smaller inputs are
+#: never measured or tiled for memory (realesrgan-x4plus on opencv:cpu: ~25 KB)
+MEMORY_GUESS = 64 * 1024
+#: smallest tile side (input pixels) a memory budget shrinks tiles to
+MIN_TILE = 32
+
+
+def memory_budget(memory: int | str | None = None) -> int | None:
+    """The bytes a network run may take: ``memory`` (bytes, or a size such as
+    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else a quarter of the
+    available memory, at most :data:`DEFAULT_MEMORY`. None: no limit."""
+    if memory is None:
+        value = config.get("SRZOO_MEMORY")
+    elif isinstance(memory, str):
+        try:
+            value = config.setting("SRZOO_MEMORY").parse(memory)
+        except SrzooError:
+            raise SrzooError(f"memory={memory!r} is not valid: expected "
+                             f"{config.setting('SRZOO_MEMORY').allowed()}") from None
+    elif isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 0:
+        raise SrzooError(f"memory must be a number of bytes >= 0 or a size such as '1.5G', "
+                         f"got {memory!r:.40}")
+    else:
+        value = int(memory)
+    if value is None:
+        avail = available_memory()
+        return DEFAULT_MEMORY if not avail else max(64 << 20, min(DEFAULT_MEMORY, avail // 4))
+    return int(value) or None
+
+
+def budget_tile(h: int, w: int, bytes_per_pixel: float, budget: int, overlap: int,
+                pre: int = 1) -> int | None:
+    """The tile side (input pixels) that keeps one network run under ``budget``
+    bytes when each network-input pixel takes ``bytes_per_pixel`` (``pre``: the
+    model's pre-upsampling factor; the overlap on both sides counts); None when
+    the whole image fits."""
+    px = budget / max(bytes_per_pixel, 1.0)
+    if h * w * pre * pre <= px:
+        return None
+    side = int(px ** 0.5) // pre - 2 * overlap
+    return max(MIN_TILE, side // 8 * 8)
+
+
+def finish(p: Prepared, color: np.ndarray, scale: int,
+           alpha: np.ndarray | None = None) -> np.ndarray:
+    """Divide premultiplied colour by the upscaled alpha (``alpha``: the network's
+    result for :func:`alpha_plane`; bicubic when not given), restore the input's
+    value range (float inputs outside [0, 1]), re-attach alpha, restore the
+    channel layout and dtype."""
+    a = ua = None
+    if p.alpha is not None:
+        h, w = color.shape[:2]
+        if alpha is not None:
+            ua = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
+            a = _to_depth(ua, _DTYPES[np.dtype(p.alpha.dtype)], np.dtype(p.alpha.dtype))
+        else:
+            a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+            if a.dtype == np.float32:
+                np.clip(a, 0.0, 1.0, out=a)
+    if p.premultiplied and a is not None:
+        ua = _unit_alpha(a) if ua is None else ua
+        color = color / np.maximum(ua, np.float32(1e-6))[:, :, None]
+        np.clip(color, 0.0, 1.0, out=color)
+        color[ua <= 0.0] = 0.0  # fully transparent: no colour to recover
+        if p.dtype != np.float32 and p.dtype != np.float64:
+            color = _to_depth(color, _DTYPES[np.dtype(p.dtype)], np.dtype(p.dtype))
+        elif p.span is None:
+            color = color.astype(np.float32)
     if p.span is not None:
         lo, hi = p.span
         color = color * np.float32(hi - lo) + np.float32(lo)
     if p.clip is not None and color.dtype == np.float32:
         color = np.clip(color, np.float32(p.clip[0]), np.float32(p.clip[1]))
-    if p.alpha is not None:
-        h, w = color.shape[:2]
-        a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
-        if a.dtype == np.float32:
-            np.clip(a, 0.0, 1.0, out=a)
+    if a is not None:
         color = np.dstack((color, a)) if color.ndim == 3 else np.dstack((color, color, color, a))
     if p.keepdim:
         color = color[:, :, None]
@@ -478,21 +568,27 @@ class ModelPipeline:
 
     # ---- whole image, tiled or not ----------------------------------------------
     def run(self, color: np.ndarray, want: Sequence[int], tile: int | None = None,
-            overlap: int | None = None) -> dict[int, np.ndarray]:
+            overlap: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
         """Upscale ``color`` to each scale in ``want``, in tiles of ``tile`` input
         pixels when asked (``tile=None``: automatic above the pixel budget,
         ``tile=0``: never). Tiles overlap by ``overlap`` pixels of context that
-        is cropped away, so seams do not show."""
+        is cropped away, so seams do not show. ``progress(done, total)`` is
+        called after each tile (once for an untiled run)."""
         h, w = color.shape[:2]
         if tile is None:
             budget = _env_int("SRZOO_AUTO_TILE_PIXELS", AUTO_TILE_PIXELS)
             tile = AUTO_TILE if (h * w > budget and not self.direct) else 0
         if self.direct or not tile or (h <= tile and w <= tile):
-            return self.process(color, want)
+            out = self.process(color, want)
+            if progress is not None:
+                progress(1, 1)
+            return out
         if tile < 1:
             raise SrzooError(f"tile must be a positive number of pixels, got {tile}")
         return run_tiled(color, lambda t: self.process(t, want), want, int(tile),
-                         default_overlap(self.entry) if overlap is None else int(overlap))
+                         default_overlap(self.entry) if overlap is None else int(overlap),
+                         progress)
 
 
 def tiles(h: int, w: int, tile: int, overlap: int):
@@ -506,17 +602,22 @@ def tiles(h: int, w: int, tile: int, overlap: int):
 
 
 def run_tiled(color: np.ndarray, fn: Callable[[np.ndarray], dict[int, np.ndarray]],
-              scales: Sequence[int], tile: int, overlap: int) -> dict[int, np.ndarray]:
-    """Run ``fn`` on overlapping tiles and paste the cores into full-size outputs."""
+              scales: Sequence[int], tile: int, overlap: int,
+              progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
+    """Run ``fn`` on overlapping tiles and paste the cores into full-size outputs;
+    ``progress(done, total)`` after each tile."""
     if overlap < 0:
         raise SrzooError(f"overlap must be >= 0, got {overlap}")
     h, w = color.shape[:2]
     outs: dict[int, np.ndarray] = {}
-    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tiles(h, w, tile, overlap):
+    boxes = list(tiles(h, w, tile, overlap))
+    for i, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(boxes):
         res = fn(color[py0:py1, px0:px1])
         for s, r in res.items():
             if s not in outs:
                 outs[s] = np.empty((h * s, w * s) + r.shape[2:], r.dtype)
             outs[s][y0 * s:y1 * s, x0 * s:x1 * s] = \
                 r[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
+        if progress is not None:
+            progress(i + 1, len(boxes))
     return outs

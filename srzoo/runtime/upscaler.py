@@ -15,11 +15,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from srzoo.errors import ArgumentError, PrecisionError, SrzooError
+from srzoo.errors import ArgumentError, PrecisionError, SrzooError, UnknownModel
 from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
 from srzoo.runtime import autotune, backends, pipeline
@@ -27,7 +27,8 @@ from srzoo.runtime import precision as precisions
 from srzoo.runtime.engines import engine_for, get_engine, plan
 from srzoo.runtime.engines.opencv import cv2_threads
 from srzoo.runtime.imageio import load_image
-from srzoo.runtime.pipeline import ImageLike, ModelPipeline, check_size, finish, prepare
+from srzoo.runtime.pipeline import (ImageLike, ModelPipeline, alpha_plane, check_size, finish,
+                                    prepare)
 
 #: how many loaded models :func:`upscale` keeps (least recently used dropped first)
 CACHE_SIZE = 8
@@ -53,6 +54,8 @@ def check_tile(tile: Any, name: str = "tile") -> None:
 
 
 def check_scale(scale: Any) -> int:
+    if isinstance(scale, str) and scale.strip().isdigit():  # "4", as srzoo.upscale takes it
+        scale = int(scale.strip())
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or int(scale) < 1:
         if isinstance(scale, float) and scale.is_integer() and scale >= 1:
             return int(scale)
@@ -78,7 +81,14 @@ def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
         if model.scale != scale:
             raise SrzooError(f"{model.name} entry is x{model.scale}, not x{scale}")
         return model
-    return api.get_model(model, scale)
+    try:
+        return api.get_model(model, scale)
+    except UnknownModel as e:
+        if "has no x" not in str(e):
+            raise
+        raise UnknownModel(f"{e}; srzoo.upscale(image, {model!r}, {scale}) runs the next larger "
+                           "scale and shrinks the result (an Upscaler runs the model's own "
+                           "scales only)") from None
 
 
 class Upscaler:
@@ -105,17 +115,24 @@ class Upscaler:
     (:class:`srzoo.errors.PrecisionError`, with the numbers) when over the
     quality budget; ``auto`` picks the fastest within it (see
     :mod:`srzoo.runtime.precision`).
+    ``memory``: bytes (or ``"1.5G"``) one network run may use: with automatic
+    tiling, an input that would need more is cut into tiles that fit, from the
+    model's memory per pixel on the chosen engine (measured once,
+    :func:`srzoo.runtime.autotune.memory_per_pixel`); ``None``: ``SRZOO_MEMORY``,
+    else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
     """
 
     def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
                  quiet: bool | None = None, threads: int | None = None,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, memory: int | str | None = None) -> None:
         scale = check_scale(scale)
         self.entry = _entry(model, scale)
         self.scale = scale
         self.tile = tile
         self.overlap = overlap
+        self.memory = memory
+        self._bpp: dict[str, float | None] = {}
         self.threads = check_threads(threads)
         self._quiet = quiet
         engine_for(self.entry)  # before fetching: refuse formats nothing can run, early
@@ -286,8 +303,39 @@ class Upscaler:
             self._resolved = self._choose(cls)
             return self._pipelines[str(self._resolved)]
 
+    def _bytes_per_pixel(self) -> float | None:
+        """Memory per network-input pixel of the backend in use (measured once)."""
+        key = str(self._resolved)
+        if key not in self._bpp:
+            resolved = self._resolved
+
+            def fresh() -> Any:
+                eng = get_engine(resolved.engine)
+                path, entry = plan(self.entry, eng).loadable(self.entry, self._source_file())
+                return eng.load(entry, path, resolved, self.threads)
+
+            channels = 1 if self.entry.io.color == "y" else 3
+            self._bpp[key] = autotune.memory_per_pixel(self.entry, resolved, self.threads, fresh,
+                                                       channels)
+        return self._bpp[key]
+
+    def _memory_tile(self, h: int, w: int, memory: int | str | None,
+                     overlap: int | None) -> int | None:
+        """The tile side that keeps one network run under the memory budget, or
+        None when the image fits (or no budget applies)."""
+        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        pre = self.scale if self.entry.io.pre_upsample else 1
+        if not budget or self.pipeline.direct or h * w * pre * pre * pipeline.MEMORY_GUESS <= budget:
+            return None
+        bpp = self._bytes_per_pixel()
+        if bpp is None:
+            return None
+        ov = pipeline.default_overlap(self.entry) if overlap is None else int(overlap)
+        return pipeline.budget_tile(h, w, bpp, budget, ov, pre)
+
     def _run(self, image: ImageLike, want: Sequence[int], tile: int | None,
-             overlap: int | None) -> dict[int, np.ndarray]:
+             overlap: int | None, memory: int | str | None = None,
+             progress: "Callable[[int, int], None] | None" = None) -> dict[int, np.ndarray]:
         what = str(image) if not isinstance(image, np.ndarray) else "image"
         arr = load_image(image, scale=max(want))  # a bomb is refused before decoding
         direct = self.pipeline.direct
@@ -296,23 +344,44 @@ class Upscaler:
         channels = 1 if arr.ndim == 2 else arr.shape[2]
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
         tile = self.tile if tile is None else tile
+        ov = self.overlap if overlap is None else overlap
         pipe = self._pipeline_for(h, w, tile)
+        if tile is None:  # automatic: tiles that keep the run under the memory budget
+            budget_tile = self._memory_tile(h, w, memory, ov)
+            auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
+                "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
+            if budget_tile is not None and (auto is None or budget_tile < auto):
+                tile = budget_tile
+                pipe = self._pipeline_for(h, w, tile)
         with cv2_threads(self.threads):
-            outs = pipe.run(p.color, want, tile, self.overlap if overlap is None else overlap)
-            return {s: finish(p, outs[s], s) for s in want}
+            plane = alpha_plane(p)  # partly transparent: alpha through the network too
+            passes = 1 if plane is None else 2
+
+            def step(k: int) -> "Callable[[int, int], None] | None":
+                if progress is None:
+                    return None
+                return lambda done, total: progress(k * total + done, passes * total)
+
+            outs = pipe.run(p.color, want, tile, ov, step(0))
+            alphas = pipe.run(plane, want, tile, ov, step(1)) if plane is not None else {}
+            return {s: finish(p, outs[s], s, alphas.get(s)) for s in want}
 
     def upscale(self, image: ImageLike, *, tile: int | None = None,
-                overlap: int | None = None) -> np.ndarray:
-        """The image upscaled ``scale`` times, in the input's layout and dtype."""
-        return self._run(image, (self.scale,), tile, overlap)[self.scale]
+                overlap: int | None = None, memory: int | str | None = None,
+                progress: "Callable[[int, int], None] | None" = None) -> np.ndarray:
+        """The image upscaled ``scale`` times, in the input's layout and dtype
+        (``memory``: see the class; None: the Upscaler's). ``progress(done,
+        total)`` is called after each tile (total: tiles of every pass)."""
+        return self._run(image, (self.scale,), tile, overlap, memory, progress)[self.scale]
 
     __call__ = upscale
 
     def upscale_all(self, image: ImageLike, *, tile: int | None = None,
-                    overlap: int | None = None) -> dict[int, np.ndarray]:
+                    overlap: int | None = None,
+                    memory: int | str | None = None) -> dict[int, np.ndarray]:
         """Every output of one pass, keyed by scale: for LapSRN x8 the x2, x4
         and x8 levels of its pyramid; for other models just ``{scale: image}``."""
-        return self._run(image, self.scales, tile, overlap)
+        return self._run(image, self.scales, tile, overlap, memory)
 
 
 def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,

@@ -29,11 +29,29 @@ def test_list_json_has_contract_keys(srzoo_env, capsys):
 def test_list_table_and_cached_column(srzoo_env, capsys):
     assert run(capsys, "fetch", "fsrcnn", "-s", "3", "-q")[0] == 0
     code, out, _ = run(capsys, "list", "fsrcnn*")
-    lines = out.splitlines()
-    assert lines[0].split() == ["name", "scale", "file", "size", "format", "license", "cached"]
-    rows = {tuple(l.split()[:2]): l.split()[-1] for l in lines[2:]}
+    table_, purpose = out.split("\n\n")
+    lines = table_.splitlines()
+    assert lines[0].split() == ["name", "scale", "file", "size", "format", "license", "cached", "tags"]
+    rows = {tuple(l.split()[:2]): l.split()[-2] for l in lines[2:]}
     assert rows[("fsrcnn", "x3")] == "yes" and rows[("fsrcnn", "x2")] == "no"
-    assert len(rows) == 6
+    assert len(rows) == 6 and all(l.split()[-1] == "photo,video,fast" for l in lines[2:])
+    # one line of purpose per model name
+    assert purpose.splitlines()[0].split(None, 1) == ["fsrcnn", "Fast hourglass CNN on the Y channel."]
+
+
+def test_every_model_says_what_it_is_for_and_list_filters_by_tag(srzoo_env, capsys):
+    import srzoo
+
+    missing = [m.name for m in srzoo.list_models() if not (m.tags and m.description)]
+    assert missing == []
+    code, out, _ = run(capsys, "list", "--for", "anime")
+    names = {l.split()[0] for l in out.split("\n\n")[0].splitlines()[2:]}
+    assert names == {"realesr-animevideov3", "realesr-animevideov3-ncnn", "realesrgan-x4plus-anime-6b",
+                     "realesrgan-x4plus-anime-ncnn"}
+    code, out, _ = run(capsys, "list", "--tag", "photo")
+    assert "realesrgan-x4plus-ncnn" in out and "realesr-animevideov3 " not in out
+    code, _, err = run(capsys, "list", "--tag", "nosuch")
+    assert code == 1 and "no model has the tag 'nosuch'; tags: anime, " in err
 
 
 def test_fetch_prints_paths_and_all(srzoo_env, capsys, mirror):

@@ -40,7 +40,7 @@ ERRORS = [
     ("upscale {tmp}/nope.png -m nearest", "nope.png: no such file or folder"),
     ("upscale {txt} -m nearest", "notes.txt: not an image OpenCV can decode"),
     # list
-    ("list --arch esrgan", "--arch, --scale, --tag and --runnable filter a catalogue: add --catalog openmodeldb"),
+    ("list --arch esrgan", "--arch, --scale and --runnable filter a catalogue: add --catalog openmodeldb"),
     ("list --runnable", "filter a catalogue: add --catalog openmodeldb"),
     ("list --catalog nope", "unknown catalogue 'nope'; srzoo knows: openmodeldb"),
     # fetch

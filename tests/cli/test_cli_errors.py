@@ -146,7 +146,7 @@ def test_upscale_output_on_a_read_only_fs(capsys, image, tmp_path):
         code, _, err = run_cli(capsys, "upscale", str(image), "-m", "nearest", "-s", "2",
                                "-o", str(ro), "-q")
         line = one_error_line(err)
-        assert code == 1 and f"{ro}/in.png: cannot write: " in line
+        assert code == 1 and f"{ro}/in_nearest_x2.png: cannot write: " in line
     finally:
         if os.geteuid() == 0:
             umount(ro)

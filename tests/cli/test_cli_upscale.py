@@ -47,17 +47,20 @@ def test_single_file_next_to_input(models_env, images, capsys):
 def test_folder_into_output_folder_keeps_layouts(models_env, images, tmp_path):
     out = tmp_path / "out"
     assert main(["upscale", str(images), "-m", "fsrcnn", "-s", "3", "-o", str(out), "-q"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
-    assert read(out / "a.png").shape == (90, 120, 3)
-    assert read(out / "b.png").shape == (90, 120)  # grey stays grey
-    c = read(out / "c.png")
+    # model and scale in the names: another model into the same folder replaces nothing
+    assert sorted(p.name for p in out.iterdir()) == ["a_fsrcnn_x3.png", "b_fsrcnn_x3.png",
+                                                     "c_fsrcnn_x3.png"]
+    assert read(out / "a_fsrcnn_x3.png").shape == (90, 120, 3)
+    assert read(out / "b_fsrcnn_x3.png").shape == (90, 120)  # grey stays grey
+    c = read(out / "c_fsrcnn_x3.png")
     assert c.shape == (90, 120, 4) and (c[:, :, 3] == 200).all()  # alpha kept
     assert not list(out.glob(".*"))  # no temp files left
 
 
 def test_glob_and_single_output_file(models_env, images, tmp_path):
     assert main(["upscale", str(images / "[ab].png"), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "g"), "-q"]) == 0
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a_bicubic_x2.png",
+                                                                  "b_bicubic_x2.png"]
     dst = tmp_path / "one.png"
     assert main(["upscale", str(images / "a.png"), "-m", "nearest", "-s", "4", "-o", str(dst), "-q"]) == 0
     assert read(dst).shape == (120, 160, 3)
@@ -76,18 +79,20 @@ def test_failures_are_one_line_each_and_others_complete(models_env, images, tmp_
                for ln in errors)
     assert f"srzoo: error: {tmp_path / 'missing.png'}: no such file or folder" in errors
     assert f"srzoo: error: {tmp_path / 'none*.jpg'}: pattern matches no file" in errors
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
-    assert not (out / "broken.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a_fsrcnn-small_x2.png", "b_fsrcnn-small_x2.png",
+                                                     "c_fsrcnn-small_x2.png"]
+    assert not list(out.glob("broken*"))
 
 
 def test_inputs_are_never_overwritten_unless_asked(models_env, images, capsys):
     before = (images / "a.png").read_bytes()
-    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images), "-q"])
+    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images / "a.png"),
+               "-q"])
     assert rc == 1
     assert "is an input; refusing to overwrite it" in capsys.readouterr().err
     assert (images / "a.png").read_bytes() == before
-    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images), "-q",
-               "--overwrite"])
+    rc = main(["upscale", str(images / "a.png"), "-m", "bicubic", "-s", "2", "-o", str(images / "a.png"),
+               "-q", "--overwrite"])
     assert rc == 0 and read(images / "a.png").shape == (60, 80, 3)
 
 
@@ -177,3 +182,51 @@ def test_tile_option(models_env, images, tmp_path, monkeypatch):
     assert np.array_equal(read(tmp_path / "t.png"), tiled)
     whole = srzoo.upscale(read(images / "a.png"), "espcn", 2, tile=0)
     assert np.abs(read(tmp_path / "t.png").astype(int) - whole).max() <= 1
+
+
+def test_two_models_into_one_folder_keep_both_and_format_follows_input(models_env, images, tmp_path):
+    out = tmp_path / "out"
+    cv2.imwrite(str(images / "d.jpg"), read(images / "a.png"), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    for model in ("espcn", "fsrcnn"):
+        assert main(["upscale", str(images / "a.png"), str(images / "d.jpg"), "-m", model, "-s", "2",
+                     "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_espcn_x2.png", "a_fsrcnn_x2.png",
+                                                     "d_espcn_x2.jpg", "d_fsrcnn_x2.jpg"]
+    a = read(images / "a.png")
+    assert np.array_equal(read(out / "a_espcn_x2.png"), srzoo.upscale(a, "espcn", 2))
+    assert np.array_equal(read(out / "a_fsrcnn_x2.png"), srzoo.upscale(a, "fsrcnn", 2))
+    assert (out / "d_espcn_x2.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert main(["upscale", str(images / "d.jpg"), "-m", "espcn", "-s", "2", "-o", str(out),
+                 "--format", "png", "-q"]) == 0
+    assert read(out / "d_espcn_x2.png").shape == (60, 80, 3)
+    with pytest.raises(SystemExit):  # argparse: one line, exit 2
+        main(["upscale", str(images / "a.png"), "--format", "gif"])
+
+
+def test_width_height_fit_inside_and_the_real_scale_is_said(models_env, images, tmp_path, capsys):
+    src = str(images / "a.png")  # 40x30
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "-o", str(tmp_path / "w.png")]) == 0
+    assert read(tmp_path / "w.png").shape == (120, 160, 3)
+    assert "upscaled 1 image x4 with espcn" in capsys.readouterr().out  # not the default x2
+    # both bounds: the largest size inside both, aspect kept
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "--height", "60",
+                 "-o", str(tmp_path / "f.png")]) == 0
+    assert read(tmp_path / "f.png").shape == (60, 80, 3)
+    assert "upscaled 1 image x2 with espcn" in capsys.readouterr().out
+    # --stretch: exactly that size, and the line says so
+    assert main(["upscale", src, "-m", "espcn", "--width", "160", "--height", "60", "--stretch",
+                 "-o", str(tmp_path / "s.png")]) == 0
+    assert read(tmp_path / "s.png").shape == (60, 160, 3)
+    assert "upscaled 1 image x4 by 2 with espcn" in capsys.readouterr().out
+    # one rule for scales: "4" is 4 in the API too; Upscaler names the way to any scale
+    img = read(images / "a.png")
+    assert np.array_equal(srzoo.upscale(img, "espcn", "4"), srzoo.upscale(img, "espcn", 4))
+    with pytest.raises(srzoo.UnknownModel, match=r"has no x3.*srzoo.upscale\(image, 'lapsrn', 3\)"):
+        srzoo.Upscaler("lapsrn", 3)
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "srzoo upscale photo.jpg" in out and "--stretch" in out

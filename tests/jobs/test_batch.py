@@ -55,7 +55,7 @@ def serial(models_env, images: Path, tmp_path: Path) -> dict[str, bytes]:
     out = outputs(tmp_path / "serial")
     # the serial batch writes exactly what srzoo.upscale gives
     img = cv2.imread(str(images / "im03.png"))
-    assert cv2.imdecode(np.frombuffer(out["im03.png"], np.uint8), cv2.IMREAD_UNCHANGED).tobytes() \
+    assert cv2.imdecode(np.frombuffer(out[f"im03_{MODEL}_x2.png"], np.uint8), cv2.IMREAD_UNCHANGED).tobytes() \
         == srzoo.upscale(img, MODEL, 2).tobytes()
     return out
 
@@ -64,7 +64,7 @@ def serial(models_env, images: Path, tmp_path: Path) -> dict[str, bytes]:
 def test_plan_checks_everything_before_any_work(models_env, images, tmp_path):
     (tmp_path / "out").mkdir()
     # a finished output (the size x2 of the 64x48 input) is skipped; see test_hostile_jobs for broken ones
-    cv2.imwrite(str(tmp_path / "out" / "im05.png"), np.zeros((96, 128), np.uint8))
+    cv2.imwrite(str(tmp_path / "out" / f"im05_{MODEL}_x2.png"), np.zeros((96, 128), np.uint8))
     sub = tmp_path / "other"
     sub.mkdir()
     (sub / "im01.png").write_bytes((images / "im01.png").read_bytes())  # same stem as an input
@@ -254,9 +254,11 @@ def test_any_scale_runs_the_next_model_scale_then_area_resize(models_env, images
     assert np.array_equal(got, cv2.resize(x4, (192, 144), interpolation=cv2.INTER_AREA))
     # a native scale is untouched
     assert np.array_equal(srzoo.upscale(img, "espcn", 3.0), upscaler.get_upscaler("espcn", 3)(img))
-    # width only keeps the aspect ratio; width and height together are exact
+    # width only keeps the aspect ratio; width and height together: the largest size inside
+    # both with the aspect kept, or exactly that size with stretch
     assert srzoo.upscale(img, "espcn", width=100).shape == (75, 100, 3)
-    assert srzoo.upscale(img, "espcn", width=200, height=100).shape == (100, 200, 3)
+    assert srzoo.upscale(img, "espcn", width=200, height=100).shape == (100, 133, 3)
+    assert srzoo.upscale(img, "espcn", width=200, height=100, stretch=True).shape == (100, 200, 3)
     assert resize.pick_scale([2, 4, 8], 2.01) == 4 and resize.pick_scale([], 2.5) == 3
     grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
     assert srzoo.upscale(grey, "bicubic", 2.5).shape == (120, 160, 1)
@@ -283,7 +285,7 @@ def test_any_size_in_batch_mode(models_env, images, tmp_path):
     assert main(["upscale", str(images / "im00.png"), str(images / "im01.png"), "-m", "espcn",
                  "-s", "1.5", "-o", str(out), "-q", "--jobs", "2"]) == 0
     want = srzoo.upscale(cv2.imread(str(images / "im01.png")), "espcn", 1.5)
-    assert np.array_equal(cv2.imread(str(out / "im01.png")), want)
+    assert np.array_equal(cv2.imread(str(out / "im01_espcn_x1.5.png")), want)
     assert main(["upscale", str(images / "im02.png"), "-m", "espcn", "--width", "100", "-q"]) == 0
     got = cv2.imread(str(images / "im02_espcn_w100.png"))
     assert np.array_equal(got, srzoo.upscale(cv2.imread(str(images / "im02.png")), "espcn", width=100))
@@ -298,9 +300,10 @@ def test_fsspec_urls_in_and_out(models_env, images, tmp_path, serial):
     rep = batch.run_batch(["memory://srzoo-in/"], MODEL, 2, output="memory://srzoo-out",
                           progress=False)
     assert rep.written == 3, [r.error for r in rep.results]
-    assert sorted(mem.ls("/srzoo-out", detail=False)) == [f"/srzoo-out/im0{i}.png" for i in range(3)]
-    for i in range(3):
-        assert mem.cat(f"/srzoo-out/im0{i}.png") == serial[f"im0{i}.png"]
+    names = [f"im0{i}_{MODEL}_x2.png" for i in range(3)]
+    assert sorted(mem.ls("/srzoo-out", detail=False)) == [f"/srzoo-out/{n}" for n in names]
+    for n in names:
+        assert mem.cat(f"/srzoo-out/{n}") == serial[n]
     rep = batch.run_batch([f"file://{images}/im1*.png"], MODEL, 2, output=f"file://{tmp_path}/u",
                           progress=False)
     assert rep.written == 10 and outputs(tmp_path / "u") == {k: v for k, v in serial.items()

@@ -57,7 +57,7 @@ def test_upscale_recursive_glob_with_links_to_dot_returns(loop_tree, tmp_path):
                         "-o", str(tmp_path / "out"), "-q"], cwd=loop_tree.parent, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_bicubic_x2.png", "b_bicubic_x2.png"]
 
 
 def test_jobs_far_above_the_cores_are_capped_and_said(tmp_path, shared_dir, capsys):
@@ -161,11 +161,11 @@ def test_skip_existing_redoes_empty_truncated_and_wrong_size_outputs(tmp_path, s
     out = tmp_path / "out"
     assert main(["upscale", str(src), "-m", "bicubic", "-o", str(out), "-q"]) == 0
     good = {p.name: p.read_bytes() for p in out.iterdir()}
-    (out / "a.png").write_bytes(b"")                                   # 0 bytes
-    (out / "b.png").write_bytes(good["b.png"][: len(good["b.png"]) // 2])  # truncated (header intact)
-    cv2.imwrite(str(out / "c.png"), base[:30, :40])                    # a whole PNG, input size
-    (out / "d.png").write_bytes(b"not an image at all")
-    kept = (out / "e.png").stat().st_mtime_ns
+    (out / "a_bicubic_x2.png").write_bytes(b"")                                   # 0 bytes
+    (out / "b_bicubic_x2.png").write_bytes(good["b_bicubic_x2.png"][: len(good["b_bicubic_x2.png"]) // 2])  # truncated (header intact)
+    cv2.imwrite(str(out / "c_bicubic_x2.png"), base[:30, :40])                    # a whole PNG, input size
+    (out / "d_bicubic_x2.png").write_bytes(b"not an image at all")
+    kept = (out / "e_bicubic_x2.png").stat().st_mtime_ns
     assert main(["upscale", str(src), "-m", "bicubic", "-o", str(out), "--skip-existing",
                  "--json-report", str(tmp_path / "r.json")]) == 0
     import json
@@ -177,5 +177,5 @@ def test_skip_existing_redoes_empty_truncated_and_wrong_size_outputs(tmp_path, s
     attempts = {os.path.basename(f["input"]): f["attempts"] for f in rep["files"]}
     assert attempts == {"a.png": 1, "b.png": 1, "c.png": 1, "d.png": 1, "e.png": 0}  # never null
     assert {p.name: p.read_bytes() for p in out.iterdir()} == good
-    assert (out / "e.png").stat().st_mtime_ns == kept
+    assert (out / "e_bicubic_x2.png").stat().st_mtime_ns == kept
     capsys.readouterr()

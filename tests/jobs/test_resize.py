@@ -38,7 +38,8 @@ def test_target_size():
     assert resize.target_size(10, 7) == (20, 14)  # default x2
     assert resize.target_size(90, 70, width=100) == (100, 78)  # 77.8 rounds up
     assert resize.target_size(90, 70, height=100) == (129, 100)  # 128.6 rounds up
-    assert resize.target_size(90, 70, width=120, height=50) == (120, 50)
+    assert resize.target_size(90, 70, width=120, height=50, stretch=True) == (120, 50)
+    assert resize.target_size(90, 70, width=120, height=50) == (64, 50)  # fits inside both, aspect kept
     assert resize.target_size(1000, 1, width=1) == (1, 1)  # never 0 pixels
     assert resize.target_size(1, 1000, height=1) == (1, 1)
     for bad in (0, -3, 2.5, True, "10"):
@@ -80,8 +81,8 @@ def test_choose():
     assert resize.choose([2, 3, 4], 64, 48, scale=3) == (3, (192, 144))
     assert resize.choose([4], 64, 48, scale=3) == (4, (192, 144))
     assert resize.choose([2, 4], 90, 70, width=100) == (2, (100, 78))
-    assert resize.choose([2, 4], 10, 10, width=30, height=21) == (4, (30, 21))  # the larger side's need
-    assert resize.choose([2, 4], 10, 10, width=21, height=30) == (4, (21, 30))
+    assert resize.choose([2, 4], 10, 10, width=30, height=21, stretch=True) == (4, (30, 21))  # the larger side's need
+    assert resize.choose([2, 4], 10, 10, width=21, height=30, stretch=True) == (4, (21, 30))
     assert resize.choose([], 10, 10, scale=2.5) == (3, (25, 25))
     assert resize.choose([2], 10, 10, width=10) == (2, (10, 10))  # 1x: the smallest scale, then shrink
     with pytest.raises(SrzooError, match=r"the requested 5x5 is smaller than the 10x10 input; srzoo only upscales"):
@@ -134,7 +135,7 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
     assert resize.is_native([], 10, 8, (10, 8)) == 1 and resize.is_native([], 1, 1, (64, 64)) == 64
     assert resize.is_native([], 1, 1, (65, 65)) is None
     # the larger of the two factors decides the model scale, each on its own axis
-    assert resize.choose([2, 3, 4], 10, 20, width=40, height=22) == (4, (40, 22))
+    assert resize.choose([2, 3, 4], 10, 20, width=40, height=22, stretch=True) == (4, (40, 22))
     with pytest.raises(SrzooError, match=r"^the requested 8x4 is smaller than the 20x10 input; srzoo only upscales$"):
         resize.choose([2], 20, 10, width=8)
     assert resize.plan("espcn", 90, 70, width=100) == (2, (100, 78))

@@ -338,18 +338,19 @@ def test_cli_routes_videos_and_images(models_env, tmp_path, shared_dir, capsys):
                str(tmp_path / "out"), "--codec", "ffv1"])
     out = tmp_path / "out"
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["bird.png", "clip.mkv"]
-    t, imgs, info = frames(out / "clip.mkv")
+    assert sorted(p.name for p in out.iterdir()) == ["bird_fsrcnn-small_x2.png",
+                                                     "clip_fsrcnn-small_x2.mkv"]
+    t, imgs, info = frames(out / "clip_fsrcnn-small_x2.mkv")
     assert len(t) == 8 and info["codec"] == "ffv1" and imgs[0].shape == (64, 96, 3)
     # MP4 -> MKV: same audio bytes; Matroska has no negative times, so the muxer shifts every
     # stream by the AAC priming delay, keeping audio and video in sync
-    a_in, a_out = packets(clip, "audio"), packets(out / "clip.mkv", "audio")
+    a_in, a_out = packets(clip, "audio"), packets(out / "clip_fsrcnn-small_x2.mkv", "audio")
     assert [b for _, b in a_out] == [b for _, b in a_in]
     t_in = frames(clip)[0]
     assert all(abs((ao - t[0]) - (ai - t_in[0])) <= 0.0011 for (ao, _), (ai, _) in zip(a_out, a_in))
     # one summary line; no progress bar when stderr is not a terminal
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"{clip} -> {out / 'clip.mkv'}: 8 frames 48x32 -> 96x64")
+    assert len(err) == 1 and err[0].startswith(f"{clip} -> {out / 'clip_fsrcnn-small_x2.mkv'}: 8 frames 48x32 -> 96x64")
 
 
 def test_cli_bad_video_option_is_one_line(models_env, tmp_path, capsys):

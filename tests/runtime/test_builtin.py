@@ -144,7 +144,7 @@ def test_cache_rm_never_touches_the_shipped_files(capsys: pytest.CaptureFixture[
     assert {p.name: p.read_bytes() for p in bundled_dir().glob("*.onnx")} == before
     assert main(["list", "default"]) == 0
     out = capsys.readouterr().out
-    assert out.count("built-in") == 3 and "srzoo_x4.onnx" in out
+    assert out.split("\n\n")[0].count("built-in") == 3 and "srzoo_x4.onnx" in out  # the cached column
 
 
 def test_upscale_cli_lines_summary_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -158,10 +158,10 @@ def test_upscale_cli_lines_summary_and_quiet(tmp_path: Path, capsys: pytest.Capt
     assert main(["upscale", str(src), "-s", "3", "-o", str(tmp_path / "out")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith(str(tmp_path / "out" / "a.png")) and "120x80 -> 360x240" in lines[0]
-    assert lines[1].startswith(str(tmp_path / "out" / "b.png")) and "120x80 -> 360x240" in lines[1]
+    assert lines[0].startswith(str(tmp_path / "out" / "a_default_x3.png")) and "120x80 -> 360x240" in lines[0]
+    assert lines[1].startswith(str(tmp_path / "out" / "b_default_x3.png")) and "120x80 -> 360x240" in lines[1]
     assert lines[2].startswith("upscaled 2 images x3 with default in ") and lines[2].endswith(str(tmp_path / "out"))
     assert main(["upscale", str(src), "-s", "3", "-o", str(tmp_path / "out2"), "--quiet"]) == 0
     cap = capsys.readouterr()
     assert cap.out == "" and cap.err == ""
-    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a_default_x3.png", "b_default_x3.png"]

@@ -192,8 +192,12 @@ def test_wrong_argument_types_are_type_errors_with_a_message(crop, call, match):
 
 
 def test_wrong_scale_is_an_srzoo_error(crop):
+    # one rule for scales: "2" is 2 (as 2.0 and 1.5 are numbers); words are refused
+    assert np.array_equal(srzoo.upscale(crop, "nearest", "2"), srzoo.upscale(crop, "nearest", 2))
+    with pytest.raises(srzoo.SrzooError, match="scale must be a number, got 'two'"):
+        srzoo.upscale(crop, "nearest", "two")
     with pytest.raises(srzoo.SrzooError, match="scale must be a positive integer"):
-        srzoo.upscale(crop, "nearest", "2")
+        srzoo.Upscaler("nearest", "two")
 
 
 def test_four_threads_load_the_model_once(models_env, crop, monkeypatch):

@@ -112,7 +112,7 @@ def test_no_opencv_log_line_reaches_the_terminal(models_env, shared_dir, tmp_pat
     r = _upscale_proc(tmp_path, shared_dir)
     assert r.returncode == 0, r.stderr
     assert "WARN" not in r.stderr and "ERROR" not in r.stderr and "[ " not in r.stderr, r.stderr
-    assert (tmp_path / "out" / "in.png").is_file()
+    assert (tmp_path / "out" / "in_espcn_x2.png").is_file()
 
 
 def test_srzoo_log_lets_opencv_speak(tmp_path):

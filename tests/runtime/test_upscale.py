@@ -112,8 +112,17 @@ def test_bgra_alpha_is_upscaled_and_reattached(models_env, crop):
     bgra = np.dstack((crop, alpha))
     out = srzoo.upscale(bgra, "fsrcnn", 2)
     assert out.shape == (80, 104, 4) and out.dtype == np.uint8
-    assert np.array_equal(out[:, :, :3], srzoo.upscale(crop, "fsrcnn", 2))
-    assert np.array_equal(out[:, :, 3], cv2.resize(alpha, (104, 80), interpolation=cv2.INTER_CUBIC))
+    # alpha with edges: upscaled by the model too (as a grey image), colour premultiplied
+    a_net = srzoo.upscale(alpha, "fsrcnn", 2).astype(int)
+    assert np.abs(out[:, :, 3].astype(int) - a_net).max() <= 1
+    premult = (crop.astype(np.float32) * (alpha[:, :, None] / np.float32(255))).round().astype(np.uint8)
+    want = srzoo.upscale(premult, "fsrcnn", 2).astype(np.float64)
+    got = out[:, :, :3] * (out[:, :, 3:] / 255.0)
+    assert np.abs(got - want).mean() < 1.0
+    # a constant alpha: the colour exactly as without alpha, the alpha resized
+    flat = srzoo.upscale(np.dstack((crop, np.full(alpha.shape, 200, np.uint8))), "fsrcnn", 2)
+    assert np.array_equal(flat[:, :, :3], srzoo.upscale(crop, "fsrcnn", 2))
+    assert (flat[:, :, 3] == 200).all()
 
 
 def test_uint16_and_float32(models_env, crop):
