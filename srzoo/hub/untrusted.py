@@ -267,6 +267,7 @@ _PARSER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, LookupError,
     struct.error, zipfile.BadZipFile, zlib.error, EOFError, UnicodeError, pickle.UnpicklingError,
     OSError, NotImplementedError, AssertionError, StopIteration,
+    RuntimeError,  # zipfile: "File ... is encrypted, password required"
 )
 
 
