@@ -80,7 +80,8 @@ def read_bytes(path: str | os.PathLike[str], what: str = "model file") -> bytes:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise ModelLoadError(f"{path}: is not a regular file; give a regular {what}")
-            data = f.read(max_model_bytes() + 1)
+            # read() preallocates what it is asked for: ask for the file's size, not the bound
+            data = f.read(min(st.st_size, max_model_bytes()) + 1)
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
     if len(data) > max_model_bytes():
