@@ -10,12 +10,15 @@ temporary file and an atomic rename, and re-read from there afterwards.
 
 from __future__ import annotations
 
+import functools
 import os
+import struct
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from srzoo.errors import SrzooError
 from srzoo.hub import cache
@@ -36,6 +39,25 @@ def _check_name(archive: Path, name: str) -> None:
         raise ArchiveError(f"{archive}: refused: member {name!r} points outside the archive's folder ('..')")
 
 
+_T = TypeVar("_T")
+#: what zipfile/tarfile raise on damaged or crafted bytes (bad CRC, encrypted or unknown
+#: compression, corrupt deflate/gzip, truncation)
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError,
+            RuntimeError, ValueError, struct.error)
+
+
+def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """One ArchiveError line naming the archive for whatever its parser raises on bad bytes."""
+    @functools.wraps(fn)
+    def inner(archive: Path, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(archive, *args, **kwargs)
+        except _DAMAGED as e:
+            raise ArchiveError(f"{archive}: damaged or unsupported archive ({type(e).__name__}: "
+                               f"{(str(e).strip().splitlines() or [''])[0][:120]})") from None
+    return inner
+
+
 def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
     """(name, size, kind) of every member; kind is file, dir or link."""
     if zipfile.is_zipfile(archive):
@@ -51,9 +73,11 @@ def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
                 kind = "file" if m.isfile() else "dir" if m.isdir() else "link"
                 yield m.name, m.size, kind
     except tarfile.TarError as e:
-        raise ArchiveError(f"{archive}: not a zip or tar archive srzoo can read ({e})") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
+        raise ArchiveError(f"{archive}: not a zip or tar archive srzoo can read ({first})") from None
 
 
+@_damaged
 def check(archive: Path, max_total: int = MAX_TOTAL) -> int:
     """Refuse an unsafe archive (one line naming the member); return the expanded size."""
     total = 0
@@ -68,6 +92,7 @@ def check(archive: Path, max_total: int = MAX_TOTAL) -> int:
     return total
 
 
+@_damaged
 def _read(archive: Path, member: str, out: Path, max_total: int) -> None:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
