@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import re
 import sys
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from srzoo.errors import ModelLoadError
-from srzoo.hub.untrusted import MAX_DEPTH, Budget, reading, regular_file
+from srzoo.hub.untrusted import MAX_DEPTH, Budget, read_bytes, reading, regular_file
 
 
 class UnsafeCheckpoint(ModelLoadError):
@@ -196,8 +198,24 @@ def _allowed(module: str, name: str) -> Any:
     return None
 
 
+def _prescan(f: io.BytesIO) -> None:
+    """Walk the next pickle's opcodes (pure Python, nothing built) before unpickling it:
+    a length field claiming more bytes than the stream holds (``BINUNICODE`` of 2 GiB in a
+    60-byte file) is refused here; the C unpickler would allocate that length first."""
+    start = f.tell()
+    try:
+        with warnings.catch_warnings():  # STRING opcodes with odd escapes: DeprecationWarning
+            warnings.simplefilter("ignore")
+            for _ in pickletools.genops(f):
+                pass
+    except ValueError as e:  # "expected N bytes in a bytes8, but only M remain", unknown opcode
+        raise _Malformed(str(e)[:120]) from None
+    f.seek(start)
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, f: Any, where: str, storages: Callable[[tuple], _Storage]) -> None:
+        _prescan(f)
         super().__init__(f, encoding="latin1")
         self._where = where
         self._storages = storages
@@ -335,8 +353,9 @@ def load(path: str | Path) -> Any:
                 if zipfile.is_zipfile(path):
                     with zipfile.ZipFile(path) as zf:
                         return _load_zip(path, zf, budget)
-                with open(path, "rb") as f:
-                    return _load_legacy(path, f, budget)
+                # from memory (the file is within the bound): a pickle opcode claiming a
+                # 4 GiB string then reads what is there instead of preallocating 4 GiB
+                return _load_legacy(path, io.BytesIO(read_bytes(path, "PyTorch checkpoint")), budget)
             except _Malformed as e:
                 raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
     except ModelLoadError as e:

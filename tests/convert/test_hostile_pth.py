@@ -179,6 +179,28 @@ def test_not_a_regular_file(tmp_path):
 
 
 def test_regression_files_from_the_fuzzer():
-    """Inputs the fuzzers found crashing (tests/data/hostile/*.pth), each refused in one line."""
-    for p in sorted(DATA.glob("*.pth")):
-        refused(p)
+    """Inputs the fuzzers found crashing (tests/data/hostile/*.pth), each refused in one line
+    with little memory. pickle-*-length-bomb.pth: a pickle opcode claiming a 2 GiB / 1 TiB
+    string in a 60-byte file made the C unpickler allocate that length first."""
+    files = sorted(DATA.glob("*.pth"))
+    assert len(files) >= 2
+    for p in files:
+        tracemalloc.start()
+        refused(p, "expected", "remain")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 4 << 20, (p, peak)
+
+
+def test_fuzz_found_length_bomb_in_real_checkpoint(tmp_path, shared_dir):
+    """The first input test_fuzz_pth_legacy_real found: carn_m.pth with byte 1 set to 0 and
+    7 bytes deleted at 122 (a string length then swallows what follows): it peaked at 1.2 GB."""
+    data = bytearray((shared_dir / "models" / "carn" / "carn_m.pth").read_bytes())
+    data[1:2] = b"\x00"
+    del data[122:129]
+    p = write(tmp_path, bytes(data))
+    tracemalloc.start()
+    refused(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20, peak
