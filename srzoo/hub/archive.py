@@ -11,6 +11,8 @@ temporary file and an atomic rename, and re-read from there afterwards.
 from __future__ import annotations
 
 import functools
+import gzip
+import lzma
 import os
 import struct
 import tarfile
@@ -43,7 +45,7 @@ _T = TypeVar("_T")
 #: what zipfile/tarfile raise on damaged or crafted bytes (bad CRC, encrypted or unknown
 #: compression, corrupt deflate/gzip, truncation)
 _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError,
-            RuntimeError, ValueError, struct.error)
+            RuntimeError, ValueError, struct.error, gzip.BadGzipFile, lzma.LZMAError)
 
 
 def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
@@ -52,7 +54,9 @@ def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
     def inner(archive: Path, *args: Any, **kwargs: Any) -> _T:
         try:
             return fn(archive, *args, **kwargs)
-        except _DAMAGED as e:
+        except (*_DAMAGED, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, _DAMAGED) and e.errno is not None:
+                raise  # the disk (full, read-only...), not the archive's bytes
             raise ArchiveError(f"{archive}: damaged or unsupported archive ({type(e).__name__}: "
                                f"{(str(e).strip().splitlines() or [''])[0][:120]})") from None
     return inner

@@ -289,11 +289,17 @@ def reading(path: Any, what: str) -> Iterator[None]:
     """
     try:
         yield
-    except SrzooError:
-        raise
+    except SrzooError as e:
+        if str(path) in str(e) or len(e.args) != 1 or not isinstance(e.args[0], str):
+            raise
+        try:  # the same error, naming the file (e.g. architecture detection does not know it)
+            named = type(e)(f"{path}: {e.args[0]}")
+        except Exception:  # noqa: BLE001 - an error class with another signature
+            raise e from None
+        raise named from None
     except MemoryError:
-        raise ModelLoadError(f"{path}: reading this {what} ran out of memory; a crafted or damaged file? "
-                             "(for big images use --tile)") from None
+        raise ModelLoadError(f"{path}: reading this {what} ran out of memory; it declares more data "
+                             "than it holds (a crafted or damaged file?)") from None
     except RecursionError:
         raise ModelLoadError(f"{path}: malformed {what}: nested too deeply (a crafted file?)") from None
     except _PARSER_ERRORS as e:

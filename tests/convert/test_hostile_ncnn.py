@@ -99,7 +99,7 @@ def test_bin_of_another_model(tmp_path, shared_dir):
     p = tmp_path / "m.param"
     p.write_text((shared_dir / "models" / (SMALL + ".param")).read_text())
     (tmp_path / "m.bin").write_bytes((shared_dir / "models" / (SMALL + ".bin")).read_bytes()[:5000])
-    with pytest.raises(ModelLoadError, match=f"^{tmp_path}/m.bin: ends after 5000 bytes"):
+    with pytest.raises(ModelLoadError, match=f"{tmp_path}/m.bin: ends after 5000 bytes"):
         inspect_file(p)
 
 

@@ -143,3 +143,22 @@ def test_truncated_tar_gz(tmp_path, monkeypatch):
         archive.extract_member(p, "model.pth", "cd" * 32)
     assert str(p) in str(e.value)
     assert not list((tmp_path / "cache").rglob("model.pth"))
+
+
+def test_tar_gz_with_a_bad_crc(tmp_path, monkeypatch):
+    """Found by test_fuzz_archives: one byte of the deflate stream set to 0, and gzip's
+    BadGzipFile "CRC check failed" escaped as a traceback."""
+    monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "cache"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        data = bytes(range(256)) * 16
+        info = tarfile.TarInfo("model.pth")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    data = bytearray(buf.getvalue())
+    data[58] = 0
+    p = tmp_path / "a.tar.gz"
+    p.write_bytes(bytes(data))
+    with pytest.raises(archive.ArchiveError, match="CRC check failed"):
+        archive.extract_member(p, "model.pth", "12" * 32)
+    assert not list((tmp_path / "cache").rglob("model.pth"))
