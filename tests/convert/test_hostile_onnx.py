@@ -10,6 +10,7 @@ still runs, with the right pixels.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -134,3 +135,30 @@ def test_external_data_inside_the_folder_runs(tmp_path, backend):
 def test_file_without_external_data_is_not_parsed(tmp_path, shared_dir):
     """The fast path: no 'location' key in the bytes, nothing to check."""
     assert check_onnx_external(shared_dir / "models" / "waifu2x" / "upconv_7_scale2.0x_model.onnx") == 0
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the process's file opens")
+@pytest.mark.parametrize("command,location", [("upscale", ESCAPES["dotdot"]), ("inspect", ESCAPES["absolute"])])
+def test_cli_never_opens_the_target(tmp_path, shared_dir, command, location):
+    """`srzoo upscale -m evil` / `srzoo inspect evil.onnx`, watched with strace: exit 1, one
+    line, and no open() of /etc/services (it used to be read into the weights, exit 0)."""
+    import subprocess
+
+    folder = tmp_path / "models" / "2x-evil-onnx"
+    folder.mkdir(parents=True)
+    path, _, _ = hf.onnx_conv_d2s(folder, location=location, write_data=False)
+    env = {**os.environ, "SRZOO_REGISTRY": str(hf.onnx_manifest(tmp_path, path, "evil")),
+           "SRZOO_CACHE_DIR": str(tmp_path / "cache"), "SRZOO_AUTOTUNE": "0"}
+    img = shared_dir / "datasets" / "Set5" / "baby.png"
+    args = (["upscale", str(img), "-m", "evil", "-s", "2", "-o", str(tmp_path / "out.png")]
+            if command == "upscale" else ["inspect", str(path)])
+    trace = tmp_path / "trace.txt"
+    res = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", str(trace),
+                          sys.executable, "-m", "srzoo", *args],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 1, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "refused" in lines[0] and repr(location) in lines[0], res.stderr
+    opened = [ln for ln in trace.read_text().splitlines() if "services" in ln]
+    assert not opened, opened
+    assert not (tmp_path / "out.png").exists()
