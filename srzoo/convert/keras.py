@@ -210,6 +210,9 @@ def detect(layers: list[Layer], path: Path) -> Arch:
         ups = [i for i in range(len(layers) - 1) if layers[i].kind == "conv" and layers[i + 1].kind == "prelu"
                and layers[i].weights[0].shape[3] == 4 * layers[0].weights[0].shape[3]]
         blocks = (kinds.count("bn") - 1) // 2
+        if not 1 <= len(ups) <= 4:  # the probe is 32 px times the scale: bounded by x16
+            raise KerasFileError(f"{path}: {len(ups)} upsampling blocks (x{2 ** len(ups)}); srzoo converts "
+                                 "SRGAN generators of x2 to x16")
         return Arch("srresnet", 2 ** len(ups), in_channels=3, out_channels=3,
                     params={"blocks": blocks, "features": layers[0].weights[0].shape[3]},
                     forward=forward_srgan)
