@@ -199,17 +199,23 @@ def _allowed(module: str, name: str) -> Any:
 
 
 def _prescan(f: io.BytesIO) -> None:
-    """Walk the next pickle's opcodes (pure Python, nothing built) before unpickling it:
-    a length field claiming more bytes than the stream holds (``BINUNICODE`` of 2 GiB in a
-    60-byte file) is refused here; the C unpickler would allocate that length first."""
+    """Walk the next pickle's opcodes (pure Python, nothing built) before unpickling it.
+    Refused here, because the C unpickler would allocate first: a length field claiming more
+    bytes than the stream holds (``BINUNICODE`` of 2 GiB in a 60-byte file), and a memo index
+    (``LONG_BINPUT 170000000``: a 2.7 GB memo table) beyond the pickle's opcode count."""
     start = f.tell()
+    ops, top = 0, -1
     try:
         with warnings.catch_warnings():  # STRING opcodes with odd escapes: DeprecationWarning
             warnings.simplefilter("ignore")
-            for _ in pickletools.genops(f):
-                pass
+            for op, arg, _ in pickletools.genops(f):
+                ops += 1
+                if op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    top = max(top, int(arg))
     except ValueError as e:  # "expected N bytes in a bytes8, but only M remain", unknown opcode
         raise _Malformed(str(e)[:120]) from None
+    if top >= ops:  # the C unpickler sizes its memo table by the largest index it is given
+        raise _Malformed(f"memo index {top} in a pickle of {ops} opcodes")
     f.seek(start)
 
 

@@ -10,6 +10,7 @@ temporary file and an atomic rename, and re-read from there afterwards.
 
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import lzma
@@ -55,7 +56,8 @@ def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
         try:
             return fn(archive, *args, **kwargs)
         except (*_DAMAGED, OSError) as e:
-            if isinstance(e, OSError) and not isinstance(e, _DAMAGED) and e.errno is not None:
+            if isinstance(e, OSError) and not isinstance(e, _DAMAGED) \
+                    and e.errno not in (None, errno.EINVAL):  # EINVAL: a seek to a negative offset
                 raise  # the disk (full, read-only...), not the archive's bytes
             raise ArchiveError(f"{archive}: damaged or unsupported archive ({type(e).__name__}: "
                                f"{(str(e).strip().splitlines() or [''])[0][:120]})") from None

@@ -181,12 +181,13 @@ def test_not_a_regular_file(tmp_path):
 def test_regression_files_from_the_fuzzer():
     """Inputs the fuzzers found crashing (tests/data/hostile/*.pth), each refused in one line
     with little memory. pickle-*-length-bomb.pth: a pickle opcode claiming a 2 GiB / 1 TiB
-    string in a 60-byte file made the C unpickler allocate that length first."""
+    string in a 60-byte file made the C unpickler allocate that length first;
+    pickle-memo-index-bomb.pth: LONG_BINPUT 167772160 made it allocate a 2.7 GB memo table."""
     files = sorted(DATA.glob("*.pth"))
-    assert len(files) >= 2
+    assert len(files) >= 3
     for p in files:
         tracemalloc.start()
-        refused(p, "expected", "remain")
+        refused(p, *(("memo index 167772160",) if "memo" in p.name else ("expected", "remain")))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 4 << 20, (p, peak)
@@ -201,6 +202,20 @@ def test_fuzz_found_length_bomb_in_real_checkpoint(tmp_path, shared_dir):
     p = write(tmp_path, bytes(data))
     tracemalloc.start()
     refused(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_fuzz_found_memo_bomb_in_real_checkpoint(tmp_path, shared_dir):
+    """The second input test_fuzz_pth_legacy_real found (2.7 GB peak): carn_m.pth with byte 1
+    set to 0 and 63 bytes deleted at 165, which turns four bytes of a name into a memo index."""
+    data = bytearray((shared_dir / "models" / "carn" / "carn_m.pth").read_bytes())
+    data[1:2] = b"\x00"
+    del data[165:228]
+    p = write(tmp_path, bytes(data))
+    tracemalloc.start()
+    refused(p, "memo index")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 16 << 20, peak
