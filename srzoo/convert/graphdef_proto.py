@@ -67,6 +67,13 @@ def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
     return out
 
 
+def _text(val: Any, errors: str = "strict") -> str:
+    """A string field's value; a string field sent as a number (wrong wire type) is refused."""
+    if not isinstance(val, bytes):
+        raise GraphDefError("a text field holds a number (wrong protobuf wire type)")
+    return val.decode(errors=errors)
+
+
 def _signed(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
@@ -144,7 +151,7 @@ def _attr(buf: bytes) -> Any:
             items: list[Any] = []
             for n2, w2, v2 in _fields(val):
                 if n2 == 2:
-                    items.append(v2.decode())
+                    items.append(_text(v2))
                 elif n2 == 3:
                     items.extend(_packed_varints(v2) if w2 == 2 else [_signed(v2)])
                 elif n2 == 4:
@@ -154,7 +161,7 @@ def _attr(buf: bytes) -> Any:
                     items.append(v2)
             return items
         if num == 2:
-            return val.decode(errors="replace")
+            return _text(val, errors="replace")
         if num == 3:
             return _signed(val)
         if num == 4:
@@ -183,7 +190,8 @@ def read_graphdef(data: bytes) -> list[Node]:
     short fixed-width values, oversized constants...) raise :class:`GraphDefError`."""
     try:
         return _read_graphdef(data)
-    except (struct.error, UnicodeDecodeError, ValueError, OverflowError, MemoryError) as e:
+    except (struct.error, UnicodeDecodeError, ValueError, OverflowError, MemoryError, TypeError,
+            AttributeError) as e:  # a field of the wrong wire type reaching struct/numpy
         raise GraphDefError(f"malformed GraphDef ({type(e).__name__}: {str(e)[:100]})") from None
 
 
@@ -196,16 +204,16 @@ def _read_graphdef(data: bytes) -> list[Node]:
         node = Node("", "")
         for n2, _, v2 in _fields(val):
             if n2 == 1:
-                node.name = v2.decode()
+                node.name = _text(v2)
             elif n2 == 2:
-                node.op = v2.decode()
+                node.op = _text(v2)
             elif n2 == 3:
-                node.inputs.append(v2.decode())
+                node.inputs.append(_text(v2))
             elif n2 == 5:
                 key, value = "", None
                 for n3, _, v3 in _fields(v2):
                     if n3 == 1:
-                        key = v3.decode()
+                        key = _text(v3)
                     elif n3 == 2:
                         value = _attr(v3)
                 node.attrs[key] = value

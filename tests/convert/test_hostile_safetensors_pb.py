@@ -139,3 +139,12 @@ def _varint(n: int) -> bytes:
         out.append(b | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def test_graphdef_string_field_as_a_number(pb):
+    """Found by test_fuzz_graphdef: 8 zero bytes at offset 585 of FSRCNN-small_x2.pb make a
+    node's text field a varint; `int.decode` escaped as an AttributeError traceback."""
+    b = bytearray(pb)
+    b[585:593] = bytes(8)
+    with pytest.raises(GraphDefError, match="text field holds a number"):
+        read_graphdef(bytes(b))
