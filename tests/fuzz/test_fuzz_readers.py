@@ -51,7 +51,7 @@ CAP = 16 << 20
 #: from it and the reader's working set
 PEAK = 3 * CAP + (24 << 20)
 _BY_HAND = "SRZOO_FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("SRZOO_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("SRZOO_FUZZ_EXAMPLES", "100"))
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not _BY_HAND, database=None,
                 suppress_health_check=list(HealthCheck), print_blob=True)
