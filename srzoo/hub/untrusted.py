@@ -172,6 +172,9 @@ def _tensors(graph: Any, depth: int = 0) -> Iterator[Any]:
 
 def _all_tensors(model: Any) -> Iterator[Any]:
     yield from _tensors(model.graph)
+    for ti in model.training_info:  # training graphs carry initializers too
+        yield from _tensors(ti.initialization, 1)
+        yield from _tensors(ti.algorithm, 1)
     for fn in model.functions:
         for node in fn.node:
             for a in node.attribute:

@@ -162,3 +162,41 @@ def test_cli_never_opens_the_target(tmp_path, shared_dir, command, location):
     opened = [ln for ln in trace.read_text().splitlines() if "services" in ln]
     assert not opened, opened
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("where", ["subgraph", "function", "training", "sparse", "attribute"])
+def test_references_anywhere_in_the_model(tmp_path, where):
+    """External tensors hide in If-branches, functions, training graphs, sparse initializers
+    and Constant attributes too: each is found."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    t = helper.make_tensor("T", TensorProto.FLOAT, [1], [1.0])
+    t.ClearField("float_data")
+    t.data_location = TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = "location", "/etc/services"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    sub = helper.make_graph([helper.make_node("Identity", ["T"], ["y"])], "sub", [], [y], [t])
+    nodes, inits, sparse, funcs, training = [helper.make_node("Identity", ["x"], ["y"])], [], [], [], []
+    if where == "subgraph":
+        nodes = [helper.make_node("If", ["c"], ["y"], then_branch=sub, else_branch=sub)]
+    elif where == "attribute":
+        nodes = [helper.make_node("Constant", [], ["y"], value=t)]
+    elif where == "sparse":
+        idx = helper.make_tensor("I", TensorProto.INT64, [1], [0])
+        sparse = [helper.make_sparse_tensor(t, idx, [1])]
+    elif where == "function":
+        funcs = [helper.make_function("local", "F", ["a"], ["b"],
+                                      [helper.make_node("Constant", [], ["b"], value=t)],
+                                      [helper.make_opsetid("", 13)])]
+    else:
+        training = [onnx.TrainingInfoProto(initialization=sub)]
+    graph = helper.make_graph(nodes, "g", [x], [y], inits, sparse_initializer=sparse)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("local", 1)],
+                              functions=funcs)
+    model.training_info.extend(training)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(check_onnx_external, path, "/etc/services")
