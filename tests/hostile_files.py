@@ -130,9 +130,9 @@ def zip_member_offsets(data: bytes, name: str) -> tuple[int, int]:
 
 
 def patch_zip(data: bytes, name: str, *, flags: int | None = None, method: int | None = None,
-              size: int | None = None) -> bytes:
-    """``data`` with the general-purpose flags, compression method or uncompressed size of
-    member ``name`` rewritten in both its local header and its central directory record."""
+              size: int | None = None, compressed: int | None = None) -> bytes:
+    """``data`` with the general-purpose flags, compression method, uncompressed or compressed
+    size of member ``name`` rewritten in both its local header and its central directory record."""
     b = bytearray(data)
     local, central = zip_member_offsets(data, name)
     if flags is not None:
@@ -144,6 +144,9 @@ def patch_zip(data: bytes, name: str, *, flags: int | None = None, method: int |
     if size is not None:
         struct.pack_into("<I", b, local + 22, size)
         struct.pack_into("<I", b, central + 24, size)
+    if compressed is not None:
+        struct.pack_into("<I", b, local + 18, compressed)
+        struct.pack_into("<I", b, central + 20, compressed)
     return bytes(b)
 
 

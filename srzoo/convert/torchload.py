@@ -356,12 +356,15 @@ def load(path: str | Path) -> Any:
     try:
         with reading(path, "PyTorch checkpoint"):
             try:
-                if zipfile.is_zipfile(path):
-                    with zipfile.ZipFile(path) as zf:
+                # from memory (the file is within the bound): a pickle opcode claiming a 4 GiB
+                # string, or a zip entry claiming 84 MB of compressed data in a 500-byte file,
+                # then reads what is there instead of preallocating what it claims
+                data = io.BytesIO(read_bytes(path, "PyTorch checkpoint"))
+                if zipfile.is_zipfile(data):
+                    with zipfile.ZipFile(data) as zf:
                         return _load_zip(path, zf, budget)
-                # from memory (the file is within the bound): a pickle opcode claiming a
-                # 4 GiB string then reads what is there instead of preallocating 4 GiB
-                return _load_legacy(path, io.BytesIO(read_bytes(path, "PyTorch checkpoint")), budget)
+                data.seek(0)
+                return _load_legacy(path, data, budget)
             except _Malformed as e:
                 raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
     except ModelLoadError as e:

@@ -67,8 +67,13 @@ def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
 def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
     """(name, size, kind) of every member; kind is file, dir or link."""
     if zipfile.is_zipfile(archive):
+        size = os.path.getsize(archive)
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
+                if info.header_offset + info.compress_size > size:  # zipfile would read() that much
+                    raise ArchiveError(f"{archive}: refused: member {info.filename!r} claims "
+                                       f"{info.compress_size} compressed bytes at {info.header_offset}, "
+                                       f"past the end of the {size}-byte archive")
                 mode = (info.external_attr >> 16) & 0o170000
                 kind = "link" if mode == 0o120000 else "dir" if info.is_dir() else "file"
                 yield info.filename, info.file_size, kind

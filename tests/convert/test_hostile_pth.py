@@ -219,3 +219,16 @@ def test_fuzz_found_memo_bomb_in_real_checkpoint(tmp_path, shared_dir):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 16 << 20, peak
+
+
+def test_zip_entry_claiming_more_compressed_bytes_than_the_file(tmp_path):
+    """Found by test_fuzz_pth_zip_minimal: a 500-byte checkpoint whose 'byteorder' entry claims
+    84 MB of compressed data; zipfile asked the file for that much and read() preallocated it."""
+    data = hf.patch_zip(hf.valid_pth(), "archive/byteorder", compressed=84 << 20)
+    p = write(tmp_path, data)
+    tracemalloc.start()
+    sd = torchload.load_state_dict(p)  # the stored entries still read right: only the claim lies
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sd["w"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert peak < 1 << 20, peak

@@ -106,7 +106,7 @@ PAYLOAD = bytes(range(256)) * 64
 
 
 @pytest.mark.parametrize("damage", ["encrypted", "method 99", "understated size", "corrupt deflate",
-                                    "truncated", "first byte deleted"])
+                                    "truncated", "first byte deleted", "compressed size past the end"])
 def test_damaged_zip_member(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "cache"))
     data = _zip({"model.pth": PAYLOAD})
@@ -120,6 +120,8 @@ def test_damaged_zip_member(tmp_path, monkeypatch, damage):
         b = bytearray(data)
         b[40:60] = b"\xff" * 20
         data = bytes(b)
+    elif damage == "compressed size past the end":
+        data = hf.patch_zip(data, "model.pth", compressed=1 << 31)
     elif damage == "truncated":
         data = data[: len(data) // 2]
     else:  # found by test_fuzz_archives: offsets now point before the file, seek() -> EINVAL
