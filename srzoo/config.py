@@ -21,11 +21,12 @@ and ``choice`` (one of ``choices``, case-insensitive).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from srzoo.errors import ConfigError
 
@@ -147,6 +148,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SRZOO_AUTOTUNE", "bool", True,
             "0: `auto` takes the static order instead of measuring a short trial"),
     Setting("SRZOO_BACKEND", "str", "", "backend used wherever `auto` is asked for, e.g. openvino:cpu"),
+    Setting("SRZOO_PRECISION", "choice", "fp32",
+            "precision used where none is given: fp32 (default: results identical on every engine), "
+            "bf16, fp16, int8, or auto (the fastest within the quality budget)",
+            choices=("fp32", "bf16", "fp16", "int8", "auto")),
+    Setting("SRZOO_PRECISION_MAX_DROP", "float", 0.05,
+            "quality budget of a reduced precision on PSNR-oriented models: PSNR drop in dB on "
+            "srzoo's probe image", low=0.0),
+    Setting("SRZOO_PRECISION_MIN_PSNR", "float", 40.0,
+            "quality budget of a reduced precision on GAN models (tag 'gan'): lowest PSNR in dB "
+            "of the output against fp32's on srzoo's probe image", low=0.0),
     Setting("SRZOO_LOG", "choice", "silent",
             "OpenCV's own log level during srzoo's calls (`srzoo upscale -v`: warning)",
             choices=("silent", "fatal", "error", "warning", "info", "debug", "verbose")),
@@ -158,6 +169,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SRZOO_CATALOG_UPSTREAM", "str", "",
             "http(s)://host standing in for api.github.com and codeload.github.com when the "
             "OpenModelDB catalogue is built (a local copy)"),
+    Setting("SRZOO_SERVE_TOKEN", "str", "",
+            "`srzoo serve`: the token clients must send (Authorization: Bearer TOKEN); "
+            "required to bind anything but loopback"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -184,6 +198,22 @@ def default_to(name: str, value: str) -> None:
     setting(name).parse(value)  # a bad value is a bug here, not the user's
     if not os.environ.get(name):
         os.environ[name] = value
+
+
+@contextlib.contextmanager
+def scoped(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in this process's environment for the duration
+    (a CLI flag that child processes must inherit), restored afterwards."""
+    setting(name).parse(value)  # a bad value is refused before anything runs
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def validate() -> None:

@@ -59,3 +59,8 @@ class ArgumentError(SrzooError, TypeError):
 class ConversionFailed(SrzooError):
     """A converter could not build or verify its ONNX output; the message names
     the source file and the step that failed."""
+
+
+class PrecisionError(BackendUnavailable):
+    """A precision (bf16, fp16, int8) that cannot run here, or whose measured
+    quality loss against fp32 is over the budget; the message gives the numbers."""

@@ -20,7 +20,7 @@ from typing import Sequence
 from srzoo.errors import SrzooError
 
 #: modules that contribute sub-commands, in help order
-COMMAND_MODULES = ("models", "upscale", "bench", "convert", "catalog", "train", "compare")
+COMMAND_MODULES = ("models", "upscale", "bench", "convert", "catalog", "train", "compare", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

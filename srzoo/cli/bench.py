@@ -66,6 +66,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=_threads, default=None, metavar="N[,default]",
                    help="thread counts to measure, given to every engine, e.g. 1,default "
                         "(default: each engine's default)")
+    p.add_argument("--precisions", default=None, metavar="P[,P...]",
+                   help="precisions to compare on every backend: fp32, bf16, fp16, int8, auto "
+                        "(default: fp32); a reduced one is measured against fp32 first and reported "
+                        "unavailable, with the numbers, when over the quality budget")
     p.add_argument("--per-image", action="store_true", help="keep per-image PSNR/SSIM in the JSON")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one CSV line per result")
@@ -109,6 +113,8 @@ def _command(args: argparse.Namespace, datasets: list[str]) -> str:
               f"--protocol {args.protocol}", f"--repeat {args.repeat}", f"--warmup {args.warmup}"]
     if args.threads:
         parts.append("--threads " + ",".join("default" if t is None else str(t) for t in args.threads))
+    if args.precisions:
+        parts.append(f"--precisions {args.precisions}")
     if args.per_image:
         parts.append("--per-image")
     return " ".join(parts)
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = bench(args.models, args.scales, args.backends, datasets, protocol=args.protocol,
                        repeat=args.repeat, warmup=args.warmup, threads=args.threads,
-                       progress=bar, per_image=args.per_image)
+                       progress=bar, per_image=args.per_image, precisions=args.precisions)
     finally:
         bar.close()
     report.settings["command"] = _command(args, datasets)

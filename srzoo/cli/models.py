@@ -336,6 +336,9 @@ def format_info(info: dict[str, Any], all_groups: bool = False) -> str:
             ver = versions.get(r["engine"])
             ver = ", ".join(f"{k} {v.split('-')[0]}" for k, v in ver.items()) if isinstance(ver, dict) else ""
             mark = " " if r["name"] in order or r["engine"] == "interpolation" else "*"
+            precs = r.get("precisions") or []
+            if len(precs) > 1:  # reduced precisions: precision="..." or "auto"
+                ver += f" [{'/'.join(precs)}]"
             lines.append(f"  {r['name'] + mark:24} {ver}"[:80].rstrip())
     groups: dict[tuple[str, str], list[str]] = {}
     for r in rows:

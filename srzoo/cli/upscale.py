@@ -18,6 +18,17 @@ def _size(hw: tuple[int, int] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` for the duration
+    (so batch workers, processes or Dask, inherit it), restored afterwards."""
+    if not args.precision:
+        return _run(args)
+    from srzoo import config
+
+    with config.scoped("SRZOO_PRECISION", args.precision):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     """Upscale every input: one line per written file (stdout), one ``srzoo: error:
     FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
     from tqdm import tqdm
@@ -40,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from srzoo.jobs.batch import run_batch
     from srzoo.jobs.video import split_videos
+
 
     if args.chunk is not None:
         return _run_big(args)
@@ -169,6 +181,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (created), or output file for a single input")
     p.add_argument("--backend", default="auto",
                    help=f"{', '.join(backends.NAMES)} or ENGINE:TARGET (default auto; see `srzoo info`)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8", "auto"), default=None,
+                   help="arithmetic of the network (default $SRZOO_PRECISION, else fp32: identical "
+                        "results on every engine); a reduced one is measured against fp32 on a probe "
+                        "first and refused with the numbers when over the quality budget; auto: the "
+                        "fastest within budget")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")

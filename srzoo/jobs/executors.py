@@ -163,13 +163,12 @@ class DaskExecutor:
         by_key = {f.key: j for f, j in zip(futures, jobs)}
         for fut in as_completed(futures):
             job = by_key[fut.key]
-            if fut.status == "finished":
+            # result(), not status: a finished future whose worker died before the
+            # client gathered it is lost and recomputed elsewhere ("pending" again):
+            # result() waits for that; it raises only when Dask gave up on the task
+            try:
                 rec = fut.result()
-            else:
-                try:
-                    exc = fut.exception()
-                except Exception as e:  # cancelled
-                    exc = e
+            except Exception as exc:  # the task's error after its retries, or cancelled
                 rec = _lost(job, f"Dask could not run it: {type(exc).__name__}: {exc}",
                             self.retries + 1)
             done(job, rec)

@@ -139,7 +139,8 @@ def plan(model: Any, w: int, h: int, *, scale: float | None = None, width: int |
 
 def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
                width: int | None = None, height: int | None = None, backend: str = "auto",
-               tile: int | None = None, threads: int | None = None) -> np.ndarray:
+               tile: int | None = None, threads: int | None = None,
+               precision: str | None = None) -> np.ndarray:
     """:func:`srzoo.upscale` at any factor or to a target size.
 
     Runs the smallest model scale at or above the request, then resizes down
@@ -150,7 +151,8 @@ def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
     arr = load_image(image, scale=math.ceil(scale or 1))
     h, w = arr.shape[:2]
     s, size = plan(model, w, h, scale=scale, width=width, height=height)
-    out = get_upscaler(model, s, backend=backend, threads=threads).upscale(arr, tile=tile)
+    out = get_upscaler(model, s, backend=backend, threads=threads,
+                       precision=precision).upscale(arr, tile=tile)
     return resize_down(out, size)
 
 

@@ -23,7 +23,8 @@ from srzoo.runtime.upscaler import check_tile, get_upscaler
 
 def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
             backend: str = "auto", tile: int | None = None, width: int | None = None,
-            height: int | None = None, threads: int | None = None) -> np.ndarray:
+            height: int | None = None, threads: int | None = None,
+            precision: str | None = None) -> np.ndarray:
     """Upscale ``image`` (array or path) ``scale`` times with ``model``.
 
     The result has the input's channel layout (grey, BGR, BGRA) and dtype
@@ -31,7 +32,9 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     ``model="default"`` is srzoo's own built-in model (x2, x3, x4; shipped in
     the package, works offline). Other weights are fetched and cached on first
     use; the loaded network is reused
-    by later calls. See :class:`Upscaler` for ``backend``, ``threads`` and ``tile``.
+    by later calls. See :class:`Upscaler` for ``backend``, ``threads``, ``tile``
+    and ``precision`` (default fp32; ``"auto"``: the fastest precision within
+    the measured quality budget, see :mod:`srzoo.runtime.precision`).
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``
     and/or ``height`` runs the smallest model scale at or above the request
@@ -42,8 +45,9 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
         raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
-                                 backend=backend, tile=tile, threads=threads)
-    return get_upscaler(model, scale, backend=backend, threads=threads).upscale(image, tile=tile)
+                                 backend=backend, tile=tile, threads=threads, precision=precision)
+    return get_upscaler(model, scale, backend=backend, threads=threads,
+                        precision=precision).upscale(image, tile=tile)
 
 
 def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: float = 2, *,

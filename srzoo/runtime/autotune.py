@@ -16,6 +16,7 @@ entirely. :class:`Choice` says what was chosen and why.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -215,16 +216,21 @@ def measure(runner: Any, x: np.ndarray, budget: float = TRIAL_BUDGET,
 
 def choose(entry: "ModelEntry", cls: str, threads: int | None,
            load: Callable[["ResolvedBackend"], Any], channels: int,
-           engine: str | None = None) -> tuple[Choice, dict[str, Any]]:
+           engine: str | None = None, cands: list["ResolvedBackend"] | None = None,
+           refused: dict[str, str] | None = None) -> tuple[Choice, dict[str, Any]]:
     """What ``auto`` (or ``ENGINE:auto``) runs ``entry`` on for inputs of class ``cls``.
 
     ``load(backend)`` returns a loaded tensor runner. Returns the choice and the
     runners loaded on the way (by backend name), so the winner is not loaded twice.
+    ``cands``: the backends to choose among (default
+    :func:`srzoo.runtime.backends.candidates`; with precisions when
+    ``precision="auto"``, see :mod:`srzoo.runtime.precision`); ``refused``:
+    candidates left out and why (kept with the record).
     """
     requested = f"{engine}:auto" if engine else "auto"
     if entry.format == "interpolation":
         return Choice(backends.resolve("auto", entry), "static", cls), {}
-    cands = backends.candidates(entry, engine)
+    cands = backends.candidates(entry, engine) if cands is None else list(cands)
     if not _env_autotune() or len(cands) <= 1:
         return _first_that_loads(entry, engine, requested, cls, cands, load)
     key = key_for(entry, cls, threads, cands)
@@ -232,11 +238,11 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     byname = {str(c): c for c in cands}
     if isinstance(rec, dict) and rec.get("backend") in byname:
         c = byname[rec["backend"]]
-        ch = Choice(backends.ResolvedBackend(c.engine, c.target, requested), "cached", cls,
+        ch = Choice(dataclasses.replace(c, requested=requested, reason=""), "cached", cls,
                     dict(rec.get("times_ms", {})), dict(rec.get("errors", {})), rec.get("trial", ""))
         return _with_reason(ch), {}
     times: dict[str, float] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = dict(refused or {})
     loaded: dict[str, Any] = {}
     hw: tuple[int, int] | None = None
     for c in cands:
@@ -253,7 +259,7 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
                          + "; ".join(f"{k}: {v}" for k, v in errors.items()))
     best = min(times, key=lambda k: times[k])
     c = byname[best]
-    ch = Choice(backends.ResolvedBackend(c.engine, c.target, requested), "measured", cls,
+    ch = Choice(dataclasses.replace(c, requested=requested, reason=""), "measured", cls,
                 times, errors, f"{hw[1]}x{hw[0]}" if hw else "")
     _write(key, {"backend": best, "times_ms": {k: round(v, 3) for k, v in times.items()},
                  "errors": errors, "trial": ch.trial, "class": cls, "model": entry.name,
@@ -283,7 +289,7 @@ def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, c
         if skipped:
             why += "; skipped " + "; ".join(skipped)
         how = "only" if len(cands) == 1 else "static"
-        return Choice(backends.ResolvedBackend(c.engine, c.target, requested, why), how, cls), \
+        return Choice(dataclasses.replace(c, requested=requested, reason=why), how, cls), \
             {str(c): runner}
     if first is not None:
         raise first
@@ -292,8 +298,20 @@ def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, c
 
 def _with_reason(ch: Choice) -> Choice:
     b = ch.backend
-    ch.backend = backends.ResolvedBackend(b.engine, b.target, b.requested, ch.reason)
+    ch.backend = dataclasses.replace(b, reason=ch.reason)
     return ch
 
 
-__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure", "size_class"]
+def recall(key: str) -> Any:
+    """A record kept under ``key`` in the store (None when there is none)."""
+    return _read().get(key)
+
+
+def remember(key: str, value: dict[str, Any]) -> None:
+    """Keep ``value`` under ``key`` in the store (e.g. a precision's measured
+    quality, :mod:`srzoo.runtime.precision`); ``forget`` drops it with its model."""
+    _write(key, value)
+
+
+__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure", "recall",
+           "remember", "size_class"]

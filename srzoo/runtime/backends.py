@@ -81,15 +81,23 @@ def why_not(engine: str, target: str) -> str:
     return _why_not(engine, target)
 
 
+def precisions(engine: str, target: str) -> tuple[str, ...]:
+    """The precisions ``engine:target`` runs in here, its own first (the engine's
+    optional ``precisions()``; fp32 only without it)."""
+    ask = getattr(_engines()[engine], "precisions", None)
+    return (tuple(ask(target)) if ask is not None else ()) or ("fp32",)
+
+
 def backend_table() -> list[dict[str, Any]]:
-    """One row per engine target: ``name``, ``engine``, ``target``, ``usable``
-    and ``reason`` ("" when usable)."""
+    """One row per engine target: ``name``, ``engine``, ``target``, ``usable``,
+    ``reason`` ("" when usable) and ``precisions`` (those it runs in here)."""
     rows = []
     for name, eng in _engines().items():
         for target in eng.targets:
             reason = why_not(name, target)
             rows.append({"name": f"{name}:{target}", "engine": name, "target": target,
-                         "usable": not reason, "reason": reason})
+                         "usable": not reason, "reason": reason,
+                         "precisions": list(precisions(name, target)) if not reason else []})
     return rows
 
 
@@ -217,5 +225,6 @@ def resolve(name: str = "auto", entry: "ModelEntry | None" = None) -> ResolvedBa
 
 
 __all__ = ["AUTO_TARGETS", "NAMES", "ResolvedBackend", "available", "backend_table", "candidates",
-           "capabilities", "env_backend", "parse", "refresh", "resolve", "static_auto", "why_not",
+           "capabilities", "env_backend", "parse", "precisions", "refresh", "resolve", "static_auto",
+           "why_not",
            "BackendUnavailable"]

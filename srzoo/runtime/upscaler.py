@@ -19,10 +19,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from srzoo.errors import ArgumentError, SrzooError
+from srzoo.errors import ArgumentError, PrecisionError, SrzooError
 from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
 from srzoo.runtime import autotune, backends, pipeline
+from srzoo.runtime import precision as precisions
 from srzoo.runtime.engines import engine_for, get_engine, plan
 from srzoo.runtime.engines.opencv import cv2_threads
 from srzoo.runtime.imageio import load_image
@@ -98,11 +99,18 @@ class Upscaler:
     input pixels (``None``: automatic for large images, ``0``: never);
     ``overlap``: context pixels around each tile (``None``: the manifest's
     ``receptive_field``, at most 24; 24 when the manifest gives none).
+    ``precision``: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto`` (``None``:
+    ``SRZOO_PRECISION``, default fp32, identical results on every engine); a
+    reduced precision is measured against fp32 on a probe first and refused
+    (:class:`srzoo.errors.PrecisionError`, with the numbers) when over the
+    quality budget; ``auto`` picks the fastest within it (see
+    :mod:`srzoo.runtime.precision`).
     """
 
     def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
-                 quiet: bool | None = None, threads: int | None = None) -> None:
+                 quiet: bool | None = None, threads: int | None = None,
+                 precision: str | None = None) -> None:
         scale = check_scale(scale)
         self.entry = _entry(model, scale)
         self.scale = scale
@@ -115,19 +123,28 @@ class Upscaler:
         if requested.strip().lower() == "auto" and backends.env_backend():
             requested = backends.env_backend() or "auto"
         self.requested = requested
+        self._want = precisions.requested(precision)
         engine, target = backends.parse(requested)
         self._auto_engine: str | None = engine if target == "auto" else None
-        self._auto = target == "auto"
+        self._auto = target == "auto" or self._want == "auto"
+        self._fixed = None if target == "auto" else backends.resolve(requested, self.entry)
         self._source: Path | None = None
         self._runners: dict[str, Any] = {}
         self._pipelines: dict[str, ModelPipeline] = {}
         self._choices: dict[str, Any] = {}
+        self._cands: list[backends.ResolvedBackend] | None = None
+        #: reduced precisions measured for this model (backend@precision -> Quality)
+        self.quality: dict[str, precisions.Quality] = {}
+        #: candidates left out for their quality, with the measured numbers
+        self.refused: dict[str, str] = {}
         self._lock = threading.Lock()
         if self._auto:
             resolved = self._choose("medium")
         else:
-            resolved = backends.resolve(requested, self.entry)
+            assert self._fixed is not None
+            resolved = self._candidates()[0] if self._checks() else self._fixed
             self._load(resolved)
+            self._drop_except({str(resolved)})
         self._resolved = resolved
 
     # ---- loading ---------------------------------------------------------------
@@ -162,13 +179,48 @@ class Upscaler:
         load_count += 1
         return runner
 
+    def _checks(self) -> bool:
+        """Whether a precision other than each target's own is asked for, or a
+        target runs reduced precision of its own (``opencv:cuda_fp16``)."""
+        if self.entry.format == "interpolation":
+            if self._want not in ("", "fp32", "auto"):
+                raise PrecisionError(f"{self.entry.name} is an interpolation: it runs in "
+                                     f"fp32 only, not {self._want}")
+            return False
+        return bool(self._want) or (self._fixed is not None
+                                    and precisions.effective(self._fixed) != "fp32")
+
+    def _candidates(self) -> list["backends.ResolvedBackend"]:
+        """The (backend, precision) pairs to choose among, reduced ones measured
+        against fp32 first (:func:`srzoo.runtime.precision.candidates`)."""
+        if self._cands is None:
+            bases = [self._fixed] if self._fixed is not None else \
+                backends.candidates(self.entry, self._auto_engine)
+            cands, self.refused, self.quality = precisions.candidates(
+                self.entry, bases, self._want, self._load, self.threads, self._unload)
+            self._drop_except({str(c) for c in cands})  # fp32 references loaded only to compare
+            self._cands = cands
+        return self._cands
+
+    def _unload(self, resolved: "backends.ResolvedBackend") -> None:
+        """Forget a loaded runner (an fp32 reference once its probe output is kept)."""
+        self._runners.pop(str(resolved), None)
+        self._pipelines.pop(str(resolved), None)
+
+    def _drop_except(self, keep: set[str]) -> None:
+        for name in list(self._runners):
+            if name not in keep and name not in {str(c.backend) for c in self._choices.values()}:
+                self._runners.pop(name, None)
+                self._pipelines.pop(name, None)
+
     def _choose(self, cls: str) -> "backends.ResolvedBackend":
         """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
         choice = self._choices.get(cls)
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
+            cands = self._candidates() if self._checks() else None
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
-                                             self._auto_engine)
+                                             self._auto_engine, cands, self.refused)
             for name in list(self._runners):  # drop the losers of the trial
                 if name != str(choice.backend) and name in loaded and \
                         name not in {str(c.backend) for c in self._choices.values()}:
@@ -182,12 +234,23 @@ class Upscaler:
     @property
     def backend(self) -> str:
         """The backend in use (what ``auto`` picked), e.g. ``"onnxruntime:cpu"``."""
-        return str(self._resolved)
+        return self._resolved.name
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in (``fp32``, ``bf16``...)."""
+        return precisions.effective(self._resolved)
 
     @property
     def backend_reason(self) -> str:
-        """Why :attr:`backend` was chosen, in words."""
-        return self._resolved.reason or f"asked for {self._resolved.requested!r}"
+        """Why :attr:`backend` (and :attr:`precision`) was chosen, in words."""
+        why = self._resolved.reason or f"asked for {self._resolved.requested!r}"
+        q = self.quality.get(str(self._resolved))
+        if q is not None:
+            why += f"; {q.precision} within the quality budget: {q.summary()}"
+        if self.refused:
+            why += "; refused: " + "; ".join(f"{k}: {v}" for k, v in self.refused.items())
+        return why
 
     @property
     def runner(self) -> Any:
@@ -207,7 +270,8 @@ class Upscaler:
         return tuple(sorted(set(self.pipeline.scales))) if not self.pipeline.direct else (self.scale,)
 
     def __repr__(self) -> str:
-        return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r})"
+        extra = f", precision={self.precision!r}" if self.precision != "fp32" else ""
+        return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r}{extra})"
 
     # ---- running ---------------------------------------------------------------
     def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
@@ -252,15 +316,16 @@ class Upscaler:
 
 
 def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
-                 backend: str = "auto", threads: int | None = None) -> Upscaler:
-    """A cached :class:`Upscaler` for (model, scale, backend, threads), loading it on first use.
+                 backend: str = "auto", threads: int | None = None,
+                 precision: str | None = None) -> Upscaler:
+    """A cached :class:`Upscaler` for (model, scale, backend, threads, precision), loading it on first use.
 
     Threads asking for the same key at once wait for one load (a lock per key);
     different models load in parallel."""
     scale = check_scale(scale)
     entry = _entry(model, scale)
     key = (entry, check_backend(backend).strip().lower(), backends.env_backend(),
-           check_threads(threads))
+           check_threads(threads), precisions.requested(precision))
     with _cache_lock:
         up = _cache.get(key)
         if up is not None:
@@ -273,7 +338,7 @@ def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
             if up is not None:
                 _cache.move_to_end(key)
                 return up
-        up = Upscaler(entry, scale, backend=backend, threads=threads)
+        up = Upscaler(entry, scale, backend=backend, threads=threads, precision=precision)
         with _cache_lock:
             _cache[key] = up
             while len(_cache) > CACHE_SIZE:

@@ -177,7 +177,8 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
           dataset: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "set5", *,
           protocol: str = "matlab", repeat: int = 5, warmup: int = 1,
           threads: int | str | Sequence[int | str | None] | None = None,
-          progress: ProgressFn | None = None, per_image: bool = False) -> BenchReport:
+          progress: ProgressFn | None = None, per_image: bool = False,
+          precisions: str | Sequence[str | None] | None = None) -> BenchReport:
     """Benchmark models for speed and quality; see the module docstring for the protocols.
 
     Args:
@@ -200,6 +201,11 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
             (``Upscaler(threads=...)``) and to OpenCV. Restored afterwards.
         progress: called as ``progress(done, total, description)``.
         per_image: keep per-image PSNR/SSIM in each row (key ``per_image``).
+        precisions: precisions to compare on every backend, e.g. ``"fp32,bf16"``
+            or ``"auto"`` (``None``: the default, fp32); a row's backend then
+            reads ``openvino:cpu@bf16``, and ``precision`` says what ran. A
+            precision a backend cannot run, or whose quality is over budget,
+            gives an ``unavailable`` row with the reason and the numbers.
     """
     import cv2
 
@@ -217,6 +223,9 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
         raise SrzooError(f"scales must be integers >= 2, got {scales!r}")
     backend_list = [b.lower() for b in _split(backends)] or ["cpu"]
     thread_list = parse_threads(threads)
+    precision_list: list[str | None] = [None] if precisions is None else \
+        [p.strip().lower() if isinstance(p, str) else p for p in
+         (_split(precisions) if isinstance(precisions, str) else precisions)] or [None]
     datasets = [dataset] if isinstance(dataset, (str, os.PathLike)) else list(dataset)
     if not datasets:
         raise SrzooError("no dataset given")
@@ -243,9 +252,10 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
     runs = []
     for m, s in pairs:
         for b in (["numpy"] if m == MATLAB_BICUBIC else backend_list):
-            for t in (thread_list if m != MATLAB_BICUBIC else [None]):
-                for ds in loaded:
-                    runs.append((m, s, b, t, ds))
+            for p in ([None] if m == MATLAB_BICUBIC else precision_list):
+                for t in (thread_list if m != MATLAB_BICUBIC else [None]):
+                    for ds in loaded:
+                        runs.append((m, s, b if p is None else f"{b}@{p}", t, ds))
     total = sum(len(loaded[r[4]]) for r in runs)
     done = 0
     desc = ""
@@ -260,6 +270,7 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
         protocol=protocol, protocol_description=PROTOCOLS[protocol], machine=machine_info(),
         settings={"models": model_names, "scales": scale_list, "backends": backend_list,
                   "threads": ["default" if t is None else t for t in thread_list],
+                  "precisions": ["default" if p is None else p for p in precision_list],
                   "datasets": {name: str(folder) for name, folder in resolved},
                   "repeat": repeat, "warmup": warmup},
         skipped=skipped)
@@ -293,9 +304,13 @@ def bench(models: str | Sequence[str], scales: int | Sequence[int] | None = None
             try:
                 t0 = time.perf_counter()
                 up: Callable[[np.ndarray], np.ndarray]
-                up = _MatlabBicubic(s) if m == MATLAB_BICUBIC else upscaler.Upscaler(m, s, backend=b, threads=t)
+                name, _, prec = b.partition("@")
+                up = _MatlabBicubic(s) if m == MATLAB_BICUBIC else \
+                    upscaler.Upscaler(m, s, backend=name, threads=t, **({"precision": prec} if prec else {}))
                 row["load_ms"] = (time.perf_counter() - t0) * 1000.0
-                row["backend_resolved"] = getattr(up, "backend", b)
+                row["precision"] = getattr(up, "precision", "fp32")
+                row["backend_resolved"] = getattr(up, "backend", b) + \
+                    ("" if row["precision"] == "fp32" else f"@{row['precision']}")
                 row["backend_reason"] = getattr(up, "backend_reason", "")
                 row.update(_run_one(up, samples, s, protocol, repeat, warmup, tick=tick))
                 if not per_image:

@@ -37,20 +37,27 @@ class ResolvedBackend:
     (what :func:`srzoo.runtime.backends.resolve` returns and engines load on).
 
     ``requested``: what the caller asked for (``auto``, ``cpu``...);
-    ``reason``: why this one was chosen (for ``auto`` and plain targets).
+    ``reason``: why this one was chosen (for ``auto`` and plain targets);
+    ``precision``: the arithmetic the engine is asked to run in (``bf16``,
+    ``fp16``, ``int8``; "" for the target's own, fp32 except for targets named
+    ``*_fp16``), see :mod:`srzoo.runtime.precision`.
     """
 
     engine: str
     target: str
     requested: str = ""
     reason: str = ""
+    precision: str = ""
 
     @property
     def name(self) -> str:
+        """``ENGINE:TARGET``, without the precision."""
         return f"{self.engine}:{self.target}"
 
     def __str__(self) -> str:
-        return self.name
+        """``ENGINE:TARGET``, plus ``@PRECISION`` when one was asked for (the key
+        loaded runners and measured trials are kept under)."""
+        return f"{self.name}@{self.precision}" if self.precision else self.name
 
 
 @runtime_checkable
@@ -119,6 +126,12 @@ class Engine(Protocol):
     #   capabilities() -> dict   what this engine detected here, for `srzoo info`
     #   refresh() -> None        forget what it detected (drivers installed in-process)
     #   auto_ok(target) -> bool  whether `auto` may choose this target
+    #   precisions(target) -> tuple[str, ...]
+    #                            the precisions ("fp32", "bf16", "fp16", "int8") this engine
+    #                            can run ``target`` in here, the target's own first; the
+    #                            engine reads ``backend.precision`` in load() and maps it to
+    #                            its own switch (a compile hint, an FP16 model, a
+    #                            provider option). Without it: the target's own only.
 
 
 def input_spec(entry: "ModelEntry", fmt: str) -> tuple[str | None, str]:

@@ -7,6 +7,12 @@ Targets come from ``onnxruntime.get_available_providers()``: ``cpu``,
 CPU when a provider fails to start; this engine checks the session's providers
 and raises :class:`srzoo.BackendUnavailable` instead.
 
+Reduced precision (``precision="fp16"``, :mod:`srzoo.runtime.precision`):
+on ``tensorrt`` the provider's own ``trt_fp16_enable``; on ``cuda``/``rocm``
+the model converted to float16 weights and activations in memory by
+onnxruntime's own converter (``onnxruntime.transformers.float16``, float32
+inputs and outputs kept). The CPU provider runs fp32 only.
+
 Extra: ``pip install 'srzoo[onnxruntime]'`` (CPU) or
 ``pip install 'srzoo[onnxruntime-gpu]'`` (CUDA and TensorRT providers).
 """
@@ -77,19 +83,36 @@ def target_of(provider: str) -> str:
     return provider.replace("ExecutionProvider", "").lower()
 
 
-def provider_options(target: str, cache_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
-    """(provider, options) for a target: what the session is created with."""
+#: targets that run an fp16 model (converted in memory) when fp16 is asked for
+FP16_MODEL_TARGETS = frozenset({"cuda", "rocm"})
+
+
+def provider_options(target: str, cache_dir: Path | None = None,
+                     precision: str = "") -> tuple[str, dict[str, Any]]:
+    """(provider, options) for a target: what the session is created with
+    (``precision="fp16"`` turns TensorRT's FP16 on)."""
     prov = PROVIDERS.get(target) or next((p for p in providers() if target_of(p) == target), target)
     opts: dict[str, Any] = {}
     if target in ("cuda", "rocm"):
         opts = {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"} if target == "cuda" \
             else {"device_id": 0}
     elif target.startswith("tensorrt"):
-        opts = {"device_id": 0, "trt_fp16_enable": target == "tensorrt_fp16"}
+        opts = {"device_id": 0, "trt_fp16_enable": target == "tensorrt_fp16" or precision == "fp16"}
         if cache_dir is not None:
             opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir),
                         trt_timing_cache_enable=True)
     return prov, opts
+
+
+def fp16_model(path: Path) -> bytes:
+    """``path`` with float16 weights and activations (float32 inputs and outputs
+    kept), serialised: what a CUDA/ROCm session runs for ``precision="fp16"``."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True,
+                                     disable_shape_infer=True)
+    return model.SerializeToString()
 
 
 class OnnxRuntimeRunner:
@@ -124,6 +147,15 @@ class OnnxRuntimeEngine:
     #: changes results, the OpenVINO provider duplicates the openvino engine
     no_auto = frozenset({"tensorrt", "tensorrt_fp16", "openvino"})
     fp16 = frozenset({"tensorrt_fp16"})
+
+    def precisions(self, target: str) -> tuple[str, ...]:
+        """fp16 beside fp32 on the GPU providers (an fp16 model on CUDA/ROCm,
+        TensorRT's FP16 switch); ``tensorrt_fp16`` is fp16 only; fp32 elsewhere."""
+        if target in self.fp16:
+            return ("fp16",)
+        if target in FP16_MODEL_TARGETS or target == "tensorrt":
+            return ("fp32", "fp16")
+        return ("fp32",)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -195,11 +227,14 @@ class OnnxRuntimeEngine:
         # outside the network 33-41 -> 15-16 ms, end to end 166-173 -> 155-170 ms)
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
-        prov, opts = provider_options(backend.target, cache.cache_dir() / "tensorrt")
+        prov, opts = provider_options(backend.target, cache.cache_dir() / "tensorrt", backend.precision)
         chain = [(prov, opts)] + ([] if prov == "CPUExecutionProvider" else
                                   [("CPUExecutionProvider", {})])
         try:
-            sess = ort.InferenceSession(str(path), so, providers=[p for p, _ in chain],
+            src: Any = str(path)
+            if backend.precision == "fp16" and backend.target in FP16_MODEL_TARGETS:
+                src = fp16_model(path)
+            sess = ort.InferenceSession(src, so, providers=[p for p, _ in chain],
                                         provider_options=[o for _, o in chain])
         except Exception as e:
             text = str(e).strip().splitlines()
@@ -224,4 +259,5 @@ class OnnxRuntimeEngine:
         return OnnxRuntimeRunner(sess, entry, path, backend, name, layout, names)
 
 
-__all__ = ["OnnxRuntimeEngine", "OnnxRuntimeRunner", "PROVIDERS", "provider_options", "providers"]
+__all__ = ["FP16_MODEL_TARGETS", "OnnxRuntimeEngine", "OnnxRuntimeRunner", "PROVIDERS", "fp16_model",
+           "provider_options", "providers"]

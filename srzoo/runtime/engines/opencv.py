@@ -99,6 +99,14 @@ def dnn_ids(target: str) -> tuple[int, int]:
     return int(getattr(cv2.dnn, bname)), int(getattr(cv2.dnn, tname))
 
 
+def dnn_target(backend: "ResolvedBackend") -> str:
+    """Our target name whose DNN constants run ``backend``: ``cuda``/``opencl``
+    asked for in fp16 run on ``cuda_fp16``/``opencl_fp16``."""
+    if backend.precision == "fp16" and backend.target in ("cuda", "opencl"):
+        return f"{backend.target}_fp16"
+    return backend.target
+
+
 # --------------------------------------------------------------------------- detection
 def _cuda_devices() -> int:
     try:
@@ -302,6 +310,16 @@ class OpenCVEngine:
             return f"CUDA ({detect().get('cuda_devices', 0)} device(s))"
         return "CPU"
 
+    def precisions(self, target: str) -> tuple[str, ...]:
+        """``cuda``/``opencl`` also run in fp16 (the ``*_fp16`` DNN targets) where
+        this OpenCV offers that target; ``*_fp16`` targets are fp16 only."""
+        if target in self.fp16:
+            return ("fp16",)
+        half = f"{target}_fp16"
+        if half in self.fp16 and not self.why_not(half):
+            return ("fp32", "fp16")
+        return ("fp32",)
+
     def auto_ok(self, target: str) -> bool:
         """May ``auto`` pick this target? Not FP16, not OpenCL on a CPU device."""
         if target in self.fp16:
@@ -369,7 +387,7 @@ class OpenCVEngine:
         have = tuple(net.getUnconnectedOutLayersNames())
         names = pick_outputs(entry, path, have, have[-1:], known=set(net.getLayerNames()) | set(have))
         try:
-            bid, tid = dnn_ids(backend.target)
+            bid, tid = dnn_ids(dnn_target(backend))
             with quiet_opencv():  # OpenCV 5.1: "Targets are not supported by the new graph engine"
                 net.setPreferableBackend(bid)
                 net.setPreferableTarget(tid)

@@ -5,7 +5,10 @@ Models are compiled once per input shape (kept in a small LRU): a static shape
 compiles to faster code than a dynamic one, and an image (or its tiles) comes
 in few shapes. CPU and GPU run with ``INFERENCE_PRECISION_HINT = f32`` so
 results match the other engines (OpenVINO would otherwise pick bf16 on CPUs
-with AMX and f16 on GPUs); ``gpu_fp16`` asks for f16 on purpose.
+with AMX and f16 on GPUs); ``gpu_fp16`` asks for f16 on purpose. A reduced
+precision asked through ``precision=`` (:mod:`srzoo.runtime.precision`) maps
+to that same hint: ``bf16`` on CPUs whose OpenVINO capabilities list ``BF16``
+(AVX512_BF16 or AMX), ``fp16`` on GPUs and on CPUs that list ``FP16``.
 
 Extra: ``pip install 'srzoo[openvino]'``.
 """
@@ -42,6 +45,8 @@ DEVICES: dict[str, tuple[str, str | None]] = {
     "cpu": ("CPU", "f32"),
 }
 HINT = "pip install 'srzoo[openvino]'"
+#: srzoo precision name -> OpenVINO inference precision
+PRECISION_HINTS: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 #: compiled shapes kept per model
 SHAPES_KEPT = 4
 
@@ -68,9 +73,21 @@ def devices() -> tuple[str, ...]:
         return ()
 
 
-def compile_config(target: str, threads: int | None) -> dict[str, Any]:
-    """The properties a model is compiled with on ``target``."""
-    _, precision = DEVICES[target]
+@functools.lru_cache(maxsize=None)
+def optimization_capabilities(device: str) -> tuple[str, ...]:
+    """What OpenVINO says ``device`` computes in (``FP32``, ``BF16``, ``FP16``,
+    ``INT8``...); empty when it cannot tell."""
+    try:
+        return tuple(str(c) for c in _core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no such device, no plugin, not installed
+        return ()
+
+
+def compile_config(target: str, threads: int | None, precision: str = "") -> dict[str, Any]:
+    """The properties a model is compiled with on ``target`` (``precision``: an
+    srzoo precision name; "" for the target's own)."""
+    _, hint = DEVICES[target]
+    precision = PRECISION_HINTS[precision] if precision else hint
     cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if precision:
         cfg["INFERENCE_PRECISION_HINT"] = precision
@@ -132,9 +149,28 @@ class OpenVINOEngine:
 
     def refresh(self) -> None:
         """Forget :func:`devices`' answer."""
-        forget = getattr(devices, "cache_clear", None)  # tests may replace the detector
-        if forget is not None:
-            forget()
+        for detector in (devices, optimization_capabilities):
+            forget = getattr(detector, "cache_clear", None)  # tests may replace the detector
+            if forget is not None:
+                forget()
+
+    def precisions(self, target: str) -> tuple[str, ...]:
+        """fp32 first; bf16/fp16 where the device's ``OPTIMIZATION_CAPABILITIES``
+        list them (GPUs always run f16); ``gpu_fp16`` is fp16 only."""
+        if target in self.fp16:
+            return ("fp16",)
+        dev = DEVICES.get(target, ("", None))[0]
+        if dev not in ("CPU", "GPU"):
+            return ("fp32",)
+        have = ()
+        if any(d.split(".")[0] == dev for d in devices()):
+            have = optimization_capabilities(dev)
+        out = ["fp32"]
+        if "BF16" in have:
+            out.append("bf16")
+        if "FP16" in have or (dev == "GPU" and have):
+            out.append("fp16")
+        return tuple(out)
 
     def why_not(self, target: str) -> str:
         if target not in DEVICES:
@@ -185,7 +221,8 @@ class OpenVINOEngine:
         names = pick_outputs(entry, path, have, have[:1],
                              known={n for o in model.outputs for n in o.get_names()})
         return OpenVINORunner(model, entry, path, backend, name, layout, names,
-                              compile_config(backend.target, threads))
+                              compile_config(backend.target, threads, backend.precision))
 
 
-__all__ = ["DEVICES", "OpenVINOEngine", "OpenVINORunner", "compile_config", "devices"]
+__all__ = ["DEVICES", "PRECISION_HINTS", "OpenVINOEngine", "OpenVINORunner", "compile_config",
+           "devices", "optimization_capabilities"]
