@@ -117,7 +117,7 @@ def _record_class(module: str, name: str) -> type:
 def _ints(x: Any, what: str) -> tuple[int, ...]:
     if not isinstance(x, (tuple, list)) or len(x) > 32 or \
             not all(type(v) is int for v in x):  # noqa: E721 - bool, float, str: not a size
-        raise _Malformed(f"tensor {what} {str(x)[:60]} is not a list of integers")
+        raise _Malformed(f"tensor {what} {repr(x)[:60]} is not a list of integers")
     return tuple(x)
 
 
@@ -126,7 +126,7 @@ def _rebuild_tensor(storage: Any = None, offset: Any = None, size: Any = None, s
     if not isinstance(storage, _Storage):
         raise _Malformed(f"tensor built from {type(storage).__name__}, not from a storage")
     if type(offset) is not int:
-        raise _Malformed(f"tensor storage offset {str(offset)[:40]} is not an integer")
+        raise _Malformed(f"tensor storage offset {repr(offset)[:40]} is not an integer")
     shape, strides = _ints(size, "shape"), _ints(stride, "strides")
     if len(shape) != len(strides):
         raise _Malformed(f"tensor of shape {shape} has {len(strides)} strides")

@@ -196,6 +196,9 @@ def external_target(model_path: Path, location: str) -> Path:
         return ModelLoadError(f"{model_path}: refused: its external data location {location[:200]!r} "
                               f"{why}; srzoo reads external data only from files inside the model's "
                               f"own folder ({base}). Nothing was read from it")
+    if not isinstance(location, str):  # protobuf hands back bytes that are not UTF-8
+        location = repr(location)
+        raise refuse("is not UTF-8 text")
     if not location or "\x00" in location:
         raise refuse("is empty or holds a NUL byte")
     parts = re.split(r"[\\/]", location)
@@ -293,10 +296,14 @@ def reading(path: Any, what: str) -> Iterator[None]:
     try:
         yield
     except SrzooError as e:
-        if str(path) in str(e) or len(e.args) != 1 or not isinstance(e.args[0], str):
+        if len(e.args) != 1 or not isinstance(e.args[0], str):
             raise
-        try:  # the same error, naming the file (e.g. architecture detection does not know it)
-            named = type(e)(f"{path}: {e.args[0]}")
+        msg = e.args[0]
+        fixed = (msg if str(path) in msg else f"{path}: {msg}").replace("\r", "\\r").replace("\n", "\\n")
+        if fixed == msg:
+            raise
+        try:  # the same error, naming the file, on one line (crafted names may hold newlines)
+            named = type(e)(fixed)
         except Exception:  # noqa: BLE001 - an error class with another signature
             raise e from None
         raise named from None
@@ -306,7 +313,7 @@ def reading(path: Any, what: str) -> Iterator[None]:
     except RecursionError:
         raise ModelLoadError(f"{path}: malformed {what}: nested too deeply (a crafted file?)") from None
     except _PARSER_ERRORS as e:
-        raise ModelLoadError(f"{path}: malformed {what} ({_why(e)})") from None
+        raise ModelLoadError(f"{path}: malformed {what} ({_why(e)})".replace("\n", "\\n")) from None
     except Exception as e:  # cv2.error, h5py's and protobuf's own kinds
         if type(e).__module__.split(".")[0] in ("cv2", "h5py", "google", "onnx", "ncnn"):
             raise ModelLoadError(f"{path}: malformed {what} ({_why(e)})") from None

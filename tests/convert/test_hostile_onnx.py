@@ -200,3 +200,15 @@ def test_references_anywhere_in_the_model(tmp_path, where):
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
     _refused(check_onnx_external, path, "/etc/services")
+
+
+def test_location_that_is_not_utf8(tmp_path):
+    """Found by test_fuzz_onnx_bytes: one byte of the location set to 0x80; protobuf hands the
+    string back as bytes and `"\\x00" in location` raised TypeError."""
+    path, _, _ = hf.onnx_conv_d2s(tmp_path, location="w.bin")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"w.bin")
+    data[at] = 0x80
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="is not UTF-8 text"):
+        check_onnx_external(path)

@@ -53,7 +53,7 @@ CASES = {
     "stride/shape length mismatch": (dict(size=(2, 2), stride=(1,)), "has 1 strides"),
     "stride 0, 2**29 elements": (dict(size=(1 << 29,), stride=(0,)), "SRZOO_MAX_MODEL_BYTES"),
     "None offset": (dict(offset=None), "offset None is not an integer"),
-    "string shape": (dict(size="abc"), "shape abc is not a list of integers"),
+    "string shape": (dict(size="abc"), "shape 'abc' is not a list of integers"),
     "float stride": (dict(stride=(2.0, 1)), "strides (2.0, 1) is not a list of integers"),
     "bool in shape": (dict(size=(True, 2)), "is not a list of integers"),
     "offset past the end": (dict(offset=3), "reaches past its storage"),
@@ -232,3 +232,12 @@ def test_zip_entry_claiming_more_compressed_bytes_than_the_file(tmp_path):
     tracemalloc.stop()
     assert sd["w"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert peak < 1 << 20, peak
+
+
+def test_crafted_names_cannot_break_the_line(tmp_path):
+    """Found by test_fuzz_pth_pickles: an offset of "\\n" put a newline into the error line."""
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset="\n")}, {"0": F4}))
+    refused(p, "offset '\\n' is not an integer")
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(key="a\nb", pid=("storage", hf.FLOAT, "a\nb", "cpu", 4))},
+                                     {"0": F4}), "key.pth")
+    refused(p, "a\\nb")
