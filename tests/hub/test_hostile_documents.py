@@ -5,6 +5,7 @@ never a read of /dev/zero or a wait on a FIFO."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import tarfile
@@ -166,3 +167,10 @@ def test_tar_gz_with_a_bad_crc(tmp_path, monkeypatch):
     with pytest.raises(archive.ArchiveError, match="CRC check failed"):
         archive.extract_member(p, "model.pth", "12" * 32)
     assert not list((tmp_path / "cache").rglob("model.pth"))
+
+
+def test_catalogue_record_with_resources_not_a_list():
+    """Found by test_fuzz_catalogue_records: {"resources": true} raised TypeError."""
+    doc = json.dumps({"schema": 1, "models": {"x": {"scale": 2, "resources": True}}}).encode()
+    with pytest.raises(ManifestError, match=r"record 'x': 'resources' must be a list, got bool"):
+        parse_catalogue(doc, "cat.json")
