@@ -175,6 +175,9 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("silent", "fatal", "error", "warning", "info", "debug", "verbose")),
     Setting("SRZOO_SCHEDULER", "str", "",
             "Dask scheduler address for batches (tcp://HOST:8786, or local)"),
+    Setting("SRZOO_MAX_MODEL_BYTES", "int", 512 << 20,
+            "largest model file accepted, and most bytes its tensors may expand to when read "
+            "(the biggest shipped model is 33 MB)", low=1),
     Setting("SRZOO_CATALOG_UPSTREAM", "str", "",
             "http(s)://host standing in for api.github.com and codeload.github.com when the "
             "OpenModelDB catalogue is built (a local copy)"),

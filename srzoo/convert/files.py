@@ -21,6 +21,7 @@ from srzoo.convert import Conversion, converter_for
 from srzoo.convert.derive import run_converter
 from srzoo.errors import SrzooError
 from srzoo.hub.manifest import parse_manifest
+from srzoo.hub.untrusted import check_onnx_external, reading, regular_file
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -32,6 +33,12 @@ def sniff(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return "tf-savedmodel"
         raise SrzooError(f"{path}: a folder that is not a TensorFlow SavedModel")
+    regular_file(path)  # no device, FIFO or socket; within SRZOO_MAX_MODEL_BYTES
+    with reading(path, "model file"):
+        return _sniff(path)
+
+
+def _sniff(path: Path) -> str:
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -194,10 +201,12 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
         import onnx
     except ImportError:
         raise SrzooError("inspecting ONNX files needs the onnx package: pip install 'srzoo[convert]'") from None
+    regular_file(path, "ONNX model file")
     try:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises several kinds
         raise SrzooError(f"{path}: not an ONNX model onnx can read ({str(e).splitlines()[0][:100]})") from None
+    check_onnx_external(path, m)  # before cv2.dnn's probe opens what the tensors name
     inits = {i.name for i in m.graph.initializer}
 
     def dims(v: Any) -> list[Any]:

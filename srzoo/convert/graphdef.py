@@ -39,6 +39,7 @@ from srzoo.convert.graphdef_proto import GraphDefError, Node, _clean, read_graph
 from srzoo.convert.opencv_onnx import rewritten_for_opencv
 from srzoo.errors import ConversionFailed, ModelLoadError
 from srzoo.hub.manifest import ModelEntry
+from srzoo.hub.untrusted import guarded, read_bytes
 
 #: largest accepted |ONNX - cv2.dnn| on the probe, in [0, 1] output units
 MAX_PROBE_ERROR = 1e-4
@@ -434,10 +435,11 @@ class GraphDefToONNX:
     version = "1"
     source_formats = frozenset({"tf-graphdef"})
 
+    @guarded("TensorFlow GraphDef")
     def convert(self, source: Path, entry: "ModelEntry", options: dict[str, Any]) -> Conversion:
         import onnx
 
-        data = Path(source).read_bytes()
+        data = read_bytes(source, "TensorFlow GraphDef")
         input_name = entry.io.input
         outputs = list(entry.io.outputs) or None
         try:

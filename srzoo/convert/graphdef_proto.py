@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from srzoo.errors import SrzooError
+from srzoo.errors import ModelLoadError
+from srzoo.hub.untrusted import max_model_bytes
 
 # tensorflow/core/framework/types.proto
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 9: np.int64, 10: np.bool_}
 
 
-class GraphDefError(SrzooError):
+class GraphDefError(ModelLoadError):
     """A .pb file is not a GraphDef this reader understands."""
 
 
@@ -64,6 +65,13 @@ def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
             raise GraphDefError("truncated message")
         out.append((num, wire, val))
     return out
+
+
+def _text(val: Any, errors: str = "strict") -> str:
+    """A string field's value; a string field sent as a number (wrong wire type) is refused."""
+    if not isinstance(val, bytes):
+        raise GraphDefError("a text field holds a number (wrong protobuf wire type)")
+    return val.decode(errors=errors)
 
 
 def _signed(n: int) -> int:
@@ -113,7 +121,15 @@ def _tensor(buf: bytes) -> np.ndarray:
     np_dtype = _DTYPES.get(dtype)
     if np_dtype is None:
         raise GraphDefError(f"unsupported tensor dtype {dtype}")
-    count = int(np.prod(dims)) if dims else 1
+    if len(dims) > 32 or any(d < 0 for d in dims):
+        raise GraphDefError(f"constant tensor of shape {dims[:8]}: sizes must be >= 0")
+    count = 1
+    for d in dims:  # Python ints: no int64 wrap-around
+        count *= d
+    if count * np.dtype(np_dtype).itemsize > max_model_bytes():
+        raise GraphDefError(f"constant tensor of shape {dims[:8]} needs more than SRZOO_MAX_MODEL_BYTES")
+    if content is not None and len(content) % np.dtype(np_dtype).itemsize:
+        raise GraphDefError(f"tensor content of {len(content)} bytes is not a whole number of values")
     if content is not None:
         arr = np.frombuffer(content, dtype=np.dtype(np_dtype).newbyteorder("<")).astype(np_dtype)
     else:
@@ -135,7 +151,7 @@ def _attr(buf: bytes) -> Any:
             items: list[Any] = []
             for n2, w2, v2 in _fields(val):
                 if n2 == 2:
-                    items.append(v2.decode())
+                    items.append(_text(v2))
                 elif n2 == 3:
                     items.extend(_packed_varints(v2) if w2 == 2 else [_signed(v2)])
                 elif n2 == 4:
@@ -145,7 +161,7 @@ def _attr(buf: bytes) -> Any:
                     items.append(v2)
             return items
         if num == 2:
-            return val.decode(errors="replace")
+            return _text(val, errors="replace")
         if num == 3:
             return _signed(val)
         if num == 4:
@@ -170,27 +186,40 @@ class Node:
 
 
 def read_graphdef(data: bytes) -> list[Node]:
-    """The nodes of a serialized GraphDef, in file order."""
+    """The nodes of a serialized GraphDef, in file order. Malformed bytes (bad UTF-8 names,
+    short fixed-width values, oversized constants...) raise :class:`GraphDefError`."""
+    try:
+        return _read_graphdef(data)
+    except (struct.error, UnicodeDecodeError, ValueError, OverflowError, MemoryError, TypeError,
+            AttributeError) as e:  # a field of the wrong wire type reaching struct/numpy
+        raise GraphDefError(f"malformed GraphDef ({type(e).__name__}: {str(e)[:100]})") from None
+
+
+def _read_graphdef(data: bytes) -> list[Node]:
     nodes = []
+    held = 0
     for num, wire, val in _fields(data):
         if num != 1 or wire != 2:
             continue
         node = Node("", "")
         for n2, _, v2 in _fields(val):
             if n2 == 1:
-                node.name = v2.decode()
+                node.name = _text(v2)
             elif n2 == 2:
-                node.op = v2.decode()
+                node.op = _text(v2)
             elif n2 == 3:
-                node.inputs.append(v2.decode())
+                node.inputs.append(_text(v2))
             elif n2 == 5:
                 key, value = "", None
                 for n3, _, v3 in _fields(v2):
                     if n3 == 1:
-                        key = v3.decode()
+                        key = _text(v3)
                     elif n3 == 2:
                         value = _attr(v3)
                 node.attrs[key] = value
+                held += value.nbytes if isinstance(value, np.ndarray) else 0
+                if held > max_model_bytes():
+                    raise GraphDefError("its constants need more than SRZOO_MAX_MODEL_BYTES")
         if not node.name or not node.op:
             raise GraphDefError("a node without a name or op")
         nodes.append(node)

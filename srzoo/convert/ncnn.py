@@ -29,7 +29,8 @@ from srzoo.convert import Conversion, register
 from srzoo.convert.arch import Arch
 from srzoo.convert.check import build, compare, tool_versions
 from srzoo.convert.reference import best
-from srzoo.errors import SrzooError
+from srzoo.errors import ModelLoadError
+from srzoo.hub.untrusted import guarded, read_bytes
 
 MAGIC = 7767517
 TAG_F16 = 0x01306B47
@@ -37,7 +38,11 @@ SUPPORTED = ("Input", "Split", "Convolution", "ConvolutionDepthWise", "PReLU", "
              "Eltwise", "Concat", "PixelShuffle", "Interp", "Noop")
 
 
-class NcnnError(SrzooError):
+#: largest spatial scale any blob may have relative to the input (also bounds the probe's size)
+MAX_SCALE = 16
+
+
+class NcnnError(ModelLoadError):
     """A .param/.bin pair srzoo cannot read or translate."""
 
 
@@ -81,8 +86,8 @@ def _value(s: str) -> Any:
 
 def parse_param(path: Path) -> list[Layer]:
     try:
-        lines = path.read_text().split("\n")
-    except (OSError, UnicodeDecodeError) as e:
+        lines = read_bytes(path, "ncnn .param file").decode("utf-8").split("\n")
+    except UnicodeDecodeError as e:
         raise NcnnError(f"{path}: cannot read as an ncnn .param text file ({e})") from None
     lines = [ln for ln in lines if ln.strip()]
     if not lines or lines[0].strip() != str(MAGIC):
@@ -115,15 +120,14 @@ def parse_param(path: Path) -> list[Layer]:
 
 class _Bin:
     def __init__(self, path: Path) -> None:
-        try:
-            self.data = path.read_bytes()
-        except OSError as e:
-            raise NcnnError(f"{path}: cannot read the weights of the ncnn model ({e.strerror}); the .bin must "
-                            f"sit beside the .param with the same name") from None
+        if not path.exists():
+            raise NcnnError(f"{path}: cannot read the weights of the ncnn model (no such file); the .bin "
+                            f"must sit beside the .param with the same name")
+        self.data = read_bytes(path, "ncnn .bin file")
         self.path, self.pos, self.f16 = path, 0, False
 
     def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
+        if n < 0 or self.pos + n > len(self.data):
             raise NcnnError(f"{self.path}: ends after {len(self.data)} bytes, the .param needs more "
                             f"(truncated, or not the .bin of this .param)")
         b = self.data[self.pos:self.pos + n]
@@ -146,8 +150,83 @@ class _Bin:
                         f"(srzoo reads float16 and float32 blocks; int8/quantized are not supported)")
 
 
+def _int(lay: Layer, key: int, default: int, low: int, where: str, high: int | None = None) -> int:
+    v = lay.p(key, default)
+    if type(v) is not int or v < low or (high is not None and v > high):
+        raise NcnnError(f"{where}: parameter {key}={v!r} must be an integer from {low}"
+                        f"{' to ' + str(high) if high is not None else ''}")
+    return v
+
+
+_ARITY = {"Input": (0, 0), "Convolution": (1, 1), "ConvolutionDepthWise": (1, 1), "PReLU": (1, 1),
+          "ReLU": (1, 1), "Sigmoid": (1, 1), "PixelShuffle": (1, 1), "Interp": (1, 1), "Split": (1, 1),
+          "Noop": (1, 1), "BinaryOp": (1, 2), "Eltwise": (1, 64), "Concat": (1, 64)}
+
+
+def validate(layers: list[Layer], path: Path) -> None:
+    """The structure of a parsed ``.param``, checked before any weight is read or any
+    probe allocated: exactly one Input, every blob read after it is written (no unknown
+    blob, no cycle), positive sizes, weight counts that factor into the kernel shape,
+    and spatial scales between 1/64 and :data:`MAX_SCALE` (Interp 1000 is refused here)."""
+    inputs = [lay for lay in layers if lay.type == "Input"]
+    if len(inputs) != 1:
+        raise NcnnError(f"{path}: {len(inputs)} Input layers; srzoo translates networks with exactly one")
+    produced: set[str] = set()
+    for lay in layers:
+        where = f"{path}: layer {lay.name} ({lay.type})"
+        lo, hi = _ARITY[lay.type]
+        if not lo <= len(lay.inputs) <= hi or not lay.outputs:
+            raise NcnnError(f"{where}: {len(lay.inputs)} inputs and {len(lay.outputs)} outputs")
+        for b in lay.inputs:
+            if b not in produced:
+                raise NcnnError(f"{where}: reads blob {b[:60]!r}, which no earlier layer writes "
+                                "(an unknown blob, or a cycle)")
+        dup = produced & set(lay.outputs)
+        if dup:
+            raise NcnnError(f"{where}: writes blob {sorted(dup)[0][:60]!r} a second time")
+        produced.update(lay.outputs)
+        if lay.type in ("Convolution", "ConvolutionDepthWise"):
+            cout = _int(lay, 0, 0, 1, where, 1 << 16)
+            kw = _int(lay, 1, 0, 1, where, 64)
+            kh = _int(lay, 11, kw, 1, where, 64)
+            _int(lay, 3, 1, 1, where, 64)
+            _int(lay, 4, 0, 0, where, max(kw, kh))
+            n = _int(lay, 6, 0, 1, where)
+            groups = _int(lay, 7, 1, 1, where, cout) if lay.type == "ConvolutionDepthWise" else 1
+            if n % (cout * kw * kh) or cout % groups:
+                raise NcnnError(f"{where}: {n} weights do not make {cout} output channels of {kh}x{kw} "
+                                f"kernels in {groups} groups")
+            _int(lay, 5, 0, 0, where, 1)
+        elif lay.type == "PReLU":
+            _int(lay, 0, 0, 1, where, 1 << 16)
+        elif lay.type == "PixelShuffle":
+            _int(lay, 0, 1, 1, where, MAX_SCALE)
+        elif lay.type == "Interp":
+            for key in (1, 2):
+                v = lay.p(key, 1.0)
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= MAX_SCALE:
+                    raise NcnnError(f"{where}: scale {v!r} is not between 0 and {MAX_SCALE}")
+        elif lay.type == "Eltwise" and lay.p(1, []):
+            coeffs = lay.p(1)
+            if not isinstance(coeffs, list) or len(coeffs) < len(lay.inputs):
+                raise NcnnError(f"{where}: {len(coeffs) if isinstance(coeffs, list) else 0} coefficients "
+                                f"for {len(lay.inputs)} inputs")
+
+
+def _check_scales(net: Net, cin: int) -> float:
+    """Every blob's spatial scale (from the parameters alone, nothing allocated) lies within
+    1/64 and :data:`MAX_SCALE`, so the verification probe stays small; returns the output's."""
+    scales = _forward(_ScaleOps(), net, Arch("ncnn", 1, in_channels=cin), 1.0)
+    for blob, sc in scales.items():
+        if not 1 / 64 <= float(sc) <= MAX_SCALE:
+            raise NcnnError(f"{net.param_path}: blob {blob[:60]!r} is {float(sc):g} times the input's size "
+                            f"(srzoo translates networks whose blobs stay within 1/64 and x{MAX_SCALE})")
+    return float(scales[net.output])
+
+
 def load(param: Path) -> Net:
     layers = parse_param(param)
+    validate(layers, param)
     b = _Bin(bin_path(param))
     for lay in layers:
         if lay.type in ("Convolution", "ConvolutionDepthWise"):
@@ -205,6 +284,8 @@ def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
             kh = lay.p(11, kw)
             if lay.p(2, 1) != 1 or lay.p(12, lay.p(2, 1)) != 1 or lay.p(8, 0):
                 raise NcnnError(f"{where}: dilated or int8 convolutions are not supported")
+            if isinstance(lay.p(9, 0), int) and lay.p(9, 0) and not isinstance(lay.p(10, []), list):
+                raise NcnnError(f"{where}: activation parameters are not a list")
             stride = lay.p(3, 1)
             pad = lay.p(4, 0)
             if pad < 0 or len({pad, lay.p(14, pad), lay.p(15, pad), lay.p(16, lay.p(14, pad))}) > 1 \
@@ -212,6 +293,9 @@ def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
                 raise NcnnError(f"{where}: only square kernels with equal padding and stride are supported")
             groups = lay.p(7, 1) if t == "ConvolutionDepthWise" else 1
             cin = lay.p(6) // (cout * kw * kh) * groups
+            have = chans.get(lay.inputs[0], 0)
+            if have and have != cin:
+                raise NcnnError(f"{where}: its weights take {cin} channels, its input has {have}")
             w = lay.weights[0].reshape(cout, cin // groups, kh, kw)
             y = F.conv(ins[0], w, lay.weights[1] if len(lay.weights) > 1 else None, stride=stride, pad=pad,
                        groups=groups)
@@ -220,6 +304,8 @@ def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
         elif t == "PReLU":
             slope = lay.weights[0]
             c = chans[lay.inputs[0]]
+            if slope.size not in (1, c):
+                raise NcnnError(f"{where}: {slope.size} slopes for {c} channels")
             y = F.prelu(ins[0], np.full(c, slope[0], np.float32) if slope.size == 1 else slope)
         elif t == "ReLU":
             y = F.relu(ins[0]) if not lay.p(0, 0) else F.lrelu(ins[0], lay.p(0))
@@ -263,6 +349,8 @@ def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
             chans[lay.outputs[0]] = sum(chans[b] for b in lay.inputs)
         elif t == "PixelShuffle":
             r = lay.p(0, 1)
+            if chans[lay.inputs[0]] % (r * r):
+                raise NcnnError(f"{where}: {chans[lay.inputs[0]]} channels do not divide by {r}x{r}")
             y = F.pixel_shuffle(ins[0], r, "DCR" if lay.p(1, 0) else "CRD", channels=chans[lay.inputs[0]])
             chans[lay.outputs[0]] = chans[lay.inputs[0]] // (r * r)
         elif t == "Interp":
@@ -292,11 +380,14 @@ def _forward(F: Any, net: Net, arch: Arch, x: Any) -> dict[str, Any]:
 
 def _arch(net: Net) -> Arch:
     """Scale and channels from the layers themselves (run shapes through the net's parameters)."""
-    first = next(lay for lay in net.layers if lay.type.startswith("Convolution"))
+    first = next((lay for lay in net.layers if lay.type.startswith("Convolution")), None)
+    if first is None:
+        raise NcnnError(f"{net.param_path}: no convolution; not a super-resolution network")
     cin = first.p(6) // (first.p(0) * first.p(1) * first.p(11, first.p(1))) * first.p(7, 1)
-    probe = _ScaleOps()
-    scale = forward(probe, net, Arch("ncnn", 1, in_channels=cin), 1.0)
+    scale = _check_scales(net, cin)
     s = int(round(scale))
+    if s != scale or s < 1:
+        raise NcnnError(f"{net.param_path}: the network scales by {scale:g}, not by a whole factor")
     kinds = {lay.type for lay in net.layers}
     name = "ncnn-rrdbnet" if "Eltwise" in kinds and "Interp" in kinds else \
         "ncnn-srvgg" if "PReLU" in kinds and "PixelShuffle" in kinds else "ncnn"
@@ -364,6 +455,7 @@ class NcnnToONNX:
     version = "3"  # 3: bicubic Interp on a known multiple of the denominator as convolutions
     source_formats = frozenset({"ncnn"})
 
+    @guarded("ncnn model")
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:
         net = load(Path(source))
         a = _arch(net)
@@ -375,6 +467,7 @@ class NcnnToONNX:
                 "params": int(sum(w.size for lay in net.layers for w in lay.weights)),
                 "weights": "float16" if net.float16 else "float32"}
 
+    @guarded("ncnn model")
     def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
         net = load(Path(source))
         a = _arch(net)

@@ -15,6 +15,7 @@ from srzoo.convert import Conversion, register
 from srzoo.convert import arch as archs
 from srzoo.convert.check import convert_arch
 from srzoo.convert.torchload import load_state_dict
+from srzoo.hub.untrusted import guarded
 
 
 class TorchToONNX:
@@ -22,6 +23,7 @@ class TorchToONNX:
     version = "3"  # 3: CARN-M and RFDN graphs that cv2.dnn 4.x imports (onnxbuild.Graph.cat, resize_bilinear_like)
     source_formats = frozenset({"pytorch-pth"})
 
+    @guarded("PyTorch checkpoint")
     def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:
         sd = load_state_dict(source)
         a = archs.detect(sd, scale, arch)
@@ -29,6 +31,7 @@ class TorchToONNX:
                 "scales": list(a.scales) or [a.scale], "color": a.color, "pre_upsample": a.pre_upsample,
                 "tensors": len(sd), "params": int(sum(v.size for v in sd.values()))}
 
+    @guarded("PyTorch checkpoint")
     def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
         sd = load_state_dict(source)
         scale = options.get("scale") or (entry.scale if entry is not None else None)

@@ -25,7 +25,8 @@ import numpy as np
 from srzoo.convert import Conversion, register
 from srzoo.convert import arch as archs
 from srzoo.convert.check import convert_arch
-from srzoo.errors import SrzooError
+from srzoo.errors import ModelLoadError
+from srzoo.hub.untrusted import Budget, checked_numel, guarded, json_loads, reading, regular_file
 
 #: header bigger than this is refused (the spec caps it at 100 MB)
 MAX_HEADER = 100 << 20
@@ -37,14 +38,14 @@ _DTYPES = {
 }
 
 
-class SafetensorsError(SrzooError):
+class SafetensorsError(ModelLoadError):
     """A ``.safetensors`` file is malformed; the message names the file and what is wrong."""
 
 
 def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
     """The parsed JSON header and the offset where tensor data starts."""
     path = Path(path)
-    size = path.stat().st_size
+    size = regular_file(path, "safetensors file")
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
@@ -54,10 +55,7 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
             raise SafetensorsError(f"{path}: header length {n} does not fit the file ({size} bytes); "
                                    "not a safetensors file or truncated")
         raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise SafetensorsError(f"{path}: header is not JSON ({e})") from None
+    header = json_loads(raw, path, "the safetensors header", SafetensorsError)
     if not isinstance(header, dict):
         raise SafetensorsError(f"{path}: header is not a JSON object")
     return header, 8 + n
@@ -66,28 +64,35 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
 def load(path: str | Path, *, float32: bool = True) -> "OrderedDict[str, np.ndarray]":
     """Every tensor of the file, in file order; floating tensors as float32 when ``float32``."""
     path = Path(path)
+    with reading(path, "safetensors file"):
+        return _load(path, float32)
+
+
+def _load(path: Path, float32: bool) -> "OrderedDict[str, np.ndarray]":
     header, start = read_header(path)
     data_len = path.stat().st_size - start
+    budget = Budget(path, "the tensors")
     entries = []
     for name, t in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(t, dict) or not {"dtype", "shape", "data_offsets"} <= set(t):
             raise SafetensorsError(f"{path}: tensor {name!r}: needs dtype, shape and data_offsets")
-        dt = _DTYPES.get(t["dtype"])
+        dt = _DTYPES.get(t["dtype"]) if isinstance(t["dtype"], str) else None
         if dt is None:
             raise SafetensorsError(f"{path}: tensor {name!r}: dtype {t['dtype']!r} is not supported "
                                    f"(srzoo reads {', '.join(_DTYPES)})")
         shape, offs = t["shape"], t["data_offsets"]
-        if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
-                or not isinstance(offs, list) or len(offs) != 2
-                or not all(isinstance(o, int) for o in offs)):
+        if (not isinstance(shape, list) or not isinstance(offs, list) or len(offs) != 2
+                or not all(type(o) is int for o in offs)):  # noqa: E721 - not bool
             raise SafetensorsError(f"{path}: tensor {name!r}: malformed shape or data_offsets")
         begin, end = offs
-        want = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        # Python ints: [2**62, 4] cannot wrap around to a small byte count
+        want = checked_numel(shape, str(path), f"tensor {name!r}") * dt.itemsize
         if not 0 <= begin <= end <= data_len or end - begin != want:
             raise SafetensorsError(f"{path}: tensor {name!r}: bytes {begin}..{end} do not hold "
                                    f"{t['dtype']}{shape} inside the {data_len} data bytes")
+        budget.take(want, f"tensor {name!r}")
         entries.append((begin, end, name, t["dtype"], dt, tuple(shape)))
     entries.sort()
     for a, b in zip(entries, entries[1:]):
@@ -142,6 +147,7 @@ class SafetensorsToONNX:
     version = "1"
     source_formats = frozenset({"safetensors"})
 
+    @guarded("safetensors file")
     def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
         sd = load(source)
         # the file stores names sorted as strings; give them in the modules' order (body.2 before body.10)

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import re
 import sys
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -35,15 +37,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from srzoo.errors import SrzooError
+from srzoo.errors import ModelLoadError
+from srzoo.hub.untrusted import MAX_DEPTH, Budget, read_bytes, reading, regular_file
 
 
-class UnsafeCheckpoint(SrzooError):
+class UnsafeCheckpoint(ModelLoadError):
     """The checkpoint's pickle asks for a callable or class outside the allow-list."""
 
 
-class CheckpointError(SrzooError):
+class CheckpointError(ModelLoadError):
     """The file is not a PyTorch checkpoint this reader understands."""
+
+
+class _Malformed(ValueError):
+    """Raised inside the unpickler; :func:`load` names the file."""
 
 
 _DTYPES = {
@@ -52,7 +59,6 @@ _DTYPES = {
     "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_MAX_STORAGE = 2 << 30
 
 
 class _StorageType:
@@ -73,8 +79,9 @@ class _StorageType:
 
 
 class _Storage:
-    def __init__(self, stype: _StorageType, data: np.ndarray | None = None) -> None:
+    def __init__(self, stype: _StorageType, budget: Budget, data: np.ndarray | None = None) -> None:
         self.stype = stype
+        self.budget = budget  # the file's: tensors copied out of the storage count too
         self.data = data  # filled later for legacy files
 
 
@@ -107,8 +114,25 @@ def _record_class(module: str, name: str) -> type:
     return _RECORDS[key]
 
 
-def _rebuild_tensor(storage: _Storage, offset: int, size: tuple, stride: tuple, *rest: Any) -> "Tensor":
-    return Tensor(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+def _ints(x: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(x, (tuple, list)) or len(x) > 32 or \
+            not all(type(v) is int for v in x):  # noqa: E721 - bool, float, str: not a size
+        raise _Malformed(f"tensor {what} {repr(x)[:60]} is not a list of integers")
+    return tuple(x)
+
+
+def _rebuild_tensor(storage: Any = None, offset: Any = None, size: Any = None, stride: Any = None,
+                    *rest: Any) -> "Tensor":
+    if not isinstance(storage, _Storage):
+        raise _Malformed(f"tensor built from {type(storage).__name__}, not from a storage")
+    if type(offset) is not int:
+        raise _Malformed(f"tensor storage offset {repr(offset)[:40]} is not an integer")
+    shape, strides = _ints(size, "shape"), _ints(stride, "strides")
+    if len(shape) != len(strides):
+        raise _Malformed(f"tensor of shape {shape} has {len(strides)} strides")
+    if offset < 0 or min(shape, default=0) < 0 or min(strides, default=0) < 0:
+        raise _Malformed(f"tensor with negative shape, strides or offset ({shape}, {strides}, {offset})")
+    return Tensor(storage, offset, shape, strides)
 
 
 def _rebuild_parameter(data: Any, *rest: Any) -> Any:
@@ -129,16 +153,24 @@ class Tensor:
         """Old Parameters pickle extra state (requires_grad, hooks): not needed here."""
 
     def numpy(self) -> np.ndarray:
+        """The values (a copy). The shape, strides and offset must fit the storage, and the
+        copy counts against the file's byte budget (stride 0 cannot blow up a small storage)."""
         data = self.storage.data
+        where = self.storage.budget.path
         if data is None:
-            raise CheckpointError("tensor storage was never read (truncated file?)")
+            raise CheckpointError(f"{where}: tensor storage was never read (truncated file?)")
         n = len(data)
-        if self.shape:
-            last = self.offset + sum((s - 1) * st for s, st in zip(self.shape, self.stride) if s > 0)
-            if min(self.shape) > 0 and (last >= n or self.offset < 0 or min(self.stride) < 0):
-                raise CheckpointError(f"tensor of shape {self.shape} reaches past its storage of {n} values")
-        elif self.offset >= n:
-            raise CheckpointError("scalar tensor past the end of its storage")
+        numel = 1
+        for s in self.shape:
+            numel *= s
+        if numel:  # an empty tensor reads nothing
+            last = self.offset + sum((s - 1) * st for s, st in zip(self.shape, self.stride))
+            if last >= n:
+                raise CheckpointError(f"{where}: tensor of shape {self.shape}, strides {self.stride} and "
+                                      f"offset {self.offset} reaches past its storage of {n} values")
+        self.storage.budget.take(numel * data.itemsize, f"a tensor of shape {self.shape}")
+        if not numel:
+            return np.zeros(self.shape, dtype=data.dtype.newbyteorder("="))
         it = data.itemsize
         view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.shape,
                                                strides=tuple(s * it for s in self.stride), writeable=False)
@@ -166,8 +198,30 @@ def _allowed(module: str, name: str) -> Any:
     return None
 
 
+def _prescan(f: io.BytesIO) -> None:
+    """Walk the next pickle's opcodes (pure Python, nothing built) before unpickling it.
+    Refused here, because the C unpickler would allocate first: a length field claiming more
+    bytes than the stream holds (``BINUNICODE`` of 2 GiB in a 60-byte file), and a memo index
+    (``LONG_BINPUT 170000000``: a 2.7 GB memo table) beyond the pickle's opcode count."""
+    start = f.tell()
+    ops, top = 0, -1
+    try:
+        with warnings.catch_warnings():  # STRING opcodes with odd escapes: DeprecationWarning
+            warnings.simplefilter("ignore")
+            for op, arg, _ in pickletools.genops(f):
+                ops += 1
+                if op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    top = max(top, int(arg))
+    except ValueError as e:  # "expected N bytes in a bytes8, but only M remain", unknown opcode
+        raise _Malformed(str(e)[:120]) from None
+    if top >= ops:  # the C unpickler sizes its memo table by the largest index it is given
+        raise _Malformed(f"memo index {top} in a pickle of {ops} opcodes")
+    f.seek(start)
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, f: Any, where: str, storages: Callable[[tuple], _Storage]) -> None:
+        _prescan(f)
         super().__init__(f, encoding="latin1")
         self._where = where
         self._storages = storages
@@ -185,7 +239,11 @@ class _Unpickler(pickle.Unpickler):
                 and isinstance(pid[1], type) and issubclass(pid[1], ModuleRecord):
             return pid[1]  # old torch records a module class with its source text; never used
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise UnsafeCheckpoint(f"{self._where}: refused: unknown persistent id {str(pid)[:60]!r}")
+            what = pid[0] if isinstance(pid, tuple) and pid and isinstance(pid[0], str) else type(pid).__name__
+            raise UnsafeCheckpoint(f"{self._where}: refused: unknown persistent id {what[:60]!r}")
+        if len(pid) < 5 or not isinstance(pid[2], (str, int)):
+            raise _Malformed(f"storage reference with {len(pid)} fields or a key of type "
+                             f"{type(pid[2]).__name__ if len(pid) > 2 else 'none'}")
         return self._storages(pid)
 
 
@@ -195,7 +253,7 @@ def _stype(x: Any, where: str) -> _StorageType:
     return x
 
 
-def _load_zip(path: Path, zf: zipfile.ZipFile) -> Any:
+def _load_zip(path: Path, zf: zipfile.ZipFile, budget: Budget) -> Any:
     names = zf.namelist()
     pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1] or \
            [n for n in names if n == "data.pkl"]
@@ -216,17 +274,17 @@ def _load_zip(path: Path, zf: zipfile.ZipFile) -> Any:
                 info = zf.getinfo(member)
             except KeyError:
                 raise CheckpointError(f"{path}: storage {member} is missing") from None
-            if info.file_size > _MAX_STORAGE:
-                raise CheckpointError(f"{path}: storage {member} is implausibly large")
+            budget.take(info.file_size, f"storage {member}")  # zipfile never inflates past file_size
             raw = zf.read(member)
-            cache[key] = _Storage(st, st.decode(raw[: (len(raw) // st.itemsize()) * st.itemsize()]))
+            cache[key] = _Storage(st, budget, st.decode(raw[: (len(raw) // st.itemsize()) * st.itemsize()]))
         return cache[key]
 
+    budget.take(zf.getinfo(pkls[0]).file_size, pkls[0])
     with zf.open(pkls[0]) as f:
         return _Unpickler(io.BytesIO(f.read()), str(path), storage).load()
 
 
-def _load_legacy(path: Path, f: Any) -> Any:
+def _load_legacy(path: Path, f: Any, budget: Budget) -> Any:
     where = str(path)
 
     def plain(fh: Any) -> Any:
@@ -249,11 +307,14 @@ def _load_legacy(path: Path, f: Any) -> Any:
         st = _stype(stype, where)
         key = str(key)
         if key not in roots:
-            roots[key] = _Storage(st)
+            roots[key] = _Storage(st, budget)
         if view is not None:
+            if not (isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int
+                    and type(view[2]) is int and view[1] >= 0 and view[2] >= 0):
+                raise _Malformed(f"storage view {str(view)[:60]} is not (key, offset, size)")
             vkey, offset, vsize = view
-            s = _Storage(st)
-            views.append((s, key, int(offset), int(vsize)))
+            s = _Storage(st, budget)
+            views.append((s, key, offset, vsize))
             return s
         return roots[key]
 
@@ -262,6 +323,8 @@ def _load_legacy(path: Path, f: Any) -> Any:
         keys = plain(f)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
+    if not isinstance(keys, (list, tuple)):
+        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint (storage keys are a {type(keys).__name__})")
     for key in keys:
         st = roots.get(str(key))
         if st is None:
@@ -271,8 +334,7 @@ def _load_legacy(path: Path, f: Any) -> Any:
             raise CheckpointError(f"{path}: truncated before storage {key}")
         count = int.from_bytes(head, "little")
         nbytes = count * st.stype.itemsize()
-        if nbytes > _MAX_STORAGE:
-            raise CheckpointError(f"{path}: storage {key} is implausibly large")
+        budget.take(nbytes, f"storage {key}")
         raw = f.read(nbytes)
         if len(raw) != nbytes:
             raise CheckpointError(f"{path}: truncated inside storage {key}")
@@ -283,43 +345,74 @@ def _load_legacy(path: Path, f: Any) -> Any:
 
 
 def load(path: str | Path) -> Any:
-    """The checkpoint's object tree, with tensors as :class:`Tensor` (call ``.numpy()``)."""
+    """The checkpoint's object tree, with tensors as :class:`Tensor` (call ``.numpy()``).
+
+    Only a regular file within ``SRZOO_MAX_MODEL_BYTES`` is read; its storages and the
+    tensors later copied out of them share that same byte budget.
+    """
     path = Path(path)
+    regular_file(path, "PyTorch checkpoint")
+    budget = Budget(path, "the checkpoint's tensors")
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                return _load_zip(path, zf)
-        with open(path, "rb") as f:
-            return _load_legacy(path, f)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
+        with reading(path, "PyTorch checkpoint"):
+            try:
+                # from memory (the file is within the bound): a pickle opcode claiming a 4 GiB
+                # string, or a zip entry claiming 84 MB of compressed data in a 500-byte file,
+                # then reads what is there instead of preallocating what it claims
+                data = io.BytesIO(read_bytes(path, "PyTorch checkpoint"))
+                if zipfile.is_zipfile(data):
+                    with zipfile.ZipFile(data) as zf:
+                        return _load_zip(path, zf, budget)
+                data.seek(0)
+                return _load_legacy(path, data, budget)
+            except _Malformed as e:
+                raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
+    except ModelLoadError as e:
+        if isinstance(e, (CheckpointError, UnsafeCheckpoint)):
+            raise
+        raise CheckpointError(str(e)) from None
 
 
-def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]") -> None:
+def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]", depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise CheckpointError(f"checkpoint nests modules or dicts more than {MAX_DEPTH} deep "
+                              f"(at {prefix[:80]}...)")
     if isinstance(obj, Tensor):
         out[prefix.rstrip(".")] = obj.numpy()
     elif isinstance(obj, ModuleRecord):
         d = obj.__dict__
-        for k, v in (d.get("_parameters") or {}).items():
+        for k, v in _items(d.get("_parameters")):
             if v is not None:
-                _flatten(v, f"{prefix}{k}.", out)
-        for k, v in (d.get("_buffers") or {}).items():
-            if v is not None and not k.startswith("num_batches"):
-                _flatten(v, f"{prefix}{k}.", out)
-        for k, v in (d.get("_modules") or {}).items():
+                _flatten(v, f"{prefix}{k}.", out, depth + 1)
+        for k, v in _items(d.get("_buffers")):
+            if v is not None and not str(k).startswith("num_batches"):
+                _flatten(v, f"{prefix}{k}.", out, depth + 1)
+        for k, v in _items(d.get("_modules")):
             if v is not None:
-                _flatten(v, f"{prefix}{k}.", out)
+                _flatten(v, f"{prefix}{k}.", out, depth + 1)
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(v, f"{prefix}{k}.", out)
+            _flatten(v, f"{prefix}{_key(k)}.", out, depth + 1)
+
+
+def _key(k: Any) -> str:
+    if not isinstance(k, (str, int, float)) or isinstance(k, bool):
+        raise CheckpointError(f"checkpoint has a key of type {type(k).__name__}, not a name")
+    return str(k)
+
+
+def _items(d: Any) -> list[tuple[str, Any]]:
+    if not d:
+        return []
+    if not isinstance(d, dict):
+        raise CheckpointError(f"module state is a {type(d).__name__}, not a dict")
+    return [(_key(k), v) for k, v in d.items()]
 
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net", "generator", "g")
 
 
-def state_dict(obj: Any) -> "OrderedDict[str, np.ndarray]":
+def state_dict(obj: Any, _depth: int = 0) -> "OrderedDict[str, np.ndarray]":
     """The weights of a loaded checkpoint as ``{dotted key: array}``.
 
     Unwraps the usual containers (``params_ema``/``params`` of BasicSR,
@@ -328,8 +421,8 @@ def state_dict(obj: Any) -> "OrderedDict[str, np.ndarray]":
     """
     if isinstance(obj, dict):
         for key in _WRAPPERS:
-            if key in obj and isinstance(obj[key], (dict, ModuleRecord)):
-                return state_dict(obj[key])
+            if key in obj and isinstance(obj[key], (dict, ModuleRecord)) and _depth < MAX_DEPTH:
+                return state_dict(obj[key], _depth + 1)
     out: "OrderedDict[str, np.ndarray]" = OrderedDict()
     _flatten(obj, "", out)
     if out and all(k.startswith("module.") for k in out):
@@ -339,7 +432,12 @@ def state_dict(obj: Any) -> "OrderedDict[str, np.ndarray]":
 
 def load_state_dict(path: str | Path) -> "OrderedDict[str, np.ndarray]":
     """:func:`load` then :func:`state_dict`: the file's weights as numpy arrays."""
-    sd = state_dict(load(path))
+    obj = load(path)
+    with reading(path, "PyTorch checkpoint"):
+        try:
+            sd = state_dict(obj)
+        except CheckpointError as e:
+            raise CheckpointError(e if str(e).startswith(str(path)) else f"{path}: {e}") from None
     if not sd:
         raise CheckpointError(f"{path}: no tensors found in the checkpoint")
     return sd

@@ -17,15 +17,21 @@ the verified archive. :func:`verify_extracted` re-hashes them all
 
 from __future__ import annotations
 
+import errno
+import functools
+import gzip
 import hashlib
 import json
+import lzma
 import os
+import struct
 import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from srzoo import fsutil
 from srzoo.errors import SrzooError
@@ -47,11 +53,38 @@ def _check_name(archive: Path, name: str) -> None:
         raise ArchiveError(f"{archive}: refused: member {name!r} points outside the archive's folder ('..')")
 
 
+_T = TypeVar("_T")
+#: what zipfile/tarfile raise on damaged or crafted bytes (bad CRC, encrypted or unknown
+#: compression, corrupt deflate/gzip, truncation)
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError,
+            RuntimeError, ValueError, struct.error, gzip.BadGzipFile, lzma.LZMAError)
+
+
+def _damaged(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """One ArchiveError line naming the archive for whatever its parser raises on bad bytes."""
+    @functools.wraps(fn)
+    def inner(archive: Path, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(archive, *args, **kwargs)
+        except (*_DAMAGED, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, _DAMAGED) \
+                    and e.errno not in (None, errno.EINVAL):  # EINVAL: a seek to a negative offset
+                raise  # the disk (full, read-only...), not the archive's bytes
+            raise ArchiveError(f"{archive}: damaged or unsupported archive ({type(e).__name__}: "
+                               f"{(str(e).strip().splitlines() or [''])[0][:120]})") from None
+    return inner
+
+
 def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
     """(name, size, kind) of every member; kind is file, dir or link."""
     if zipfile.is_zipfile(archive):
+        size = os.path.getsize(archive)
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
+                if info.header_offset + info.compress_size > size:  # zipfile would read() that much
+                    raise ArchiveError(f"{archive}: refused: member {info.filename!r} claims "
+                                       f"{info.compress_size} compressed bytes at {info.header_offset}, "
+                                       f"past the end of the {size}-byte archive")
                 mode = (info.external_attr >> 16) & 0o170000
                 kind = "link" if mode == 0o120000 else "dir" if info.is_dir() else "file"
                 yield info.filename, info.file_size, kind
@@ -62,9 +95,11 @@ def _entries(archive: Path) -> Iterator[tuple[str, int, str]]:
                 kind = "file" if m.isfile() else "dir" if m.isdir() else "link"
                 yield m.name, m.size, kind
     except tarfile.TarError as e:
-        raise ArchiveError(f"{archive}: not a zip or tar archive srzoo can read ({e})") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
+        raise ArchiveError(f"{archive}: not a zip or tar archive srzoo can read ({first})") from None
 
 
+@_damaged
 def check(archive: Path, max_total: int = MAX_TOTAL) -> int:
     """Refuse an unsafe archive (one line naming the member); return the expanded size."""
     total = 0
@@ -79,6 +114,7 @@ def check(archive: Path, max_total: int = MAX_TOTAL) -> int:
     return total
 
 
+@_damaged
 def _read(archive: Path, member: str, out: Path, max_total: int) -> str:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:

@@ -36,6 +36,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,14 +374,39 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
     )
 
 
+#: a manifest bigger than this is refused (the shipped ones: a few KiB)
+MAX_MANIFEST_BYTES = 16 << 20
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed manifest: a regular file (no device or FIFO) of at most
+    :data:`MAX_MANIFEST_BYTES`, UTF-8 TOML, not nested deeper than tomllib can recurse."""
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        with open(path, "rb", opener=_open_regular) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ManifestError(f"{path}: is not a regular file; a manifest is a TOML file")
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest: {e.strerror or e}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: more than {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not valid TOML: not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise ManifestError(f"{path}: cannot read manifest: {e.strerror}") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """os.open that never blocks on a FIFO (O_NONBLOCK; cleared checks follow in _read_toml)."""
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ManifestError(f"{path}: is not a regular file; a manifest is a TOML file")
+    return fd
 
 
 def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list[Dataset]]:

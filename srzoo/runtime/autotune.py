@@ -37,6 +37,7 @@ import numpy as np
 
 from srzoo import config, fsutil
 from srzoo.errors import SrzooError
+from srzoo.hub.untrusted import json_loads
 from srzoo.hub import cache
 from srzoo.runtime import backends
 from srzoo.runtime.engines import engines
@@ -127,9 +128,9 @@ def _store() -> Path:
 
 def _read() -> dict[str, Any]:
     try:
-        data = json.loads(_store().read_text())
+        data = json_loads(_store().read_bytes(), _store(), "autotune.json")  # depth-checked
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError, RecursionError):  # unreadable or hostile: measure again
+    except (OSError, ValueError, RecursionError, SrzooError):  # unreadable or hostile: measure again
         return {}
 
 

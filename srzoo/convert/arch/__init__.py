@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from srzoo.convert.onnxbuild import OPSET
-from srzoo.errors import SrzooError
+from srzoo.errors import ModelLoadError, SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
 MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr"]
@@ -50,6 +50,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None = None, arch: str | N
         mod = importlib.import_module(f"{__name__}.{name}")
         found = mod.detect(sd, scale)
         if found is not None:
+            _check_bounds(found)
             found.forward = mod.forward
             return found
     keys = list(sd)
@@ -57,6 +58,24 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None = None, arch: str | N
     what = "a known architecture" if arch in (None, "auto") else f"architecture {arch!r}"
     raise SrzooError(f"the state dict ({len(keys)} tensors: {sample}) is not {what} "
                      f"(srzoo recognises {', '.join(MODULES)})")
+
+
+#: largest scale, input side and channel count a checkpoint may declare: they size the
+#: verification probe (32 px and up, times the scale), so a crafted state dict with twenty
+#: x2 upsampling blocks cannot ask for a 2**20-times probe
+MAX_SCALE, MAX_MIN_SIZE, MAX_CHANNELS = 16, 128, 4
+
+
+def _check_bounds(a: Arch) -> None:
+    scales = (a.scale, *a.scales)
+    if not all(isinstance(s, int) and 1 <= s <= MAX_SCALE for s in scales):
+        raise ModelLoadError(f"the state dict describes a {a.name} of scale {a.scale} (scales {list(scales)}); "
+                             f"srzoo converts scales 1 to {MAX_SCALE}")
+    if not (1 <= a.min_size <= MAX_MIN_SIZE and 1 <= a.in_channels <= MAX_CHANNELS
+            and 1 <= a.out_channels <= MAX_CHANNELS):
+        raise ModelLoadError(f"the state dict describes a {a.name} with {a.in_channels} input and "
+                             f"{a.out_channels} output channels and a smallest input of {a.min_size} px; "
+                             "not an image super-resolution network srzoo converts")
 
 
 def weight(sd: Mapping[str, np.ndarray], key: str) -> np.ndarray:

@@ -32,6 +32,7 @@ from srzoo.errors import (
 from srzoo.hub import cache, download, hosts
 from srzoo.hub.catalog.records import IO, PREFIX, ManualDownload, Record, settings
 from srzoo.hub.manifest import ModelEntry
+from srzoo.hub.untrusted import check_onnx_external
 
 
 def _size(n: int) -> str:
@@ -133,6 +134,7 @@ def inspect_onnx(path: Path, entry: CatalogEntry) -> dict[str, Any]:
     import numpy as np
 
     seen: dict[str, Any] = {}
+    check_onnx_external(path)  # before onnx or cv2.dnn opens any file its tensors name
     try:
         import onnx
     except ImportError:

@@ -249,7 +249,10 @@ def parse_record(rid: str, raw: Any, where: str = "catalogue") -> Record:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise fail(f"'scale' must be a positive integer, got {scale!r}")
     res = []
-    for i, r in enumerate(raw.get("resources") or []):
+    resources = raw.get("resources") or []
+    if not isinstance(resources, list):
+        raise fail(f"'resources' must be a list, got {type(resources).__name__}")
+    for i, r in enumerate(resources):
         if not isinstance(r, dict):
             raise fail(f"resources[{i}] must be an object")
         size, sha, urls = r.get("size"), r.get("sha256"), r.get("urls") or []

@@ -43,6 +43,7 @@ from srzoo.errors import (
 from srzoo.hub import cache, download, transfer
 from srzoo.hub.catalog.records import Record, parse_record, settings
 from srzoo.hub.manifest import Artifact
+from srzoo.hub.untrusted import json_loads
 
 SCHEMA = 1
 #: upper bounds when reading an upstream archive (it is about 1.2 MB today)
@@ -148,7 +149,8 @@ def build_from_archive(data: bytes, revision: str, where: str = "archive") -> by
                 if m.size > MAX_MEMBER:
                     raise CatalogError(f"{where}: {m.name} is {m.size} bytes, more than {MAX_MEMBER}")
                 f = tar.extractfile(m)
-                raw = json.loads(f.read().decode("utf-8")) if f else None
+                raw = json_loads(f.read(), f"{where}: {m.name}", "the record",
+                                 CatalogError) if f else None
                 if hit.group(1):
                     parse_record(hit.group(1), raw, where)  # refuse a malformed record now
                     models[hit.group(1)] = raw
@@ -277,10 +279,7 @@ class Catalogue:
 
 
 def parse_catalogue(data: bytes, where: str) -> Catalogue:
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CatalogError(f"{where}: not a catalogue file ({e})") from None
+    doc = json_loads(data, where, "the catalogue file", CatalogError)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("models"), dict):
         raise CatalogError(f"{where}: not a schema-{SCHEMA} srzoo catalogue file")
     recs = {rid: parse_record(rid, raw, where) for rid, raw in doc["models"].items()}

@@ -27,6 +27,7 @@ from typing import Any, Collection, Protocol, Sequence, Union, runtime_checkable
 import numpy as np
 
 from srzoo.errors import BackendUnavailable, ModelLoadError
+from srzoo.hub.untrusted import check_onnx_external
 from srzoo.hub.manifest import ModelEntry
 
 
@@ -151,7 +152,15 @@ def check_loadable(engine: Any, entry: "ModelEntry", path: Path | None,
     reason = engine.why_not(backend.target)
     if reason:
         raise BackendUnavailable(f"backend {backend} is unavailable: {reason}")
+    check_model_file(entry, Path(path))
     return Path(path)
+
+
+def check_model_file(entry: "ModelEntry", path: Path) -> None:
+    """What every engine checks before its framework opens an untrusted ONNX file: its
+    external-data references stay inside its own folder (:func:`check_onnx_external`)."""
+    if entry.format == "onnx" or path.suffix.lower() == ".onnx":
+        check_onnx_external(path)
 
 
 def pick_input(entry: "ModelEntry", path: Path, inputs: Sequence[str], default: str) -> str:
@@ -181,7 +190,7 @@ def pick_outputs(entry: "ModelEntry", path: Path, have: Sequence[str], default: 
     return names
 
 
-__all__ = ["Engine", "ImageRunner", "Runner", "TensorRunner", "check_loadable", "input_spec",
+__all__ = ["Engine", "ImageRunner", "Runner", "TensorRunner", "check_loadable", "check_model_file", "input_spec",
            "pick_input", "pick_outputs", "run_failed"]
 
 

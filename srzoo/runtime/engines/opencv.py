@@ -45,7 +45,7 @@ from srzoo.convert.cvcompat import (
 )
 from srzoo.convert.opencv_onnx import rewritten_for_opencv
 from srzoo.errors import BackendUnavailable, ModelLoadError, SrzooError
-from srzoo.runtime.engines.base import input_spec, pick_outputs
+from srzoo.runtime.engines.base import check_model_file, input_spec, pick_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from srzoo.hub.manifest import ModelEntry
@@ -376,6 +376,7 @@ class OpenCVEngine:
         if not path.is_file():
             raise ModelLoadError(f"{path}: model file of {entry.name} x{entry.scale} is missing; "
                                  f"run '{fetch_hint(entry)}'")
+        check_model_file(entry, path)
         try:
             with quiet_opencv():
                 net = self._read(entry, path, backend)

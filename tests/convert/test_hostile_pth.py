@@ -1,0 +1,243 @@
+"""Crafted PyTorch checkpoints: each is refused with one ModelLoadError line naming the
+file and what is wrong, before a large allocation; no traceback, nothing run.
+
+The crafted files are built opcode by opcode (tests/hostile_files.py) or cut from the
+real ../shared/models/carn/carn_m.pth.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hostile_files as hf  # noqa: E402
+
+from srzoo.convert import torchload  # noqa: E402
+from srzoo.convert.files import inspect_file  # noqa: E402
+from srzoo.errors import ModelLoadError  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "hostile"
+F4 = np.arange(1, 5, dtype="<f4").tobytes()
+
+
+def refused(path: Path, *words: str, fn=torchload.load_state_dict) -> str:
+    with pytest.raises(ModelLoadError) as e:
+        fn(path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg, msg
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+def write(tmp_path: Path, data: bytes, name: str = "crafted.pth") -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def test_minimal_valid_checkpoint_reads(tmp_path):
+    sd = torchload.load_state_dict(write(tmp_path, hf.valid_pth()))
+    assert list(sd) == ["w"] and sd["w"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+CASES = {
+    "negative shape": (dict(size=(-1, 2), stride=(2, 1)), "negative"),
+    "huge shape": (dict(size=(1 << 40, 1 << 40), stride=(1, 1)), "reaches past its storage"),
+    "stride/shape length mismatch": (dict(size=(2, 2), stride=(1,)), "has 1 strides"),
+    "stride 0, 2**29 elements": (dict(size=(1 << 29,), stride=(0,)), "SRZOO_MAX_MODEL_BYTES"),
+    "None offset": (dict(offset=None), "offset None is not an integer"),
+    "string shape": (dict(size="abc"), "shape 'abc' is not a list of integers"),
+    "float stride": (dict(stride=(2.0, 1)), "strides (2.0, 1) is not a list of integers"),
+    "bool in shape": (dict(size=(True, 2)), "is not a list of integers"),
+    "offset past the end": (dict(offset=3), "reaches past its storage"),
+    "short persistent id": (dict(pid=("storage", hf.FLOAT)), "storage reference with 2 fields"),
+    "list as storage key": (dict(pid=("storage", hf.FLOAT, ["0"], "cpu", 4)), "a key of type list"),
+    "unknown storage type": (dict(stype=hf.Global("torch", "ByteTensor")), "refused"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_crafted_tensor_is_refused(tmp_path, case):
+    kwargs, words = CASES[case]
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(**kwargs)}, {"0": F4}))
+    refused(p, words)
+    refused(p, fn=inspect_file)  # `srzoo inspect` says the same
+
+
+def test_stride_zero_bomb_stays_small(tmp_path):
+    """690 bytes whose tensor has stride 0 and 2**29 elements: refused before the 2 GiB copy."""
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(1 << 29,), stride=(0,))}, {"0": F4}))
+    assert p.stat().st_size < 1200
+    tracemalloc.start()
+    refused(p, "SRZOO_MAX_MODEL_BYTES")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_deflate_bomb_total_is_capped(tmp_path, monkeypatch):
+    """Storages that each fit the bound but together do not: the cap is on the total."""
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(16 << 20))
+    zeros = bytes(6 << 20)
+    obj = {f"w{i}": hf.tensor(key=str(i), numel=len(zeros) // 4, size=(len(zeros) // 4,), stride=(1,))
+           for i in range(4)}
+    p = write(tmp_path, hf.torch_zip(obj, {str(i): zeros for i in range(4)},
+                                     compression=zipfile.ZIP_DEFLATED))
+    assert p.stat().st_size < 200_000  # 24 MiB of storages in a small file
+    tracemalloc.start()
+    refused(p, "SRZOO_MAX_MODEL_BYTES=16777216", "storage")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 48 << 20, peak  # under 3x the bound (tensor copies + the storage being read)
+
+
+def test_one_storage_over_the_bound_is_not_inflated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(4 << 20))
+    zeros = bytes(8 << 20)
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(numel=len(zeros) // 4, size=(4,), stride=(1,))},
+                                     {"0": zeros}, compression=zipfile.ZIP_DEFLATED))
+    tracemalloc.start()
+    refused(p, "storage archive/data/0", "8 MiB")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 << 20, peak
+
+
+def test_file_over_the_bound_is_not_read(tmp_path, monkeypatch, shared_dir):
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(1 << 20))
+    refused(shared_dir / "models" / "carn" / "carn_m.pth", "SRZOO_MAX_MODEL_BYTES=1048576")
+
+
+def test_nesting_3000_deep(tmp_path):
+    p = write(tmp_path, hf.torch_zip(hf.nested_pickle(3000), {}))
+    refused(p, "more than 64 deep")
+
+
+@pytest.mark.parametrize("model", ["carn/carn_m.pth", "esrgan/realesr-animevideov3.pth"])
+def test_truncated_real_checkpoint(tmp_path, shared_dir, model):
+    data = (shared_dir / "models" / model).read_bytes()
+    for cut in (len(data) // 2, len(data) - 30, 200):
+        msg = refused(write(tmp_path, data[:cut]))
+        assert "truncated" in msg or "PyTorch checkpoint" in msg, msg
+
+
+def test_corrupt_deflate(tmp_path):
+    data = hf.torch_zip({"w": hf.tensor(numel=4096, size=(4096,), stride=(1,))},
+                        {"0": np.linspace(0, 1, 4096, dtype="<f4").tobytes()}, compression=zipfile.ZIP_DEFLATED)
+    local, _ = hf.zip_member_offsets(data, "archive/data/0")
+    b = bytearray(data)
+    start = local + 30 + len("archive/data/0")
+    b[start:start + 40] = bytes(40)  # zeros in the middle of the deflate stream
+    refused(write(tmp_path, bytes(b)), "PyTorch checkpoint")
+
+
+@pytest.mark.parametrize("patch,words", [
+    (dict(flags=1), "encrypted"),
+    (dict(method=99), "compression"),
+    (dict(size=8), "Bad CRC-32"),  # the listing understates the member's size
+])
+def test_zip_listing_lies(tmp_path, patch, words):
+    data = hf.torch_zip({"w": hf.tensor()}, {"0": F4})
+    refused(write(tmp_path, hf.patch_zip(data, "archive/data/0", **patch)), words)
+
+
+def test_understated_size_in_real_checkpoint(tmp_path, shared_dir):
+    real = shared_dir / "models" / "esrgan" / "realesr-animevideov3.pth"  # a zip checkpoint
+    data = real.read_bytes()
+    with zipfile.ZipFile(real) as z:
+        member = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size > 1000)
+    refused(write(tmp_path, hf.patch_zip(data, member.filename, size=member.file_size // 2)), "Bad CRC-32")
+
+
+def test_legacy_checkpoint_bombs(tmp_path):
+    good = hf.legacy_pth({"w": hf.tensor(pid=("storage", hf.FLOAT, "0", "cpu", 4, None))}, {"0": np.arange(4.0)})
+    assert torchload.load_state_dict(write(tmp_path, good))["w"].tolist() == [[0, 1], [2, 3]]
+    # a storage count of 2**60 values: refused from its 8-byte header, nothing allocated
+    at = good.index(np.arange(4.0).astype("<f4").tobytes()) - 8
+    bomb = good[:at] + (1 << 60).to_bytes(8, "little") + good[at + 8:]
+    refused(write(tmp_path, bomb, "bomb.pth"), "SRZOO_MAX_MODEL_BYTES")
+    refused(write(tmp_path, good[:at + 10], "cut.pth"), "truncated inside storage 0")
+    view = hf.legacy_pth({"w": hf.tensor(pid=("storage", hf.FLOAT, "0", "cpu", 4, ("0", -5, "x")))},
+                         {"0": np.arange(4.0)})
+    refused(write(tmp_path, view, "view.pth"), "storage view")
+
+
+def test_not_a_regular_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "model.pth"
+    os.mkfifo(fifo)
+    refused(fifo, "FIFO")  # would block forever in open() if it were opened
+    refused(Path("/dev/zero"), "device")
+
+
+def test_regression_files_from_the_fuzzer():
+    """Inputs the fuzzers found crashing (tests/data/hostile/*.pth), each refused in one line
+    with little memory. pickle-*-length-bomb.pth: a pickle opcode claiming a 2 GiB / 1 TiB
+    string in a 60-byte file made the C unpickler allocate that length first;
+    pickle-memo-index-bomb.pth: LONG_BINPUT 167772160 made it allocate a 2.7 GB memo table."""
+    files = sorted(DATA.glob("*.pth"))
+    assert len(files) >= 3
+    for p in files:
+        tracemalloc.start()
+        refused(p, *(("memo index 167772160",) if "memo" in p.name else ("expected", "remain")))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 4 << 20, (p, peak)
+
+
+def test_fuzz_found_length_bomb_in_real_checkpoint(tmp_path, shared_dir):
+    """The first input test_fuzz_pth_legacy_real found: carn_m.pth with byte 1 set to 0 and
+    7 bytes deleted at 122 (a string length then swallows what follows): it peaked at 1.2 GB."""
+    data = bytearray((shared_dir / "models" / "carn" / "carn_m.pth").read_bytes())
+    data[1:2] = b"\x00"
+    del data[122:129]
+    p = write(tmp_path, bytes(data))
+    tracemalloc.start()
+    refused(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_fuzz_found_memo_bomb_in_real_checkpoint(tmp_path, shared_dir):
+    """The second input test_fuzz_pth_legacy_real found (2.7 GB peak): carn_m.pth with byte 1
+    set to 0 and 63 bytes deleted at 165, which turns four bytes of a name into a memo index."""
+    data = bytearray((shared_dir / "models" / "carn" / "carn_m.pth").read_bytes())
+    data[1:2] = b"\x00"
+    del data[165:228]
+    p = write(tmp_path, bytes(data))
+    tracemalloc.start()
+    refused(p, "memo index")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_zip_entry_claiming_more_compressed_bytes_than_the_file(tmp_path):
+    """Found by test_fuzz_pth_zip_minimal: a 500-byte checkpoint whose 'byteorder' entry claims
+    84 MB of compressed data; zipfile asked the file for that much and read() preallocated it."""
+    data = hf.patch_zip(hf.valid_pth(), "archive/byteorder", compressed=84 << 20)
+    p = write(tmp_path, data)
+    tracemalloc.start()
+    sd = torchload.load_state_dict(p)  # the stored entries still read right: only the claim lies
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sd["w"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert peak < 1 << 20, peak
+
+
+def test_crafted_names_cannot_break_the_line(tmp_path):
+    """Found by test_fuzz_pth_pickles: an offset of "\\n" put a newline into the error line."""
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset="\n")}, {"0": F4}))
+    refused(p, "offset '\\n' is not an integer")
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(key="a\nb", pid=("storage", hf.FLOAT, "a\nb", "cpu", 4))},
+                                     {"0": F4}), "key.pth")
+    refused(p, "a\\nb")
