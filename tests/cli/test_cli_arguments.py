@@ -61,11 +61,11 @@ ERRORS = [
     ("bench --models no-such-model", "unknown model 'no-such-model'"),
     ("bench --models nearest --dataset {tmp}/nonexistent", "dataset folder not found: "),
     # convert / inspect / export
-    ("convert {tmp}/nope.pth", "nope.pth: cannot read: No such file or directory"),
+    ("convert {tmp}/nope.pth", "nope.pth: cannot read the model file: No such file or directory"),
     ("convert {txt}", "notes.txt: unknown model format (srzoo reads PyTorch .pth"),
     ("convert {shared}/models/carn/carn_m.pth --arch bogus -o {tmp}/x.onnx",
      "unknown architecture 'bogus' (known: auto, rrdbnet"),
-    ("inspect {tmp}/nope.pth", "nope.pth: cannot read: No such file or directory"),
+    ("inspect {tmp}/nope.pth", "nope.pth: cannot read the model file: No such file or directory"),
     ("inspect {txt}", "notes.txt: unknown model format"),
     ("export", "name a model to export (srzoo export espcn -s 4 -o espcn_x4.onnx) or pass --all-opencv -o DIR"),
     ("export --all-opencv espcn", "--all-opencv exports every dnn_superres model: give no NAME or --scale"),
