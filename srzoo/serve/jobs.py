@@ -139,6 +139,8 @@ class Job:
     expected: float | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     version: int = 0
+    #: (tiles done, tiles in all) reported by the Upscaler while it runs
+    tiles: tuple[int, int] | None = None
 
     @property
     def result(self) -> Path:
@@ -158,12 +160,16 @@ class Job:
         return self.state in ("done", "failed", "cancelled")
 
     def progress(self) -> float:
-        """0..1: queued 0, running estimated from the measured speed of earlier
-        jobs of the same model and scale (at most 0.95), finished 1."""
+        """0..1: queued 0, running from the tiles the Upscaler reports done (an
+        image of several tiles), else estimated from the measured speed of
+        earlier jobs of the same model and scale (at most 0.95), finished 1."""
         if self.final:
             return 1.0
         if self.state != "running" or self.started is None:
             return 0.0
+        if self.tiles is not None and self.tiles[1] > 1:
+            done, total = self.tiles
+            return round(min(0.95, 0.05 + 0.9 * done / total), 3)
         if not self.expected:
             return 0.05
         return round(min(0.95, 0.05 + 0.9 * (time.time() - self.started) / self.expected), 3)
@@ -334,7 +340,13 @@ class JobStore:
             return
         t0 = time.perf_counter()
         try:
-            out = upscale(job.image, job.model, job.scale, width=job.width, height=job.height)
+            def tiles(done: int, total: int) -> None:  # called by the Upscaler after each tile
+                with self._lock:
+                    job.tiles = (done, total)
+                    job.version += 1
+
+            out = upscale(job.image, job.model, job.scale, width=job.width, height=job.height,
+                          progress=tiles)
             backend = get_upscaler(job.model, job.model_scale).backend
             write_image(job.result, out)
             secs = time.perf_counter() - t0

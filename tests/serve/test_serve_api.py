@@ -184,3 +184,35 @@ def test_delete_cancels_a_waiting_and_a_running_job_and_leaves_no_file(start, sh
         time.sleep(0.05)
     assert not any(r.store.root.iterdir())
     assert r.store.completed == 0  # the running one ended without being counted as a result
+
+
+def test_progress_follows_the_tiles_the_upscaler_reports(tmp_path, shared_dir, monkeypatch):
+    """A running job's progress is the Upscaler's own tile count (0.05 + 0.9 * done /
+    total), not an estimate: with a memory budget small enough to tile, every value
+    seen while it runs is one of those steps, and they only grow."""
+    import cv2
+
+    from srzoo.serve.jobs import JobStore, Limits
+
+    monkeypatch.setenv("SRZOO_MEMORY", "2M")  # the built-in model in several tiles
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "0")
+    img = cv2.imread(str(shared_dir / "datasets/Set14/monarch.png"))[:192, :256]
+    ok, png = cv2.imencode(".png", img)
+    store = JobStore(models=["default"], limits=Limits(), workers=1, root=tmp_path).start()
+    try:
+        job = store.submit(png.tobytes(), "m.png", model="default", scale=2)
+        seen = []
+        deadline = time.monotonic() + 60
+        while not job.final and time.monotonic() < deadline:
+            if job.state == "running" and job.tiles is not None:
+                seen.append((job.tiles, job.progress()))
+            time.sleep(0.002)
+        assert job.state == "done", job.error
+        assert seen, "the job ran without reporting a tile"
+        totals = {t[1] for t, _ in seen}
+        assert len(totals) == 1 and totals.pop() > 1  # tiled, one plan
+        for (done, total), p in seen:
+            assert p == round(min(0.95, 0.05 + 0.9 * done / total), 3)
+        assert [p for _, p in seen] == sorted(p for _, p in seen)
+    finally:
+        store.close()
