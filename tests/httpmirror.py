@@ -74,6 +74,21 @@ class Hit:
     if_range: str | None = None
 
 
+class QuietHTTPServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when the client hangs
+    up mid-answer: srzoo does that on purpose (a body refused before it is read, a
+    source cut off at its deadline). Any other handler error is printed as usual."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
+
+
 @dataclass
 class MirrorServer:
     roots: list[Path]
@@ -241,7 +256,7 @@ class MirrorServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self.url = f"http://127.0.0.1:{httpd.server_address[1]}"

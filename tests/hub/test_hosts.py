@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from conftest import cache_files
+from httpmirror import QuietHTTPServer
 from srzoo.cli import main
 from srzoo.hub import hosts
 from srzoo.hub.catalog import records, store
@@ -125,7 +126,7 @@ class DriveStandIn:
                                       **{"Content-Disposition": 'attachment; filename="model.pth"'})
                 return self._send(404)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -271,7 +272,7 @@ class MegaStandIn:
                 for i, n in enumerate(range(0, len(blob), 7777)):  # chunks not multiples of 16 bytes
                     self.wfile.write(blob[n:n + 7777])
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -402,7 +403,7 @@ class OneDriveStandIn:
                     return self._send(200, next(iter(files.values())).read_bytes(), "application/octet-stream")
                 return self._send(404)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -507,7 +508,7 @@ class MediaFireStandIn:
                     return self._send(200, data, "application/octet-stream")
                 return self._send(404, b"", "text/plain")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -626,7 +627,7 @@ class PCloudStandIn:
                     return self._send(data, "application/octet-stream")
                 self._send(b'{"result": 2000, "error": "unknown method"}')
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
