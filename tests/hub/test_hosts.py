@@ -78,7 +78,20 @@ QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded<
               b"file again later.</p></body></html>\n")
 
 
-class DriveStandIn:
+class _StandIn:
+    """A host's stand-in: its request handler served on a loopback port in a thread."""
+
+    def _serve(self, handler: type) -> None:
+        self.server = QuietHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DriveStandIn(_StandIn):
     """``/download?id=..&export=download&confirm=t`` -> 303 -> 302 -> the bytes; without
     ``confirm=t`` the confirmation page; the quota id gets the quota page (200, HTML); an
     unknown id a 404 page. Logs every request path."""
@@ -126,13 +139,7 @@ class DriveStandIn:
                                       **{"Content-Disposition": 'attachment; filename="model.pth"'})
                 return self._send(404)
 
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture
@@ -211,7 +218,7 @@ def test_mega_key_folding():
     assert nonce.hex() == "f00000000f000000"
 
 
-class MegaStandIn:
+class MegaStandIn(_StandIn):
     """Mega's API (``POST /cs`` with ``[{"a": "g", "g": 1, "p": HANDLE}]``) and its download
     servers: the file AES-128-CTR encrypted with the file key, in chunks of odd sizes; error
     codes for unknown and blocked handles, HTTP 509 for an exhausted transfer quota."""
@@ -272,13 +279,7 @@ class MegaStandIn:
                 for i, n in enumerate(range(0, len(blob), 7777)):  # chunks not multiples of 16 bytes
                     self.wfile.write(blob[n:n + 7777])
 
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def _mega_url(handle: str, key: bytes, nonce: bytes, mac: bytes) -> str:
@@ -363,7 +364,7 @@ def test_onedrive_links(url, ok):
         assert hosts.direct_url(url).startswith("https://api.onedrive.com/v1.0/shares/u!")
 
 
-class OneDriveStandIn:
+class OneDriveStandIn(_StandIn):
     """The shares API: ``/shares/u!B64/root/content`` decodes the share link (unpadded
     base64url) and, for a link it knows, redirects (302) to a download host that serves the
     bytes; a link it does not know gets 401 with Microsoft's JSON error (anonymous access
@@ -403,13 +404,7 @@ class OneDriveStandIn:
                     return self._send(200, next(iter(files.values())).read_bytes(), "application/octet-stream")
                 return self._send(404)
 
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture
@@ -461,7 +456,7 @@ def test_mediafire_page_link_only_to_mediafire_downloads():
     assert hosts.mediafire_link("<html>no button</html>") is None
 
 
-class MediaFireStandIn:
+class MediaFireStandIn(_StandIn):
     """File pages at ``/file/KEY/NAME/file``: the download button (plain href, or a script
     href with the link base64 in ``data-scrambled-url``) to ``/dl/KEY/NAME``; a removed file's
     page has no button; one key's download serves an HTML page."""
@@ -508,13 +503,7 @@ class MediaFireStandIn:
                     return self._send(200, data, "application/octet-stream")
                 return self._send(404, b"", "text/plain")
 
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture
@@ -572,7 +561,7 @@ def test_pcloud_links(url, want):
     assert hosts.pcloud_link(url) == want
 
 
-class PCloudStandIn:
+class PCloudStandIn(_StandIn):
     """pCloud's API: ``showpublink`` (file or folder metadata), ``getpublinkdownload``
     (hosts and path; with ``fileid`` for a file in a folder), result codes for a deleted
     link, and a content host serving the bytes. Both regions answer here."""
@@ -627,13 +616,7 @@ class PCloudStandIn:
                     return self._send(data, "application/octet-stream")
                 self._send(b'{"result": 2000, "error": "unknown method"}')
 
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture
