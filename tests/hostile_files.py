@@ -12,9 +12,10 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import pytest
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
@@ -208,3 +209,15 @@ def numpy_conv_d2s(img_rgb01: np.ndarray, w: np.ndarray, b: np.ndarray, scale: i
         for dx in range(3):
             feats += xp[dy:dy + h, dx:dx + wd, :] @ w[:, :, dy, dx].T
     return feats.reshape(h, wd, scale, scale, 3).transpose(0, 2, 1, 3, 4).reshape(h * scale, wd * scale, 3)
+
+
+def refusal(call: Callable[[Path], Any], path: Path, exc: type[Exception], *words: str) -> str:
+    """``call(path)`` raises ``exc`` with one line that names ``path`` and holds
+    every one of ``words``; returns the line."""
+    with pytest.raises(exc) as e:
+        call(path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg, msg
+    for w in words:
+        assert w in msg, msg
+    return msg
