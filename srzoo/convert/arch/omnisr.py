@@ -88,39 +88,60 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     return Arch("omnisr", s, in_channels=cin, out_channels=cin, min_size=16, params=params)
 
 
+def layout(pr: Mapping[str, Any], cin: int = 3, up: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Every tensor an OmniSR of ``pr`` (detect's params) holds, with its shape (``up``: the
+    output channels of ``up.0``, ``cin * scale**2``)."""
+    c, w = pr["num_feat"], pr["window"]
+    up = cin * 4 if up is None else up
+    se, esa = int(c * 0.25), max(c // 4, 16)
+    bias = pr["bias"]
+    want: dict[str, tuple[int, ...]] = {}
+
+    def conv(key: str, shape: tuple[int, ...], b: bool = True) -> None:
+        want[f"{key}.weight"] = shape
+        if b:
+            want[f"{key}.bias"] = (shape[0],)
+
+    def norm(key: str) -> None:
+        want[f"{key}.norm.weight"] = want[f"{key}.norm.bias"] = (c,)
+    conv("input", (c, cin, 3, 3), bias)
+    for g in range(pr["res_num"]):
+        p = f"residual_layer.{g}"
+        for b in range(pr["block_num"]):
+            q = f"{p}.residual_layer.{b}.layer"
+            conv(f"{q}.0.fn.0", (c, c, 1, 1))
+            conv(f"{q}.0.fn.2", (c, 1, 3, 3))
+            want[f"{q}.0.fn.4.gate.1.weight"], want[f"{q}.0.fn.4.gate.3.weight"] = (se, c), (c, se)
+            conv(f"{q}.0.fn.5", (c, c, 1, 1))
+            for i in (2, 8):
+                norm(f"{q}.{i}")
+                want[f"{q}.{i}.fn.to_qkv.weight"], want[f"{q}.{i}.fn.to_out.0.weight"] = (3 * c, c), (c, c)
+                if pr["pe"]:
+                    want[f"{q}.{i}.fn.rel_pos_bias.weight"] = ((2 * w - 1) ** 2, HEADS)
+            for i in (4, 6, 10, 12):
+                norm(f"{q}.{i}")
+                conv(f"{q}.{i}.fn.project_in", (2 * c, c, 1, 1), False)
+                conv(f"{q}.{i}.fn.dwconv", (2 * c, 1, 3, 3), False)
+                conv(f"{q}.{i}.fn.project_out", (c, c, 1, 1), False)
+            for i in (5, 11):
+                norm(f"{q}.{i}")
+                want[f"{q}.{i}.fn.temperature"] = (HEADS, 1, 1)
+                conv(f"{q}.{i}.fn.qkv", (3 * c, c, 1, 1), False)
+                conv(f"{q}.{i}.fn.qkv_dwconv", (3 * c, 1, 3, 3), False)
+                conv(f"{q}.{i}.fn.project_out", (c, c, 1, 1), False)
+        conv(f"{p}.residual_layer.{pr['block_num']}", (c, c, 1, 1), bias)
+        for k, shape in (("conv1", (esa, c, 1, 1)), ("conv_f", (esa, esa, 1, 1)), ("conv2", (esa, esa, 3, 3)),
+                         ("conv3", (esa, esa, 3, 3)), ("conv4", (c, esa, 1, 1))):
+            conv(f"{p}.esa.{k}", shape)
+    conv("output", (c, c, 3, 3), bias)
+    conv("up.0", (up, c, 3, 3), bias)
+    return want
+
+
 def _shapes_ok(sd: Mapping[str, np.ndarray], pr: dict[str, Any], cin: int, up: int) -> bool:
     """Every group and block has the layers at the shapes the forward pass assumes (a file
     that is not what its keys suggest is refused here, not half-built)."""
-    c, w = pr["num_feat"], pr["window"]
-    se = int(c * 0.25)
-    esa = max(c // 4, 16)
-    want: dict[str, tuple[int, ...]] = {"input.weight": (c, cin, 3, 3), "output.weight": (c, c, 3, 3),
-                                        "up.0.weight": (up, c, 3, 3)}
-    gff = {"project_in.weight": (2 * c, c, 1, 1), "dwconv.weight": (2 * c, 1, 3, 3),
-           "project_out.weight": (c, c, 1, 1)}
-    ca = {"temperature": (HEADS, 1, 1), "qkv.weight": (3 * c, c, 1, 1), "qkv_dwconv.weight": (3 * c, 1, 3, 3),
-          "project_out.weight": (c, c, 1, 1)}
-    att = {"to_qkv.weight": (3 * c, c), "to_out.0.weight": (c, c)}
-    if pr["pe"]:
-        att["rel_pos_bias.weight"] = ((2 * w - 1) ** 2, HEADS)
-    for g in range(pr["res_num"]):
-        p = f"residual_layer.{g}"
-        want[f"{p}.residual_layer.{pr['block_num']}.weight"] = (c, c, 1, 1)
-        want.update({f"{p}.esa.conv1.weight": (esa, c, 1, 1), f"{p}.esa.conv_f.weight": (esa, esa, 1, 1),
-                     f"{p}.esa.conv2.weight": (esa, esa, 3, 3), f"{p}.esa.conv3.weight": (esa, esa, 3, 3),
-                     f"{p}.esa.conv4.weight": (c, esa, 1, 1)})
-        for b in range(pr["block_num"]):
-            q = f"{p}.residual_layer.{b}.layer"
-            want.update({f"{q}.0.fn.0.weight": (c, c, 1, 1), f"{q}.0.fn.2.weight": (c, 1, 3, 3),
-                         f"{q}.0.fn.4.gate.1.weight": (se, c), f"{q}.0.fn.4.gate.3.weight": (c, se),
-                         f"{q}.0.fn.5.weight": (c, c, 1, 1)})
-            for i in (2, 8):
-                want[f"{q}.{i}.norm.weight"] = (c,)
-                want.update({f"{q}.{i}.fn.{k}": v for k, v in att.items()})
-            for i in (4, 5, 6, 10, 11, 12):
-                want[f"{q}.{i}.norm.weight"] = (c,)
-                want.update({f"{q}.{i}.fn.{k}": v for k, v in (ca if i in (5, 11) else gff).items()})
-    return all(k in sd and tuple(sd[k].shape) == v for k, v in want.items())
+    return all(k in sd and tuple(sd[k].shape) == v for k, v in layout(pr, cin, up).items())
 
 
 def _conv(F: Any, sd: Mapping[str, np.ndarray], prefix: str, x: Any, **kw: Any) -> Any:
