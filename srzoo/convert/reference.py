@@ -207,9 +207,21 @@ class NumpyOps:
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
         cin, cout = x.shape[1] // groups, w.shape[0] // groups
-        outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
-                          optimize=True) for g in range(groups)]
-        y = np.concatenate(outs, 1)
+        if kh == kw == 1 and groups == 1:  # pointwise: one matrix product
+            t = xp[:, :, ::stride, ::stride]
+            y = (np.asarray(w[:, :, 0, 0], np.float64) @ t.reshape(t.shape[0], t.shape[1], -1)).reshape(
+                t.shape[0], -1, *t.shape[2:])
+        elif groups > 1 and cin == 1 and cout == 1:  # depthwise: one shifted multiply-add per tap
+            ho, wo = win.shape[2], win.shape[3]
+            y = np.zeros((x.shape[0], x.shape[1], ho, wo))
+            for i in range(kh):
+                for j in range(kw):
+                    tap = xp[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+                    y += tap * np.asarray(w[:, 0, i, j], np.float64).reshape(1, -1, 1, 1)
+        else:
+            outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
+                              optimize=True) for g in range(groups)]
+            y = np.concatenate(outs, 1)
         return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
 
     def relu(self, x: np.ndarray) -> np.ndarray:
