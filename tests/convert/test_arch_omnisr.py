@@ -158,3 +158,16 @@ def test_junk_profiler_keys_are_ignored_and_a_broken_block_is_refused(tmp_path):
     del sd["residual_layer.0.residual_layer.0.layer.8.fn.to_qkv.weight"]
     with pytest.raises(Exception, match="not a known architecture"):
         archs.detect(sd)
+
+
+def test_groups_of_unequal_depth_and_odd_tensors_are_refused():
+    """A second group with a block more than the first, or a position bias that is not a
+    table, is not an OmniSR (detection returns no architecture, nothing is half-built)."""
+    net = omnisr_class()(**VARIANTS["w16-pe-x4-2groups"])
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    assert archs.detect(sd).params["res_num"] == 2
+    extra = dict(sd, **{"residual_layer.1.residual_layer.5.weight": np.zeros((16, 16, 1, 1), np.float32)})
+    odd = dict(sd, **{"residual_layer.0.residual_layer.0.layer.2.fn.rel_pos_bias.weight": np.zeros(3, np.float32)})
+    for bad in (extra, odd):
+        with pytest.raises(Exception, match="not a known architecture"):
+            archs.detect(bad)

@@ -50,6 +50,7 @@ DEFAULT_WINDOW = 8  # without a relative position bias the window is not in the 
 _NEED = ("input.weight", "up.0.weight", "residual_layer.0.residual_layer.0.layer.0.fn.0.weight")
 _GROUP = re.compile(r"^residual_layer\.(\d+)\.")
 _BLOCK = re.compile(r"^residual_layer\.0\.residual_layer\.(\d+)\.")
+_ANY_BLOCK = re.compile(r"^residual_layer\.\d+\.residual_layer\.(\d+)\.")
 
 
 def _count(sd: Mapping[str, np.ndarray], pattern: re.Pattern) -> list[int]:
@@ -60,7 +61,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if not all(k in sd for k in _NEED):
         return None
     w_in = sd["input.weight"]
-    if len(w_in.shape) != 4 or tuple(w_in.shape[2:]) != (3, 3):
+    if len(w_in.shape) != 4 or tuple(w_in.shape[2:]) != (3, 3) or len(sd["up.0.weight"].shape) != 4:
         return None
     feat, cin = int(w_in.shape[0]), int(w_in.shape[1])
     up = int(sd["up.0.weight"].shape[0])
@@ -72,8 +73,12 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if not groups or groups != list(range(len(groups))) or blocks != list(range(len(blocks))) or len(blocks) < 2:
         return None
     n_blocks = len(blocks) - 1
+    if any(int(m.group(1)) > n_blocks for k in sd if (m := _ANY_BLOCK.match(k))):
+        return None  # a group with more blocks than the first: not a network spandrel builds either
     rpb = "residual_layer.0.residual_layer.0.layer.2.fn.rel_pos_bias.weight"
     if rpb in sd:
+        if len(sd[rpb].shape) != 2:
+            return None
         rows = int(sd[rpb].shape[0])
         side = math.isqrt(rows)
         if side * side != rows or side % 2 == 0:
