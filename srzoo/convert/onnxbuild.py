@@ -467,10 +467,9 @@ class Graph:
         return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)],
                                                   axis=0)])
 
-    def window_reverse(self, t: str, wh: int, ww: int, like: str, channels: int | None = None) -> str:
+    def window_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
         """:meth:`window_partition` undone, to ``like``'s shape (``like``: NCHW with the same C)."""
-        c = channels if channels is not None else -1
-        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, c)])
+        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
         t = self.transpose(t, [0, 5, 1, 3, 2, 4])                   # B C Hb wh Wb ww
         return self.node("Reshape", [t, self.node("Shape", [like])])
 
@@ -483,11 +482,10 @@ class Graph:
         return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)],
                                                   axis=0)])
 
-    def grid_reverse(self, t: str, wh: int, ww: int, like: str, channels: int | None = None) -> str:
+    def grid_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
         """:meth:`grid_partition` undone, to ``like``'s shape."""
-        c = channels if channels is not None else -1
         # [B, Hg, Wg, wh, ww, C]: Hg = H/wh windows down, as _blocks_shape computes
-        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, c)])
+        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
         t = self.transpose(t, [0, 5, 3, 1, 4, 2])                   # B C wh Hg ww Wg
         return self.node("Reshape", [t, self.node("Shape", [like])])
 

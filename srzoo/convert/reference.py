@@ -164,7 +164,7 @@ class TorchOps:
         t = x.reshape(b, c, h // wh, wh, w // ww, ww).permute(0, 2, 4, 3, 5, 1)
         return t.reshape(-1, wh * ww, c)
 
-    def window_reverse(self, t: Any, wh: int, ww: int, like: Any, channels: int | None = None) -> Any:
+    def window_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
         b, _, h, w = like.shape
         t = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 1, 3, 2, 4)
         return t.reshape(b, -1, h, w)
@@ -174,7 +174,7 @@ class TorchOps:
         t = x.reshape(b, c, wh, h // wh, ww, w // ww).permute(0, 3, 5, 2, 4, 1)
         return t.reshape(-1, wh * ww, c)
 
-    def grid_reverse(self, t: Any, wh: int, ww: int, like: Any, channels: int | None = None) -> Any:
+    def grid_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
         b, _, h, w = like.shape
         t = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 3, 1, 4, 2)
         return t.reshape(b, -1, h, w)
@@ -383,8 +383,7 @@ class NumpyOps:
         t = x.reshape(b, c, h // wh, wh, w // ww, ww).transpose(0, 2, 4, 3, 5, 1)
         return t.reshape(-1, wh * ww, c)
 
-    def window_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray,
-                       channels: int | None = None) -> np.ndarray:
+    def window_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray) -> np.ndarray:
         b, _, h, w = like.shape
         t = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 1, 3, 2, 4)
         return t.reshape(b, -1, h, w)
@@ -394,8 +393,7 @@ class NumpyOps:
         t = x.reshape(b, c, wh, h // wh, ww, w // ww).transpose(0, 3, 5, 2, 4, 1)
         return t.reshape(-1, wh * ww, c)
 
-    def grid_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray,
-                     channels: int | None = None) -> np.ndarray:
+    def grid_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray) -> np.ndarray:
         b, _, h, w = like.shape
         t = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 3, 1, 4, 2)
         return t.reshape(b, -1, h, w)

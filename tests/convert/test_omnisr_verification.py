@@ -46,10 +46,10 @@ class WrongOps:
             w.flat[0] += 0.05
         return self._ops.linear(t, w, b)
 
-    def grid_reverse(self, t: Any, wh: int, ww: int, like: Any, channels: Any = None) -> Any:
+    def grid_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
         if self._what == "grid":
-            return self._ops.window_reverse(t, wh, ww, like, channels)
-        return self._ops.grid_reverse(t, wh, ww, like, channels)
+            return self._ops.window_reverse(t, wh, ww, like)
+        return self._ops.grid_reverse(t, wh, ww, like)
 
 
 def test_omnisr_converts_against_numpy_and_records_it(omnisr_file):

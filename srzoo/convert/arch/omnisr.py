@@ -228,19 +228,19 @@ def _channel_attention(F: Any, sd: Mapping[str, np.ndarray], p: str, x: Any, c: 
         out = F.reshape(F.transpose(out, [0, 4, 1, 2, 3]), [-1, n, c])     # B*nW N C
     else:
         out = F.reshape(F.transpose(out, [0, 3, 1, 2]), [0, 0, c])
-    out = F.window_reverse(out, window, window, x, channels=c)
+    out = F.window_reverse(out, window, window, x)
     return F.add(_conv(F, sd, f"{p}.fn.project_out", out), x)
 
 
 def _osa_block(F: Any, sd: Mapping[str, np.ndarray], p: str, x: Any, c: int, window: int) -> Any:
     h = _mbconv(F, sd, f"{p}.0", x)
     t = _self_attention(F, sd, f"{p}.2", F.window_partition(h, window, window), c, window)
-    h = F.window_reverse(t, window, window, h, channels=c)
+    h = F.window_reverse(t, window, window, h)
     h = _gated_ff(F, sd, f"{p}.4", h)
     h = _channel_attention(F, sd, f"{p}.5", h, c, window, grid=False)
     h = _gated_ff(F, sd, f"{p}.6", h)
     t = _self_attention(F, sd, f"{p}.8", F.grid_partition(h, window, window), c, window)
-    h = F.grid_reverse(t, window, window, h, channels=c)
+    h = F.grid_reverse(t, window, window, h)
     h = _gated_ff(F, sd, f"{p}.10", h)
     h = _channel_attention(F, sd, f"{p}.11", h, c, window, grid=True)
     return _gated_ff(F, sd, f"{p}.12", h)
