@@ -16,6 +16,7 @@ when all fail, :class:`DownloadError` lists every source and why.
 * A 200 answer whose announced size differs from the manifest's (a captive
   portal's or rate limiter's HTML page) is refused before its body is read;
   a server that sends more than the manifest's size is cut off.
+* A local mirror folder is searched recursively by file name (:mod:`srzoo.hub.mirror`).
 * Redirects: at most ``SRZOO_MAX_REDIRECTS``, only to http(s), and with
   ``SRZOO_MIRROR_ONLY`` only to the same host.
 * No source can hang: each gets ``SRZOO_TIMEOUT + remaining bytes /
@@ -52,7 +53,7 @@ from srzoo.errors import (
     SrzooError,
 )
 from srzoo.fsutil import redact
-from srzoo.hub import cache
+from srzoo.hub import cache, mirror
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.partial import DiskError, Partial
 from srzoo.hub.transfer import (
@@ -82,9 +83,10 @@ def sources(artifact: Artifact) -> list[str]:
     for m in mirrors():
         if is_url(m):
             out.append(m.rstrip("/") + "/" + artifact.file)
-        else:
+        else:  # a folder: searched recursively by file name (hub.mirror, bounded)
             base = Path(m[7:] if m.startswith("file://") else m).expanduser()
-            out.append(str(base / artifact.file))
+            found = mirror.find(base, artifact.file) or [base / artifact.file]
+            out.extend(str(p) for p in found)
     if not config.flag("SRZOO_MIRROR_ONLY"):
         out.extend(artifact.urls)
     else:  # a manifest's local file ('path' key) is not a download: always allowed
