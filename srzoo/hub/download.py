@@ -240,8 +240,9 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
 
 
 # --------------------------------------------------------------------------- the error line
-#: how long one cause, one source (one of many / the only one), one other cause may be in the line
-_CAUSE_MAX, _SOURCE_MAX, _ONLY_SOURCE_MAX, _OTHER_MAX = 110, 48, 120, 30
+#: how long the cause and its source may be in the line (one of many sources / the only one),
+#: and each other cause
+_CAUSE_MAX, _ONLY_CAUSE_MAX, _SOURCE_MAX, _ONLY_SOURCE_MAX, _OTHER_MAX = 110, 200, 48, 120, 30
 _LONG_HEX = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b")
 
 
@@ -291,9 +292,10 @@ def failure_line(what: str, file: str, failures: list[tuple[str, str]]) -> str:
         return f"could not fetch {what} ({file}): no source answered"
     best = max(range(len(failures)), key=lambda i: (_weight(failures[i][1]), -i))
     src, cause = failures[best]
-    limit = _ONLY_SOURCE_MAX if len(failures) == 1 else _SOURCE_MAX
-    line = (f"could not fetch {what} ({file}): {_short_cause(cause, file, _CAUSE_MAX)} "
-            f"(from {_short_source(src, limit)})")
+    only = len(failures) == 1
+    line = (f"could not fetch {what} ({file}): "
+            f"{_short_cause(cause, file, _ONLY_CAUSE_MAX if only else _CAUSE_MAX)} "
+            f"(from {_short_source(src, _ONLY_SOURCE_MAX if only else _SOURCE_MAX)})")
     others = [c for i, (_, c) in enumerate(failures) if i != best]
     if others:
         kinds: dict[str, int] = {}
