@@ -78,7 +78,11 @@ def mirrors() -> list[str]:
 
 
 def sources(artifact: Artifact) -> list[str]:
-    """Every place the file may come from, in the order they are tried."""
+    """Every place the file may come from, in the order they are tried. A model
+    file given by path (``models/local/``, :mod:`srzoo.convert.localmodel`) comes
+    from that path only."""
+    if artifact.subdir.startswith("models/local/"):
+        return [u for u in artifact.urls if not is_url(u)]
     out = []
     for m in mirrors():
         if is_url(m):
