@@ -192,3 +192,21 @@ def test_names_are_not_paths():
         assert not localmodel.looks_like_path(name)
     for p in ("./m.onnx", "m.pth", "dir/m", Path("espcn"), "4x.safetensors", "x.param"):
         assert localmodel.looks_like_path(p)
+
+
+def test_safetensors_by_path(env, tmp_path):
+    """The same weights as .safetensors (written here from the real .pth): detected from its
+    header, same pixels as the .pth."""
+    torch = pytest.importorskip("torch")
+    from srzoo.convert import safetensors as st
+
+    src = model(env, ANIME)
+    sd = torch.load(src, map_location="cpu", weights_only=True)
+    sd = sd.get("params", sd.get("params_ema", sd))
+    f = tmp_path / "s" / "4x-anime.safetensors"
+    f.parent.mkdir()
+    st.save(f, {k: v.numpy() for k, v in sd.items()})
+    entry = localmodel.entry_for_path(f)
+    assert (entry.format, entry.scale, entry.name) == ("safetensors", 4, "4x-anime")
+    img = image(env)
+    assert np.array_equal(srzoo.upscale(img, f, 4), srzoo.upscale(img, src, 4))
