@@ -21,6 +21,7 @@ EXAMPLE = """examples:
   srzoo upscale "shots/*.jpg" -m fsrcnn --width 1920 --quality 90   fit 1920 wide
   srzoo upscale in.png --width 800 --height 600    largest size inside 800x600 (--stretch: exact)
   SRZOO_MEMORY=800M srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4   tiles that fit 800 MB
+  srzoo upscale photo.jpg -m ~/Downloads/4x-model.pth   a model file: converted once, x4 as it says
 
 Outputs keep the input's format, ICC colour profile, EXIF (camera, date; the
 EXIF orientation is applied to the pixels and reset to 1) and XMP. Pick a model
@@ -68,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from srzoo.jobs.video import split_videos
 
 
+    _model_path(args)
     if args.chunk is not None:
         return _run_big(args)
     t0 = time.perf_counter()
@@ -90,9 +92,22 @@ def _run(args: argparse.Namespace) -> int:
         where = (str(written[0].output) if done == 1
                  else str(args.output) if args.output else "beside the inputs")
         print(f"upscaled {_count(written, {str(v) for v in videos})} {_scales(written, args.scale)} "
-              f"with {args.model} "
+              f"with {args.model_name} "
               f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
+
+
+def _model_path(args: argparse.Namespace) -> None:
+    """``-m PATH``: the model file's entry (its scale when -s is not given); ``-s``
+    defaults to 2 for a model name. Sets ``args.model_name`` for the messages."""
+    from srzoo.jobs.upscaling import model_for
+
+    sized = args.width is not None or args.height is not None
+    args.model = model_for(args.model, None if sized else args.scale)
+    is_entry = not isinstance(args.model, str)
+    if args.scale is None:
+        args.scale = args.model.scale if is_entry and args.model.scale else 2
+    args.model_name = args.model.name if is_entry else args.model
 
 
 def _count(written: list[FileResult], videos: set[str]) -> str:
@@ -225,9 +240,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-m", "--model", default="default",
                    help="model name (see `srzoo list`; default: 'default', srzoo's built-in "
-                        "model, which ships in the package and needs no download)")
-    p.add_argument("-s", "--scale", type=float, default=2,
-                   help="upscaling factor, any number >= 1 (default 2): a factor the model lacks "
+                        "model, which ships in the package and needs no download), or the path of "
+                        "a model file (.onnx, .pth, .safetensors, ncnn .param with its .bin): "
+                        "converted and checked once, cached by its hash")
+    p.add_argument("-s", "--scale", type=float, default=None,
+                   help="upscaling factor, any number >= 1 (default 2, or the model file's own "
+                        "scale for -m PATH): a factor the model lacks "
                         "runs the next larger model scale, then shrinks with cv2.INTER_AREA")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output folder (created), or output file for a single input")

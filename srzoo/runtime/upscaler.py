@@ -12,6 +12,7 @@ layers (:mod:`srzoo.jobs`) wrap it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from srzoo.convert.localmodel import entry_for_path, looks_like_path
 from srzoo.errors import ArgumentError, PrecisionError, SrzooError, UnknownModel
 from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
@@ -71,6 +73,17 @@ def check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
+def _resolve(model: Any, scale: Any) -> tuple[ModelEntry, int]:
+    """The entry and scale of (``model``, ``scale``): a model file given by path
+    (:mod:`srzoo.convert.localmodel`) at ``scale``, or at its own scale when
+    ``scale`` is None; a name or entry at ``scale`` (None: 2)."""
+    if looks_like_path(model):
+        entry = entry_for_path(model, None if scale is None else check_scale(scale))
+        return entry, int(entry.scale or 1)
+    scale = check_scale(2 if scale is None else scale)
+    return _entry(model, scale), scale
+
+
 def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
     if not isinstance(model, (str, ModelEntry)):
         raise ArgumentError(f"model must be a model name such as 'espcn' (see srzoo.list_models()) "
@@ -95,9 +108,12 @@ class Upscaler:
     """A model loaded once, for upscaling many images.
 
     ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
-    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
-    or a :class:`~srzoo.hub.manifest.ModelEntry`; ``scale`` must be one the model
-    has (the error lists them). ``backend``: ``auto`` (default: measured once
+    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...),
+    a :class:`~srzoo.hub.manifest.ModelEntry`, or the path of a model file
+    (``.onnx``, ``.pth``, ``.safetensors``, ncnn ``.param``; converted and
+    verified once, cached by its sha256: :mod:`srzoo.convert.localmodel`);
+    ``scale`` must be one the model has (the error lists them; ``None``: 2 for
+    a name, the file's own scale for a path). ``backend``: ``auto`` (default: measured once
     per model and input-size class, see :mod:`srzoo.runtime.autotune`;
     ``SRZOO_BACKEND`` replaces it), a plain target (``cpu``, ``cuda``...: the
     preferred engine offering it) or ``ENGINE:TARGET`` (``onnxruntime:cuda``,
@@ -122,12 +138,12 @@ class Upscaler:
     else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
     """
 
-    def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
+    def __init__(self, model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = None, *,
+                 backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
                  quiet: bool | None = None, threads: int | None = None,
                  precision: str | None = None, memory: int | str | None = None) -> None:
-        scale = check_scale(scale)
-        self.entry = _entry(model, scale)
+        self.entry, scale = _resolve(model, scale)
         self.scale = scale
         self.tile = tile
         self.overlap = overlap
@@ -384,15 +400,14 @@ class Upscaler:
         return self._run(image, self.scales, tile, overlap, memory)
 
 
-def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
+def get_upscaler(model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = 2, *,
                  backend: str = "auto", threads: int | None = None,
                  precision: str | None = None) -> Upscaler:
     """A cached :class:`Upscaler` for (model, scale, backend, threads, precision), loading it on first use.
 
     Threads asking for the same key at once wait for one load (a lock per key);
     different models load in parallel."""
-    scale = check_scale(scale)
-    entry = _entry(model, scale)
+    entry, scale = _resolve(model, scale)
     key = (entry, check_backend(backend).strip().lower(), backends.env_backend(),
            check_threads(threads), precisions.requested(precision))
     with _cache_lock:

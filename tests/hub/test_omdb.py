@@ -266,7 +266,7 @@ def test_changed_upstream_file_with_same_record_is_caught(omdb, srzoo_env, mirro
     """The host serves different bytes than the record's sha256: refused, never used."""
     mirror.fault("*/realesr-animevideov3.pth", corrupt_at=1000, times=None)
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-anime", "-q")
-    assert code == 1 and "sha256 mismatch for realesr-animevideov3.pth" in err
+    assert code == 1 and "(realesr-animevideov3.pth): sha256 mismatch: expected " in err
     assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
 
 
