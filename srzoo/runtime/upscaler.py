@@ -230,14 +230,18 @@ class Upscaler:
                 self._runners.pop(name, None)
                 self._pipelines.pop(name, None)
 
-    def _choose(self, cls: str) -> "backends.ResolvedBackend":
-        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
+    def _choose(self, cls: str, size: tuple[int, int] | None = None,
+                memory: int | str | None = None) -> "backends.ResolvedBackend":
+        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once,
+        at ``size``: the network input that runs, counting its memory)."""
         choice = self._choices.get(cls)
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
+            budget = pipeline.memory_budget(self.memory if memory is None else memory)
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
-                                             self._auto_engine, cands, self.refused)
+                                             self._auto_engine, cands, self.refused, size,
+                                             self._bytes_per_pixel, budget)
             for name in list(self._runners):  # drop the losers of the trial
                 if name != str(choice.backend) and name in loaded and \
                         name not in {str(c.backend) for c in self._choices.values()}:
@@ -291,23 +295,29 @@ class Upscaler:
         return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r}{extra})"
 
     # ---- running ---------------------------------------------------------------
-    def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
+    def _pipeline_for(self, h: int, w: int, tile: int | None, overlap: int | None = None,
+                      memory: int | str | None = None) -> ModelPipeline:
+        """The pipeline of the backend ``auto`` chooses for what really runs: the
+        network input is the whole h×w image, or a tile with its overlap on both
+        sides (the class, and the size the trial is extrapolated to)."""
         if not self._auto:
             return self.pipeline
         if tile is None and h * w > pipeline._env_int("SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS):
             tile = pipeline.AUTO_TILE
-        if tile:
-            h, w = min(h, int(tile)), min(w, int(tile))
+        if tile and (h > tile or w > tile):
+            ov = pipeline.default_overlap(self.entry) if overlap is None else int(overlap)
+            h, w = min(h, int(tile) + 2 * ov), min(w, int(tile) + 2 * ov)
         cls = autotune.size_class(h, w)
         with self._lock:
-            self._resolved = self._choose(cls)
+            self._resolved = self._choose(cls, (h, w), memory)
             return self._pipelines[str(self._resolved)]
 
-    def _bytes_per_pixel(self) -> float | None:
-        """Memory per network-input pixel of the backend in use (measured once)."""
-        key = str(self._resolved)
+    def _bytes_per_pixel(self, backend: "backends.ResolvedBackend | None" = None) -> float | None:
+        """Memory per network-input pixel of ``backend`` (default: the one in use;
+        measured once)."""
+        key = str(backend or self._resolved)
         if key not in self._bpp:
-            resolved = self._resolved
+            resolved = backend or self._resolved
 
             def fresh() -> Any:
                 eng = get_engine(resolved.engine)
@@ -345,14 +355,18 @@ class Upscaler:
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
         tile = self.tile if tile is None else tile
         ov = self.overlap if overlap is None else overlap
-        pipe = self._pipeline_for(h, w, tile)
+        pipe = self._pipeline_for(h, w, tile, ov, memory)
         if tile is None:  # automatic: tiles that keep the run under the memory budget
-            budget_tile = self._memory_tile(h, w, memory, ov)
             auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
                 "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
-            if budget_tile is not None and (auto is None or budget_tile < auto):
-                tile = budget_tile
-                pipe = self._pipeline_for(h, w, tile)
+            chosen = None
+            for _ in range(2):  # the tiles' size class may choose another backend: size again
+                budget_tile = self._memory_tile(h, w, memory, ov)
+                if budget_tile is None or (auto is not None and budget_tile >= auto) or \
+                        budget_tile == chosen:
+                    break
+                tile = chosen = budget_tile
+                pipe = self._pipeline_for(h, w, tile, ov, memory)
         with cv2_threads(self.threads):
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
             passes = 1 if plane is None else 2
