@@ -238,6 +238,12 @@ def measure(runner: Any, x: np.ndarray, budget: float = TRIAL_BUDGET,
     return statistics.median(times)
 
 
+def counts_memory(size: tuple[int, int] | None, budget: int | None) -> bool:
+    """Whether a run at ``size`` could exceed ``budget`` bytes (at
+    :data:`MAX_BYTES_PER_PIXEL`): then ``auto`` measures and counts memory."""
+    return bool(size and budget and int(size[0]) * int(size[1]) * MAX_BYTES_PER_PIXEL > budget)
+
+
 def choose(entry: "ModelEntry", cls: str, threads: int | None,
            load: Callable[["ResolvedBackend"], Any], channels: int,
            engine: str | None = None, cands: list["ResolvedBackend"] | None = None,
@@ -254,7 +260,8 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     candidates left out and why (kept with the record).
 
     ``size``: the network input that will run, (h, w) -- the image, or a tile
-    with its overlap (default: the class's own size, :data:`SIZE_CLASSES`).
+    with its overlap (default: the class's own size, :data:`SIZE_CLASSES`,
+    for a choice made before any image is seen: memory is not counted then).
     Every candidate is timed at the first run's trial size and at twice its
     pixels; the time at ``size`` is extrapolated from the two (a + b x pixels,
     per candidate), or measured there directly when ``size`` is no larger than
@@ -262,6 +269,9 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     (:func:`memory_per_pixel`); asked only when a ``size`` run could exceed
     ``budget`` bytes at :data:`MAX_BYTES_PER_PIXEL`: a candidate whose run
     at ``size`` would need more than ``budget`` ranks after every one that fits.
+    A choice that counted memory is remembered apart from one that did not
+    (the class key gets ``/memory``); the memory is kept with it and ranked
+    again under the budget of the moment when it is reused.
     """
     requested = f"{engine}:auto" if engine else "auto"
     if entry.format == "interpolation":
@@ -269,25 +279,30 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     cands = backends.candidates(entry, engine) if cands is None else list(cands)
     if not _env_autotune() or len(cands) <= 1:
         return _first_that_loads(entry, engine, requested, cls, cands, load)
-    key = key_for(entry, cls, threads, cands)
+    target = tuple(size) if size else SIZE_CLASSES[cls][1:]
+    px = int(target[0]) * int(target[1])
+    counted = memory is not None and counts_memory(target, budget)
+    key = key_for(entry, cls + ("/memory" if counted else ""), threads, cands)
     rec = _read().get(key)
     byname = {str(c): c for c in cands}
     if isinstance(rec, dict) and rec.get("backend") in byname:
-        c = byname[rec["backend"]]
+        times_ms = {str(k): float(v) for k, v in dict(rec.get("times_ms", {})).items()
+                    if isinstance(v, (int, float)) and str(k) in byname}
+        mem = {str(k): int(v) for k, v in dict(rec.get("memory") or {}).items()
+               if isinstance(v, (int, float))}
+        best = rec["backend"]
+        over: list[str] = []
+        if counted and mem and times_ms:  # the budget may differ from the trial's: rank again
+            over = sorted(k for k, v in mem.items() if budget and v > budget)
+            best = min(times_ms, key=lambda k: (k in over, times_ms[k]))
+        c = byname[best]
         ch = Choice(dataclasses.replace(c, requested=requested, reason=""), "cached", cls,
-                    dict(rec.get("times_ms", {})), dict(rec.get("errors", {})), rec.get("trial", ""))
-        if isinstance(rec.get("memory"), dict):
-            ch.memory = {str(k): int(v) for k, v in rec["memory"].items()
-                         if isinstance(v, (int, float))}
-        if isinstance(rec.get("over_budget"), list):
-            ch.over_budget = [str(k) for k in rec["over_budget"]]
+                    times_ms, dict(rec.get("errors", {})), str(rec.get("trial", "")), mem, over)
         return _with_reason(ch), {}
     times: dict[str, float] = {}
     errors: dict[str, str] = dict(refused or {})
     loaded: dict[str, Any] = {}
     mem: dict[str, float] = {}
-    target = tuple(size) if size else SIZE_CLASSES[cls][1:]
-    px = int(target[0]) * int(target[1])
     hw: tuple[int, int] | None = None
     hw2: tuple[int, int] | None = None
     for c in cands:
@@ -305,7 +320,8 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
                 b = max(t2 - t1, 0.0) / float(hw2[0] * hw2[1] - hw[0] * hw[1])
                 a = max(t1 - b * hw[0] * hw[1], 0.0)
                 times[str(c)] = 1000.0 * (a + b * px)
-            if memory is not None and budget and px * MAX_BYTES_PER_PIXEL > budget:
+            if counted:
+                assert memory is not None
                 bpp = memory(c)
                 if bpp is not None:
                     mem[str(c)] = bpp * px
@@ -457,5 +473,5 @@ def remember(key: str, value: dict[str, Any]) -> None:
     _write(key, value)
 
 
-__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure",
+__all__ = ["Choice", "SIZE_CLASSES", "choose", "counts_memory", "forget", "machine_identity", "measure",
            "memory_per_pixel", "recall", "remember", "size_class"]

@@ -234,22 +234,29 @@ class Upscaler:
                 memory: int | str | None = None) -> "backends.ResolvedBackend":
         """The backend ``auto`` runs inputs of size class ``cls`` on (measured once,
         at ``size``: the network input that runs, counting its memory)."""
-        choice = self._choices.get(cls)
+        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        counted = size is not None and autotune.counts_memory(size, budget) \
+            and not self.pipeline_direct()
+        slot = cls + ("/memory" if counted else "")
+        choice = self._choices.get(slot)
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
-            budget = pipeline.memory_budget(self.memory if memory is None else memory)
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
                                              self._auto_engine, cands, self.refused, size,
-                                             self._bytes_per_pixel, budget)
+                                             self._bytes_per_pixel if counted else None, budget)
             for name in list(self._runners):  # drop the losers of the trial
                 if name != str(choice.backend) and name in loaded and \
                         name not in {str(c.backend) for c in self._choices.values()}:
                     self._runners.pop(name, None)
                     self._pipelines.pop(name, None)
-            self._choices[cls] = choice
+            self._choices[slot] = choice
             self._load(choice.backend)
         return choice.backend
+
+    def pipeline_direct(self) -> bool:
+        """Whether the model runs whole images itself (no tiles, no memory budget)."""
+        return any(p.direct for p in self._pipelines.values())
 
     # ---- what was chosen -------------------------------------------------------
     @property

@@ -47,16 +47,19 @@ def test_choice_is_keyed_by_the_size_that_runs_tiles_included(models_env, shared
     assert sorted(r["class"] for r in _records(models_env)) == ["medium", "small"]
 
 
-def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, monkeypatch):
+def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, monkeypatch):
     monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
     autotune.forget()
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:256, :384]
     # a model "too slow" for a full-size trial (a run budget of ~0): timed at 32x32 and
-    # 64x32, extrapolated to the class size; a 1 MB budget that a 256x384 run exceeds on
-    # every engine: each engine's memory per pixel is measured and counted
+    # 64x32, extrapolated to the size that runs; a 1 MB budget that a 384x256 run exceeds
+    # on every engine: each engine's memory per pixel is measured and counted
     monkeypatch.setattr(autotune, "RUN_BUDGET", 1e-9)
     up = srzoo.Upscaler("espcn", 2, memory="1M")
-    ch = up._choices["medium"]
-    assert ch.trial == "32x32 and 64x32, extrapolated to 384x256"
+    assert not up._choices["medium"].memory  # the constructor's guess: no image, no memory
+    up(img, tile=0)
+    ch = up._choices["medium/memory"]
+    assert ch.how == "measured" and ch.trial == "32x32 and 64x32, extrapolated to 384x256"
     assert set(ch.memory) == set(ch.times_ms) == {"onnxruntime:cpu", "openvino:cpu", "opencv:cpu"}
     # bytes per pixel (measured) x 256*384: every engine needs more than 1 MB
     assert all(v > 2**20 for v in ch.memory.values()) and sorted(ch.over_budget) == sorted(ch.memory)
@@ -65,12 +68,15 @@ def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, monkeypatch)
     bpp = {v["backend"]: v["bytes_per_pixel"] for k, v in store.items() if k.startswith("memory-")
            and v["model"] == "espcn"}
     assert {k: int(bpp[k] * 256 * 384) for k in ch.memory} == ch.memory
-    # with a budget that one engine fits and others not, the one that fits wins
-    # whatever the times say
+    # with a budget that one engine fits and the others not, the one that fits wins
+    # whatever the times say: measured now, and reused from the store (ranked again)
     mid = sorted(ch.memory.values())[0] + 1
-    autotune.forget()
-    up2 = srzoo.Upscaler("espcn", 2, memory=mid)
-    ch2 = up2._choices["medium"]
-    fits = [k for k, v in ch2.memory.items() if v <= mid]
-    assert fits and ch2.over_budget and up2.backend in fits
-    assert up2.backend == min(fits, key=ch2.times_ms.get)
+    for how in ("measured", "cached"):
+        if how == "measured":
+            autotune.forget()
+        up2 = srzoo.Upscaler("espcn", 2, memory=mid)
+        up2(img, tile=0)
+        ch2 = up2._choices["medium/memory"]
+        fits = [k for k, v in ch2.memory.items() if v <= mid]
+        assert ch2.how == how and fits and ch2.over_budget and up2.backend in fits
+        assert up2.backend == min(fits, key=ch2.times_ms.get)
