@@ -55,6 +55,7 @@ def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, 
     # 64x32, extrapolated to the size that runs; a 1 MB budget that a 384x256 run exceeds
     # on every engine: each engine's memory per pixel is measured and counted
     monkeypatch.setattr(autotune, "RUN_BUDGET", 1e-9)
+    monkeypatch.setattr(autotune, "_memory", {})  # measured here, not remembered by an earlier test
     up = srzoo.Upscaler("espcn", 2, memory="1M")
     assert not up._choices["medium"].memory  # the constructor's guess: no image, no memory
     up(img, tile=0)
