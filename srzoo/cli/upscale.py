@@ -20,7 +20,7 @@ EXAMPLE = """examples:
   srzoo upscale photos/ -m espcn -s 3 -o big/ --format png   a folder, written as PNG
   srzoo upscale "shots/*.jpg" -m fsrcnn --width 1920 --quality 90   fit 1920 wide
   srzoo upscale in.png --width 800 --height 600    largest size inside 800x600 (--stretch: exact)
-  SRZOO_MEMORY=800M srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4   tiles that fit 800 MB
+  srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4 --memory 800M   tiles that fit 800 MB
   srzoo upscale photo.jpg -m ~/Downloads/4x-model.pth   a model file: converted once, x4 as it says
 
 Outputs keep the input's format, ICC colour profile, EXIF (camera, date; the
@@ -34,13 +34,23 @@ def _size(hw: tuple[int, int] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` for the duration
-    (so batch workers, processes or Dask, inherit it), restored afterwards."""
-    if not args.precision:
-        return _run(args)
+    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` and ``--memory`` in
+    ``SRZOO_MEMORY`` for the duration (so batch workers, processes or Dask,
+    inherit them), restored afterwards."""
+    from contextlib import ExitStack
+
     from srzoo import config
 
-    with config.scoped("SRZOO_PRECISION", args.precision):
+    with ExitStack() as scopes:
+        if args.precision:
+            scopes.enter_context(config.scoped("SRZOO_PRECISION", args.precision))
+        if args.memory is not None:
+            try:
+                config.setting("SRZOO_MEMORY").parse(args.memory)
+            except SrzooError:
+                raise SrzooError(f"--memory {args.memory!r} is not a size: use bytes or a size "
+                                 "such as 2G or 500M (0: no limit)") from None
+            scopes.enter_context(config.scoped("SRZOO_MEMORY", args.memory))
         return _run(args)
 
 
@@ -258,6 +268,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fastest within budget")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory one network run may use, e.g. 2G or 500M: larger inputs are cut "
+                        "into tiles that fit (default $SRZOO_MEMORY, else a quarter of the "
+                        "available memory, at most 1G; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")
     p.add_argument("--format", "-f", default=None, choices=("png", "jpg", "webp", "tif", "bmp"),
                    help="output format (default: the input's: JPEG in, JPEG out)")

@@ -124,7 +124,7 @@ class Upscaler:
     same on every engine (None: each engine's default). ``tile``: tile side in
     input pixels (``None``: automatic for large images, ``0``: never);
     ``overlap``: context pixels around each tile (``None``: the manifest's
-    ``receptive_field``, at most 24; 24 when the manifest gives none).
+    ``receptive_field``, at most 80; 24 when the manifest gives none).
     ``precision``: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto`` (``None``:
     ``SRZOO_PRECISION``, default fp32, identical results on every engine); a
     reduced precision is measured against fp32 on a probe first and refused
@@ -246,22 +246,33 @@ class Upscaler:
                 self._runners.pop(name, None)
                 self._pipelines.pop(name, None)
 
-    def _choose(self, cls: str) -> "backends.ResolvedBackend":
-        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
-        choice = self._choices.get(cls)
+    def _choose(self, cls: str, size: tuple[int, int] | None = None,
+                memory: int | str | None = None) -> "backends.ResolvedBackend":
+        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once,
+        at ``size``: the network input that runs, counting its memory)."""
+        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        counted = size is not None and autotune.counts_memory(size, budget) \
+            and not self.pipeline_direct()
+        slot = cls + ("/memory" if counted else "")
+        choice = self._choices.get(slot)
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
-                                             self._auto_engine, cands, self.refused)
+                                             self._auto_engine, cands, self.refused, size,
+                                             self._bytes_per_pixel if counted else None, budget)
             for name in list(self._runners):  # drop the losers of the trial
                 if name != str(choice.backend) and name in loaded and \
                         name not in {str(c.backend) for c in self._choices.values()}:
                     self._runners.pop(name, None)
                     self._pipelines.pop(name, None)
-            self._choices[cls] = choice
+            self._choices[slot] = choice
             self._load(choice.backend)
         return choice.backend
+
+    def pipeline_direct(self) -> bool:
+        """Whether the model runs whole images itself (no tiles, no memory budget)."""
+        return any(p.direct for p in self._pipelines.values())
 
     # ---- what was chosen -------------------------------------------------------
     @property
@@ -307,23 +318,29 @@ class Upscaler:
         return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r}{extra})"
 
     # ---- running ---------------------------------------------------------------
-    def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
+    def _pipeline_for(self, h: int, w: int, tile: int | None, overlap: int | None = None,
+                      memory: int | str | None = None) -> ModelPipeline:
+        """The pipeline of the backend ``auto`` chooses for what really runs: the
+        network input is the whole h×w image, or a tile with its overlap on both
+        sides (the class, and the size the trial is extrapolated to)."""
         if not self._auto:
             return self.pipeline
         if tile is None and h * w > pipeline._env_int("SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS):
             tile = pipeline.AUTO_TILE
-        if tile:
-            h, w = min(h, int(tile)), min(w, int(tile))
+        if tile and (h > tile or w > tile):
+            ov = pipeline.default_overlap(self.entry) if overlap is None else int(overlap)
+            h, w = min(h, int(tile) + 2 * ov), min(w, int(tile) + 2 * ov)
         cls = autotune.size_class(h, w)
         with self._lock:
-            self._resolved = self._choose(cls)
+            self._resolved = self._choose(cls, (h, w), memory)
             return self._pipelines[str(self._resolved)]
 
-    def _bytes_per_pixel(self) -> float | None:
-        """Memory per network-input pixel of the backend in use (measured once)."""
-        key = str(self._resolved)
+    def _bytes_per_pixel(self, backend: "backends.ResolvedBackend | None" = None) -> float | None:
+        """Memory per network-input pixel of ``backend`` (default: the one in use;
+        measured once)."""
+        key = str(backend or self._resolved)
         if key not in self._bpp:
-            resolved = self._resolved
+            resolved = backend or self._resolved
 
             def fresh() -> Any:
                 eng = get_engine(resolved.engine)
@@ -361,14 +378,18 @@ class Upscaler:
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
         tile = self.tile if tile is None else tile
         ov = self.overlap if overlap is None else overlap
-        pipe = self._pipeline_for(h, w, tile)
+        pipe = self._pipeline_for(h, w, tile, ov, memory)
         if tile is None:  # automatic: tiles that keep the run under the memory budget
-            budget_tile = self._memory_tile(h, w, memory, ov)
             auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
                 "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
-            if budget_tile is not None and (auto is None or budget_tile < auto):
-                tile = budget_tile
-                pipe = self._pipeline_for(h, w, tile)
+            chosen = None
+            for _ in range(2):  # the tiles' size class may choose another backend: size again
+                budget_tile = self._memory_tile(h, w, memory, ov)
+                if budget_tile is None or (auto is not None and budget_tile >= auto) or \
+                        budget_tile == chosen:
+                    break
+                tile = chosen = budget_tile
+                pipe = self._pipeline_for(h, w, tile, ov, memory)
         with cv2_threads(self.threads):
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
             passes = 1 if plane is None else 2
