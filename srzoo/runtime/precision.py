@@ -343,13 +343,13 @@ def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
             if effective(b) != "fp32":
                 try:
                     q = checked(entry, b, load, threads, release if want != "auto" else None)
-                except (BackendUnavailable, ModelLoadError) as e:  # the engine failed, not the file
-                    refused[str(b)] = f"could not be measured: {str(e).splitlines()[0]}"
-                    continue
                 except PrecisionError as e:  # int8 without its calibration images or tool
                     if want != "auto":
                         raise
                     refused[str(b)] = f"could not be made: {str(e).splitlines()[0]}"
+                    continue
+                except (BackendUnavailable, ModelLoadError) as e:  # the engine failed, not the file
+                    refused[str(b)] = f"could not be measured: {str(e).splitlines()[0]}"
                     continue
                 measured[str(b)] = q
                 if not q.ok:
