@@ -156,3 +156,28 @@ def test_int8_psnr_model_over_budget_is_refused_with_the_number(srzoo_env):
     (q,) = kept
     assert q["kind"] == "psnr" and q["psnr_drop"] > 0.05
     assert f"PSNR drop {q['psnr_drop']:.3f} dB > 0.05 dB" in str(ei.value)
+
+
+def test_cli_upscale_precision_int8(srzoo_env, shared_dir, tmp_path, capsys, monkeypatch):
+    from srzoo.cli import main
+
+    src = tmp_path / "bird.png"
+    cv2.imwrite(str(src), cv2.imread(str(shared_dir / "datasets" / "Set14" / "monarch.png"))[:40, :48])
+    outs = {}
+    for p in ("fp32", "int8"):
+        dst = tmp_path / f"{p}.png"
+        assert main(["upscale", str(src), "-m", "default", "-s", "4", "--backend", "onnxruntime:cpu",
+                     "--precision", p, "-o", str(dst), "-q"]) == 0
+        outs[p] = cv2.imread(str(dst))
+    assert outs["fp32"].shape == outs["int8"].shape == (160, 192, 3)
+    assert 0 < np.abs(outs["fp32"].astype(int) - outs["int8"].astype(int)).max() <= 32
+    # without the calibration images: one line, non-zero exit, no output file
+    monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SRZOO_MIRROR", "")
+    capsys.readouterr()
+    dst = tmp_path / "none.png"
+    assert main(["upscale", str(src), "-m", "default", "-s", "2", "--backend", "onnxruntime:cpu",
+                 "--precision", "int8", "-o", str(dst), "-q"]) != 0  # x2: not loaded in this process yet
+    err = capsys.readouterr().err.strip()
+    assert "int8 needs the T91 calibration images" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and not dst.exists()
