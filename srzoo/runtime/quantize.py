@@ -255,19 +255,37 @@ def quantized(entry: "ModelEntry", path: Path, fp32_runner: Callable[[], Any],
                   "sha256": _sha256(tmp / "model.onnx"),
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         fsutil.atomic_write(tmp / "record.json", json.dumps(record, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
     except PrecisionError:
         raise
+    except OSError as e:
+        raise cache.os_error(e, tmp, "writing the int8 model") from None
     except Exception as e:  # onnxruntime's own exceptions: a model it cannot quantize
         text = str(e).strip().splitlines()
         raise PrecisionError(f"{entry.name} x{entry.scale}: onnxruntime cannot quantize it to int8 "
                              f"({text[-1] if text else type(e).__name__}); use precision='fp32' "
                              "or 'bf16'") from None
+    else:
+        _install(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     made += 1
     return out
+
+
+def _install(tmp: Path, folder: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``folder`` (only ever a folder of
+    ours with no valid record is replaced; another process may have finished
+    the same model first, which is as good)."""
+    rec = read_record(folder)
+    if rec is not None and (folder / "model.onnx").is_file() and rec.get("sha256") == _sha256(folder / "model.onnx"):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError as e:
+        rec = read_record(folder)
+        if rec is None or not (folder / "model.onnx").is_file():
+            raise cache.os_error(e, folder, "installing the int8 model") from None
 
 
 __all__ = ["CALIBRATION_SET", "CROPS", "CROP_LR", "EVALUATION_SETS", "RECIPE", "calibration_blobs",
