@@ -41,7 +41,8 @@ iname, blobs = quantize.calibration_blobs(up.entry, runner, files, 2)
 model = ov.Core().read_model(str(runner.path))
 kw = {}
 if mode == "keep":
-    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "ConvolutionBackpropData")]
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops()
+             if op.get_type_name() in ("Convolution", "ConvolutionBackpropData")]
     kw["ignored_scope"] = nncf.IgnoredScope(names=[convs[0], convs[-1]])
 t = time.perf_counter()
 q = nncf.quantize(model, nncf.Dataset(blobs), subset_size=len(blobs), **kw)
@@ -55,10 +56,13 @@ eng = get_engine("openvino")
 r8 = eng.load(up.entry, Path(path), ResolvedBackend("openvino", "cpu", precision="int8"), 2)
 p8 = ModelPipeline(up.entry, r8, 2)
 d = []
-for f in sorted(glob.glob(str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Set5" / "*.png"))):
-    hr = cv2.imread(f); hr = hr[:hr.shape[0]//s*s, :hr.shape[1]//s*s]
+SET5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Set5"
+for f in sorted(glob.glob(str(SET5 / "*.png"))):
+    hr = cv2.imread(f)
+    hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
     lr = np.clip(np.round(imresize(hr.astype(np.float64), 1/s)), 0, 255).astype(np.uint8)
     a = up(lr); b = p8.run(lr, (s,), tile=0)[s]
-    pa = 10*math.log10(255**2/np.mean((y(a,s)-y(hr,s))**2)); pb = 10*math.log10(255**2/np.mean((y(b,s)-y(hr,s))**2))
+    pa = 10 * math.log10(255 ** 2 / np.mean((y(a, s) - y(hr, s)) ** 2))
+    pb = 10 * math.log10(255 ** 2 / np.mean((y(b, s) - y(hr, s)) ** 2))
     d.append(pa - pb)
 print(name, s, mode, "Set5 mean drop", round(float(np.mean(d)), 4), [round(x, 3) for x in d])

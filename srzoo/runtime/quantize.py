@@ -277,7 +277,8 @@ def _install(tmp: Path, folder: Path) -> None:
     ours with no valid record is replaced; another process may have finished
     the same model first, which is as good)."""
     rec = read_record(folder)
-    if rec is not None and (folder / "model.onnx").is_file() and rec.get("sha256") == _sha256(folder / "model.onnx"):
+    done = folder / "model.onnx"
+    if rec is not None and done.is_file() and rec.get("sha256") == _sha256(done):
         return
     shutil.rmtree(folder, ignore_errors=True)
     try:
