@@ -10,8 +10,12 @@
 # independent of the user's cache: the first use of each reduced precision (the
 # probe measurement, the int8 quantization) is part of the run.
 #
-# Measured: 46 min on the 2-core development machine shared with other jobs
-# (load average 10-17); a quiet machine should need well under half of that.
+# Measured: 39 min (precision_set5 303 s, peers_cpu 1576 s, precision_memory 463 s)
+# on the 2-core development machine shared with other jobs (load average 11 at the
+# start, 15-25 during peers; ncnn and PyTorch ran 10x slower than the issue's quiet
+# numbers). Estimate for a quiet 2-core machine: 12-15 min, most of it the
+# realesrgan-x4plus peers case (ncnn + PyTorch rounds, and its first int8 use,
+# quantization included: 196 s under load).
 # Each step prints its own wall time; the whole run's is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -74,14 +76,25 @@ def root() -> Path:
 
 
 def tool_versions() -> dict[str, str]:
-    """The quantization tool's versions (``{}`` when it is not installed)."""
+    """The quantization tool's versions (``{}`` when it is not installed). Read
+    from the installed packages' metadata: nothing is imported (a cached int8
+    model is used without loading onnxruntime's quantization modules)."""
     try:
-        import onnx
-        import onnxruntime
-        import onnxruntime.quantization  # noqa: F401
-    except ImportError:
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+            return {}
+        return {"onnxruntime": _dist_version("onnxruntime"), "onnx": _dist_version("onnx")}
+    except (ImportError, ValueError):
         return {}
-    return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+
+def _dist_version(module: str) -> str:
+    """The version of the distribution that provides ``module`` (onnxruntime-gpu... too)."""
+    for dist in (module, f"{module}-gpu", f"{module}-openvino", f"{module}-directml"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def _sha256(path: Path) -> str:
