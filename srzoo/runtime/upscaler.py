@@ -12,6 +12,7 @@ layers (:mod:`srzoo.jobs`) wrap it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
 from srzoo.runtime import autotune, backends, pipeline
 from srzoo.runtime import precision as precisions
+from srzoo.runtime import quantize
 from srzoo.runtime.engines import engine_for, get_engine, plan
 from srzoo.runtime.engines.opencv import cv2_threads
 from srzoo.runtime.imageio import load_image
@@ -205,6 +207,11 @@ class Upscaler:
         if how is None:  # resolve() checked; a plugin may disagree
             raise backends.BackendUnavailable(f"engine {resolved.engine} cannot run {self.entry.name}")
         path, entry = how.loadable(self.entry, self._source_file())
+        if resolved.precision == "int8":  # the model quantized (once, cached) from the fp32 ONNX
+            fp32 = dataclasses.replace(resolved, precision="")
+            src = path
+            path = quantize.quantized(entry, src, lambda: eng.load(entry, src, fp32, self.threads),
+                                      self.threads)
         runner = eng.load(entry, path, resolved, self.threads)
         self._runners[key] = runner
         self._pipelines[key] = ModelPipeline(self.entry, runner, self.threads)
