@@ -283,3 +283,51 @@ def test_meta_that_a_format_cannot_hold_is_noted(tmp_path, bgr, srgb, capsys) ->
                    "and EXIF",
                    "srzoo: note: .bmp files of uint8 pixels are written without the input's ICC profile "
                    "and EXIF"]
+
+
+# --------------------------------------------------------------------------- second mutation run
+def test_float_scaling_boundary_and_one_note_per_format(tmp_path, capsys) -> None:
+    imageio._noted.clear()
+    exact = np.array([[0.0, 0.5, 1.0]], np.float64)
+    assert imageio.encodable(tmp_path / "a.png", exact).tolist() == [[0, 32768, 65535]]
+    edge = np.array([[0.0, 1.0 + 1e-6]], np.float64)  # within the tolerance: not divided
+    assert imageio.encodable(tmp_path / "a.png", edge).tolist() == [[0, 65535]]
+    assert capsys.readouterr().err == ""  # nothing said for values that fit
+    nan = np.full((2, 2), np.nan, np.float32)  # no finite value at all: zeros, no error
+    assert imageio.encodable(tmp_path / "a.png", nan).tolist() == [[0, 0], [0, 0]]
+    over = np.array([[0.0, 0.75, 1.5]], np.float32)  # just above 1: divided by 1.5
+    assert imageio.encodable(tmp_path / "b.png", over).tolist() == [[0, 32768, 65535]]
+    assert imageio.encodable(tmp_path / "b.jpg", over).tolist() == [[0, 128, 255]]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "float values up to 1.5 do not fit .png" in err[0]
+    assert "do not fit .jpg" in err[1]
+
+
+def test_other_write_errors_give_the_system_reason(tmp_path, bgr) -> None:
+    p = tmp_path / ("x" * 300 + ".png")
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.write_image(p, bgr)
+    assert str(e.value) == f"{p}: cannot write: File name too long"
+
+
+def test_png_xmp_is_read_back_as_bytes(tmp_path, bgr) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode() + "\u00e9")
+    info.add_text("Comment", "c")
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(tmp_path / "x.png", pnginfo=info)
+    meta = imageio.read_meta(tmp_path / "x.png")
+    assert meta.format == "PNG" and meta.xmp == XMP + b"\xc3\xa9"
+    assert meta.text == {"Comment": "c"} and meta.icc is None and meta.exif is None
+
+
+def test_umask_is_read_without_changing_it() -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        assert imageio._umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still what it was
+    finally:
+        os.umask(old)
