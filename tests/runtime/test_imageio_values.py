@@ -232,9 +232,13 @@ def test_webp_with_meta_lossless_by_default_lossy_with_quality(tmp_path, bgr, sr
 def test_tiff_with_meta_compresses_unless_exif(tmp_path, bgr, srgb) -> None:
     im = _open(imageio.encode(tmp_path / "a.tif", bgr, meta=imageio.ImageMeta(icc=srgb, xmp=XMP)))
     assert im.info["compression"] == "tiff_lzw" and im.info["icc_profile"] == srgb
+    assert bytes(im.tag_v2[700]) == XMP  # XMP was silently dropped from TIFF outputs before
     assert np.array_equal(np.asarray(im), bgr[:, :, ::-1])
-    im = _open(imageio.encode(tmp_path / "a.tiff", bgr, meta=imageio.ImageMeta(icc=srgb, exif=_exif())))
+    data = imageio.encode(tmp_path / "a.tiff", bgr, meta=imageio.ImageMeta(icc=srgb, exif=_exif(), xmp=XMP))
+    im = _open(data)
     assert im.info["compression"] == "raw" and im.getexif()[MAKE] == "SRZOO"
+    assert bytes(im.tag_v2[700]) == XMP and im.info["icc_profile"] == srgb
+    assert imageio.read_meta(data).xmp == XMP  # and srzoo reads it back
 
 
 def test_png_xmp_and_odd_keys_through_pillow(tmp_path, bgr) -> None:
