@@ -335,3 +335,11 @@ def test_umask_is_read_without_changing_it() -> None:
         assert os.umask(0o027) == 0o027  # still what it was
     finally:
         os.umask(old)
+
+
+def test_as_bytes_takes_text_from_older_pillows() -> None:
+    # Pillow 13 returns XMP as bytes; older versions (and TIFF tags) may give str
+    assert imageio._as_bytes("<x/>\u00e9") == b"<x/>\xc3\xa9"
+    assert imageio._as_bytes(b"ab") == b"ab"
+    for empty in ("", b"", None, 5, (1, 2)):
+        assert imageio._as_bytes(empty) is None
