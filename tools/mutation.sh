@@ -34,9 +34,11 @@ declare -A MODULE_TESTS=(
   [jobs/resize]="tests/jobs/test_resize.py"  # test_batch.py: end to end, too slow per mutant
   [jobs/batch]="tests/jobs/test_batch.py"
   [runtime/pipeline]="tests/runtime/test_tiling.py tests/runtime/test_upscale.py tests/runtime/test_faults_images.py"
-  [runtime/imageio]="tests/runtime/test_faults_images.py tests/runtime/test_upscale.py"
-  [evaluate/metrics]="tests/evaluate/test_metrics.py tests/evaluate/test_ms_ssim.py"
-  [evaluate/benchmark]="tests/evaluate/test_bench.py"
+  [runtime/imageio]="tests/runtime/test_imageio_values.py tests/runtime/test_faults_images.py tests/runtime/test_photo_meta.py"
+  [evaluate/metrics]="tests/evaluate/test_metrics_edges.py tests/evaluate/test_metrics.py tests/evaluate/test_ms_ssim.py"
+  [evaluate/benchmark]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py"
+  [evaluate/benchmark/runner]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py"   # the package's core: planning, timing, rows
+  [evaluate/benchmark/protocols]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py"  # degradation, scoring, image sets
   [cli]="tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py"
 )
 ORDER=(convert/check hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache

@@ -206,16 +206,18 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, *, peak: float = 255.0, shave: int = 0
     factor the mean SSIM of the coarsest scale, each computed as :func:`ssim`
     (Gaussian ``window`` with ``sigma``, 'valid' region) and clipped at 0 (as
     common implementations do, so that the power is defined). With the default
-    five weights the image needs more than ``(window - 1) * 16`` = 160 pixels on
-    each side. ``y_channel`` and ``shave`` as in :func:`psnr` (the standard
+    five weights the image needs at least ``window * 16`` = 176 pixels on each
+    side (smaller ones raise ValueError). ``y_channel`` and ``shave`` as in :func:`psnr` (the standard
     protocol: Y, ``scale`` px shaved). Multi-channel images: the mean over
     channels. Identical images give 1.0.
     """
     x, y = _prepare(a, b, shave, y_channel)
     levels = len(weights)
-    need = (window - 1) * 2 ** (levels - 1)
-    if min(x.shape[:2]) <= need:
-        raise ValueError(f"MS-SSIM over {levels} scales needs more than {need} px per side, "
+    # each 2x2 halving drops an odd row/column: the coarsest scale, min side >> (levels - 1),
+    # must still hold one window
+    need = window * 2 ** (levels - 1)
+    if min(x.shape[:2]) < need:
+        raise ValueError(f"MS-SSIM over {levels} scales needs at least {need} px per side, "
                          f"got {x.shape[1]}x{x.shape[0]}")
     c1 = (k1 * peak) ** 2
     c2 = (k2 * peak) ** 2

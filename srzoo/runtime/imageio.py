@@ -411,8 +411,16 @@ def _pillow_encode(ext: str, image: np.ndarray, meta: ImageMeta, quality: int | 
         kw.update(pnginfo=info, compress_level=1)
     elif fmt == "TIFF" and not exif:  # libtiff (compression) cannot write the EXIF sub-IFD
         kw.update(compression="tiff_lzw")
-    if meta.xmp and fmt in ("JPEG", "WEBP", "TIFF"):
+    if meta.xmp and fmt in ("JPEG", "WEBP"):
         kw["xmp"] = meta.xmp
+    elif meta.xmp and fmt == "TIFF":  # Pillow's TIFF writer ignores xmp=: tag 700 (XMLPacket)
+        if exif:  # given tiffinfo, Pillow would drop the EXIF: the tag goes into the EXIF IFD0
+            ex = Image.Exif()
+            ex.load(exif)
+            ex[700] = meta.xmp
+            kw["exif"] = ex.tobytes()
+        else:
+            kw["tiffinfo"] = {700: meta.xmp}
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
     return buf.getvalue()

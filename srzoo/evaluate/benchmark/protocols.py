@@ -98,7 +98,7 @@ def _samples(images: list[tuple[str, np.ndarray]], scale: int, protocol: str) ->
 
 def _ms_ssim_score(hr: np.ndarray, sr: np.ndarray, scale: int, protocol: str) -> float:
     """MS-SSIM (Wang et al. 2003) as the protocol scores SSIM; NaN for an image
-    too small for five scales (more than 160 px per side after shaving)."""
+    too small for five scales (at least 176 px per side after shaving)."""
     try:
         if protocol == "matlab":
             return metrics.ms_ssim(hr, sr, shave=scale, y_channel=True)

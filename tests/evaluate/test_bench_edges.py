@@ -1,0 +1,247 @@
+"""srzoo.evaluate.benchmark's runner and protocols at their edges: argument parsing and its
+exact messages, the plan, the settings recorded, the rows of runs that fail, the protocols'
+image loading. The fake model of test_bench.py (nearest-neighbour, no network) keeps each
+test to a second or two, so they run per mutant (docs/mutation/evaluate-benchmark.md)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.evaluate import benchmark, metrics
+from srzoo.evaluate.benchmark import protocols, runner
+
+from test_bench import CROP, FakeUpscaler, fake, tiny_set  # noqa: F401 - fixtures
+
+
+def _msg(e: pytest.ExceptionInfo[BaseException]) -> str:
+    return str(e.value)
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def test_split_and_parse_threads() -> None:
+    assert runner._split(None) == []
+    assert runner._split(" a, ,b ,") == ["a", "b"]
+    assert runner._split([2, " 3 ", ""]) == ["2", "3"]
+    assert runner.parse_threads(None) == [None]
+    assert runner.parse_threads(4) == [4]
+    assert runner.parse_threads("1, default,2,1,auto,") == [1, None, 2]
+    assert runner.parse_threads([None, "DEFAULT", 3]) == [None, 3]
+    assert runner.parse_threads([]) == [None]
+    for bad in ("0", "-2", "x", "1.5"):
+        with pytest.raises(srzoo.SrzooError) as e:
+            runner.parse_threads(bad)
+        assert _msg(e) == f"threads must be a positive integer or 'default', got {bad!r}"
+
+
+def test_percentile_is_numpys_linear_one() -> None:
+    assert runner._percentile([1, 2, 3, 4], 50) == 2.5
+    assert runner._percentile([10.0, 20.0], 95) == pytest.approx(19.5, abs=1e-12)
+
+
+def test_plan_keeps_order_drops_repeats_and_takes_any_scale_for_interpolation() -> None:
+    pairs, skipped = runner._plan(["nearest", "NEAREST", "bicubic-matlab"], [4, 2, 4])
+    assert pairs == [("nearest", 4), ("nearest", 2), ("bicubic-matlab", 4), ("bicubic-matlab", 2)]
+    assert skipped == []
+    pairs, skipped = runner._plan(["bicubic-matlab"], None)
+    assert pairs == [("bicubic-matlab", 2), ("bicubic-matlab", 3), ("bicubic-matlab", 4)]
+    pairs, skipped = runner._plan(["espcn"], [5])
+    assert pairs == [] and skipped == ["espcn x5 (no such model; it has x2, x3, x4)"]
+
+
+def test_bad_arguments_are_exact_lines(tiny_set: Path) -> None:
+    cases = [
+        (dict(protocol="ntire"), "unknown protocol 'ntire'; choose from matlab, opencv"),
+        (dict(repeat=0), "repeat must be >= 1 and warmup >= 0 (got repeat=0, warmup=1)"),
+        (dict(warmup=-1), "repeat must be >= 1 and warmup >= 0 (got repeat=5, warmup=-1)"),
+        (dict(scales=1), "scales must be integers >= 2, got 1"),
+        (dict(scales="2,1"), "scales must be integers >= 2, got '2,1'"),
+        (dict(scales=""), "scales must be integers >= 2, got ''"),
+        (dict(models=" , "), "no models to benchmark"),
+        (dict(dataset=[]), "no dataset given"),
+        (dict(dataset="no/such/folder"), "dataset folder not found: no/such/folder"),
+        (dict(dataset="nosuch.png"), "dataset folder not found: nosuch.png"),
+    ]
+    for kw, want in cases:
+        args = dict(models="nearest", scales=2, backends="cpu", dataset=str(tiny_set))
+        args.update(kw)
+        with pytest.raises(srzoo.SrzooError) as e:
+            benchmark.bench(**args)
+        assert _msg(e) == want, kw
+
+
+def test_minimal_valid_arguments(fake: type[FakeUpscaler], tiny_set: Path) -> None:
+    fake.delay = 0.0
+    rep = benchmark.bench("nearest", "2", "", tiny_set, repeat=1, warmup=0)  # backends "": cpu
+    row, = rep.results
+    assert row["backend"] == "cpu" and row["scale"] == 2 and row["warmup"] == 0 and row["repeat"] == 1
+    assert fake.calls == 3
+
+
+# --- what a run records ------------------------------------------------------------------
+
+
+def test_settings_rows_and_notes(fake: type[FakeUpscaler], tiny_set: Path) -> None:
+    fake.delay = 0.0
+    rep = benchmark.bench("Nearest,bicubic", [3, 2], "CPU", [tiny_set], repeat=2, warmup=1, threads="1")
+    assert rep.settings == {
+        "models": ["nearest", "bicubic"], "scales": [3, 2], "backends": ["cpu"], "threads": [1],
+        "precisions": ["default"], "datasets": {tiny_set.name: str(tiny_set)}, "repeat": 2, "warmup": 1}
+    assert rep.protocol == "matlab" and rep.protocol_description == benchmark.PROTOCOLS["matlab"]
+    got = [(r["model"], r["scale"], r["backend"], r["threads"]) for r in rep.results]
+    # the MATLAB baseline once per bicubic scale, in ascending order, after the asked-for pairs
+    assert got == [("nearest", 3, "cpu", 1), ("nearest", 2, "cpu", 1), ("bicubic", 3, "cpu", 1),
+                   ("bicubic", 2, "cpu", 1), ("bicubic-matlab", 2, "numpy", "default"),
+                   ("bicubic-matlab", 3, "numpy", "default")]
+    by = {(r["model"], r["scale"]): r for r in rep.results}
+    assert by[("nearest", 2)]["note"] == ""
+    assert by[("bicubic", 2)]["note"] == ("bicubic: registry model (cv2.INTER_CUBIC, a=-0.75); the "
+                                          "literature's baseline is row bicubic-matlab")
+    assert by[("bicubic-matlab", 3)]["note"].startswith("bicubic-matlab: MATLAB imresize bicubic upsampling")
+    for r in rep.results:
+        assert r["status"] == "ok" and r["images"] == 3 and r["dataset"] == tiny_set.name
+        assert r["protocol"] == "matlab" and r["precision"] == "fp32" and "per_image" not in r
+        assert r["ms_ssim"] is None  # 96 x 120 crops: too small for five scales
+        assert r["backend_reason"] == ""
+    assert by[("bicubic-matlab", 2)]["backend_resolved"] == "numpy"
+    # the baseline's numbers are MATLAB's: computed here independently
+    ps = []
+    for f in sorted(tiny_set.glob("*.png")):
+        hr = metrics.modcrop(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), 2)
+        lr = metrics.imresize(hr, 0.5)
+        sr = metrics.imresize(lr, 2.0)
+        ps.append(metrics.psnr(hr, sr, shave=2, y_channel=True))
+    assert by[("bicubic-matlab", 2)]["psnr"] == pytest.approx(np.mean(ps), abs=1e-9)
+    # 6 runs x 3 images x (1 warm-up + 2 timed) calls of the fake model (4 runs are fake)
+    assert fake.calls == 4 * 3 * 3
+
+
+def test_opencv_protocol_keeps_an_asked_for_matlab_baseline_alone(fake: type[FakeUpscaler],
+                                                                    tiny_set: Path) -> None:
+    rep = benchmark.bench("bicubic-matlab", 2, "cpu", tiny_set, protocol="opencv", repeat=1, warmup=0)
+    assert [(r["model"], r["backend"]) for r in rep.results] == [("bicubic-matlab", "numpy")]
+    rep = benchmark.bench("bicubic", 2, "cpu", tiny_set, protocol="opencv", repeat=1, warmup=0)
+    assert [r["model"] for r in rep.results] == ["bicubic"]
+
+
+def test_wrong_output_size_is_an_error_row(fake: type[FakeUpscaler], tiny_set: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.delay = 0.0
+    monkeypatch.setattr(FakeUpscaler, "__call__", lambda self, img: img[:, :-1])
+    progress: list[tuple[int, int]] = []
+    rep = benchmark.bench("nearest", 2, "cpu,cuda", tiny_set, repeat=1, warmup=0,
+                          progress=lambda d, t, s: progress.append((d, t)))
+    bad, cuda = rep.results
+    assert bad["status"] == ("error: SrzooError: a_bird.png: output is 59x48, expected 120x96")
+    assert bad["psnr"] is None and bad["images"] == 0
+    assert cuda["status"] == "unavailable: fake: no CUDA here"
+    # the run that stopped early still counts all its images: the progress ends at the total
+    assert progress[-1] == (6, 6)
+
+
+def test_per_image_and_ms_ssim_on_large_images(fake: type[FakeUpscaler], shared_dir: Path,
+                                               tmp_path: Path) -> None:
+    fake.delay = 0.0
+    d = tmp_path / "big"
+    d.mkdir()
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "baby.png"))
+    cv2.imwrite(str(d / "baby.png"), img[:360, :360])
+    rep = benchmark.bench("nearest", 2, "cpu", d, repeat=1, warmup=0, per_image=True)
+    row, = rep.results
+    hr = img[:360, :360]
+    sr = cv2.resize(metrics.imresize(hr, 0.5), (360, 360), interpolation=cv2.INTER_NEAREST)
+    want = metrics.ms_ssim(hr, sr, shave=2, y_channel=True)
+    assert 0.5 < want < 1.0 and row["ms_ssim"] == pytest.approx(want, abs=1e-12)
+    assert row["per_image"][0]["image"] == "baby.png"
+    assert row["per_image"][0]["ssim"] == pytest.approx(row["ssim"], abs=1e-15)
+    rep = benchmark.bench("nearest", 2, "cpu", d, protocol="opencv", repeat=1, warmup=0)
+    hr = img[:360, :360]
+    sr = cv2.resize(cv2.resize(hr, (180, 180), interpolation=cv2.INTER_LINEAR), (360, 360),
+                    interpolation=cv2.INTER_NEAREST)
+    assert rep.results[0]["ms_ssim"] == pytest.approx(metrics.ms_ssim(hr, sr), abs=1e-12)
+
+
+def test_machine_info_is_this_machine() -> None:
+    info = runner.machine_info()
+    assert info["cores"] == os.cpu_count() and info["cores_usable"] == len(os.sched_getaffinity(0))
+    assert info["python"] == platform.python_version() and info["numpy"] == np.__version__
+    assert info["opencv_version"] == cv2.__version__ and info["platform"] == platform.platform()
+    assert info["opencv_threads_default"] == cv2.getNumThreads()
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        names = [ln.split(":", 1)[1].strip() for ln in f if ln.lower().startswith("model name")]
+    assert info["cpu"] == (names[0] if names else platform.processor() or platform.machine())
+
+
+# --- protocols -----------------------------------------------------------------------------
+
+
+def test_load_images_layouts_and_refusals(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    bgr = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "c.png"), bgr)
+    cv2.imwrite(str(tmp_path / "a.PNG"), np.dstack((bgr, np.full((20, 24), 7, np.uint8))))
+    cv2.imwrite(str(tmp_path / "b.bmp"), bgr[:, :, 0])
+    (tmp_path / "z.txt").write_text("not an image")
+    (tmp_path / "sub.png").mkdir()
+    got = protocols._load_images(tmp_path, "matlab")
+    assert [n for n, _ in got] == ["a.PNG", "b.bmp", "c.png"]
+    assert np.array_equal(got[0][1], bgr)  # alpha dropped
+    assert got[1][1].shape == (20, 24)  # grey stays one channel under matlab
+    assert np.array_equal(got[1][1], bgr[:, :, 0])
+    got = protocols._load_images(tmp_path, "opencv")
+    assert got[1][1].shape == (20, 24, 3)  # IMREAD_COLOR under opencv
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(srzoo.SrzooError, match=re.escape(f"no images in {empty} (looked for .bmp, .jpeg, ")):
+        protocols._load_images(empty, "matlab")
+    cv2.imwrite(str(tmp_path / "d16.png"), bgr.astype(np.uint16) * 257)
+    with pytest.raises(srzoo.ImageError) as e:
+        protocols._load_images(tmp_path, "matlab")
+    assert str(e.value) == f"{tmp_path / 'd16.png'}: only 8-bit images can be benchmarked, got uint16"
+    (tmp_path / "d16.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(srzoo.ImageError) as e:
+        protocols._load_images(tmp_path, "matlab")
+    assert str(e.value) == f"cannot decode {tmp_path / 'd16.png'}"
+
+
+def test_samples_degrade_by_protocol_and_refuse_tiny_images() -> None:
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (26, 35, 3), dtype=np.uint8)
+    grey = img[:, :, 1].copy()
+    s_m = protocols._samples([("c", img), ("g", grey)], 3, "matlab")
+    assert s_m[0].hr.shape == (24, 33, 3) and s_m[0].lr.shape == (8, 11, 3) and not s_m[0].grey
+    assert np.array_equal(s_m[0].lr, metrics.imresize(img[:24, :33], 1 / 3))
+    assert s_m[1].grey and s_m[1].hr.shape == (24, 33) and s_m[1].lr.shape == (8, 11, 3)
+    assert np.array_equal(s_m[1].lr[:, :, 2], metrics.imresize(grey[:24, :33], 1 / 3))
+    s_o = protocols._samples([("c", img)], 3, "opencv")
+    assert np.array_equal(s_o[0].lr, cv2.resize(img[:24, :33], (11, 8), interpolation=cv2.INTER_LINEAR))
+    assert s_o[0].lr.flags["C_CONTIGUOUS"]
+    with pytest.raises(srzoo.ImageError) as e:
+        protocols._samples([("t", img[:15, :30])], 4, "matlab")  # 12 rows / 4 = 3 < 4
+    assert str(e.value) == "t: 30x15 is too small for x4"
+    assert protocols._samples([("ok", img[:16, :16])], 4, "matlab")[0].lr.shape == (4, 4, 3)
+
+
+def test_scores_by_protocol() -> None:
+    rng = np.random.default_rng(5)
+    hr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-20, 20, hr.shape), 0, 255).astype(np.uint8)
+    p, s = protocols._score(hr, sr, 3, "matlab")
+    assert p == metrics.psnr(hr, sr, shave=3, y_channel=True)
+    assert s == metrics.ssim(hr, sr, shave=3, y_channel=True)
+    p, s = protocols._score(hr, sr, 3, "opencv")
+    assert p == pytest.approx(cv2.PSNR(hr, sr), abs=1e-9) and s == metrics.ssim(hr, sr)
+    assert np.isnan(protocols._ms_ssim_score(hr, sr, 3, "matlab"))
+    up = protocols._MatlabBicubic(3)
+    assert up.backend == "numpy" and up.scale == 3
+    lr = hr[:10, :12]
+    assert np.array_equal(up(lr), metrics.imresize(lr, 3.0))

@@ -1,0 +1,345 @@
+"""srzoo.runtime.imageio by value: what encode/write_image put in the file, read back
+independently (Pillow, OpenCV, the PNG chunks parsed here), the exact conversions of float
+and 16-bit pixels, and the exact one-line errors and notes. Direct calls on a real image
+(Set14 baboon), no model: fast enough to run per mutant (docs/mutation/runtime-imageio.md)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, JpegImagePlugin
+
+import srzoo
+from srzoo.runtime import imageio
+
+MAKE = 0x010F
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+
+
+@pytest.fixture(scope="module")
+def srgb() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.fixture
+def bgr(shared_dir) -> np.ndarray:
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))
+    return np.ascontiguousarray(img[100:148, 200:272])  # 72 x 48, not square
+
+
+def _exif(**ifd0: int | str) -> bytes:
+    ex = Image.Exif()
+    ex[MAKE] = "SRZOO"
+    for k, v in ifd0.items():
+        ex[int(k[1:], 16)] = v
+    return ex.tobytes()[6:]  # without the Exif\0\0 prefix, as ImageMeta holds it
+
+
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every PNG chunk, parsed here, CRCs checked."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    out, i = [], 8
+    while i < len(png):
+        n = struct.unpack(">I", png[i:i + 4])[0]
+        kind, data = png[i + 4:i + 8], png[i + 8:i + 8 + n]
+        assert struct.unpack(">I", png[i + 8 + n:i + 12 + n])[0] == zlib.crc32(kind + data)
+        out.append((kind, data))
+        i += 12 + n
+    return out
+
+
+def _open(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+# --------------------------------------------------------------------------- ImageMeta
+def test_meta_truth_is_any_of_icc_exif_xmp_text() -> None:
+    assert not imageio.ImageMeta() and not imageio.ImageMeta(format="PNG", orientation=6)
+    for kw in ({"icc": b"p"}, {"exif": b"e"}, {"xmp": b"x"}, {"text": {"a": "b"}}):
+        assert imageio.ImageMeta(**kw), kw
+
+
+def test_exif_for_sets_orientation_and_every_size_tag() -> None:
+    meta = imageio.ImageMeta(exif=_exif(x0112=6, x0100=10, x0101=20))
+    block = meta.exif_for(144, 96)
+    assert block[:2] in (b"MM", b"II")  # the TIFF structure, no Exif\0\0 prefix
+    ex = Image.Exif()
+    ex.load(block)
+    assert ex[MAKE] == "SRZOO" and ex[0x0112] == 1
+    assert (ex[0x0100], ex[0x0101]) == (144, 96)
+    sub = ex.get_ifd(0x8769)
+    assert (sub[0xA002], sub[0xA003]) == (144, 96)
+    # tags the input did not have are not invented in IFD0
+    ex2 = Image.Exif()
+    ex2.load(imageio.ImageMeta(exif=_exif()).exif_for(5, 7))
+    assert 0x0100 not in ex2 and 0x0101 not in ex2 and ex2[0x0112] == 1
+    assert imageio.ImageMeta().exif_for(5, 7) is None
+
+
+def test_damaged_exif_gives_none_and_one_note(capsys) -> None:
+    imageio._noted.clear()
+    meta = imageio.ImageMeta(exif=b"garbage, not a TIFF structure")
+    assert meta.exif_for(4, 4) is None and meta.exif_for(4, 4) is None
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("srzoo: note: the input's EXIF block cannot be rewritten (")
+    assert err[0] == ("srzoo: note: the input's EXIF block cannot be rewritten (SyntaxError); results are "
+                      "written without EXIF")
+
+
+# --------------------------------------------------------------------------- conversions
+def test_to_8bit_is_uint8() -> None:
+    out = imageio.to_8bit(np.array([[0, 385, 65535]], np.uint16))
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 1, 255]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_floats_become_integers_by_format(tmp_path, dtype) -> None:
+    f = np.array([[0.0, 0.5, 1.0, np.nan, -0.2, 0.25]], dtype)
+    png = imageio.encodable(tmp_path / "a.png", f)
+    assert png.dtype == np.uint16 and png.tolist() == [[0, 32768, 65535, 0, 0, 16384]]
+    noext = imageio.encodable(tmp_path / "a", f)  # no extension: PNG
+    assert noext.dtype == np.uint16 and noext.tolist() == png.tolist()
+    for ext in (".jpg", ".webp", ".bmp"):
+        b8 = imageio.encodable(tmp_path / f"a{ext}", f)
+        assert b8.dtype == np.uint8 and b8.tolist() == [[0, 128, 255, 0, 0, 64]], ext
+    for ext in (".tif", ".exr", ".pfm", ".hdr"):  # formats that keep floats: untouched
+        assert imageio.encodable(tmp_path / f"a{ext}", f) is f
+    assert imageio.encodable(tmp_path / "a.png", np.zeros((2, 2), np.uint8)).dtype == np.uint8
+
+
+def test_floats_above_one_are_divided_by_the_largest_with_a_note(tmp_path, capsys) -> None:
+    imageio._noted.clear()
+    f = np.array([[0.0, 2.0, 4.0, np.inf]], np.float32)
+    assert imageio.encodable(tmp_path / "h.png", f).tolist() == [[0, 32768, 65535, 65535]]
+    assert imageio.encodable(tmp_path / "h.jpg", f).tolist() == [[0, 128, 255, 255]]
+    err = capsys.readouterr().err
+    assert f"srzoo: note: {tmp_path / 'h.png'}: float values up to 4 do not fit .png" in err
+    assert "written divided by 4; write .tif, .exr or .pfm to keep them" in err
+
+
+def test_16bit_to_8bit_formats_note_once_per_format(tmp_path, capsys) -> None:
+    imageio._noted.clear()
+    v = np.array([[0, 257, 65535]], np.uint16)
+    for _ in range(2):
+        assert imageio.encodable(tmp_path / "a.jpg", v).tolist() == [[0, 1, 255]]
+    assert imageio.encodable(tmp_path / "a.png", v) is v
+    assert imageio.encodable(tmp_path / "a.bmp", v).tolist() == [[0, 1, 255]]
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["srzoo: note: .jpg holds 8 bits per channel: 16-bit results are written scaled to 8 bits "
+                   "(use .png or .tif to keep 16 bits)",
+                   "srzoo: note: .bmp holds 8 bits per channel: 16-bit results are written scaled to 8 bits "
+                   "(use .png or .tif to keep 16 bits)"]
+
+
+# --------------------------------------------------------------------------- errors
+def test_cv_reason_is_the_last_line_cause_then_function() -> None:
+    e = Exception("OpenCV(5.1.0) x.cpp:1: error: (-215:Assertion failed) a > 0 in function 'f'\n")
+    assert imageio._cv_reason(e) == "a > 0 in function 'f' (Assertion failed)"
+    assert imageio._cv_reason(Exception("first\n  second line  \n\n")) == "second line"
+    assert imageio._cv_reason(ValueError("")) == "ValueError"
+
+
+def test_encode_errors_are_one_exact_line(tmp_path, bgr) -> None:
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.encode(tmp_path / "a.png", np.zeros((8, 8, 7), np.uint8))
+    assert str(e.value) == (f"{tmp_path / 'a.png'}: cannot encode as .png: channels == 1 || channels == 3 "
+                            "|| channels == 4 in function 'imencodeWithMetadata' (Assertion failed)")
+    for q in (0, 101, True, -5):
+        with pytest.raises(srzoo.ImageError) as e:
+            imageio.encode(tmp_path / "a.jpg", bgr, quality=q)
+        assert str(e.value) == f"{tmp_path / 'a.jpg'}: quality must be from 1 to 100, got {q!r}"
+    for q in (1, 100):
+        assert imageio.encode(tmp_path / "a.jpg", bgr, quality=q)[:2] == b"\xff\xd8"
+
+
+def test_write_errors_say_why(tmp_path, bgr) -> None:
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.write_image(tmp_path, bgr)
+    assert str(e.value) == f"{tmp_path}: cannot write: it is a folder"
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.write_image(tmp_path / "f" / "o.png", bgr)
+    assert str(e.value) == f"{tmp_path / 'f' / 'o.png'}: cannot write: a file is in the way of its folder"
+    with pytest.raises(srzoo.ImageError) as e:  # a real device that is always full
+        imageio.write_image("/dev/full", bgr)
+    assert str(e.value) == ("/dev/full: cannot write: No space left on device (disk full: free some space "
+                            "or write elsewhere)")
+
+
+# --------------------------------------------------------------------------- OpenCV path
+def test_quality_without_meta_is_opencvs(tmp_path, bgr) -> None:
+    for ext, flag in ((".jpg", cv2.IMWRITE_JPEG_QUALITY), (".jpeg", cv2.IMWRITE_JPEG_QUALITY),
+                      (".webp", cv2.IMWRITE_WEBP_QUALITY)):
+        got = imageio.encode(tmp_path / f"a{ext}", bgr, quality=40)
+        assert got == cv2.imencode(ext, bgr, [flag, 40])[1].tobytes(), ext
+    imageio.write_image(tmp_path / "w.png", bgr)
+    assert np.array_equal(cv2.imread(str(tmp_path / "w.png"), cv2.IMREAD_UNCHANGED), bgr)
+
+
+# --------------------------------------------------------------------------- Pillow path (metadata)
+def test_jpeg_with_meta_default_and_given_quality(tmp_path, bgr, srgb) -> None:
+    meta = imageio.ImageMeta(icc=srgb, exif=_exif(x0112=6), xmp=XMP)
+    rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    for q, want in ((None, 95), (30, 30)):
+        im = _open(imageio.encode(tmp_path / "a.jpg", bgr, meta=meta, quality=q))
+        ref = io.BytesIO()
+        rgb.save(ref, "JPEG", quality=want, subsampling=2)
+        assert im.quantization == _open(ref.getvalue()).quantization, q
+        assert JpegImagePlugin.get_sampling(im) == 2  # 4:2:0
+        assert im.info["icc_profile"] == srgb and im.info["xmp"] == XMP
+        assert im.getexif()[MAKE] == "SRZOO" and im.getexif()[0x0112] == 1
+        assert im.size == (72, 48)
+        # measured mean error on this crop (high-frequency fur, 4:2:0): 8.2 levels at q95
+        assert np.abs(np.asarray(im).astype(int) - bgr[:, :, ::-1]).mean() < (12 if q is None else 25)
+    # alpha has no place in a JPEG: dropped, colours kept
+    bgra = np.dstack((bgr, np.full(bgr.shape[:2], 9, np.uint8)))
+    im = _open(imageio.encode(tmp_path / "a.jpe", bgra, meta=meta))
+    assert im.mode == "RGB" and im.info["icc_profile"] == srgb
+    assert np.abs(np.asarray(im).astype(int) - bgr[:, :, ::-1]).mean() < 12
+
+
+def test_png_with_meta_is_lossless_in_every_layout(tmp_path, bgr, srgb) -> None:
+    meta = imageio.ImageMeta(icc=srgb, text={"Comment": "hi"})
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    bgra = np.dstack((bgr, np.arange(48 * 72, dtype=np.uint32).reshape(48, 72).astype(np.uint8)))
+    for img, mode, want in ((grey, "L", grey), (grey[:, :, None], "L", grey),
+                            (bgr, "RGB", bgr[:, :, ::-1]), (bgra, "RGBA", bgra[:, :, [2, 1, 0, 3]])):
+        im = _open(imageio.encode(tmp_path / "a.png", img, meta=meta))
+        assert im.mode == mode and im.info["icc_profile"] == srgb and im.info["Comment"] == "hi"
+        assert np.array_equal(np.asarray(im), want), mode
+
+
+def test_webp_with_meta_lossless_by_default_lossy_with_quality(tmp_path, bgr, srgb) -> None:
+    meta = imageio.ImageMeta(icc=srgb, xmp=XMP)
+    bgra = np.dstack((bgr, np.full(bgr.shape[:2], 200, np.uint8)))
+    im = _open(imageio.encode(tmp_path / "a.webp", bgra, meta=meta))
+    assert im.format == "WEBP" and im.info["icc_profile"] == srgb and im.info["xmp"] == XMP
+    assert np.array_equal(np.asarray(im), bgra[:, :, [2, 1, 0, 3]])
+    lossy = imageio.encode(tmp_path / "a.webp", bgr, meta=meta, quality=20)
+    im = _open(lossy)
+    assert im.info["icc_profile"] == srgb  # still written by Pillow, with the metadata
+    err = np.abs(np.asarray(im.convert("RGB")).astype(int) - bgr[:, :, ::-1]).mean()
+    assert 1.0 < err < 20.0
+
+
+def test_tiff_with_meta_compresses_unless_exif(tmp_path, bgr, srgb) -> None:
+    im = _open(imageio.encode(tmp_path / "a.tif", bgr, meta=imageio.ImageMeta(icc=srgb, xmp=XMP)))
+    assert im.info["compression"] == "tiff_lzw" and im.info["icc_profile"] == srgb
+    assert bytes(im.tag_v2[700]) == XMP  # XMP was silently dropped from TIFF outputs before
+    assert np.array_equal(np.asarray(im), bgr[:, :, ::-1])
+    data = imageio.encode(tmp_path / "a.tiff", bgr, meta=imageio.ImageMeta(icc=srgb, exif=_exif(), xmp=XMP))
+    im = _open(data)
+    assert im.info["compression"] == "raw" and im.getexif()[MAKE] == "SRZOO"
+    assert bytes(im.tag_v2[700]) == XMP and im.info["icc_profile"] == srgb
+    assert imageio.read_meta(data).xmp == XMP  # and srzoo reads it back
+
+
+def test_png_xmp_and_odd_keys_through_pillow(tmp_path, bgr) -> None:
+    meta = imageio.ImageMeta(xmp=XMP + b"\xff", text={"Gr\u00f6\u00dfe": "gr\u00fcn"})
+    im = _open(imageio.encode(tmp_path / "a.png", bgr, meta=meta))
+    assert im.info["XML:com.adobe.xmp"] == (XMP + b"\xff").decode("utf-8", "replace")
+    assert im.info["Gr\u00f6\u00dfe"] == "gr\u00fcn"
+
+
+# --------------------------------------------------------------------------- 16-bit PNG (chunks added here)
+def test_16bit_png_chunks(tmp_path, bgr, srgb) -> None:
+    img16 = bgr.astype(np.uint16) * 257 + 3
+    long_key = "k" * 100
+    meta = imageio.ImageMeta(icc=srgb, exif=_exif(x0112=8), xmp=XMP + b"\xfe",
+                             text={"Comment": "gr\u00fcn", "Gr\u00f6\u00df\u20ac": "v", long_key: "long"})
+    data = imageio.encode(tmp_path / "a.png", img16, meta=meta)
+    chunks = _chunks(data)
+    kinds = [k for k, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    assert kinds[1:6] == [b"iCCP", b"eXIf", b"iTXt", b"iTXt", b"iTXt"]
+    iccp = dict(chunks)[b"iCCP"]
+    assert iccp.startswith(b"ICC Profile\0\0") and zlib.decompress(iccp[13:]) == srgb
+    itxt = [d for k, d in chunks if k == b"iTXt"]
+    keys = [d.split(b"\0", 1)[0] for d in itxt]
+    assert keys == [b"Comment", b"Gr\xf6\xdf?", b"k" * 79, b"XML:com.adobe.xmp"]
+    assert itxt[0] == b"Comment\0\0\0\0\0gr\xc3\xbcn"
+    assert itxt[3] == b"XML:com.adobe.xmp\0\0\0\0\0" + XMP + b"\xef\xbf\xbd"
+    # and independently: OpenCV reads the 16-bit pixels, Pillow the metadata
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), img16)
+    im = _open(data)
+    assert im.info["icc_profile"] == srgb
+    ex = im.getexif()
+    assert ex[MAKE] == "SRZOO" and ex[0x0112] == 1 and ex.get_ifd(0x8769)[0xA002] == 72
+
+
+def test_meta_that_a_format_cannot_hold_is_noted(tmp_path, bgr, srgb, capsys) -> None:
+    imageio._noted.clear()
+    meta = imageio.ImageMeta(icc=srgb)
+    img16 = bgr.astype(np.uint16) * 257
+    data = imageio.encode(tmp_path / "a.tif", img16, meta=meta)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), img16)
+    data = imageio.encode(tmp_path / "a.bmp", bgr, meta=meta)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), bgr)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["srzoo: note: .tif files of uint16 pixels are written without the input's ICC profile "
+                   "and EXIF",
+                   "srzoo: note: .bmp files of uint8 pixels are written without the input's ICC profile "
+                   "and EXIF"]
+
+
+# --------------------------------------------------------------------------- second mutation run
+def test_float_scaling_boundary_and_one_note_per_format(tmp_path, capsys) -> None:
+    imageio._noted.clear()
+    exact = np.array([[0.0, 0.5, 1.0]], np.float64)
+    assert imageio.encodable(tmp_path / "a.png", exact).tolist() == [[0, 32768, 65535]]
+    edge = np.array([[0.0, 1.0 + 1e-6]], np.float64)  # within the tolerance: not divided
+    assert imageio.encodable(tmp_path / "a.png", edge).tolist() == [[0, 65535]]
+    assert capsys.readouterr().err == ""  # nothing said for values that fit
+    nan = np.full((2, 2), np.nan, np.float32)  # no finite value at all: zeros, no error
+    assert imageio.encodable(tmp_path / "a.png", nan).tolist() == [[0, 0], [0, 0]]
+    over = np.array([[0.0, 0.75, 1.5]], np.float32)  # just above 1: divided by 1.5
+    assert imageio.encodable(tmp_path / "b.png", over).tolist() == [[0, 32768, 65535]]
+    assert imageio.encodable(tmp_path / "b.jpg", over).tolist() == [[0, 128, 255]]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "float values up to 1.5 do not fit .png" in err[0]
+    assert "do not fit .jpg" in err[1]
+
+
+def test_other_write_errors_give_the_system_reason(tmp_path, bgr) -> None:
+    p = tmp_path / ("x" * 300 + ".png")
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.write_image(p, bgr)
+    assert str(e.value) == f"{p}: cannot write: File name too long"
+
+
+def test_png_xmp_is_read_back_as_bytes(tmp_path, bgr) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode() + "\u00e9")
+    info.add_text("Comment", "c")
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(tmp_path / "x.png", pnginfo=info)
+    meta = imageio.read_meta(tmp_path / "x.png")
+    assert meta.format == "PNG" and meta.xmp == XMP + b"\xc3\xa9"
+    assert meta.text == {"Comment": "c"} and meta.icc is None and meta.exif is None
+
+
+def test_umask_is_read_without_changing_it() -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        assert imageio._umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still what it was
+    finally:
+        os.umask(old)
+
+
+def test_as_bytes_takes_text_from_older_pillows() -> None:
+    # Pillow 13 returns XMP as bytes; older versions (and TIFF tags) may give str
+    assert imageio._as_bytes("<x/>\u00e9") == b"<x/>\xc3\xa9"
+    assert imageio._as_bytes(b"ab") == b"ab"
+    for empty in ("", b"", None, 5, (1, 2)):
+        assert imageio._as_bytes(empty) is None
