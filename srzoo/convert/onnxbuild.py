@@ -291,6 +291,103 @@ class Graph:
         ins = [x, self.const(w, "unshuffle")]
         return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
 
+    # -- tokens and windows (transformers: tokens are [B, L, C], images NCHW; every
+    # height and width is computed at run time, so a graph runs at any input size) ----
+    def _i64(self, values: Sequence[int]) -> str:
+        return self.const(np.asarray(values, np.int64), "i")
+
+    def _dims(self, t: str, idx: Sequence[int]) -> str:
+        """Dimensions ``idx`` of ``t``'s shape (int64 vector), computed at run time."""
+        return self.node("Gather", [self.node("Shape", [t]), self._i64(list(idx))], axis=0)
+
+    def to_tokens(self, x: str) -> str:
+        """NCHW -> [B, H*W, C]."""
+        return self.node("Transpose", [self.reshape(x, [0, 0, -1])], perm=[0, 2, 1])
+
+    def from_tokens(self, t: str, like: str) -> str:
+        """[B, H*W, C] -> NCHW with ``like``'s height and width."""
+        shape = self.node("Concat", [self._i64([0, -1]), self._dims(like, [2, 3])], axis=0)
+        return self.node("Reshape", [self.node("Transpose", [t], perm=[0, 2, 1]), shape])
+
+    def linear(self, t: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
+        """torch's Linear on the last axis: ``t @ w.T + b``."""
+        y = self.node("MatMul", [t, self.const(np.asarray(w, np.float32).T, "w", True)])
+        return y if b is None else self.node("Add", [y, self.const(b, "b", True)])
+
+    def layer_norm(self, t: str, w: np.ndarray, b: np.ndarray, eps: float) -> str:
+        """LayerNorm over the last axis (ONNX ``LayerNormalization``, opset 17)."""
+        return self.node("LayerNormalization", [t, self.const(w, "ln", True), self.const(b, "ln", True)],
+                         axis=-1, epsilon=float(eps))
+
+    def matmul(self, a: str, b: str) -> str:
+        return self.node("MatMul", [a, b])
+
+    def softmax(self, t: str, axis: int = -1) -> str:
+        return self.node("Softmax", [t], axis=int(axis))
+
+    def transpose(self, t: str, perm: Sequence[int]) -> str:
+        return self.node("Transpose", [t], perm=[int(p) for p in perm])
+
+    def reshape(self, t: str, shape: Sequence[int]) -> str:
+        """ONNX Reshape: 0 copies the input's dimension, -1 is inferred."""
+        return self.node("Reshape", [t, self._i64([int(v) for v in shape])])
+
+    def pad_to_multiple(self, x: str, mh: int, mw: int, mode: str = "reflect") -> str:
+        """Pad bottom and right so height and width are multiples of ``mh``, ``mw``
+        (``(m - n % m) % m`` rows/columns, computed at run time)."""
+        m = self._i64([mh, mw])
+        hw = self._dims(x, [2, 3])
+        extra = self.node("Mod", [self.node("Sub", [m, self.node("Mod", [hw, m])]), m])
+        pads = self.node("Concat", [self._i64([0, 0, 0, 0, 0, 0]), extra], axis=0)
+        return self.node("Pad", [x, pads], mode=mode)
+
+    def crop_to(self, x: str, like: str, scale: int = 1) -> str:
+        """The top-left ``H*scale`` x ``W*scale`` of ``x`` (``like``'s H, W)."""
+        ends = self.node("Mul", [self._dims(like, [2, 3]), self._i64([scale, scale])])
+        return self.node("Slice", [x, self._i64([0, 0]), ends, self._i64([2, 3])])
+
+    def window_partition(self, x: str, wh: int, ww: int) -> str:
+        """NCHW (H % wh == 0, W % ww == 0) -> [B*nW, wh*ww, C], windows row by row."""
+        d = self._dims(x, [0, 1, 2, 3])
+        b_c = self.node("Slice", [d, self._i64([0]), self._i64([2])])
+        hw = self.node("Div", [self.node("Slice", [d, self._i64([2]), self._i64([4])]), self._i64([wh, ww])])
+        nh = self.node("Slice", [hw, self._i64([0]), self._i64([1])])
+        nw = self.node("Slice", [hw, self._i64([1]), self._i64([2])])
+        shape = self.node("Concat", [b_c, nh, self._i64([wh]), nw, self._i64([ww])], axis=0)
+        y = self.node("Transpose", [self.node("Reshape", [x, shape])], perm=[0, 2, 4, 3, 5, 1])
+        c = self.node("Slice", [d, self._i64([1]), self._i64([2])])
+        return self.node("Reshape", [y, self.node("Concat", [self._i64([-1, wh * ww]), c], axis=0)])
+
+    def window_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
+        """[B*nW, wh*ww, C] -> NCHW with ``like``'s batch, height and width."""
+        d = self._dims(like, [0, 2, 3])
+        b = self.node("Slice", [d, self._i64([0]), self._i64([1])])
+        n = self.node("Div", [self.node("Slice", [d, self._i64([1]), self._i64([3])]), self._i64([wh, ww])])
+        shape = self.node("Concat", [b, n, self._i64([wh, ww, -1])], axis=0)   # B, nh, nw, wh, ww, C
+        y = self.node("Transpose", [self.node("Reshape", [t, shape])], perm=[0, 5, 1, 3, 2, 4])
+        out = self.node("Concat", [b, self._i64([-1]), self.node("Slice", [d, self._i64([1]), self._i64([3])])],
+                        axis=0)
+        return self.node("Reshape", [y, out])
+
+    def roll(self, x: str, sh: int, sw: int) -> str:
+        """torch.roll over H (by ``sh``) and W (by ``sw``): two Slices and a Concat per axis."""
+        for axis, s in ((2, int(sh)), (3, int(sw))):
+            if s == 0:
+                continue
+            ax = self._i64([axis])
+            big = np.iinfo(np.int64).max
+            tail = self.node("Slice", [x, self._i64([-s]), self._i64([big]), ax])
+            head = self.node("Slice", [x, self._i64([0]), self._i64([-s]), ax])
+            x = self.node("Concat", [tail, head], axis=axis)
+        return x
+
+    def ramp(self, like: str, axis: int, reverse: bool = False) -> str:
+        """(B, 1, H, W): 1, 2, ... n along ``axis`` (2 or 3) of ``like``, or n ... 1 with
+        ``reverse`` (CumSum over ones; srzoo.convert.arch._swin's shifted-window masks)."""
+        ones = self.node("Add", [self.node("Mul", [self.channels(like, 0, 1), self.const(np.float32(0), "k")]),
+                                 self.const(np.float32(1), "k")])
+        return self.node("CumSum", [ones, self.const(np.array(axis, np.int64), "axis")], reverse=int(reverse))
+
     def _roi(self) -> str:
         """Resize's unused ``roi``: may be left out from opset 13 on, an empty tensor before."""
         return "" if self.opset >= 13 else self.const(np.zeros(0, np.float32), "roi")
