@@ -20,36 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
-import spandrel_src
+from swin_refs import randomise, swinir_class
 from srzoo.convert import arch as archs
 from srzoo.convert import converter_for, reference, torchload
 
 torch = pytest.importorskip("torch", reason="parity with spandrel needs torch")
 TOL = 1e-4
-
-
-def swinir_class():
-    nn = torch.nn
-    pad = spandrel_src.load("__arch_helpers/padding.py")["pad_to_multiple"]
-    ns = spandrel_src.load("SwinIR/__arch/SwinIR.py", pad_to_multiple=pad, DropPath=lambda p: nn.Identity(),
-                           to_2tuple=lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v),
-                           trunc_normal_=nn.init.trunc_normal_)
-    return ns["SwinIR"]
-
-
-def randomise(net, seed: int):
-    """Unit-scale weights (fan-in scaled), LayerNorm scales and biases away from 1 and 0,
-    relative position bias tables of order 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.ndim >= 2 and "relative_position_bias_table" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
-            elif name.endswith("weight"):
-                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return net.eval()
 
 
 def image(shared: Path, h: int = 19, w: int = 23, gray: bool = False) -> np.ndarray:
