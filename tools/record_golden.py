@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN and PLKSR also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR and SwinIR also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -72,6 +72,18 @@ def cases():
     yield ("plksr_real-gn-dys-x3", real(dim=8, n_blocks=1, upscaling_factor=3, kernel_size=5, dysample=True),
            (), 3, 11, 0.5)
     # (SPAN's input is scaled by 255 and every block multiplies: a smaller gain keeps it finite)
+    # SwinIR, spandrel's module: every upsampler, 1conv/3conv, windows 4, 7 (img_range 255) and 8
+    import swin_refs
+
+    sw = swin_refs.swinir_class()
+    base = dict(embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2.0)
+    yield "swinir_ps-x2-w4", sw(**base, img_size=8, window_size=4, upscale=2, upsampler="pixelshuffle"), (), 3, 13
+    yield ("swinir_psd-x3-3conv-w8", sw(**base, img_size=16, window_size=8, upscale=3, upsampler="pixelshuffledirect",
+                                        resi_connection="3conv"), (), 3, 11)
+    yield ("swinir_nc-x4-w4", sw(embed_dim=12, depths=[2, 1], num_heads=[2, 3], mlp_ratio=2.0, img_size=8, window_size=4,
+                                 upscale=4, upsampler="nearest+conv"), (), 3, 9)
+    yield ("swinir_none-x1-w7", sw(**base, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
+           (), 3, 13, 0.5)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
