@@ -4,7 +4,7 @@ Builds the ONNX of a randomly initialised network of the published shape (weight
 not change the speed) with srzoo's converter code, then runs it on ONNX Runtime (CPU),
 OpenVINO (CPU) and cv2.dnn where each can import it, on the same input, in one run:
 
-    python bench/arch_speed.py [--size 128] [--repeat 3]
+    python bench/arch_speed.py [--size 128] [--repeat 3] [--only swinir]
 
 Prints a Markdown table: seconds per input megapixel (median of ``--repeat`` runs after
 one warm-up) and each engine's time relative to ONNX Runtime. Numbers depend on the
@@ -62,9 +62,57 @@ def realplksr_sd(dim: int = 64, blocks: int = 28, kernel: int = 17, scale: int =
     return sd
 
 
+def swinir_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 8, scale: int = 4,
+              upsampler: str = "pixelshuffle", mlp: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """A SwinIR state dict of a published shape (spandrel's key names; 1conv)."""
+    rng = np.random.default_rng(seed)
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = rand(cout, cin, k, k), np.zeros(cout, np.float32)
+
+    def norm(prefix: str) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = np.ones(dim, np.float32), np.zeros(dim, np.float32)
+
+    def lin(prefix: str, cout: int, cin: int) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = rand(cout, cin), np.zeros(cout, np.float32)
+
+    sd: dict[str, np.ndarray] = {}
+    conv("conv_first", dim, 3)
+    norm("patch_embed.norm")
+    for i, d in enumerate(depths):
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}"
+            norm(f"{p}.norm1")
+            norm(f"{p}.norm2")
+            lin(f"{p}.attn.qkv", 3 * dim, dim)
+            lin(f"{p}.attn.proj", dim, dim)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((2 * ws - 1) ** 2, heads)
+            lin(f"{p}.mlp.fc1", mlp * dim, dim)
+            lin(f"{p}.mlp.fc2", dim, mlp * dim)
+        conv(f"layers.{i}.conv", dim, dim)
+    norm("norm")
+    conv("conv_after_body", dim, dim)
+    if upsampler == "pixelshuffledirect":
+        conv("upsample.0", 3 * scale * scale, dim)
+    else:
+        conv("conv_before_upsample.0", 64, dim)
+        for k in range(scale.bit_length() - 1):
+            conv(f"upsample.{2 * k}", 256, 64)
+        conv("conv_last", 3, 64)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
+    # SwinIR-M (classical SR: 180 dim, 6x6 blocks, 6 heads, window 8) and SwinIR-S (lightweight: 60 dim,
+    # 4x6 blocks, pixelshuffledirect), x4
+    "swinir-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swinir_sd(),
+    "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
 }
 
 
@@ -80,7 +128,8 @@ def engines(onnx_bytes: bytes, path: Path) -> dict:
     try:
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(path), "CPU")
+        # f32, as srzoo's openvino engine runs it (a CPU with bf16 would otherwise pick that)
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         out["openvino"] = lambda x: compiled([x])[0]
     except ImportError:
         pass
@@ -102,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="only the models whose name contains this (e.g. swinir)")
     args = ap.parse_args(argv)
     x = np.random.default_rng(1).random((1, 3, args.size, args.size), dtype=np.float32)
     mp = args.size * args.size / 1e6
@@ -112,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | engine | s/MP | vs onnxruntime |")
     print("|---|---|---:|---:|")
     for name, make in MODELS.items():
+        if args.only not in name:
+            continue
         sd = make()
         a = archs.detect(sd)
         onnx_bytes, _ = build(a.forward, sd, a, a.name)
