@@ -39,3 +39,7 @@ def randomise(net: Any, seed: int) -> Any:
             else:
                 p.copy_(0.3 * torch.randn(p.shape, generator=g))
     return net.eval()
+
+
+def drct_class() -> Any:
+    return spandrel_src.load("DRCT/__arch/drct_arch.py", **_common())["DRCT"]

@@ -49,6 +49,41 @@ def _conv_keys(sd: Mapping[str, np.ndarray], prefix: str, dim: int) -> dict[str,
     return None
 
 
+def pixelshuffle_shapes(sd: Mapping[str, np.ndarray], dim: int,
+                        cout: int) -> tuple[int, int, dict[str, tuple[int, ...]]] | None:
+    """The scale, ``num_feat`` and shapes of the ``pixelshuffle`` upsampler (also DRCT's,
+    HAT's): ``conv_before_upsample.0`` (dim -> nf), ``upsample.0/2/4`` (nf -> 4*nf, x2
+    each, or one nf -> 9*nf, x3), ``conv_last`` (nf -> out); None when absent or other."""
+    if "conv_before_upsample.0.weight" not in sd:
+        return None
+    nf = int(np.shape(sd["conv_before_upsample.0.weight"])[0])
+    want = {"conv_before_upsample.0.weight": (nf, dim, 3, 3), "conv_before_upsample.0.bias": (nf,),
+            "conv_last.weight": (cout, nf, 3, 3), "conv_last.bias": (cout,)}
+    s, steps = 1, []
+    for i in range(0, 10, 2):
+        if f"upsample.{i}.weight" not in sd:
+            break
+        r = math.isqrt(int(np.shape(sd[f"upsample.{i}.weight"])[0]) // max(nf, 1))
+        if r not in (2, 3):
+            return None
+        want.update({f"upsample.{i}.weight": (r * r * nf, nf, 3, 3), f"upsample.{i}.bias": (r * r * nf,)})
+        steps.append(r)
+        s *= r
+    if not steps or (3 in steps and len(steps) > 1):
+        return None
+    return s, nf, want
+
+
+def pixelshuffle_up(F: Any, sd: Mapping[str, np.ndarray], x: Any, nf: int) -> Any:
+    h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", x), 0.01)
+    i = 0
+    while f"upsample.{i}.weight" in sd:
+        c = int(np.shape(sd[f"upsample.{i}.weight"])[0])
+        h = F.pixel_shuffle(_conv(F, sd, f"upsample.{i}", h), math.isqrt(c // nf), channels=c)
+        i += 2
+    return _conv(F, sd, "conv_last", h)
+
+
 def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if "layers.0.residual_group.blocks.0.attn.relative_position_bias_table" not in sd:
         return None
@@ -107,18 +142,11 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
             want.update({"conv_hr.weight": (nf, nf, 3, 3), "conv_hr.bias": (nf,)})
         else:
             upsampler = "pixelshuffle"
-            s, steps = 1, []
-            for i in range(0, 10, 2):
-                if f"upsample.{i}.weight" not in sd:
-                    break
-                r = math.isqrt(int(np.shape(sd[f"upsample.{i}.weight"])[0]) // nf)
-                if r not in (2, 3):
-                    return None
-                want.update({f"upsample.{i}.weight": (r * r * nf, nf, 3, 3), f"upsample.{i}.bias": (r * r * nf,)})
-                steps.append(r)
-                s *= r
-            if not steps or (3 in steps and len(steps) > 1):
+            up = pixelshuffle_shapes(sd, dim, cout)
+            if up is None:
                 return None
+            s, nf, shapes = up
+            want.update(shapes)
     elif "upsample.0.weight" in sd:
         upsampler, nf = "pixelshuffledirect", dim
         n = int(np.shape(sd["upsample.0.weight"])[0])
@@ -173,14 +201,7 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
     res = F.add(_resi(F, sd, "conv_after_body", F.from_tokens(t, feat)), feat)
     up = pr["upsampler"]
     if up == "pixelshuffle":
-        h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
-        nf = pr["num_feat"]
-        i = 0
-        while f"upsample.{i}.weight" in sd:
-            c = int(np.shape(sd[f"upsample.{i}.weight"])[0])
-            h = F.pixel_shuffle(_conv(F, sd, f"upsample.{i}", h), math.isqrt(c // nf), channels=c)
-            i += 2
-        y = _conv(F, sd, "conv_last", h)
+        y = pixelshuffle_up(F, sd, res, pr["num_feat"])
     elif up == "pixelshuffledirect":
         c = int(np.shape(sd["upsample.0.weight"])[0])
         y = F.pixel_shuffle(_conv(F, sd, "upsample.0", res), s, channels=c)
