@@ -84,6 +84,11 @@ def cases():
                                  upscale=4, upsampler="nearest+conv"), (), 3, 9)
     yield ("swinir_none-x1-w7", sw(**base, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
            (), 3, 13, 0.5)
+    # DRCT, spandrel's module (no padding upstream: input sides multiples of the window)
+    dr = swin_refs.drct_class()
+    dbase = dict(embed_dim=12, depths=[6], num_heads=[2], window_size=4, mlp_ratio=2.0, gc=4, upsampler="pixelshuffle")
+    yield "drct_shift-x2", dr(**dbase, img_size=8, upscale=2), (), 3, 12
+    yield "drct_noshift-x3-identity", dr(**dbase, img_size=4, upscale=3, resi_connection="identity"), (), 3, 8
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

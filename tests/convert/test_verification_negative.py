@@ -259,12 +259,12 @@ def test_compare_is_in_float32_the_graphs_precision():
 
 
 # ---------------------------------------------------------------- transformers (SwinIR: tokens, windows, masks)
-def _swinir_safetensors(tmp_path: Any) -> Any:
-    """The SwinIR x2 golden's weights (tests/data/golden, torch-free) as a .safetensors file."""
+def _swinir_safetensors(tmp_path: Any, name: str = "swinir_ps-x2-w4") -> Any:
+    """A Swin-family golden's weights (tests/data/golden, torch-free) as a .safetensors file."""
     st = pytest.importorskip("safetensors.numpy")
     import golden
 
-    g = golden.load("swinir_ps-x2-w4")
+    g = golden.load(name)
     sd = golden.weights(g["spec"], gain=g["meta"].get("gain", 1.0))
     sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
     path = tmp_path / "swinir.safetensors"
@@ -306,4 +306,16 @@ def test_swinir_with_one_wrong_attention_weight_in_the_graph_fails(tmp_path, mon
 
     monkeypatch.setattr(check, "build", one_weight_off)
     with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_drct_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 4.4e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 2.3e-2 (23x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "drct_shift-x2")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "drct" and conv.info["shift"] == 2 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
         converter_for("safetensors").convert(path, None, {})
