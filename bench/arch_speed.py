@@ -106,6 +106,34 @@ def swinir_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6
     return sd
 
 
+def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: int = 32, scale: int = 4,
+            seed: int = 0) -> dict[str, np.ndarray]:
+    """A DRCT state dict of the published shape (spandrel's key names; shifted windows)."""
+    rng = np.random.default_rng(seed)
+    sd = {k: v for k, v in swinir_sd(dim, (), heads, ws, scale, seed=seed).items()}
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    for i in range(groups):
+        for k in range(1, 6):
+            c, p = dim + (k - 1) * gc, f"layers.{i}.swin{k}"
+            h = heads - c % heads
+            hidden = 2 * c if k < 4 else c
+            for n in ("norm1", "norm2"):
+                sd[f"{p}.{n}.weight"], sd[f"{p}.{n}.bias"] = np.ones(c, np.float32), np.zeros(c, np.float32)
+            for n, (o, ii) in {"attn.qkv": (3 * c, c), "attn.proj": (c, c), "mlp.fc1": (hidden, c),
+                               "mlp.fc2": (c, hidden)}.items():
+                sd[f"{p}.{n}.weight"], sd[f"{p}.{n}.bias"] = rand(o, ii), np.zeros(o, np.float32)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((2 * ws - 1) ** 2, h)
+            out = gc if k < 5 else dim
+            sd[f"layers.{i}.adjust{k}.weight"], sd[f"layers.{i}.adjust{k}.bias"] = rand(out, c, 1, 1), \
+                np.zeros(out, np.float32)
+        sd[f"layers.{i}.swin2.attn_mask"] = np.zeros((16, ws * ws, ws * ws), np.float32)  # marks: shifted
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -113,6 +141,8 @@ MODELS = {
     # 4x6 blocks, pixelshuffledirect), x4
     "swinir-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swinir_sd(),
     "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
+    # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
+    "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
 }
 
 

@@ -126,3 +126,14 @@ def test_a_truncated_block_is_refused(tmp_path):
     bad["layers.0.residual_group.blocks.1.attn.qkv.weight"] = np.zeros((72, 23), np.float32)
     with pytest.raises(Exception, match="not a known architecture"):
         archs.detect(bad)
+
+
+def test_a_huge_window_is_refused_with_the_reason():
+    """A bias table for 64x64 windows would expand to (heads, 4096, 4096) per block: one line."""
+    net = swinir_class()(**{**BASE, **CASES["ps-x2"]})
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    for k in [k for k in sd if k.endswith("relative_position_bias_table")]:
+        sd[k] = np.zeros((127 * 127, sd[k].shape[1]), np.float32)
+    with pytest.raises(Exception, match=r"^the state dict describes a swinir with 64x64 attention windows; "
+                                        r"srzoo converts windows up to 32"):
+        archs.detect(sd)

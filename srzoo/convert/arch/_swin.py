@@ -14,9 +14,21 @@ from typing import Any, Mapping
 import numpy as np
 
 from srzoo.convert.arch import weight
+from srzoo.errors import ModelLoadError
+
+#: the largest window converted: the relative position bias becomes a (heads, ws**2, ws**2)
+#: constant per block, so a crafted bias table of a huge window would ask for gigabytes
+#: (published models use 7 to 24)
+MAX_WINDOW = 32
 
 #: what torch's Swin adds to the attention logits of token pairs from different regions
 MASK_VALUE = -100.0
+
+
+def check_window(name: str, ws: int) -> None:
+    if ws > MAX_WINDOW:
+        raise ModelLoadError(f"the state dict describes a {name} with {ws}x{ws} attention windows; srzoo "
+                             f"converts windows up to {MAX_WINDOW} (its bias tables grow with the 4th power)")
 
 
 def relative_index(ws: int) -> np.ndarray:

@@ -51,6 +51,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     ws = (int(np.sqrt(rows)) + 1) // 2
     if ws < 2 or (2 * ws - 1) ** 2 != rows:
         return None
+    _swin.check_window("drct", ws)
     gc = int(np.shape(sd["layers.0.adjust1.weight"])[0])
     want: dict[str, tuple[int, ...]] = {"patch_embed.norm.weight": (dim,), "patch_embed.norm.bias": (dim,),
                                         "norm.weight": (dim,), "norm.bias": (dim,), "conv_first.bias": (dim,)}

@@ -112,6 +112,7 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
              for i in range(len(depths))]
     if ws < 1 or (2 * ws - 1) ** 2 != rows or any(h < 1 or dim % h for h in heads):
         return None
+    _swin.check_window("swinir", ws)
     want: dict[str, tuple[int, ...]] = {"patch_embed.norm.weight": (dim,), "patch_embed.norm.bias": (dim,),
                                         "norm.weight": (dim,), "norm.bias": (dim,), "conv_first.bias": (dim,)}
     for i, d in enumerate(depths):
