@@ -80,8 +80,8 @@ def cases():
     yield "swinir_ps-x2-w4", sw(**base, img_size=8, window_size=4, upscale=2, upsampler="pixelshuffle"), (), 3, 13
     yield ("swinir_psd-x3-3conv-w8", sw(**base, img_size=16, window_size=8, upscale=3, upsampler="pixelshuffledirect",
                                         resi_connection="3conv"), (), 3, 11)
-    yield ("swinir_nc-x4-w4", sw(embed_dim=12, depths=[2, 1], num_heads=[2, 3], mlp_ratio=2.0, img_size=8, window_size=4,
-                                 upscale=4, upsampler="nearest+conv"), (), 3, 9)
+    yield ("swinir_nc-x4-w4", sw(embed_dim=12, depths=[2, 1], num_heads=[2, 3], mlp_ratio=2.0, img_size=8,
+                                 window_size=4, upscale=4, upsampler="nearest+conv"), (), 3, 9)
     yield ("swinir_none-x1-w7", sw(**base, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
            (), 3, 13, 0.5)
     # DRCT, spandrel's module (no padding upstream: input sides multiples of the window)
