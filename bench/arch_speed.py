@@ -73,6 +73,75 @@ def omnisr_sd(num_feat: int = 64, res_num: int = 5, window: int = 8, scale: int 
     for k, shape in omnisr.layout(pr, 3, 3 * scale * scale).items():
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         sd[k] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+def swinir_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 8, scale: int = 4,
+              upsampler: str = "pixelshuffle", mlp: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """A SwinIR state dict of a published shape (spandrel's key names; 1conv)."""
+    rng = np.random.default_rng(seed)
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = rand(cout, cin, k, k), np.zeros(cout, np.float32)
+
+    def norm(prefix: str) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = np.ones(dim, np.float32), np.zeros(dim, np.float32)
+
+    def lin(prefix: str, cout: int, cin: int) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = rand(cout, cin), np.zeros(cout, np.float32)
+
+    sd: dict[str, np.ndarray] = {}
+    conv("conv_first", dim, 3)
+    norm("patch_embed.norm")
+    for i, d in enumerate(depths):
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}"
+            norm(f"{p}.norm1")
+            norm(f"{p}.norm2")
+            lin(f"{p}.attn.qkv", 3 * dim, dim)
+            lin(f"{p}.attn.proj", dim, dim)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((2 * ws - 1) ** 2, heads)
+            lin(f"{p}.mlp.fc1", mlp * dim, dim)
+            lin(f"{p}.mlp.fc2", dim, mlp * dim)
+        conv(f"layers.{i}.conv", dim, dim)
+    norm("norm")
+    conv("conv_after_body", dim, dim)
+    if upsampler == "pixelshuffledirect":
+        conv("upsample.0", 3 * scale * scale, dim)
+    else:
+        conv("conv_before_upsample.0", 64, dim)
+        for k in range(scale.bit_length() - 1):
+            conv(f"upsample.{2 * k}", 256, 64)
+        conv("conv_last", 3, 64)
+    return sd
+
+
+def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: int = 32, scale: int = 4,
+            seed: int = 0) -> dict[str, np.ndarray]:
+    """A DRCT state dict of the published shape (spandrel's key names; shifted windows)."""
+    rng = np.random.default_rng(seed)
+    sd = {k: v for k, v in swinir_sd(dim, (), heads, ws, scale, seed=seed).items()}
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    for i in range(groups):
+        for k in range(1, 6):
+            c, p = dim + (k - 1) * gc, f"layers.{i}.swin{k}"
+            h = heads - c % heads
+            hidden = 2 * c if k < 4 else c
+            for n in ("norm1", "norm2"):
+                sd[f"{p}.{n}.weight"], sd[f"{p}.{n}.bias"] = np.ones(c, np.float32), np.zeros(c, np.float32)
+            for n, (o, ii) in {"attn.qkv": (3 * c, c), "attn.proj": (c, c), "mlp.fc1": (hidden, c),
+                               "mlp.fc2": (c, hidden)}.items():
+                sd[f"{p}.{n}.weight"], sd[f"{p}.{n}.bias"] = rand(o, ii), np.zeros(o, np.float32)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((2 * ws - 1) ** 2, h)
+            out = gc if k < 5 else dim
+            sd[f"layers.{i}.adjust{k}.weight"], sd[f"layers.{i}.adjust{k}.bias"] = rand(out, c, 1, 1), \
+                np.zeros(out, np.float32)
+        sd[f"layers.{i}.swin2.attn_mask"] = np.zeros((16, ws * ws, ws * ws), np.float32)  # marks: shifted
     return sd
 
 
@@ -80,6 +149,12 @@ MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
     "omnisr 64nf 5nr w8 x4": lambda: omnisr_sd(),
+    # SwinIR-M (classical SR: 180 dim, 6x6 blocks, 6 heads, window 8) and SwinIR-S (lightweight: 60 dim,
+    # 4x6 blocks, pixelshuffledirect), x4
+    "swinir-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swinir_sd(),
+    "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
+    # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
+    "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
 }
 
 
@@ -95,7 +170,8 @@ def engines(onnx_bytes: bytes, path: Path) -> dict:
     try:
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(path), "CPU")
+        # f32, as srzoo's openvino engine runs it (a CPU with bf16 would otherwise pick that)
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         out["openvino"] = lambda x: compiled([x])[0]
     except ImportError:
         pass

@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR and OmniSR also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR and DRCT also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -80,6 +80,23 @@ def cases():
     yield "omnisr_w4-x2", omni(num_feat=8, block_num=1, window_size=4, res_num=1, up_scale=2), (), 3, 13
     yield ("omnisr_w8-nope-nobias-x3", omni(num_feat=8, block_num=1, window_size=8, res_num=2, up_scale=3, pe=False,
                                             bias=False), (), 3, 11)
+    # SwinIR, spandrel's module: every upsampler, 1conv/3conv, windows 4, 7 (img_range 255) and 8
+    import swin_refs
+
+    sw = swin_refs.swinir_class()
+    base = dict(embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2.0)
+    yield "swinir_ps-x2-w4", sw(**base, img_size=8, window_size=4, upscale=2, upsampler="pixelshuffle"), (), 3, 13
+    yield ("swinir_psd-x3-3conv-w8", sw(**base, img_size=16, window_size=8, upscale=3, upsampler="pixelshuffledirect",
+                                        resi_connection="3conv"), (), 3, 11)
+    yield ("swinir_nc-x4-w4", sw(embed_dim=12, depths=[2, 1], num_heads=[2, 3], mlp_ratio=2.0, img_size=8,
+                                 window_size=4, upscale=4, upsampler="nearest+conv"), (), 3, 9)
+    yield ("swinir_none-x1-w7", sw(**base, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
+           (), 3, 13, 0.5)
+    # DRCT, spandrel's module (no padding upstream: input sides multiples of the window)
+    dr = swin_refs.drct_class()
+    dbase = dict(embed_dim=12, depths=[6], num_heads=[2], window_size=4, mlp_ratio=2.0, gc=4, upsampler="pixelshuffle")
+    yield "drct_shift-x2", dr(**dbase, img_size=8, upscale=2), (), 3, 12
+    yield "drct_noshift-x3-identity", dr(**dbase, img_size=4, upscale=3, resi_connection="identity"), (), 3, 8
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

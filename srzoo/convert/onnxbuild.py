@@ -291,6 +291,26 @@ class Graph:
         ins = [x, self.const(w, "unshuffle")]
         return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
 
+    # -- shifted windows (srzoo.convert.arch._swin; the token and window operations are below)
+    def roll(self, x: str, sh: int, sw: int) -> str:
+        """torch.roll over H (by ``sh``) and W (by ``sw``): two Slices and a Concat per axis."""
+        for axis, s in ((2, int(sh)), (3, int(sw))):
+            if s == 0:
+                continue
+            ax = self._i64([axis])
+            big = np.iinfo(np.int64).max
+            tail = self.node("Slice", [x, self._i64([-s]), self._i64([big]), ax])
+            head = self.node("Slice", [x, self._i64([0]), self._i64([-s]), ax])
+            x = self.node("Concat", [tail, head], axis=axis)
+        return x
+
+    def ramp(self, like: str, axis: int, reverse: bool = False) -> str:
+        """(B, 1, H, W): 1, 2, ... n along ``axis`` (2 or 3) of ``like``, or n ... 1 with
+        ``reverse`` (CumSum over ones; srzoo.convert.arch._swin's shifted-window masks)."""
+        ones = self.node("Add", [self.node("Mul", [self.channels(like, 0, 1), self.const(np.float32(0), "k")]),
+                                 self.const(np.float32(1), "k")])
+        return self.node("CumSum", [ones, self.const(np.array(axis, np.int64), "axis")], reverse=int(reverse))
+
     def _roi(self) -> str:
         """Resize's unused ``roi``: may be left out from opset 13 on, an empty tensor before."""
         return "" if self.opset >= 13 else self.const(np.zeros(0, np.float32), "roi")

@@ -188,6 +188,16 @@ class TorchOps:
     def global_mean(self, x: Any) -> Any:
         return x.mean((2, 3), keepdim=True)
 
+    def roll(self, x: Any, sh: int, sw: int) -> Any:
+        return self.torch.roll(x, (sh, sw), (2, 3))
+
+    def ramp(self, like: Any, axis: int, reverse: bool = False) -> Any:
+        shape = [like.shape[0], 1, like.shape[2], like.shape[3]]
+        n = like.shape[axis]
+        r = self.torch.arange(n, 0, -1) if reverse else self.torch.arange(1, n + 1)
+        view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
+        return r.to(like.dtype).reshape(view).expand(shape)
+
 
 class NumpyOps:
     """The same operations in numpy (float64 accumulation); slow, for small probes only."""
@@ -407,6 +417,15 @@ class NumpyOps:
     def global_mean(self, x: np.ndarray) -> np.ndarray:
         return x.mean((2, 3), keepdims=True)
 
+
+    def roll(self, x: np.ndarray, sh: int, sw: int) -> np.ndarray:
+        return np.roll(x, (sh, sw), (2, 3))
+
+    def ramp(self, like: np.ndarray, axis: int, reverse: bool = False) -> np.ndarray:
+        n = like.shape[axis]
+        r = np.arange(n, 0, -1.0) if reverse else np.arange(1.0, n + 1)
+        view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
+        return np.broadcast_to(r.reshape(view), (like.shape[0], 1, like.shape[2], like.shape[3]))
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""

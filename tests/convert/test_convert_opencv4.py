@@ -107,3 +107,32 @@ def test_rfdn_resizes_through_the_pattern_opencv4_fuses(models_env):
             assert prod[g.input[0]].op_type == "Shape"
             refs.add(prod[g.input[0]].input[0])
         assert len(refs) == 1
+
+
+def test_swinir_graph_in_this_opencv(tmp_path):
+    """A transformer graph (SwinIR: window partitions and the shift mask sized at run time
+    by Shape) converts on any OpenCV: the conversion check runs it on cv2.dnn where that
+    imports it (5.x: then it agrees with ONNX Runtime) and on ONNX Runtime where it does not
+    (4.x: "dynamic 'zero' shapes are not supported" in its Shape importer); there the opencv
+    engine refuses in one line and auto skips it (test_opencv_compat's
+    test_a_graph_this_opencv_cannot_import holds that for any such graph)."""
+    st = pytest.importorskip("safetensors.numpy")
+    import golden
+    from srzoo.convert import converter_for
+    from srzoo.convert.onnxbuild import run_cv2
+
+    g = golden.load("swinir_ps-x2-w4")
+    sd = golden.weights(g["spec"], gain=g["meta"].get("gain", 1.0))
+    sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
+    path = tmp_path / "swinir.safetensors"
+    st.save_file(sd, str(path))
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "swinir" and conv.probe_error <= 1e-4
+    x = x_odd()
+    want = ort.InferenceSession(conv.onnx, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert want.shape == (1, 3, 74, 82)
+    if int(cv2.__version__.split(".")[0]) >= 5:
+        assert np.abs(run_cv2(conv.onnx, x) - want).max() <= 1e-4
+    else:
+        with pytest.raises(cv2.error, match="Shape"):
+            run_cv2(conv.onnx, x)

@@ -256,3 +256,66 @@ def test_compare_is_in_float32_the_graphs_precision():
     # a float64 reference within float32 rounding of the graph's output is not a difference
     ref = lambda x: np.maximum(x, 0).astype(np.float64) + 1e-12  # noqa: E731
     assert check.compare(onnx_bytes, ref, 1, size=16, tol=0.0, what="id") == 0.0
+
+
+# ---------------------------------------------------------------- transformers (SwinIR: tokens, windows, masks)
+def _swinir_safetensors(tmp_path: Any, name: str = "swinir_ps-x2-w4") -> Any:
+    """A Swin-family golden's weights (tests/data/golden, torch-free) as a .safetensors file."""
+    st = pytest.importorskip("safetensors.numpy")
+    import golden
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"].get("gain", 1.0))
+    sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
+    path = tmp_path / "swinir.safetensors"
+    st.save_file(sd, str(path))
+    return path
+
+
+def test_swinir_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 4.8e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 2.3e-2 (23x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path)
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "swinir" and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_swinir_with_one_wrong_attention_weight_in_the_graph_fails(tmp_path, monkeypatch):
+    """One row of the first attention Linear's weight (a MatMul initializer: only the
+    transformer path has them) moved by 0.5 in the emitted ONNX: the check must see it
+    (measured: the probe error goes from ~5e-6 to 9.1e-3, 9x the 1e-3 tolerance)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = _swinir_safetensors(tmp_path)
+    real = check.build
+
+    def one_weight_off(*a: Any, **k: Any) -> tuple[bytes, int]:
+        data, params = real(*a, **k)
+        m = onnx.load_from_string(data)
+        matmul_w = {n.input[1] for n in m.graph.node if n.op_type == "MatMul"}
+        init = next(t for t in m.graph.initializer if t.name in matmul_w)
+        w = numpy_helper.to_array(init).copy()
+        w[0] += 0.5
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+        return m.SerializeToString(), params
+
+    monkeypatch.setattr(check, "build", one_weight_off)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_drct_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 4.4e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 2.3e-2 (23x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "drct_shift-x2")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "drct" and conv.info["shift"] == 2 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
