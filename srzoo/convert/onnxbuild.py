@@ -487,11 +487,16 @@ class Graph:
         return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)],
                                                   axis=0)])
 
+    def _image_shape(self, like: str) -> str:
+        """[B, -1, H, W] for ``like`` (NCHW): the channels come from the tensor reshaped."""
+        return self.node("Concat", [self._dims(like, 0, 1), self._i64([-1]), self._dims(like, 2, 4)], axis=0)
+
     def window_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
-        """:meth:`window_partition` undone, to ``like``'s shape (``like``: NCHW with the same C)."""
+        """:meth:`window_partition` undone, to ``like``'s batch, height and width (the
+        channels are ``t``'s: DRCT's blocks reverse tokens wider than ``like``)."""
         t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
         t = self.transpose(t, [0, 5, 1, 3, 2, 4])                   # B C Hb wh Wb ww
-        return self.node("Reshape", [t, self.node("Shape", [like])])
+        return self.node("Reshape", [t, self._image_shape(like)])
 
     def grid_partition(self, x: str, wh: int, ww: int) -> str:
         """NCHW -> [B*nW, wh*ww, C] where window ``(i, j)`` holds the pixels
@@ -507,7 +512,7 @@ class Graph:
         # [B, Hg, Wg, wh, ww, C]: Hg = H/wh windows down, as _blocks_shape computes
         t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
         t = self.transpose(t, [0, 5, 3, 1, 4, 2])                   # B C wh Hg ww Wg
-        return self.node("Reshape", [t, self.node("Shape", [like])])
+        return self.node("Reshape", [t, self._image_shape(like)])
 
     def split_batch(self, t: str, like: str) -> str:
         """[B*n, ...] -> [B, n, ...], B being ``like``'s first dimension."""
