@@ -35,7 +35,7 @@ def load(rel: str, **provided: Any) -> dict[str, Any]:
                  path.read_text(), flags=re.M).replace(".cuda()", "")
 
     def dep(m: re.Match) -> str:
-        names = [n.strip() for n in m.group(1).split(",")]
+        names = [n.split(" as ")[-1].strip() for n in m.group(1).split(",")]  # "block as B": B
         missing = [n for n in names if n not in provided]
         if missing:
             raise RuntimeError(f"{rel} imports {missing} from spandrel: pass them to load()")
