@@ -147,11 +147,16 @@ def test_unconverted_architectures_listed_as_such(omdb, capsys):
     span = rows["omdb:1x-BroadcastToStudio-SPAN"]
     assert (span["runnable"], span["downloadable"], span["file_type"]) == ("yes", False, "pth")  # Mega only
     compact = {n: r["runnable"] for n, r in rows.items() if r["arch"] == "compact"}
-    assert compact.pop("omdb:1x-Book-Compact") == "no"  # size tag "2,27mb" is not a shape srzoo knows
-    assert "size tags ['2,27mb']" in rows["omdb:1x-Book-Compact"]["why_not"]
+    assert compact["omdb:1x-Book-Compact"] == "yes"  # its size tag "2,27mb" is the file's size: no shape
     assert set(compact.values()) == {"yes"}
     code, _, err = run(capsys, "list", "--arch", "esrgan")
     assert code == 1 and "--catalog openmodeldb" in err
+    # a size tag that names a shape srzoo does not know is not runnable, and says which
+    book = omdb.records["1x-Book-Compact"]
+    omdb({"1x-srzoo-test-odd-compact": dict(copy.deepcopy(book), size=["64nf", "8x8 windows"])})
+    code, out, _ = run(capsys, "list", "--catalog", "openmodeldb", "--json")
+    odd = {r["name"]: r for r in json.loads(out)}["omdb:1x-srzoo-test-odd-compact"]
+    assert odd["runnable"] == "no" and "size tags ['8x8 windows']" in odd["why_not"]
 
 
 def test_info_shows_whole_record(omdb, capsys):
