@@ -237,7 +237,7 @@ def _fail(path: Path | str, where: str, msg: str) -> ManifestError:
 
 def _check_type(path: Path | str, where: str, key: str, value: Any, typ: Any) -> None:
     ok = isinstance(value, typ)
-    if typ is int and isinstance(value, bool):
+    if isinstance(value, bool) and typ is not bool:  # TOML true is no number
         ok = False
     if not ok:
         tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
@@ -279,7 +279,7 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     if d["size"] <= 0:
         raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
     for key, rx in _HEX_RE.items():
-        if key in d and not rx.match(d[key]):
+        if key in d and not rx.fullmatch(d[key]):
             raise _fail(path, where, f"key {key!r} is not a lowercase hex digest: {d[key]!r}")
     urls = d.get("urls", [])
     if not urls and not bundled:
@@ -300,7 +300,8 @@ def _io(path: Path, where: str, d: Mapping[str, Any]) -> IOSpec:
     kw: dict[str, Any] = dict(d)
     if "mean" in kw:
         mean = kw["mean"]
-        if not all(isinstance(m, (int, float)) for m in mean) or len(mean) not in (1, 3):
+        if (not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in mean)
+                or len(mean) not in (1, 3)):
             raise _fail(path, where + ".io", "key 'mean' must be a list of 1 or 3 numbers")
         kw["mean"] = tuple(float(m) for m in mean)
     for key in ("outputs", "output_scales"):
@@ -327,7 +328,7 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         if key not in d:
             raise _fail(path, where, f"missing key {key!r}")
     name = d["name"]
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise _fail(path, where, f"key 'name' must be lowercase letters, digits, '-', '_' or '.', got {name!r}")
     fmt = d["format"]
     if fmt not in FORMATS:
@@ -424,6 +425,8 @@ def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list
     seen: set[tuple[str, int | None]] = set()
     for i, raw in enumerate(doc.get("model", [])):
         where = f"model[{i}]" + (f" ({raw.get('name')} x{raw.get('scale')})" if isinstance(raw, dict) else "")
+        if not where.isprintable():  # a hostile name or scale: the message stays one line
+            where = f"model[{i}]"
         if not isinstance(raw, dict):
             raise _fail(path, where, "each [[model]] must be a table")
         entry = _model(path, where, _merge(defaults, raw))
@@ -438,11 +441,13 @@ def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list
         for key in ("name", "license", "source"):
             if key not in meta:
                 raise _fail(path, "dataset", f"missing key {key!r}")
-        if not _NAME_RE.match(meta["name"]):
+        if not _NAME_RE.fullmatch(meta["name"]):
             raise _fail(path, "dataset", f"key 'name' must be lowercase, got {meta['name']!r}")
         files = []
         for i, raw in enumerate(doc.get("file", [])):
             where = f"file[{i}]"
+            if not isinstance(raw, dict):
+                raise _fail(path, where, "each [[file]] must be a table")
             _check_keys(path, where, raw, _FILE_KEYS)
             files.append(_artifact(path, where, raw, f"datasets/{meta['name']}"))
         if not files:
