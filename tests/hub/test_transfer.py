@@ -5,8 +5,11 @@ so it is also the fast test set `tools/mutation.sh hub/transfer` runs per mutant
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import resource
+import signal
 import socket
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ import requests
 from srzoo._version import __version__
 from srzoo.hub import transfer
 from srzoo.hub.manifest import Artifact
-from srzoo.hub.partial import Partial
+from srzoo.hub.partial import DiskError, Partial
 from srzoo.hub.transfer import Fatal, Progress, Transient
 
 NAME = "baby.png"  # Set5, 371264 bytes
@@ -171,6 +174,24 @@ def test_copy_local(tmp_path, srzoo_env, data, shared_dir):
         with pytest.raises(Fatal) as err:
             transfer.copy_local(path, Partial(small), small)
         assert str(err.value) == f"{path}: cannot read: {why}"
+    # the partial cannot be written: a DiskError naming the partial (no other source can help)
+    p.discard()
+    p.path.mkdir()
+    with pytest.raises(DiskError) as err:
+        transfer.copy_local(src, p, a)
+    assert err.value.path == p.path and err.value.err.errno == errno.EISDIR
+    p.path.rmdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))
+    try:
+        with pytest.raises(DiskError) as err:
+            transfer.copy_local(src, p, a)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert err.value.path == p.path and err.value.err.errno == errno.EFBIG
+    assert p.size() == 100_000
     # a smaller file is copied whole (the cache's check then refuses it, not the copy)
     big = artifact(len(data) + 1)
     transfer.copy_local(src, Partial(big), big)
@@ -460,6 +481,8 @@ def test_retry_or_give_up_directly(art, srzoo_env):
     t0 = time.monotonic()
     transfer._retry_or_give_up(e, 1, 5, 0.3, time.monotonic() + 1.0, p)
     assert 0.6 <= time.monotonic() - t0 < 1.0
+    # doubled, not tripled: the third try waits 0.1 * 2**2 = 0.4 s, which fits in 0.7 s (0.9 would not)
+    transfer._retry_or_give_up(e, 2, 5, 0.1, time.monotonic() + 0.7, p)
 
 
 def test_watchdog_cuts_off_trickled_headers(mirror, art, data, monkeypatch):
