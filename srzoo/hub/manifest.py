@@ -255,8 +255,7 @@ def _check_keys(path: Path | str, where: str, table: Mapping[str, Any], allowed:
 
 def check_file_name(path: Path | str, where: str, name: str) -> None:
     """A cache file name must be one plain path component."""
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
-            or "\x00" in name or ":" in name):
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name or ":" in name:
         raise _fail(path, where, f"key 'file' must be a plain file name without path separators "
                                  f"or '..', got {name!r}")
 
@@ -266,8 +265,7 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     if "path" in d:  # a local file: the manifest's folder is the base of a relative path
         if "urls" in d:
             raise _fail(path, where, "give either 'urls' or 'path' (a local file), not both")
-        local = Path(d["path"]).expanduser()
-        local = local if local.is_absolute() else Path(path).resolve().parent / local
+        local = Path(path).resolve().parent / Path(d["path"]).expanduser()  # an absolute one wins
         d = {"file": local.name, **d, "urls": [str(local)]}
     for key in ("file", "size", "sha256") + (() if bundled else ("urls",)):
         if key not in d:
@@ -353,11 +351,12 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         if "bin" not in d or not isinstance(d["bin"], dict):
             raise _fail(path, where, "an ncnn entry names its .param as 'file' and its weights as a "
                                      "table 'bin' (file, size, sha256, urls or path)")
-        _check_keys(path, where + ".bin", d["bin"], {**_FILE_KEYS, "path": str})
+        _check_keys(path, where + ".bin", d["bin"], _FILE_KEYS)
         companions = (_artifact(path, where + ".bin", d["bin"], "models"),)
-        if Path(companions[0].file).stem != Path(artifact.file).stem if artifact else True:
+        assert artifact is not None  # ncnn is a format with a file
+        if Path(companions[0].file).stem != Path(artifact.file).stem:
             raise _fail(path, where, "the ncnn .bin must have the .param's name with .bin "
-                                     f"({Path(artifact.file).stem if artifact else '?'}.bin)")
+                                     f"({Path(artifact.file).stem}.bin)")
     elif "bin" in d:
         raise _fail(path, where, "key 'bin' is only for format 'ncnn'")
     io = _io(path, where, d.get("io", {}))
@@ -383,9 +382,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     """The parsed manifest: a regular file (no device or FIFO) of at most
     :data:`MAX_MANIFEST_BYTES`, UTF-8 TOML, not nested deeper than tomllib can recurse."""
     try:
-        with open(path, "rb", opener=_open_regular) as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ManifestError(f"{path}: is not a regular file; a manifest is a TOML file")
+        with open(path, "rb", opener=_open_regular) as f:  # a regular file, or ManifestError
             data = f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as e:
         raise ManifestError(f"{path}: cannot read manifest: {e.strerror or e}") from None

@@ -424,6 +424,8 @@ def test_dataset_refusals(tmp_path, mutation, message):
 def test_document_refusals(tmp_path):
     assert refusal(tmp_path / "nope.toml") == "cannot read manifest: No such file or directory"
     assert refusal(tmp_path) == "is not a regular file; a manifest is a TOML file"
+    os.mkfifo(tmp_path / "fifo.toml")  # opened without blocking (no writer needed), then refused
+    assert refusal(tmp_path / "fifo.toml") == "is not a regular file; a manifest is a TOML file"
     p = write(tmp_path, GOOD.replace("schema = 1", "schema = = 1"))
     assert refusal(p) == "not valid TOML: Invalid value (at line 2, column 10)"
     p.write_bytes(b'schema = 1\nx = "\xc3\xa9\xff"\n')
