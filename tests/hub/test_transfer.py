@@ -95,6 +95,7 @@ def test_is_url_host_of_time_bound_short(monkeypatch):
     assert transfer.short(ValueError("  ")) == "ValueError"
     assert transfer.short(OSError()) == "OSError"
     assert transfer.short(KeyError("k")) == "KeyError: 'k'"
+    assert transfer.short(ValueError("NO BOX:")) == "ValueError: NO BOX"  # only ': ' is stripped
     assert transfer.CHUNK == 65536
 
 
