@@ -497,3 +497,26 @@ def test_watchdog_cuts_off_trickled_headers(mirror, art, data, monkeypatch):
         "URL/baby.png: too slow: 1000 of 371264 bytes in the 1 s allowed (SRZOO_TIMEOUT + size / "
         "SRZOO_MIN_RATE), headers included; cut off")
     assert not err.value.discard and len(mirror.log) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux /proc")
+def test_copy_local_unreadable_and_read_errors(srzoo_env):
+    """Real files that fail: /proc/sys/vm/drop_caches cannot be opened for reading even by
+    root (a write-only sysctl), /proc/self/mem opens but reading address 0 fails (EIO)."""
+    a = artifact(10)
+    p = Partial(a)
+    p.path.parent.mkdir(parents=True)
+    try:
+        open("/proc/sys/vm/drop_caches", "rb").close()
+        pytest.skip("this kernel lets /proc/sys/vm/drop_caches be read")
+    except OSError:
+        pass
+    with pytest.raises(Fatal) as err:
+        transfer.copy_local(Path("/proc/sys/vm/drop_caches"), p, a)
+    assert str(err.value) == "/proc/sys/vm/drop_caches: cannot read: Permission denied"
+    assert not err.value.discard and not p.path.exists()
+    with pytest.raises(Fatal) as err:
+        transfer.copy_local(Path("/proc/self/mem"), p, a)
+    assert str(err.value) == "/proc/self/mem: read error: Input/output error"
+    assert err.value.discard is True
+    assert p.meta()["source"] == "/proc/self/mem"  # started: the caller discards it (discard=True)
