@@ -308,21 +308,11 @@ def remove(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     for p in paths:
         if not p.exists() and not p.is_symlink():
             continue
-        stem = None
-        if p.parent == locks and p.suffix == ".lock":
-            stem = p.stem
-        elif p.parent == root / ".incomplete":
-            stem = _partial_owner(p, held)
-        if stem is not None and stem in held:
-            skipped.append(p)
-            continue
-        if p.parent == locks and p.suffix == ".lock":
-            if _unlink_free_lock(p):
-                removed.append(p)
-            else:
-                skipped.append(p)
-            continue
-        if _delete(p):
+        if p.parent == locks and p.suffix == ".lock":  # deleted only while we hold it
+            (removed if _unlink_free_lock(p) else skipped).append(p)
+        elif p.parent == root / ".incomplete" and _partial_owner(p, held) is not None:
+            skipped.append(p)  # its download is running
+        elif _delete(p):
             removed.append(p)
     return removed, skipped
 

@@ -100,6 +100,14 @@ def test_record_and_trust(root):
     assert json.loads(cache.record_path(a).read_text())["size"] == len(DATA)
     cache.record_path(a).write_text("not json")
     assert cache.trusted(a) == (True, None)
+    # the record is what is trusted: bytes changed in place, with size, mtime and inode kept, are
+    # not hashed again (that is what `srzoo cache verify` is for)
+    before = p.stat()
+    with open(p, "r+b") as f:
+        f.write(b"\xff")
+    os.utime(p, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert cache.trusted(a) == (True, None)
+    assert cache.trusted(a, repair=False) == (True, None)
     # a folder where the file is: not cached
     a2 = art_of(b"abc", "d.bin")
     cache.path_for(a2).mkdir(parents=True)
@@ -157,6 +165,7 @@ def test_seed(root, tmp_path):
     wrong_bytes.parent.mkdir()
     wrong_bytes.write_bytes(DATA[::-1])
     cache._seeded.discard("w.bin")
+    (root / "models").mkdir(parents=True)  # the folder exists already: fine
     cache.seed(a, [wrong_name, tmp_path / "none" / "w.bin", tmp_path / "other", wrong_bytes])
     assert not cache.path_for(a).exists()
     cache.seed(a, [wrong_bytes, str(good)])
@@ -219,6 +228,11 @@ def test_os_error_names_what_is_in_the_way(root, tmp_path):
         s.bind(str(tmp_path / "sock"))
         assert str(cache.os_error(e, tmp_path / "sock" / "z", "create")) == (
             f"cannot create {tmp_path / 'sock' / 'z'}: {tmp_path / 'sock'} is a socket where a folder should be; "
+            f"move it away {where}")
+    blocks = [Path("/dev") / n for n in sorted(os.listdir("/dev")) if n.startswith("loop") and n[4:].isdigit()]
+    if blocks and cache.fsutil.kind(blocks[0]) == "block":
+        assert str(cache.os_error(e, blocks[0] / "w", "create")) == (
+            f"cannot create {blocks[0] / 'w'}: {blocks[0]} is a block device where a folder should be; "
             f"move it away {where}")
     # nothing in the way found: the path itself is named
     assert str(cache.os_error(e, tmp_path / "q" / "r", "create")) == (
@@ -286,6 +300,14 @@ def test_remove_spares_what_a_running_download_holds(root):
     removed, skipped = cache.remove([lock_a, part_a])
     assert removed == [lock_a, part_a] and skipped == [] and not lock_a.exists()
     assert not cache.lock_in_use(root / "nowhere" / "x.lock")
+    (root / "afile").write_text("")
+    assert not cache.lock_in_use(root / "afile" / "x.lock")  # cannot be made: nobody holds it
+    # a folder where a lock file should be: one clear error
+    lock_dir = root / ".locks" / "models-c.bin.lock"
+    lock_dir.mkdir()
+    with pytest.raises(CacheError) as err:
+        cache.remove([lock_dir])
+    assert str(err.value) == f"cannot delete {lock_dir}: it is a folder where a file should be; remove it"
     assert cache.remove([]) == ([], [])
 
 
