@@ -520,3 +520,41 @@ def test_copy_local_unreadable_and_read_errors(srzoo_env):
     assert str(err.value) == "/proc/self/mem: read error: Input/output error"
     assert err.value.discard is True
     assert p.meta()["source"] == "/proc/self/mem"  # started: the caller discards it (discard=True)
+
+
+def test_the_deadline_counts_only_the_bytes_still_missing(mirror, art, data, monkeypatch):
+    """SRZOO_TIMEOUT + (size - resumable bytes of this URL) / SRZOO_MIN_RATE: with 300000 of
+    371264 bytes here, 0.3 + 71264 / 200000 = 0.66 s (2.2 s if the bytes were not counted)."""
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.3")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "200000")
+    mirror.fault(f"/{NAME}", header_trickle=0.02)
+    p = resumable(mirror, art, data, 300000)
+    t0 = time.monotonic()
+    with pytest.raises(Fatal) as err:
+        transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert str(err.value).replace(mirror.url, "URL") == (
+        "URL/baby.png: too slow: 300000 of 371264 bytes in the 1 s allowed (SRZOO_TIMEOUT + size / "
+        "SRZOO_MIN_RATE), headers included; cut off")
+    assert err.value.discard is False and time.monotonic() - t0 < 2
+    assert p.path.read_bytes() == data[:300000]  # kept for a resume
+    # bytes of another source do not count: they are no head start
+    mirror.reset()
+    mirror.fault(f"/{NAME}", header_trickle=0.02)
+    p = resumable(mirror, art, data, 300000, source="http://elsewhere.invalid/x")
+    with pytest.raises(Fatal) as err:
+        transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert str(err.value).replace(mirror.url, "URL") == (
+        "URL/baby.png: too slow: 0 of 371264 bytes in the 2 s allowed (SRZOO_TIMEOUT + size / "
+        "SRZOO_MIN_RATE), headers included; cut off")
+    assert err.value.discard is False
+
+
+def test_each_try_shows_it_is_alive(mirror, art, data):
+    """Every attempt touches the partial's record at once (waiting processes watch its mtime),
+    even within a second of the last beat."""
+    p = resumable(mirror, art, data, 1000)  # just started: a beat now would be skipped unless forced
+    os.utime(p.meta_path, (1_000_000, 1_000_000))
+    mirror.fault(f"/{NAME}", status=404)
+    with pytest.raises(Fatal):
+        transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert p.meta_path.stat().st_mtime > time.time() - 60
