@@ -135,6 +135,19 @@ def test_changed_copy_is_moved_aside(root):
     assert aside.read_bytes() == bad and not p.exists() and not cache.record_path(a).exists()
 
 
+def test_changed_copy_that_cannot_be_moved_aside(root):
+    a = art_of(DATA)
+    p = put(a, DATA)
+    p.write_bytes(DATA[::-1])
+    (root / ".damaged").write_text("a file in the way")
+    with pytest.raises(CacheError) as err:
+        cache.trusted(a)
+    assert str(err.value) == (f"cannot move aside {root / '.damaged'}: {root / '.damaged'} is a file where a "
+                              f"folder should be; move it away (cache {root}; set SRZOO_CACHE_DIR to use "
+                              "another folder)")
+    assert p.read_bytes() == DATA[::-1]
+
+
 def test_bundled_files_are_never_recorded(root, tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "bundled_dir", lambda: tmp_path)
     a = art_of(DATA, bundled=True)
@@ -191,6 +204,11 @@ def test_ensure_dir(root, tmp_path):
         cache.ensure_dir(tmp_path / "f" / "sub")
     assert str(err.value) == (f"cannot create {tmp_path / 'f' / 'sub'}: {tmp_path / 'f'} is a file where a folder "
                               f"should be; move it away (cache {root}; set SRZOO_CACHE_DIR to use another folder)")
+    if Path("/proc/self").is_dir():  # Linux: no folder can be made at the top of /proc
+        with pytest.raises(CacheError) as err:  # the folder that could not be made is named
+            cache.ensure_dir(Path("/proc/srzoo-test/sub"))
+        assert str(err.value) == ("cannot create /proc/srzoo-test: No such file or directory (cache "
+                                  f"{root}; set SRZOO_CACHE_DIR to use another folder)")
     with pytest.raises(CacheError) as err:
         cache.ensure_dir(tmp_path / "f")
     assert str(err.value) == (f"cannot create {tmp_path / 'f'}: {tmp_path / 'f'} is a file where a folder "
