@@ -41,12 +41,13 @@ def test_sources_in_order(monkeypatch, tmp_path):
     a = Artifact("f.bin", 1, "0" * 64, ("https://up.example/f.bin", str(tmp_path / "local" / "f.bin")))
     monkeypatch.setenv("SRZOO_HOME_X", "")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("SRZOO_MIRROR", f"http://m1.example/base/,HTTPS://m2.example,file://{tmp_path}/d,~/e,{tmp_path}/f")
+    monkeypatch.setenv("SRZOO_MIRROR", f"http://m1.example/base/,HTTPS://m2.example,file://{tmp_path}/d,~/e,{tmp_path}/f,"
+                                       "http://m3.example/X//")
     monkeypatch.setenv("SRZOO_MIRROR_ONLY", "0")
     assert download.mirrors() == ["http://m1.example/base/", "HTTPS://m2.example", f"file://{tmp_path}/d", "~/e",
-                                  f"{tmp_path}/f"]
+                                  f"{tmp_path}/f", "http://m3.example/X//"]
     expected = ["http://m1.example/base/f.bin", "HTTPS://m2.example/f.bin", str(tmp_path / "d" / "f.bin"),
-                str(tmp_path / "home" / "e" / "f.bin"), str(tmp_path / "f" / "f.bin")]
+                str(tmp_path / "home" / "e" / "f.bin"), str(tmp_path / "f" / "f.bin"), "http://m3.example/X/f.bin"]
     assert download.sources(a) == expected + ["https://up.example/f.bin", str(tmp_path / "local" / "f.bin")]
     monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")  # the manifest's local file is no download: kept
     assert download.sources(a) == expected + [str(tmp_path / "local" / "f.bin")]
@@ -195,6 +196,15 @@ def test_bundled_file_is_checked_never_downloaded(mirror, data, tmp_path, monkey
     download._bundled_ok.clear()
     with pytest.raises(ChecksumError, match="size mismatch"):
         download.fetch_artifact(a)
+    (tmp_path / NAME).write_bytes(data[::-1])  # right size, wrong bytes: both hashes named
+    with pytest.raises(ChecksumError) as err:
+        download.fetch_artifact(a, what="tiny")
+    bad = data[::-1]
+    assert str(err.value) == (
+        f"tiny: the copy shipped with srzoo at {tmp_path / NAME} is damaged or missing (sha256 mismatch for "
+        f"{NAME}: expected {a.sha256}, got {hashlib.sha256(bad).hexdigest()}; git-blob-sha1 mismatch for {NAME}: "
+        f"expected {a.git_blob_sha1}, got {hashlib.sha1(b'blob %d' % len(bad) + bytes(1) + bad).hexdigest()}); "
+        "reinstall srzoo (pip install --force-reinstall srzoo)")
     assert mirror.log == []
 
 
