@@ -252,6 +252,9 @@ def test_waiting_for_another_process(mirror, art, data, srzoo_env, capsys, monke
     with Holder(art, lambda: time.sleep(0.3)):
         assert download.fetch_artifact(art, quiet=True, force=False).read_bytes() == data
     assert capsys.readouterr().err == "" and len(mirror.log) == 1
+    with Holder(art, lambda: time.sleep(0.3)):  # quiet=True: waits without a word
+        download.fetch_artifact(art, quiet=True, force=True)
+    assert capsys.readouterr().err == "" and len(mirror.log) == 2
     with Holder(art, lambda: time.sleep(0.3)):  # quiet=False is said too
         download.fetch_artifact(art, quiet=False, force=True)
     assert capsys.readouterr().err.startswith("srzoo: waiting for another process")
@@ -321,3 +324,29 @@ def test_disk_error_deletes_the_partial(mirror, art, srzoo_env, monkeypatch):
                               "SRZOO_CACHE_DIR to use another folder); the partial download was deleted")
     assert not Partial(art).path.exists() and not Partial(art).meta_path.exists()
     assert os.listdir(srzoo_env / "datasets" / "set5") == []
+
+
+def test_the_holder_fetched_it_meanwhile(mirror, art, data, srzoo_env):
+    target = cache.path_for(art)
+
+    def fetch_it() -> None:  # as another process would: verified file in place, recorded
+        time.sleep(0.3)
+        target.write_bytes(data)
+        cache.record(art)
+
+    with Holder(art, fetch_it):
+        assert download.fetch_artifact(art, quiet=True) == target
+    assert mirror.log == []
+
+
+def test_a_folder_put_in_place_while_waiting(mirror, art, srzoo_env):
+    target = cache.path_for(art)
+
+    def in_the_way() -> None:
+        time.sleep(0.3)
+        (target / "x").mkdir(parents=True)
+
+    with Holder(art, in_the_way):
+        with pytest.raises(CacheError) as err:
+            download.fetch_artifact(art, quiet=True)
+    assert str(err.value) == f"cannot use {target}: it is a folder where a file should be; remove it"
