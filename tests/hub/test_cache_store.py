@@ -346,3 +346,24 @@ def test_partial_owner():
     assert cache._partial_owner(Path("/c/.incomplete/models-a.bin.0123.part"), {"models-a.bin"}) == "models-a.bin"
     assert cache._partial_owner(Path("/c/.incomplete/models-a.bin2.0123.part"), {"models-a.bin"}) is None
     assert cache._partial_owner(Path("/c/.incomplete/models-a.bin.0123.part"), set()) is None
+
+
+def test_remove_goes_on_past_a_missing_file_and_without_locks(root):
+    (root / ".incomplete").mkdir(parents=True)
+    part = root / ".incomplete" / "models-a.bin.0123.part"
+    part.write_text("x")
+    assert not (root / ".locks").exists()
+    assert cache.remove([root / "gone", part]) == ([part], [])
+
+
+def test_seed_into_a_cache_not_made_yet(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRZOO_CACHE_DIR", str(tmp_path / "new" / "cache"))
+    a = art_of(DATA, "s.bin", "datasets/set9")
+    src = tmp_path / "s.bin"
+    src.write_bytes(DATA)
+    cache._seeded.discard("s.bin")
+    try:
+        cache.seed(a, [src])
+        assert (tmp_path / "new" / "cache" / "datasets" / "set9" / "s.bin").read_bytes() == DATA
+    finally:
+        cache._seeded.discard("s.bin")
