@@ -25,6 +25,8 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
   a weak one (``W/"..."``) is never matched by an ``If-Range`` (RFC 9110 strong comparison)
 * ``range_total``: in a 206 answer, claim this total size in ``Content-Range``
   (``bytes a-b/TOTAL``) instead of the file's own
+* ``range_from``: in a 206 answer, send the file from this byte (and say so in
+  ``Content-Range``) instead of the byte that was asked for
 
 Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is logged.
 """
@@ -64,6 +66,7 @@ class Fault:
     gzip: bool = False
     etag: str | None = None
     range_total: int | None = None
+    range_from: int | None = None
 
 
 @dataclass
@@ -215,6 +218,8 @@ class MirrorServer:
                     rng = None  # RFC 9110: the file changed since, so send all of it
                 if rng and not (fault and fault.ignore_range) and rng.startswith("bytes="):
                     start = int(rng[6:].split("-", 1)[0])
+                    if fault and fault.range_from is not None:
+                        start = fault.range_from
                     if start >= len(data):
                         self._record(416)
                         self.send_response(416)

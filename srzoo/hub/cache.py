@@ -128,8 +128,8 @@ def trusted(artifact: Artifact, *, repair: bool = True) -> tuple[bool, str | Non
             note += f"; moved to {aside}"
         except FileNotFoundError:
             pass  # another process moved it already
-        except OSError as e:
-            raise os_error(e, p, "move aside") from None
+        except OSError as e:  # e.g. a file where .damaged/ should be: name that path
+            raise os_error(e, Path(e.filename) if e.filename else p, "move aside") from None
         try:
             record_path(artifact).unlink()
         except OSError:
@@ -179,12 +179,10 @@ def seed(art: Artifact, candidates: Iterable[str | os.PathLike[str]]) -> None:
 # --------------------------------------------------------------------------- OS errors
 def ensure_dir(path: Path) -> None:
     """``mkdir -p`` with one clear :class:`CacheError` when it cannot be made."""
-    try:
+    try:  # a file (not a folder) at path: FileExistsError, named like any other
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise os_error(e, Path(e.filename) if e.filename else path, "create") from None
-    if not path.is_dir():
-        raise os_error(OSError(errno.ENOTDIR, "Not a directory"), path, "create")
 
 
 def os_error(e: OSError, path: Path, doing: str) -> CacheError:
@@ -308,21 +306,11 @@ def remove(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     for p in paths:
         if not p.exists() and not p.is_symlink():
             continue
-        stem = None
-        if p.parent == locks and p.suffix == ".lock":
-            stem = p.stem
-        elif p.parent == root / ".incomplete":
-            stem = _partial_owner(p, held)
-        if stem is not None and stem in held:
-            skipped.append(p)
-            continue
-        if p.parent == locks and p.suffix == ".lock":
-            if _unlink_free_lock(p):
-                removed.append(p)
-            else:
-                skipped.append(p)
-            continue
-        if _delete(p):
+        if p.parent == locks and p.suffix == ".lock":  # deleted only while we hold it
+            (removed if _unlink_free_lock(p) else skipped).append(p)
+        elif p.parent == root / ".incomplete" and _partial_owner(p, held) is not None:
+            skipped.append(p)  # its download is running
+        elif _delete(p):
             removed.append(p)
     return removed, skipped
 

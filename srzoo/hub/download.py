@@ -203,8 +203,8 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
     except SrzooError:
         raise
     except OSError as e:
-        raise cache.os_error(e, Path(e.filename) if e.filename else cache.cache_dir(),
-                             "use") from None
+        where = e.filename2 or e.filename  # os.replace(src, dst): the destination is the one in the way
+        raise cache.os_error(e, Path(where) if where else cache.cache_dir(), "use") from None
 
 
 def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target: Path,

@@ -237,7 +237,7 @@ def _fail(path: Path | str, where: str, msg: str) -> ManifestError:
 
 def _check_type(path: Path | str, where: str, key: str, value: Any, typ: Any) -> None:
     ok = isinstance(value, typ)
-    if typ is int and isinstance(value, bool):
+    if isinstance(value, bool) and typ is not bool:  # TOML true is no number
         ok = False
     if not ok:
         tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
@@ -255,8 +255,7 @@ def _check_keys(path: Path | str, where: str, table: Mapping[str, Any], allowed:
 
 def check_file_name(path: Path | str, where: str, name: str) -> None:
     """A cache file name must be one plain path component."""
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
-            or "\x00" in name or ":" in name):
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name or ":" in name:
         raise _fail(path, where, f"key 'file' must be a plain file name without path separators "
                                  f"or '..', got {name!r}")
 
@@ -266,8 +265,7 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     if "path" in d:  # a local file: the manifest's folder is the base of a relative path
         if "urls" in d:
             raise _fail(path, where, "give either 'urls' or 'path' (a local file), not both")
-        local = Path(d["path"]).expanduser()
-        local = local if local.is_absolute() else Path(path).resolve().parent / local
+        local = Path(path).resolve().parent / Path(d["path"]).expanduser()  # an absolute one wins
         d = {"file": local.name, **d, "urls": [str(local)]}
     for key in ("file", "size", "sha256") + (() if bundled else ("urls",)):
         if key not in d:
@@ -279,7 +277,7 @@ def _artifact(path: Path, where: str, d: Mapping[str, Any], subdir: str) -> Arti
     if d["size"] <= 0:
         raise _fail(path, where, f"key 'size' must be positive, got {d['size']}")
     for key, rx in _HEX_RE.items():
-        if key in d and not rx.match(d[key]):
+        if key in d and not rx.fullmatch(d[key]):
             raise _fail(path, where, f"key {key!r} is not a lowercase hex digest: {d[key]!r}")
     urls = d.get("urls", [])
     if not urls and not bundled:
@@ -300,7 +298,8 @@ def _io(path: Path, where: str, d: Mapping[str, Any]) -> IOSpec:
     kw: dict[str, Any] = dict(d)
     if "mean" in kw:
         mean = kw["mean"]
-        if not all(isinstance(m, (int, float)) for m in mean) or len(mean) not in (1, 3):
+        if (not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in mean)
+                or len(mean) not in (1, 3)):
             raise _fail(path, where + ".io", "key 'mean' must be a list of 1 or 3 numbers")
         kw["mean"] = tuple(float(m) for m in mean)
     for key in ("outputs", "output_scales"):
@@ -327,7 +326,7 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         if key not in d:
             raise _fail(path, where, f"missing key {key!r}")
     name = d["name"]
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise _fail(path, where, f"key 'name' must be lowercase letters, digits, '-', '_' or '.', got {name!r}")
     fmt = d["format"]
     if fmt not in FORMATS:
@@ -352,11 +351,12 @@ def _model(path: Path, where: str, d: Mapping[str, Any]) -> ModelEntry:
         if "bin" not in d or not isinstance(d["bin"], dict):
             raise _fail(path, where, "an ncnn entry names its .param as 'file' and its weights as a "
                                      "table 'bin' (file, size, sha256, urls or path)")
-        _check_keys(path, where + ".bin", d["bin"], {**_FILE_KEYS, "path": str})
+        _check_keys(path, where + ".bin", d["bin"], _FILE_KEYS)
         companions = (_artifact(path, where + ".bin", d["bin"], "models"),)
-        if Path(companions[0].file).stem != Path(artifact.file).stem if artifact else True:
+        assert artifact is not None  # ncnn is a format with a file
+        if Path(companions[0].file).stem != Path(artifact.file).stem:
             raise _fail(path, where, "the ncnn .bin must have the .param's name with .bin "
-                                     f"({Path(artifact.file).stem if artifact else '?'}.bin)")
+                                     f"({Path(artifact.file).stem}.bin)")
     elif "bin" in d:
         raise _fail(path, where, "key 'bin' is only for format 'ncnn'")
     io = _io(path, where, d.get("io", {}))
@@ -382,9 +382,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     """The parsed manifest: a regular file (no device or FIFO) of at most
     :data:`MAX_MANIFEST_BYTES`, UTF-8 TOML, not nested deeper than tomllib can recurse."""
     try:
-        with open(path, "rb", opener=_open_regular) as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ManifestError(f"{path}: is not a regular file; a manifest is a TOML file")
+        with open(path, "rb", opener=_open_regular) as f:  # a regular file, or ManifestError
             data = f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as e:
         raise ManifestError(f"{path}: cannot read manifest: {e.strerror or e}") from None
@@ -424,6 +422,8 @@ def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list
     seen: set[tuple[str, int | None]] = set()
     for i, raw in enumerate(doc.get("model", [])):
         where = f"model[{i}]" + (f" ({raw.get('name')} x{raw.get('scale')})" if isinstance(raw, dict) else "")
+        if not where.isprintable():  # a hostile name or scale: the message stays one line
+            where = f"model[{i}]"
         if not isinstance(raw, dict):
             raise _fail(path, where, "each [[model]] must be a table")
         entry = _model(path, where, _merge(defaults, raw))
@@ -438,11 +438,13 @@ def parse_manifest(path: str | os.PathLike[str]) -> tuple[list[ModelEntry], list
         for key in ("name", "license", "source"):
             if key not in meta:
                 raise _fail(path, "dataset", f"missing key {key!r}")
-        if not _NAME_RE.match(meta["name"]):
+        if not _NAME_RE.fullmatch(meta["name"]):
             raise _fail(path, "dataset", f"key 'name' must be lowercase, got {meta['name']!r}")
         files = []
         for i, raw in enumerate(doc.get("file", [])):
             where = f"file[{i}]"
+            if not isinstance(raw, dict):
+                raise _fail(path, where, "each [[file]] must be a table")
             _check_keys(path, where, raw, _FILE_KEYS)
             files.append(_artifact(path, where, raw, f"datasets/{meta['name']}"))
         if not files:

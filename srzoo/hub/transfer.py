@@ -294,6 +294,10 @@ def http_fetch_once(session: requests.Session, url: str, partial: Partial, artif
     resp = get(session, url, headers, timeout, int(config.get("SRZOO_MAX_REDIRECTS")),
                 config.flag("SRZOO_MIRROR_ONLY"))
     with resp:
+        if time.monotonic() >= deadline:
+            # the watchdog cut the exchange off: what http.client parsed (headers ended by
+            # the hang-up) is no answer, and must not truncate the resumable partial
+            raise Transient(f"{url}: no complete answer before the deadline")
         code = resp.status_code
         if code == 416 and have:
             partial.discard()  # our partial does not fit this server's file: start again
