@@ -126,6 +126,58 @@ class TorchOps:
     def resize_bilinear_like(self, x: Any, ref: Any) -> Any:
         return self.F.interpolate(x, size=tuple(ref.shape[2:]), mode="bilinear", align_corners=False)
 
+    # -- tokens, attention and windows (see onnxbuild.Graph) ----------------
+    def to_tokens(self, x: Any) -> Any:
+        return x.flatten(2).transpose(1, 2)
+
+    def from_tokens(self, t: Any, like: Any) -> Any:
+        b, _, c = t.shape
+        return t.transpose(1, 2).reshape(b, c, like.shape[2], like.shape[3])
+
+    def linear(self, t: Any, w: np.ndarray, b: np.ndarray | None = None) -> Any:
+        return self.F.linear(t, self.t(w), None if b is None else self.t(b))
+
+    def layer_norm(self, t: Any, w: np.ndarray, b: np.ndarray, eps: float) -> Any:
+        return self.F.layer_norm(t, (t.shape[-1],), self.t(w), self.t(b), eps)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def softmax(self, t: Any, axis: int = -1) -> Any:
+        return self.torch.softmax(t, axis)
+
+    def transpose(self, t: Any, perm: Sequence[int]) -> Any:
+        return t.permute(*perm)
+
+    def reshape(self, t: Any, shape: Sequence[int]) -> Any:
+        return t.reshape([t.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+
+    def pad_to_multiple(self, x: Any, mh: int, mw: int, mode: str = "reflect") -> Any:
+        h, w = x.shape[2:]
+        return self.F.pad(x, (0, (mw - w % mw) % mw, 0, (mh - h % mh) % mh), mode=mode)
+
+    def crop_to(self, x: Any, like: Any, scale: int = 1) -> Any:
+        return x[:, :, :like.shape[2] * scale, :like.shape[3] * scale]
+
+    def window_partition(self, x: Any, wh: int, ww: int) -> Any:
+        b, c, h, w = x.shape
+        y = x.reshape(b, c, h // wh, wh, w // ww, ww).permute(0, 2, 4, 3, 5, 1)
+        return y.reshape(-1, wh * ww, c)
+
+    def window_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
+        b, _, h, w = like.shape
+        y = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 1, 3, 2, 4)
+        return y.reshape(b, -1, h, w)
+
+    def roll(self, x: Any, sh: int, sw: int) -> Any:
+        return self.torch.roll(x, (sh, sw), (2, 3))
+
+    def mean_hw(self, x: Any) -> Any:
+        return x.mean((2, 3), keepdim=True)
+
+    def l2_normalize(self, t: Any, eps: float = 1e-12) -> Any:
+        return self.F.normalize(t, dim=-1, eps=eps)
+
 
 class NumpyOps:
     """The same operations in numpy (float64 accumulation); slow, for small probes only."""
@@ -266,6 +318,63 @@ class NumpyOps:
         x0, x1, fx = axis(ow, iw)
         rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
         return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+    # -- tokens, attention and windows (see onnxbuild.Graph) ----------------
+    def to_tokens(self, x: np.ndarray) -> np.ndarray:
+        b, c = x.shape[:2]
+        return x.reshape(b, c, -1).transpose(0, 2, 1)
+
+    def from_tokens(self, t: np.ndarray, like: np.ndarray) -> np.ndarray:
+        b, _, c = t.shape
+        return t.transpose(0, 2, 1).reshape(b, c, like.shape[2], like.shape[3])
+
+    def linear(self, t: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        y = t @ np.asarray(w, np.float64).T
+        return y if b is None else y + np.asarray(b, np.float64)
+
+    def layer_norm(self, t: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+        d = t - t.mean(-1, keepdims=True)
+        y = d / np.sqrt((d * d).mean(-1, keepdims=True) + eps)
+        return y * np.asarray(w, np.float64) + np.asarray(b, np.float64)
+
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.matmul(a, b)
+
+    def softmax(self, t: np.ndarray, axis: int = -1) -> np.ndarray:
+        e = np.exp(t - t.max(axis, keepdims=True))
+        return e / e.sum(axis, keepdims=True)
+
+    def transpose(self, t: np.ndarray, perm: Sequence[int]) -> np.ndarray:
+        return t.transpose(*perm)
+
+    def reshape(self, t: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        return t.reshape([t.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+
+    def pad_to_multiple(self, x: np.ndarray, mh: int, mw: int, mode: str = "reflect") -> np.ndarray:
+        h, w = x.shape[2:]
+        return np.pad(x, ((0, 0), (0, 0), (0, (mh - h % mh) % mh), (0, (mw - w % mw) % mw)), mode=mode)
+
+    def crop_to(self, x: np.ndarray, like: np.ndarray, scale: int = 1) -> np.ndarray:
+        return x[:, :, :like.shape[2] * scale, :like.shape[3] * scale]
+
+    def window_partition(self, x: np.ndarray, wh: int, ww: int) -> np.ndarray:
+        b, c, h, w = x.shape
+        y = x.reshape(b, c, h // wh, wh, w // ww, ww).transpose(0, 2, 4, 3, 5, 1)
+        return y.reshape(-1, wh * ww, c)
+
+    def window_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray) -> np.ndarray:
+        b, _, h, w = like.shape
+        y = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 1, 3, 2, 4)
+        return y.reshape(b, -1, h, w)
+
+    def roll(self, x: np.ndarray, sh: int, sw: int) -> np.ndarray:
+        return np.roll(x, (sh, sw), (2, 3))
+
+    def mean_hw(self, x: np.ndarray) -> np.ndarray:
+        return x.mean((2, 3), keepdims=True)
+
+    def l2_normalize(self, t: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+        return t / np.maximum(np.sqrt((t * t).sum(-1, keepdims=True)), eps)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
