@@ -24,6 +24,7 @@ import pytest
 import spandrel_src
 from srzoo.convert import arch as archs
 from srzoo.convert import converter_for, reference, torchload
+from srzoo.convert.arch import _dat
 from srzoo.convert.onnxbuild import run_cv2
 
 torch = pytest.importorskip("torch", reason="parity with spandrel needs torch")
@@ -71,15 +72,19 @@ def image(shared: Path, h: int = 19, w: int = 23, channels: int = 3) -> np.ndarr
     return x if channels == 3 else x.mean(1, keepdims=True)
 
 
-CASES = {  # id: DAT keyword arguments (embed_dim a multiple of 16, as the interactions need)
-    "2x4-ps-x2": dict(embed_dim=32, split_size=[2, 4], depth=[3, 5], num_heads=[2, 4], expansion_factor=2.0,
+#: id: DAT keyword arguments (embed_dim a multiple of 16, as the interactions need). The
+#: position-bias MLP has embed_dim // 32 features: with one, its LayerNorm makes the bias a
+#: constant (as in DAT-light, dim 60), with two it takes two values; the cases of 96 (three
+#: features; DAT has 180, five) check a bias that varies across the window.
+CASES = {
+    "2x4-ps-x2": dict(embed_dim=96, split_size=[2, 4], depth=[3, 5], num_heads=[2, 4], expansion_factor=2.0,
                       upscale=2, img_size=16),
     "2x4-psd-x4-3conv": dict(embed_dim=32, split_size=[2, 4], depth=[3, 1], num_heads=[2, 2],
                              expansion_factor=2.0, upscale=4, upsampler="pixelshuffledirect",
                              resi_connection="3conv", img_size=16),
-    "8x16-ps-x3-nobias": dict(embed_dim=32, split_size=[8, 16], depth=[2, 2, 2, 2, 2, 2],
+    "8x16-ps-x3-nobias": dict(embed_dim=64, split_size=[8, 16], depth=[2, 2, 2, 2, 2, 2],
                               num_heads=[2, 2, 2, 2, 2, 2], expansion_factor=2.0, upscale=3, qkv_bias=False),
-    "8x32-ps-x4": dict(embed_dim=32, split_size=[8, 32], depth=[3, 4], num_heads=[4, 4], expansion_factor=4.0,
+    "8x32-ps-x4": dict(embed_dim=96, split_size=[8, 32], depth=[3, 4], num_heads=[4, 6], expansion_factor=4.0,
                        upscale=4, img_size=64),
     "light-8x32-psd-x3": dict(embed_dim=48, split_size=[8, 32], depth=[5], num_heads=[6], expansion_factor=2.0,
                               upscale=3, upsampler="pixelshuffledirect", img_size=64),
@@ -117,6 +122,12 @@ def test_converted_graph_matches_spandrel(tmp_path, shared_dir, name):
     assert a.params["resi"] == kw.get("resi_connection", "1conv")
     assert a.params["qkv_bias"] is kw.get("qkv_bias", True)
     assert a.params["ffn"] == int(kw["embed_dim"] * kw.get("expansion_factor", 4.0))
+
+    if kw["embed_dim"] >= 96:  # three features or more: a bias that varies across the window
+        s0, s1 = kw["split_size"]
+        spread = [_dat.position_bias(sd, f"layers.{i}.blocks.0.attn.attns.{br}.pos", *wins).std()
+                  for i in range(len(kw["depth"])) for br, wins in enumerate([(s0, s1), (s1, s0)])]
+        assert max(spread) > 0.05
 
     conv = converter_for("pytorch-pth").convert(f, None, {"tolerance": TOL})
     assert conv.probe_error <= TOL and "torch" in conv.checked_against
