@@ -72,7 +72,7 @@ def image(shared: Path, h: int = 19, w: int = 23, channels: int = 3) -> np.ndarr
     return x if channels == 3 else x.mean(1, keepdims=True)
 
 
-#: id: DAT keyword arguments (embed_dim a multiple of 16, as the interactions need). The
+#: id: DAT keyword arguments (light: DAT-light's embed_dim 60, not a multiple of 16). The
 #: position-bias MLP has embed_dim // 32 features: with one, its LayerNorm makes the bias a
 #: constant (as in DAT-light, dim 60), with two it takes two values; the cases of 96 (three
 #: features; DAT has 180, five) check a bias that varies across the window.
@@ -86,7 +86,7 @@ CASES = {
                               num_heads=[2, 2, 2, 2, 2, 2], expansion_factor=2.0, upscale=3, qkv_bias=False),
     "8x32-ps-x4": dict(embed_dim=96, split_size=[8, 32], depth=[3, 4], num_heads=[4, 6], expansion_factor=4.0,
                        upscale=4, img_size=64),
-    "light-8x32-psd-x3": dict(embed_dim=48, split_size=[8, 32], depth=[5], num_heads=[6], expansion_factor=2.0,
+    "light-8x32-psd-x3": dict(embed_dim=60, split_size=[8, 32], depth=[5], num_heads=[6], expansion_factor=2.0,
                               upscale=3, upsampler="pixelshuffledirect", img_size=64),
     "4x4-ps-x1": dict(embed_dim=32, split_size=[4, 4], depth=[1, 2], num_heads=[2, 2], upscale=1, img_size=16),
     "gray-2x4-ps-x2": dict(in_chans=1, embed_dim=32, split_size=[2, 4], depth=[3], num_heads=[2],

@@ -232,7 +232,7 @@ def block(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], rg: int, b: 
 # -- shapes (a file that is not what its keys suggest is refused, not half-built) -----
 def shapes_ok(sd: Mapping[str, np.ndarray], cin: int, pr: dict[str, Any]) -> bool:
     c, hid = pr["dim"], pr["ffn"]
-    if c % 16 or c < 16 or hid % 2:
+    if c < 16 or c % 2 or hid % 2:
         return False
     s0, s1 = pr["split"]
     want: dict[str, tuple[int, ...]] = {"before_RG.1.weight": (c,), "before_RG.1.bias": (c,),
