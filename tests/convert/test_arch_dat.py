@@ -194,3 +194,33 @@ def test_a_block_with_a_wrong_shape_is_refused(tmp_path):
     sd["layers.1.blocks.3.attn.channel_interaction.1.weight"] = np.zeros((3, 32, 1, 1), np.float32)
     with pytest.raises(Exception, match="not a known architecture"):
         archs.detect(sd)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu"])
+def test_upscaler_runs_the_converted_graph_on_the_engines(tmp_path, shared_dir, srzoo_env, mirror, monkeypatch,
+                                                          backend):
+    """The converted DAT as a registry model: srzoo.Upscaler on ONNX Runtime and OpenVINO
+    (srzoo's own engine settings) gives spandrel's output on an odd-sized image (8-bit
+    rounding apart)."""
+    from standin import write_manifest
+
+    import srzoo
+
+    net, f = case(tmp_path, "2x4-ps-x2", seed=11)
+    conv = converter_for("pytorch-pth").convert(f, None, {"tolerance": TOL})
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "dat_x2.onnx").write_bytes(conv.onnx)
+    manifest = write_manifest(tmp_path / "dat.toml", folder / "dat_x2.onnx", "dat-standin", 2, color="rgb",
+                              range=1.0, layout="nchw", input="input", outputs=["output"])
+    monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
+    bgr = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[70:89, 50:73]
+    out = srzoo.Upscaler("dat-standin", 2, backend=backend, tile=0)(bgr)
+    x = (bgr[:, :, ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()[0].transpose(1, 2, 0)[:, :, ::-1]
+    want8 = np.clip(np.rint(want * 255), 0, 255)
+    assert out.shape == (38, 46, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(np.float32) - want8).max() <= 1
+    assert np.unique(out).size > 50  # a real image, not a flat or clipped one
