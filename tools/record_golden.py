@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR and DAT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, DAT and RGT also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -88,6 +88,10 @@ def cases():
     yield ("dat_8x16-psd-x3-3conv", dat(embed_dim=32, split_size=[8, 16], depth=[1, 2], num_heads=[2, 2],
                                         expansion_factor=2.0, upscale=3, upsampler="pixelshuffledirect",
                                         resi_connection="3conv", img_size=16), (), 3, 11)
+    # RGT (OpenModelDB's rgt), spandrel's module (inputs of 16 px and more)
+    rgt = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
+    yield ("rgt_2x4-x2", rgt(embed_dim=96, split_size=[2, 4], depth=[3, 2], num_heads=[2, 2], mlp_ratio=2.0,
+                             upscale=2, img_size=16), (), 3, 19)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

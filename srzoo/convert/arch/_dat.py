@@ -145,6 +145,15 @@ def _dwconv_v(F: Any, sd: Mapping[str, np.ndarray], p: str, v: Any, c: int) -> A
 
 def spatial_attention(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], rg: int, b: int, x: Any) -> Any:
     p = f"layers.{rg}.blocks.{b}.attn"
+    att, v = windowed(F, sd, pr, p, shifted(rg, b), x)
+    conv_x = _dwconv_v(F, sd, p, v, pr["dim"])
+    cmap, smap = _interactions(F, sd, p, conv_x, att)
+    return linear1x1(F, sd, f"{p}.proj", F.add(F.mul(att, cmap), F.mul(smap, conv_x)))
+
+
+def windowed(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], p: str, shift: bool, x: Any) -> tuple[Any, Any]:
+    """The two-branch split-window attention of DAT and RGT (``p``: its ``attn`` prefix):
+    the attended map and ``v`` (both NCHW, the input's size)."""
     c = pr["dim"]
     half = c // 2
     s0, s1 = pr["split"]
@@ -165,7 +174,6 @@ def spatial_attention(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], 
     bias = (bq[order].astype(np.float64) * m).astype(np.float32)
     qkv = F.conv(x, w.reshape(3 * c, c, 1, 1), bias if f"{p}.qkv.bias" in sd else None)
     v = F.cat([F.channels(qkv, 2 * half, 3 * half), F.channels(qkv, 5 * half, 6 * half)])
-    shift = shifted(rg, b)
     big = max(s0, s1)
     outs = []
     for br in (0, 1):
@@ -186,10 +194,7 @@ def spatial_attention(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], 
         if shift:
             img = F.roll(img, sh, sw)
         outs.append(F.crop_to(img, x, 1))
-    att = F.cat(outs)
-    conv_x = _dwconv_v(F, sd, p, v, c)
-    cmap, smap = _interactions(F, sd, p, conv_x, att)
-    return linear1x1(F, sd, f"{p}.proj", F.add(F.mul(att, cmap), F.mul(smap, conv_x)))
+    return F.cat(outs), v
 
 
 def channel_attention(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], rg: int, b: int, x: Any) -> Any:
