@@ -308,3 +308,17 @@ def test_dat_reference_without_the_mask_or_the_position_bias_fails(monkeypatch, 
         check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="dat")
     monkeypatch.setattr(_dat, part, real)
     assert check.compare(onnx_bytes, ref, 3, size=32, tol=1e-4, what="dat") <= 1e-4
+
+
+def test_rgt_with_a_wrong_reference_weight_fails():
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("rgt_2x4-x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "rgt test", ops=reference.NumpyOps())
+    assert a.name == "rgt" and conv.probe_error <= 1e-4 and conv.checked_against.endswith("on a 32x32 probe")
+    with pytest.raises(check.VerificationFailed, match=r"^rgt test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "rgt test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
