@@ -1,14 +1,14 @@
-"""DAT's published shapes converted by srzoo: conversion-time check and speed per megapixel
+"""DAT's and RGT's published shapes converted by srzoo: conversion-time check and speed per megapixel
 on each engine, side by side in one run.
 
-Random networks of the published shapes (DAT-light, DAT-S, DAT-2, DAT; weights do not
-change the speed) come from spandrel's module (needs torch, spandrel 0.4.2 and einops:
+Random networks of the published shapes (DAT-light, DAT-S, DAT-2, DAT, RGT-S, RGT; weights do not
+change the speed) come from spandrel's modules (needs torch, spandrel 0.4.2 and einops:
 ``pip install --no-deps spandrel==0.4.2 einops``); srzoo's converter builds the ONNX, then
 the NumPy reference (the check a machine without PyTorch runs at conversion time) is timed
 on its probe, and ONNX Runtime (CPU), OpenVINO (CPU, f32 as srzoo's engine compiles it) and
 cv2.dnn, where it can import the graph, run the same input:
 
-    python bench/dat_speed.py [--size 256] [--repeat 2] [--models light,s,2,full]
+    python bench/dat_speed.py [--size 256] [--repeat 2] [--models light,s,2,full,rgt-s,rgt]
 
 Prints a Markdown table: seconds per input megapixel (median of ``--repeat`` runs after
 one warm-up) and each engine's time relative to ONNX Runtime. Numbers depend on the
@@ -46,10 +46,14 @@ MODELS = {
                            expansion_factor=2.0, upscale=4)),
     "full": ("DAT x4", dict(embed_dim=180, split_size=[8, 32], depth=[6] * 6, num_heads=[6] * 6,
                             expansion_factor=4.0, upscale=4)),
+    "rgt-s": ("RGT-S x4", dict(embed_dim=180, split_size=[8, 32], depth=[6] * 6, num_heads=[6] * 6, mlp_ratio=2.0,
+                                upscale=4)),
+    "rgt": ("RGT x4", dict(embed_dim=180, split_size=[8, 32], depth=[6] * 8, num_heads=[6] * 8, mlp_ratio=2.0,
+                            upscale=4)),
 }
 
 
-def state_dict(kw: dict) -> dict[str, np.ndarray]:
+def state_dict(kw: dict, module: str = "dat") -> dict[str, np.ndarray]:
     import torch
 
     import spandrel_src
@@ -60,8 +64,11 @@ def state_dict(kw: dict) -> dict[str, np.ndarray]:
 
         def forward(self, x):
             return x
-    dat = spandrel_src.load("DAT/__arch/DAT.py", DropPath=DropPath, trunc_normal_=torch.nn.init.trunc_normal_)["DAT"]
-    return {k: v.numpy() for k, v in dat(**kw).eval().state_dict().items()}
+    if module == "rgt":
+        net = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
+    else:
+        net = spandrel_src.load("DAT/__arch/DAT.py", DropPath=DropPath, trunc_normal_=torch.nn.init.trunc_normal_)["DAT"]
+    return {k: v.numpy() for k, v in net(**kw).eval().state_dict().items()}
 
 
 def engines(onnx_bytes: bytes, path: Path) -> dict:
@@ -107,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---|---:|---:|")
     for key in args.models.split(","):
         name, kw = MODELS[key]
-        sd = state_dict(kw)
+        sd = state_dict(kw, "rgt" if key.startswith("rgt") else "dat")
         a = archs.detect(sd)
         onnx_bytes, params = build(a.forward, sd, a, a.name)
         ops = reference.NumpyOps()
