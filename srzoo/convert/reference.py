@@ -196,6 +196,9 @@ class NumpyOps:
         ph, pw = (kh // 2, kw // 2) if pad is None else (pad, pad)
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+        if groups > 1 and groups == x.shape[1] == w.shape[0] and w.shape[1] == 1:  # depthwise: one einsum
+            y = np.einsum("nchwij,cij->nchw", win, w[:, 0], optimize=True)
+            return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
         cin, cout = x.shape[1] // groups, w.shape[0] // groups
         outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
                           optimize=True) for g in range(groups)]
@@ -338,7 +341,9 @@ class NumpyOps:
         return y * np.asarray(w, np.float64) + np.asarray(b, np.float64)
 
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(a, b)
+        # contiguous operands: numpy's batched matmul takes its BLAS path only for those
+        # (a transposed view makes it loop in C without BLAS, many times slower)
+        return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
     def softmax(self, t: np.ndarray, axis: int = -1) -> np.ndarray:
         e = np.exp(t - t.max(axis, keepdims=True))
