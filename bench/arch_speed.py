@@ -4,7 +4,7 @@ Builds the ONNX of a randomly initialised network of the published shape (weight
 not change the speed) with srzoo's converter code, then runs it on ONNX Runtime (CPU),
 OpenVINO (CPU) and cv2.dnn where each can import it, on the same input, in one run:
 
-    python bench/arch_speed.py [--size 128] [--repeat 3]
+    python bench/arch_speed.py [--size 128] [--repeat 3] [--only omnisr]
 
 Prints a Markdown table: seconds per input megapixel (median of ``--repeat`` runs after
 one warm-up) and each engine's time relative to ONNX Runtime. Numbers depend on the
@@ -62,9 +62,24 @@ def realplksr_sd(dim: int = 64, blocks: int = 28, kernel: int = 17, scale: int =
     return sd
 
 
+def omnisr_sd(num_feat: int = 64, res_num: int = 5, window: int = 8, scale: int = 4,
+              seed: int = 0) -> dict[str, np.ndarray]:
+    """An OmniSR state dict of the published shape (64nf, 5 groups of one block, window 8)."""
+    from srzoo.convert.arch import omnisr
+
+    rng = np.random.default_rng(seed)
+    pr = {"num_feat": num_feat, "res_num": res_num, "block_num": 1, "window": window, "pe": True, "bias": True}
+    sd = {}
+    for k, shape in omnisr.layout(pr, 3, 3 * scale * scale).items():
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        sd[k] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
+    "omnisr 64nf 5nr w8 x4": lambda: omnisr_sd(),
 }
 
 
@@ -102,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="only the models whose name contains this (e.g. omnisr)")
     args = ap.parse_args(argv)
     x = np.random.default_rng(1).random((1, 3, args.size, args.size), dtype=np.float32)
     mp = args.size * args.size / 1e6
@@ -112,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | engine | s/MP | vs onnxruntime |")
     print("|---|---|---:|---:|")
     for name, make in MODELS.items():
+        if args.only not in name:
+            continue
         sd = make()
         a = archs.detect(sd)
         onnx_bytes, _ = build(a.forward, sd, a, a.name)

@@ -22,7 +22,9 @@ BGR image (its own pre- and post-processing included, as users run it):
   on the published ``.pb`` (where this OpenCV still reads TensorFlow graphs);
 * ``srzoo <backend>@<precision>``: ``srzoo.Upscaler(..., backend, precision,
   threads, tile=0)``; a reduced precision is measured against fp32 first and
-  is a row saying why when over the quality budget.
+  is a row saying why when over the quality budget. ``int8`` is the model
+  quantized by :mod:`srzoo.runtime.quantize` (onnxruntime's QDQ tool,
+  calibrated on T91 crops: the mirror needs ``../shared/datasets/T91``).
 
 Printed per model: median ms, spread (25th-75th percentile and min-max),
 speed-up over the fastest peer (peers: every contender that is not srzoo),
@@ -32,7 +34,7 @@ and PSNR, on the Y channel for Y-only models). ``--out PREFIX`` writes
 and the command.
 
     SRZOO_CACHE_DIR=$(mktemp -d) \\
-    SRZOO_MIRROR=../shared/models/opencv,../shared/models/esrgan-ncnn \\
+    SRZOO_MIRROR=../shared/models/opencv,../shared/models/esrgan-ncnn,../shared/datasets/T91 \\
         python bench/peers.py --threads 2 --out bench/results/peers_cpu
 
 A GPU machine: ``--backends onnxruntime:cuda,onnxruntime:tensorrt,openvino:gpu
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=0, help="input side in pixels (default: per model)")
     ap.add_argument("--peers", default="torch,ncnn,onnxruntime,dnn_superres")
     ap.add_argument("--backends", default="onnxruntime:cpu,openvino:cpu,opencv:cpu")
-    ap.add_argument("--precisions", default="fp32,bf16,fp16",
+    ap.add_argument("--precisions", default="fp32,bf16,fp16,int8",
                     help="srzoo precisions per backend (a backend that cannot run one is a note)")
     ap.add_argument("--no-auto", dest="auto", action="store_false",
                     help="leave out srzoo's own choice (backend and precision auto)")

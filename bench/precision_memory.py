@@ -6,10 +6,13 @@ Each case runs in its own Python process (so peaks do not mix): load
 then report the process's peak resident memory (``ru_maxrss``). Each
 precision runs twice against the same cache: ``first use`` (the reduced
 precision is measured against fp32 on the probe, so the fp32 network is
-loaded too for a moment) and ``measured`` (the measurement comes from the
-autotune store; only the reduced network is loaded).
+loaded too for a moment; for int8 the model is also quantized then, its
+calibration crops run through the fp32 network) and ``measured`` (the
+measurement comes from the autotune store, the int8 model from the cache;
+only the reduced network is loaded).
 
-    SRZOO_CACHE_DIR=$(mktemp -d) SRZOO_MIRROR=../shared/models/esrgan-ncnn,../shared/models/carn \\
+    SRZOO_CACHE_DIR=$(mktemp -d) \\
+    SRZOO_MIRROR=../shared/models/esrgan-ncnn,../shared/models/carn,../shared/models/opencv,../shared/datasets/T91 \\
         python bench/precision_memory.py --out bench/results/precision_memory
 """
 
@@ -44,7 +47,7 @@ def main() -> int:
     ap.add_argument("--cases", default="realesrgan-x4plus-ncnn:4:96,carn-m:4:128,default:4:256",
                     help="MODEL:SCALE:SIDE,...")
     ap.add_argument("--backend", default="openvino:cpu")
-    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--precisions", default="fp32,bf16,int8")
     ap.add_argument("--out", default=None, metavar="PREFIX")
     args = ap.parse_args()
     rows = []

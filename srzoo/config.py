@@ -132,7 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SRZOO_CACHE_DIR", "path", None,
             "cache folder (default: the platform's user cache folder for srzoo)"),
     Setting("SRZOO_MIRROR", "list", [],
-            "comma-separated base URLs or local folders tried before the manifest URLs"),
+            "comma-separated base URLs or local folders (searched recursively by file name) "
+            "tried before the manifest URLs"),
     Setting("SRZOO_MIRROR_ONLY", "bool", False,
             "use only the mirrors, never the manifest URLs; no redirect to another host"),
     Setting("SRZOO_OFFLINE", "bool", False, "never touch the network"),

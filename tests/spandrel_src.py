@@ -28,7 +28,8 @@ def root() -> Path:
 
 def load(rel: str, **provided: Any) -> dict[str, Any]:
     """The namespace of spandrel's file ``rel`` (under spandrel/architectures/), with
-    ``from spandrel... import NAME`` lines replaced by ``provided[NAME]``."""
+    ``from spandrel... import NAME`` and relative ``from .x import NAME`` lines replaced by
+    ``provided[NAME]``."""
     path = root() / "architectures" / rel
     src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
                  path.read_text(), flags=re.M).replace(".cuda()", "")
@@ -39,7 +40,7 @@ def load(rel: str, **provided: Any) -> dict[str, Any]:
         if missing:
             raise RuntimeError(f"{rel} imports {missing} from spandrel: pass them to load()")
         return ""
-    src = re.sub(r"^from spandrel\S* import (.+)$", dep, src, flags=re.M)
+    src = re.sub(r"^from (?:spandrel\S*|\.\S*) import (.+)$", dep, src, flags=re.M)
     ns: dict[str, Any] = {"__name__": f"spandrel_ref_{path.stem}", **provided}
     exec(compile(src, str(path), "exec"), ns)
     return ns

@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, DAT and RGT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, DAT and RGT also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -72,6 +72,14 @@ def cases():
     yield ("plksr_real-gn-dys-x3", real(dim=8, n_blocks=1, upscaling_factor=3, kernel_size=5, dysample=True),
            (), 3, 11, 0.5)
     # (SPAN's input is scaled by 255 and every block multiplies: a smaller gain keeps it finite)
+    # OmniSR, spandrel's module (its helper files served by tests/spandrel_src.py); odd sides
+    # that the graph pads to the window (4: 13 -> 16; 8 without position bias: 11 -> 16)
+    from convert.test_arch_omnisr import omnisr_class
+
+    omni = omnisr_class()
+    yield "omnisr_w4-x2", omni(num_feat=8, block_num=1, window_size=4, res_num=1, up_scale=2), (), 3, 13
+    yield ("omnisr_w8-nope-nobias-x3", omni(num_feat=8, block_num=1, window_size=8, res_num=2, up_scale=3, pe=False,
+                                            bias=False), (), 3, 11)
     # DAT (OpenModelDB's dat), spandrel's module; DropPath is the identity at inference; embed_dim 96 gives
     # the position-bias MLP three features (with one, its LayerNorm makes the bias a constant)
     import einops  # noqa: F401  (spandrel's DAT imports it)

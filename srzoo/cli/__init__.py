@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srzoo", description="Super-resolution models for OpenCV: list, fetch, upscale, benchmark.")
     parser.add_argument("--version", action="version", version=f"srzoo {__version__}")
+    parser.add_argument("-v", "--verbose", dest="verbose_errors", action="store_true",
+                        help="on a failed download, list every source tried and its answer")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -78,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except SrzooError as e:
         _error(str(e))
+        from srzoo.cli._format import print_failures
+
+        print_failures(e, args)
         return 1
     except KeyboardInterrupt:
         _error("interrupted", prefix="srzoo: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tabulate import tabulate
@@ -22,3 +23,11 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
 
 
 __all__ = ["size", "table"]
+
+
+def print_failures(e: BaseException, args: Any) -> None:
+    """With ``srzoo -v`` (or a command's own ``-v``): every source a failed
+    download tried and its answer, one per line after the error line."""
+    if getattr(args, "verbose_errors", False) or getattr(args, "verbose", False) is True:
+        for src, cause in getattr(e, "failures", None) or ():
+            print(f"srzoo:   {src}: {cause}", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""``srzoo catalog update|show``, and the catalogue halves of ``srzoo list --catalog`` and
+"""``srzoo catalog show|update|load FILE``, and the catalogue halves of ``srzoo list --catalog`` and
 ``srzoo info omdb:ID``."""
 
 from __future__ import annotations
@@ -157,9 +157,21 @@ def cmd_convert_record(args: argparse.Namespace) -> int:
 def cmd_catalog(args: argparse.Namespace) -> int:
     from srzoo.hub.catalog import store
 
+    if args.action != "load" and args.file:
+        raise SrzooError(f"a FILE goes with `srzoo catalog load FILE`, not with {args.action}")
     if args.action == "update":
         changes = store.update(args.revision)
         print("\n".join(changes.lines()))
+        return 0
+    if args.action == "load":
+        from pathlib import Path
+
+        if not args.file:
+            raise SrzooError("srzoo catalog load FILE: name an OpenModelDB archive (.tar.gz, .zip) "
+                             "or a catalogue .json")
+        changes, how = store.load_file(Path(args.file), args.revision)
+        print("\n".join(changes.lines()))
+        print(f"loaded {args.file}: {how}")
         return 0
     pin = store.current_pin()
     cat = store.load(pin)
@@ -174,7 +186,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("catalog", help="the OpenModelDB catalogue: show the pinned revision, or update it")
-    p.add_argument("action", choices=["show", "update"], nargs="?", default="show")
-    p.add_argument("--revision", metavar="COMMIT", help="update to this commit instead of the newest")
+    p = sub.add_parser(
+        "catalog", help="the OpenModelDB catalogue: show the pinned revision, update it, or load it from a file",
+        epilog="offline: `srzoo catalog load open-model-database-main.zip` (the repository archive, "
+               ".tar.gz or .zip, as GitHub serves it) or a catalogue .json copied from another "
+               "machine's cache",
+    )
+    p.add_argument("action", choices=["show", "update", "load"], nargs="?", default="show")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="load: an OpenModelDB repository archive (.tar.gz, .zip) or a catalogue .json")
+    p.add_argument("--revision", metavar="COMMIT",
+                   help="update to this commit instead of the newest; load: the commit the archive holds "
+                        "(when the archive does not say)")
     p.set_defaults(func=cmd_catalog)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from srzoo.cli._format import size, table
+from srzoo.cli._format import print_failures, size, table
 from srzoo.errors import SrzooError
 from srzoo.hub import api, cache
 
@@ -114,6 +114,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 print(path)
         except SrzooError as e:
             print(f"srzoo: error: {e}", file=sys.stderr)
+            print_failures(e, args)
             failed += 1
     return 1 if failed else 0
 

@@ -20,7 +20,8 @@ EXAMPLE = """examples:
   srzoo upscale photos/ -m espcn -s 3 -o big/ --format png   a folder, written as PNG
   srzoo upscale "shots/*.jpg" -m fsrcnn --width 1920 --quality 90   fit 1920 wide
   srzoo upscale in.png --width 800 --height 600    largest size inside 800x600 (--stretch: exact)
-  SRZOO_MEMORY=800M srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4   tiles that fit 800 MB
+  srzoo upscale big.png -m realesrgan-x4plus-ncnn -s 4 --memory 800M   tiles that fit 800 MB
+  srzoo upscale photo.jpg -m ~/Downloads/4x-model.pth   a model file: converted once, x4 as it says
 
 Outputs keep the input's format, ICC colour profile, EXIF (camera, date; the
 EXIF orientation is applied to the pixels and reset to 1) and XMP. Pick a model
@@ -33,13 +34,23 @@ def _size(hw: tuple[int, int] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` for the duration
-    (so batch workers, processes or Dask, inherit it), restored afterwards."""
-    if not args.precision:
-        return _run(args)
+    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` and ``--memory`` in
+    ``SRZOO_MEMORY`` for the duration (so batch workers, processes or Dask,
+    inherit them), restored afterwards."""
+    from contextlib import ExitStack
+
     from srzoo import config
 
-    with config.scoped("SRZOO_PRECISION", args.precision):
+    with ExitStack() as scopes:
+        if args.precision:
+            scopes.enter_context(config.scoped("SRZOO_PRECISION", args.precision))
+        if args.memory is not None:
+            try:
+                config.setting("SRZOO_MEMORY").parse(args.memory)
+            except SrzooError:
+                raise SrzooError(f"--memory {args.memory!r} is not a size: use bytes or a size "
+                                 "such as 2G or 500M (0: no limit)") from None
+            scopes.enter_context(config.scoped("SRZOO_MEMORY", args.memory))
         return _run(args)
 
 
@@ -68,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     from srzoo.jobs.video import split_videos
 
 
+    _model_path(args)
     if args.chunk is not None:
         return _run_big(args)
     t0 = time.perf_counter()
@@ -90,9 +102,22 @@ def _run(args: argparse.Namespace) -> int:
         where = (str(written[0].output) if done == 1
                  else str(args.output) if args.output else "beside the inputs")
         print(f"upscaled {_count(written, {str(v) for v in videos})} {_scales(written, args.scale)} "
-              f"with {args.model} "
+              f"with {args.model_name} "
               f"in {time.perf_counter() - t0:.2f} s -> {where}", flush=True)
     return 1 if failed else 0
+
+
+def _model_path(args: argparse.Namespace) -> None:
+    """``-m PATH``: the model file's entry (its scale when -s is not given); ``-s``
+    defaults to 2 for a model name. Sets ``args.model_name`` for the messages."""
+    from srzoo.jobs.upscaling import model_for
+
+    sized = args.width is not None or args.height is not None
+    args.model = model_for(args.model, None if sized else args.scale)
+    is_entry = not isinstance(args.model, str)
+    if args.scale is None:
+        args.scale = args.model.scale if is_entry and args.model.scale else 2
+    args.model_name = args.model.name if is_entry else args.model
 
 
 def _count(written: list[FileResult], videos: set[str]) -> str:
@@ -225,9 +250,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-m", "--model", default="default",
                    help="model name (see `srzoo list`; default: 'default', srzoo's built-in "
-                        "model, which ships in the package and needs no download)")
-    p.add_argument("-s", "--scale", type=float, default=2,
-                   help="upscaling factor, any number >= 1 (default 2): a factor the model lacks "
+                        "model, which ships in the package and needs no download), or the path of "
+                        "a model file (.onnx, .pth, .safetensors, ncnn .param with its .bin): "
+                        "converted and checked once, cached by its hash")
+    p.add_argument("-s", "--scale", type=float, default=None,
+                   help="upscaling factor, any number >= 1 (default 2, or the model file's own "
+                        "scale for -m PATH): a factor the model lacks "
                         "runs the next larger model scale, then shrinks with cv2.INTER_AREA")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output folder (created), or output file for a single input")
@@ -240,6 +268,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fastest within budget")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process in N×N input tiles (default: automatic for large images; 0: never)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory one network run may use, e.g. 2G or 500M: larger inputs are cut "
+                        "into tiles that fit (default $SRZOO_MEMORY, else a quarter of the "
+                        "available memory, at most 1G; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="allow an output to replace an input file")
     p.add_argument("--format", "-f", default=None, choices=("png", "jpg", "webp", "tif", "bmp"),
                    help="output format (default: the input's: JPEG in, JPEG out)")

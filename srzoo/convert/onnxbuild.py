@@ -291,105 +291,6 @@ class Graph:
         ins = [x, self.const(w, "unshuffle")]
         return self.node("Conv", ins, kernel_shape=[r, r], strides=[r, r], pads=[0, 0, 0, 0])
 
-    # -- tokens, attention and windows (transformers; H, W stay dynamic) -----
-    def _dims(self, x: str, lo: int, hi: int) -> str:
-        """Dimensions ``lo`` .. ``hi - 1`` of ``x``'s shape (1-D int64), computed at run time."""
-        return self.node("Shape", [x], start=lo, end=hi)
-
-    def _i64(self, values: Sequence[int]) -> str:
-        return self.const(np.array(list(values), np.int64), "shape")
-
-    def to_tokens(self, x: str) -> str:
-        """NCHW -> ``[B, H*W, C]``."""
-        return self.node("Transpose", [self.reshape(x, [0, 0, -1])], perm=[0, 2, 1])
-
-    def from_tokens(self, t: str, like: str) -> str:
-        """``[B, H*W, C]`` -> NCHW with ``like``'s height and width."""
-        shape = self.node("Concat", [self._i64([0, 0]), self._dims(like, 2, 4)], axis=0)
-        return self.node("Reshape", [self.node("Transpose", [t], perm=[0, 2, 1]), shape])
-
-    def linear(self, t: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
-        """torch's Linear on the last axis: ``t @ w.T + b``."""
-        y = self.node("MatMul", [t, self.const(np.ascontiguousarray(np.asarray(w, np.float32).T), "w", True)])
-        return y if b is None else self.node("Add", [y, self.const(np.asarray(b, np.float32), "b", True)])
-
-    def layer_norm(self, t: str, w: np.ndarray, b: np.ndarray, eps: float) -> str:
-        """LayerNorm over the last axis (biased variance)."""
-        d = self.node("Sub", [t, self.node("ReduceMean", [t], axes=[-1], keepdims=1)])
-        var = self.node("ReduceMean", [self.node("Mul", [d, d])], axes=[-1], keepdims=1)
-        sd = self.node("Sqrt", [self.node("Add", [var, self.const(np.float32(eps), "eps")])])
-        y = self.node("Mul", [self.node("Div", [d, sd]), self.const(np.asarray(w, np.float32), "k")])
-        return self.node("Add", [y, self.const(np.asarray(b, np.float32), "k")])
-
-    def matmul(self, a: str, b: str) -> str:
-        return self.node("MatMul", [a, b])
-
-    def softmax(self, t: str, axis: int = -1) -> str:
-        return self.node("Softmax", [t], axis=int(axis))
-
-    def transpose(self, t: str, perm: Sequence[int]) -> str:
-        return self.node("Transpose", [t], perm=[int(p) for p in perm])
-
-    def reshape(self, t: str, shape: Sequence[int]) -> str:
-        """ONNX Reshape: 0 copies that dimension, -1 is inferred."""
-        return self.node("Reshape", [t, self._i64(shape)])
-
-    def pad_to_multiple(self, x: str, mh: int, mw: int, mode: str = "reflect") -> str:
-        """Pad bottom/right so H and W are multiples of ``mh``, ``mw`` (amounts computed at run
-        time); ``mode`` reflect (upstream ``check_image_size``) or constant (zeros)."""
-        hw = self._dims(x, 2, 4)
-        m = self._i64([mh, mw])
-        pad = self.node("Mod", [self.node("Sub", [m, self.node("Mod", [hw, m])]), m])
-        pads = self.node("Concat", [self._i64([0, 0, 0, 0, 0, 0]), pad], axis=0)
-        return self.node("Pad", [x, pads], mode=mode)
-
-    def crop_to(self, x: str, like: str, scale: int = 1) -> str:
-        """The top-left ``H*scale`` x ``W*scale`` of ``x``, ``H``, ``W`` being ``like``'s."""
-        ends = self.node("Mul", [self._dims(like, 2, 4), self._i64([scale, scale])])
-        return self.node("Slice", [x, self._i64([0, 0]), ends, self._i64([2, 3])])
-
-    def window_partition(self, x: str, wh: int, ww: int) -> str:
-        """NCHW (H % wh == W % ww == 0) -> ``[B*nW, wh*ww, C]``, windows row-major."""
-        bc = self._dims(x, 0, 2)
-        n = self.node("Div", [self._dims(x, 2, 4), self._i64([wh, ww])])  # windows down, across
-        n_h = self.node("Slice", [n, self._i64([0]), self._i64([1])])
-        n_w = self.node("Slice", [n, self._i64([1]), self._i64([2])])
-        shape = self.node("Concat", [bc, n_h, self._i64([wh]), n_w, self._i64([ww])], axis=0)
-        y = self.node("Transpose", [self.node("Reshape", [x, shape])], perm=[0, 2, 4, 3, 5, 1])
-        out = self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)], axis=0)
-        return self.node("Reshape", [y, out])
-
-    def window_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
-        """Inverse of :meth:`window_partition`: ``[B*nW, wh*ww, C]`` -> NCHW of ``like``'s H, W."""
-        b = self._dims(like, 0, 1)
-        hw = self._dims(like, 2, 4)
-        n = self.node("Div", [hw, self._i64([wh, ww])])
-        shape = self.node("Concat", [b, n, self._i64([wh, ww, -1])], axis=0)  # B, nH, nW, wh, ww, C
-        y = self.node("Transpose", [self.node("Reshape", [t, shape])], perm=[0, 5, 1, 3, 2, 4])
-        return self.node("Reshape", [y, self.node("Concat", [b, self._i64([-1]), hw], axis=0)])
-
-    def roll(self, x: str, sh: int, sw: int) -> str:
-        """torch.roll over H and W (|shift| below the size)."""
-        for axis, s in ((2, int(sh)), (3, int(sw))):
-            if s == 0:
-                continue
-            ax = self._i64([axis])
-            big = np.iinfo(np.int64).max
-            # torch.roll by s is x[-s:] then x[:-s], for either sign of s
-            tail = self.node("Slice", [x, self._i64([-s]), self._i64([big]), ax])
-            head = self.node("Slice", [x, self._i64([0]), self._i64([-s]), ax])
-            x = self.node("Concat", [tail, head], axis=axis)
-        return x
-
-    def mean_hw(self, x: str) -> str:
-        """The mean over height and width, ``[B, C, 1, 1]`` (adaptive average pooling to 1)."""
-        return self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)
-
-    def l2_normalize(self, t: str, eps: float = 1e-12) -> str:
-        """torch's ``F.normalize`` over the last axis: ``t / max(||t||, eps)``."""
-        n = self.node("Sqrt", [self.node("ReduceSum", [self.node("Mul", [t, t]), self._i64([-1])], keepdims=1)])
-        return self.node("Div", [t, self.node("Max", [n, self.const(np.float32(eps), "eps")])])
-
     def _roi(self) -> str:
         """Resize's unused ``roi``: may be left out from opset 13 on, an empty tensor before."""
         return "" if self.opset >= 13 else self.const(np.zeros(0, np.float32), "roi")
@@ -469,8 +370,11 @@ class Graph:
         same sizes from it.
         """
         if self.opset > OPSET_RESIZE_LIKE:
-            raise ValueError(f"resize_bilinear_like needs a graph of opset {OPSET_RESIZE_LIKE} "
-                             f"(Arch.opset), not {self.opset}")
+            # opset 13 on (graphs cv2.dnn does not import anyway, e.g. the transformers'):
+            # the plain form, sizes = x's batch and channels with ref's height and width
+            sizes = self.node("Concat", [self._dims(x, 0, 2), self._dims(ref, 2, 4)], axis=0)
+            return self.node("Resize", [x, "", "", sizes], mode="linear",
+                             coordinate_transformation_mode="half_pixel")
         hw = []
         for axis in (2, 3):
             index = self.const_node(np.array(axis, np.int64))
@@ -484,6 +388,134 @@ class Graph:
         scales = self.const_node(np.zeros(0, np.float32))
         return self.node("Resize", [x, roi, scales, sizes], mode="linear",
                          coordinate_transformation_mode="half_pixel")
+
+    # -- tokens and windows (the transformers: tokens are [B, L, C], images NCHW; every
+    # height and width is read from the tensors at run time, none is baked into the graph)
+    def _i64(self, v: Any) -> str:
+        return self.const(np.asarray(v, np.int64).reshape(-1), "shape")
+
+    def _dims(self, x: str, lo: int, hi: int) -> str:
+        """Dimensions ``lo`` .. ``hi - 1`` of ``x``'s shape (an int64 vector)."""
+        return self.node("Slice", [self.node("Shape", [x]), self._i64([lo]), self._i64([hi]), self._i64([0])])
+
+    def to_tokens(self, x: str) -> str:
+        """NCHW -> [B, H*W, C]."""
+        return self.node("Transpose", [self.reshape(x, [0, 0, -1])], perm=[0, 2, 1])
+
+    def from_tokens(self, t: str, like: str) -> str:
+        """[B, H*W, C] -> NCHW with ``like``'s height and width."""
+        shape = self.node("Concat", [self._i64([0, -1]), self._dims(like, 2, 4)], axis=0)
+        return self.node("Reshape", [self.node("Transpose", [t], perm=[0, 2, 1]), shape])
+
+    def linear(self, t: str, w: np.ndarray, b: np.ndarray | None = None) -> str:
+        """torch's Linear on the last axis: ``t @ w.T + b``."""
+        y = self.node("MatMul", [t, self.const(np.asarray(w, np.float32).T, "w", True)])
+        return y if b is None else self.node("Add", [y, self.const(np.asarray(b, np.float32), "b", True)])
+
+    def layer_norm(self, t: str, w: np.ndarray, b: np.ndarray, eps: float) -> str:
+        """torch's LayerNorm over the last axis (the biased variance)."""
+        wc, bc = self.const(np.asarray(w, np.float32), "w", True), self.const(np.asarray(b, np.float32), "b", True)
+        if self.opset >= 17:
+            return self.node("LayerNormalization", [t, wc, bc], axis=-1, epsilon=float(eps))
+        d = self.node("Sub", [t, self.node("ReduceMean", [t], axes=[-1], keepdims=1)])
+        var = self.node("ReduceMean", [self.node("Mul", [d, d])], axes=[-1], keepdims=1)
+        sd = self.node("Sqrt", [self.node("Add", [var, self.const(np.float32(eps), "eps")])])
+        return self.node("Add", [self.node("Mul", [self.node("Div", [d, sd]), wc]), bc])
+
+    def matmul(self, a: str, b: str) -> str:
+        return self.node("MatMul", [a, b])
+
+    def softmax(self, t: str, axis: int = -1) -> str:
+        if self.opset < 13 and axis != -1:  # before 13 Softmax flattens from axis on
+            raise ValueError("softmax before opset 13: only over the last axis (axis=-1)")
+        return self.node("Softmax", [t], axis=int(axis))
+
+    def transpose(self, t: str, perm: Sequence[int]) -> str:
+        return self.node("Transpose", [t], perm=[int(p) for p in perm])
+
+    def reshape(self, t: str, shape: Sequence[int]) -> str:
+        """ONNX Reshape: 0 copies that dimension of ``t``, -1 is inferred."""
+        return self.node("Reshape", [t, self._i64(list(shape))])
+
+    def pad_to_multiple(self, x: str, mh: int, mw: int, mode: str = "reflect") -> str:
+        """Pad bottom and right up to multiples of ``mh``, ``mw`` (as upstream ``check_image_size``);
+        ``mode`` reflect or constant (zeros)."""
+        m = self._i64([mh, mw])
+        hw = self._dims(x, 2, 4)
+        p = self.node("Mod", [self.node("Sub", [m, self.node("Mod", [hw, m])]), m])
+        pads = self.node("Concat", [self._i64([0, 0, 0, 0, 0, 0]), p], axis=0)
+        return self.node("Pad", [x, pads], mode={"zeros": "constant"}.get(mode, mode))
+
+    def crop_to(self, x: str, like: str, scale: int = 1) -> str:
+        """The top-left ``H*scale`` x ``W*scale`` of ``x``, ``H``, ``W`` being ``like``'s."""
+        hw = self._dims(like, 2, 4)
+        if scale != 1:
+            hw = self.node("Mul", [hw, self._i64([scale, scale])])
+        return self.node("Slice", [x, self._i64([0, 0]), hw, self._i64([2, 3])])
+
+    def _blocks_shape(self, like: str, wh: int, ww: int, c: int) -> str:
+        """[B, H/wh, W/ww, wh, ww, C] for ``like`` (NCHW)."""
+        hw = self.node("Div", [self._dims(like, 2, 4), self._i64([wh, ww])])
+        return self.node("Concat", [self._dims(like, 0, 1), hw, self._i64([wh, ww, c])], axis=0)
+
+    def window_partition(self, x: str, wh: int, ww: int) -> str:
+        """NCHW (H % wh == 0, W % ww == 0) -> [B*nW, wh*ww, C], windows row by row, pixels
+        row by row inside each."""
+        t = self.reshape(x, [0, 0, 0, -1, ww])                      # B C H Wb ww
+        t = self.reshape(self.transpose(t, [0, 3, 4, 1, 2]), [0, 0, 0, 0, -1, wh])  # B Wb ww C Hb wh
+        t = self.transpose(t, [0, 4, 1, 5, 2, 3])                   # B Hb Wb wh ww C
+        return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)],
+                                                  axis=0)])
+
+    def window_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
+        """:meth:`window_partition` undone, to ``like``'s shape (``like``: NCHW with the same C)."""
+        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
+        t = self.transpose(t, [0, 5, 1, 3, 2, 4])                   # B C Hb wh Wb ww
+        return self.node("Reshape", [t, self.node("Shape", [like])])
+
+    def grid_partition(self, x: str, wh: int, ww: int) -> str:
+        """NCHW -> [B*nW, wh*ww, C] where window ``(i, j)`` holds the pixels
+        ``(a*H/wh + i, b*W/ww + j)`` (a dilated, image-wide grid: MaxViT / OmniSR's grid attention)."""
+        t = self.reshape(x, [0, 0, 0, ww, -1])                      # B C H ww Wg
+        t = self.reshape(self.transpose(t, [0, 3, 4, 1, 2]), [0, 0, 0, 0, wh, -1])  # B ww Wg C wh Hg
+        t = self.transpose(t, [0, 5, 2, 4, 1, 3])                   # B Hg Wg wh ww C
+        return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, wh * ww]), self._dims(x, 1, 2)],
+                                                  axis=0)])
+
+    def grid_reverse(self, t: str, wh: int, ww: int, like: str) -> str:
+        """:meth:`grid_partition` undone, to ``like``'s shape."""
+        # [B, Hg, Wg, wh, ww, C]: Hg = H/wh windows down, as _blocks_shape computes
+        t = self.node("Reshape", [t, self._blocks_shape(like, wh, ww, -1)])
+        t = self.transpose(t, [0, 5, 3, 1, 4, 2])                   # B C wh Hg ww Wg
+        return self.node("Reshape", [t, self.node("Shape", [like])])
+
+    def split_batch(self, t: str, like: str) -> str:
+        """[B*n, ...] -> [B, n, ...], B being ``like``'s first dimension."""
+        rest = self._dims(t, 1, 2 ** 31 - 1)
+        return self.node("Reshape", [t, self.node("Concat", [self._dims(like, 0, 1), self._i64([-1]), rest],
+                                                  axis=0)])
+
+    def l2_normalize(self, t: str, eps: float = 1e-12) -> str:
+        """torch's ``F.normalize(t, dim=-1)``: ``t / max(||t||, eps)`` over the last axis."""
+        n = self.node("ReduceL2", [t], axes=[-1], keepdims=1)
+        return self.node("Div", [t, self.node("Max", [n, self.const(np.float32(eps), "eps")])])
+
+    def roll(self, x: str, sh: int, sw: int) -> str:
+        """torch.roll over H and W (|shift| below the size)."""
+        for axis, s in ((2, int(sh)), (3, int(sw))):
+            if s == 0:
+                continue
+            ax = self._i64([axis])
+            big = np.iinfo(np.int64).max
+            # torch.roll by s is x[-s:] then x[:-s], for either sign of s
+            tail = self.node("Slice", [x, self._i64([-s]), self._i64([big]), ax])
+            head = self.node("Slice", [x, self._i64([0]), self._i64([-s]), ax])
+            x = self.node("Concat", [tail, head], axis=axis)
+        return x
+
+    def global_mean(self, x: str) -> str:
+        """NCHW -> [B, C, 1, 1], the mean over the pixels."""
+        return self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)
 
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:

@@ -126,13 +126,12 @@ class TorchOps:
     def resize_bilinear_like(self, x: Any, ref: Any) -> Any:
         return self.F.interpolate(x, size=tuple(ref.shape[2:]), mode="bilinear", align_corners=False)
 
-    # -- tokens, attention and windows (see onnxbuild.Graph) ----------------
+    # -- tokens and windows (see srzoo.convert.onnxbuild.Graph)
     def to_tokens(self, x: Any) -> Any:
         return x.flatten(2).transpose(1, 2)
 
     def from_tokens(self, t: Any, like: Any) -> Any:
-        b, _, c = t.shape
-        return t.transpose(1, 2).reshape(b, c, like.shape[2], like.shape[3])
+        return t.transpose(1, 2).reshape(t.shape[0], -1, *like.shape[2:])
 
     def linear(self, t: Any, w: np.ndarray, b: np.ndarray | None = None) -> Any:
         return self.F.linear(t, self.t(w), None if b is None else self.t(b))
@@ -144,39 +143,53 @@ class TorchOps:
         return a @ b
 
     def softmax(self, t: Any, axis: int = -1) -> Any:
-        return self.torch.softmax(t, axis)
+        return t.softmax(axis)
 
     def transpose(self, t: Any, perm: Sequence[int]) -> Any:
         return t.permute(*perm)
 
     def reshape(self, t: Any, shape: Sequence[int]) -> Any:
-        return t.reshape([t.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+        return t.reshape(_onnx_shape(t.shape, shape))
 
     def pad_to_multiple(self, x: Any, mh: int, mw: int, mode: str = "reflect") -> Any:
         h, w = x.shape[2:]
-        return self.F.pad(x, (0, (mw - w % mw) % mw, 0, (mh - h % mh) % mh), mode=mode)
+        ph, pw = (mh - h % mh) % mh, (mw - w % mw) % mw
+        return self.F.pad(x, (0, pw, 0, ph), mode={"zeros": "constant"}.get(mode, mode)) if ph or pw else x
 
     def crop_to(self, x: Any, like: Any, scale: int = 1) -> Any:
-        return x[:, :, :like.shape[2] * scale, :like.shape[3] * scale]
+        return x[:, :, : like.shape[2] * scale, : like.shape[3] * scale]
 
     def window_partition(self, x: Any, wh: int, ww: int) -> Any:
         b, c, h, w = x.shape
-        y = x.reshape(b, c, h // wh, wh, w // ww, ww).permute(0, 2, 4, 3, 5, 1)
-        return y.reshape(-1, wh * ww, c)
+        t = x.reshape(b, c, h // wh, wh, w // ww, ww).permute(0, 2, 4, 3, 5, 1)
+        return t.reshape(-1, wh * ww, c)
 
     def window_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
         b, _, h, w = like.shape
-        y = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 1, 3, 2, 4)
-        return y.reshape(b, -1, h, w)
+        t = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 1, 3, 2, 4)
+        return t.reshape(b, -1, h, w)
+
+    def grid_partition(self, x: Any, wh: int, ww: int) -> Any:
+        b, c, h, w = x.shape
+        t = x.reshape(b, c, wh, h // wh, ww, w // ww).permute(0, 3, 5, 2, 4, 1)
+        return t.reshape(-1, wh * ww, c)
+
+    def grid_reverse(self, t: Any, wh: int, ww: int, like: Any) -> Any:
+        b, _, h, w = like.shape
+        t = t.reshape(b, h // wh, w // ww, wh, ww, -1).permute(0, 5, 3, 1, 4, 2)
+        return t.reshape(b, -1, h, w)
+
+    def split_batch(self, t: Any, like: Any) -> Any:
+        return t.reshape(like.shape[0], -1, *t.shape[1:])
+
+    def l2_normalize(self, t: Any, eps: float = 1e-12) -> Any:
+        return self.F.normalize(t, dim=-1, eps=eps)
 
     def roll(self, x: Any, sh: int, sw: int) -> Any:
         return self.torch.roll(x, (sh, sw), (2, 3))
 
-    def mean_hw(self, x: Any) -> Any:
+    def global_mean(self, x: Any) -> Any:
         return x.mean((2, 3), keepdim=True)
-
-    def l2_normalize(self, t: Any, eps: float = 1e-12) -> Any:
-        return self.F.normalize(t, dim=-1, eps=eps)
 
 
 class NumpyOps:
@@ -196,13 +209,22 @@ class NumpyOps:
         ph, pw = (kh // 2, kw // 2) if pad is None else (pad, pad)
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-        if groups > 1 and groups == x.shape[1] == w.shape[0] and w.shape[1] == 1:  # depthwise: one einsum
-            y = np.einsum("nchwij,cij->nchw", win, w[:, 0], optimize=True)
-            return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
         cin, cout = x.shape[1] // groups, w.shape[0] // groups
-        outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
-                          optimize=True) for g in range(groups)]
-        y = np.concatenate(outs, 1)
+        if kh == kw == 1 and groups == 1:  # pointwise: one matrix product
+            t = xp[:, :, ::stride, ::stride]
+            y = (np.asarray(w[:, :, 0, 0], np.float64) @ t.reshape(t.shape[0], t.shape[1], -1)).reshape(
+                t.shape[0], -1, *t.shape[2:])
+        elif groups > 1 and cin == 1 and cout == 1:  # depthwise: one shifted multiply-add per tap
+            ho, wo = win.shape[2], win.shape[3]
+            y = np.zeros((x.shape[0], x.shape[1], ho, wo))
+            for i in range(kh):
+                for j in range(kw):
+                    tap = xp[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+                    y += tap * np.asarray(w[:, 0, i, j], np.float64).reshape(1, -1, 1, 1)
+        else:
+            outs = [np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
+                              optimize=True) for g in range(groups)]
+            y = np.concatenate(outs, 1)
         return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
 
     def relu(self, x: np.ndarray) -> np.ndarray:
@@ -322,14 +344,12 @@ class NumpyOps:
         rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
         return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
 
-    # -- tokens, attention and windows (see onnxbuild.Graph) ----------------
+    # -- tokens and windows (see srzoo.convert.onnxbuild.Graph)
     def to_tokens(self, x: np.ndarray) -> np.ndarray:
-        b, c = x.shape[:2]
-        return x.reshape(b, c, -1).transpose(0, 2, 1)
+        return x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1)
 
     def from_tokens(self, t: np.ndarray, like: np.ndarray) -> np.ndarray:
-        b, _, c = t.shape
-        return t.transpose(0, 2, 1).reshape(b, c, like.shape[2], like.shape[3])
+        return t.transpose(0, 2, 1).reshape(t.shape[0], -1, *like.shape[2:])
 
     def linear(self, t: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         y = t @ np.asarray(w, np.float64).T
@@ -353,33 +373,52 @@ class NumpyOps:
         return t.transpose(*perm)
 
     def reshape(self, t: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-        return t.reshape([t.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+        return t.reshape(_onnx_shape(t.shape, shape))
 
     def pad_to_multiple(self, x: np.ndarray, mh: int, mw: int, mode: str = "reflect") -> np.ndarray:
         h, w = x.shape[2:]
-        return np.pad(x, ((0, 0), (0, 0), (0, (mh - h % mh) % mh), (0, (mw - w % mw) % mw)), mode=mode)
+        ph, pw = (mh - h % mh) % mh, (mw - w % mw) % mw
+        return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode={"zeros": "constant"}.get(mode, mode))
 
     def crop_to(self, x: np.ndarray, like: np.ndarray, scale: int = 1) -> np.ndarray:
-        return x[:, :, :like.shape[2] * scale, :like.shape[3] * scale]
+        return x[:, :, : like.shape[2] * scale, : like.shape[3] * scale]
 
     def window_partition(self, x: np.ndarray, wh: int, ww: int) -> np.ndarray:
         b, c, h, w = x.shape
-        y = x.reshape(b, c, h // wh, wh, w // ww, ww).transpose(0, 2, 4, 3, 5, 1)
-        return y.reshape(-1, wh * ww, c)
+        t = x.reshape(b, c, h // wh, wh, w // ww, ww).transpose(0, 2, 4, 3, 5, 1)
+        return t.reshape(-1, wh * ww, c)
 
     def window_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray) -> np.ndarray:
         b, _, h, w = like.shape
-        y = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 1, 3, 2, 4)
-        return y.reshape(b, -1, h, w)
+        t = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 1, 3, 2, 4)
+        return t.reshape(b, -1, h, w)
+
+    def grid_partition(self, x: np.ndarray, wh: int, ww: int) -> np.ndarray:
+        b, c, h, w = x.shape
+        t = x.reshape(b, c, wh, h // wh, ww, w // ww).transpose(0, 3, 5, 2, 4, 1)
+        return t.reshape(-1, wh * ww, c)
+
+    def grid_reverse(self, t: np.ndarray, wh: int, ww: int, like: np.ndarray) -> np.ndarray:
+        b, _, h, w = like.shape
+        t = t.reshape(b, h // wh, w // ww, wh, ww, -1).transpose(0, 5, 3, 1, 4, 2)
+        return t.reshape(b, -1, h, w)
+
+    def split_batch(self, t: np.ndarray, like: np.ndarray) -> np.ndarray:
+        return t.reshape(like.shape[0], -1, *t.shape[1:])
+
+    def l2_normalize(self, t: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+        return t / np.maximum(np.sqrt((t * t).sum(-1, keepdims=True)), eps)
 
     def roll(self, x: np.ndarray, sh: int, sw: int) -> np.ndarray:
         return np.roll(x, (sh, sw), (2, 3))
 
-    def mean_hw(self, x: np.ndarray) -> np.ndarray:
+    def global_mean(self, x: np.ndarray) -> np.ndarray:
         return x.mean((2, 3), keepdims=True)
 
-    def l2_normalize(self, t: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-        return t / np.maximum(np.sqrt((t * t).sum(-1, keepdims=True)), eps)
+
+def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
+    """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""
+    return [int(have[i]) if int(d) == 0 else int(d) for i, d in enumerate(shape)]
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

@@ -147,12 +147,25 @@ class SafetensorsToONNX:
     version = "1"
     source_formats = frozenset({"safetensors"})
 
-    @guarded("safetensors file")
-    def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
+    @staticmethod
+    def _tensors(source: Path) -> "OrderedDict[str, np.ndarray]":
         sd = load(source)
         # the file stores names sorted as strings; give them in the modules' order (body.2 before body.10)
-        sd = OrderedDict(sorted(sd.items(), key=lambda kv: [int(p) if p.isdigit() else p
-                                                            for p in re.split(r"(\d+)", kv[0])]))
+        return OrderedDict(sorted(sd.items(), key=lambda kv: [int(p) if p.isdigit() else p
+                                                              for p in re.split(r"(\d+)", kv[0])]))
+
+    @guarded("safetensors file")
+    def inspect(self, source: Path, scale: int | None = None, arch: str | None = None) -> dict[str, Any]:
+        """What the file is (architecture, scales, colour), as the ``.pth`` converter says it."""
+        sd = self._tensors(source)
+        a = archs.detect(sd, scale, arch)
+        return {"format": "safetensors", "arch": a.describe(), "scale": a.scale,
+                "scales": list(a.scales) or [a.scale], "color": a.color, "pre_upsample": a.pre_upsample,
+                "tensors": len(sd), "params": int(sum(v.size for v in sd.values()))}
+
+    @guarded("safetensors file")
+    def convert(self, source: Path, entry: Any, options: dict[str, Any]) -> Conversion:
+        sd = self._tensors(source)
         scale = options.get("scale") or (entry.scale if entry is not None else None)
         a = archs.detect(sd, scale, options.get("arch"))
         return convert_arch(sd, a, str(source), tol=float(options.get("tolerance", 1e-3)))

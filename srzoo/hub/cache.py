@@ -243,7 +243,7 @@ def problems(path: Path, artifact: Artifact) -> list[str]:
     except OSError as e:
         return [f"cannot read {path}: {e.strerror}"]
     if size != artifact.size:
-        return [f"size mismatch for {artifact.file}: expected {artifact.size} bytes, got {size}"]
+        return [f"size mismatch for {artifact.file}: got {size} bytes, expected {artifact.size}"]
     actual = file_hashes(path)
     return [f"{algo} mismatch for {artifact.file}: expected {want}, got {actual[algo]}"
             for algo, want in artifact.hashes.items() if actual[algo] != want]

@@ -16,6 +16,7 @@ when all fail, :class:`DownloadError` lists every source and why.
 * A 200 answer whose announced size differs from the manifest's (a captive
   portal's or rate limiter's HTML page) is refused before its body is read;
   a server that sends more than the manifest's size is cut off.
+* A local mirror folder is searched recursively by file name (:mod:`srzoo.hub.mirror`).
 * Redirects: at most ``SRZOO_MAX_REDIRECTS``, only to http(s), and with
   ``SRZOO_MIRROR_ONLY`` only to the same host.
 * No source can hang: each gets ``SRZOO_TIMEOUT + remaining bytes /
@@ -34,6 +35,7 @@ and keeps or discards what they delivered; moving one source's bytes is
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -51,7 +53,7 @@ from srzoo.errors import (
     SrzooError,
 )
 from srzoo.fsutil import redact
-from srzoo.hub import cache
+from srzoo.hub import cache, mirror
 from srzoo.hub.manifest import Artifact
 from srzoo.hub.partial import DiskError, Partial
 from srzoo.hub.transfer import (
@@ -76,14 +78,19 @@ def mirrors() -> list[str]:
 
 
 def sources(artifact: Artifact) -> list[str]:
-    """Every place the file may come from, in the order they are tried."""
+    """Every place the file may come from, in the order they are tried. A model
+    file given by path (``models/local/``, :mod:`srzoo.convert.localmodel`) comes
+    from that path only."""
+    if artifact.subdir.startswith("models/local/"):
+        return [u for u in artifact.urls if not is_url(u)]
     out = []
     for m in mirrors():
         if is_url(m):
             out.append(m.rstrip("/") + "/" + artifact.file)
-        else:
+        else:  # a folder: searched recursively by file name (hub.mirror, bounded)
             base = Path(m[7:] if m.startswith("file://") else m).expanduser()
-            out.append(str(base / artifact.file))
+            found = mirror.find(base, artifact.file) or [base / artifact.file]
+            out.extend(str(p) for p in found)
     if not config.flag("SRZOO_MIRROR_ONLY"):
         out.extend(artifact.urls)
     else:  # a manifest's local file ('path' key) is not a download: always allowed
@@ -202,7 +209,7 @@ def fetch_artifact(artifact: Artifact, *, force: bool = False, quiet: bool | Non
 
 def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target: Path,
                   quiet: bool | None, what: str) -> Path:
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []
     checksum_failed = False
     progress = Progress(artifact, quiet)
     try:
@@ -214,7 +221,7 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
                     else:
                         copy_local(Path(src), partial, artifact)
                 except Fatal as e:
-                    failures.append(str(e))
+                    failures.append((src, _cause(src, str(e))))
                     if e.discard:
                         partial.discard()
                     continue
@@ -222,7 +229,7 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
                 if bad:
                     partial.discard()
                     checksum_failed = True
-                    failures.append(f"{src}: " + "; ".join(bad))
+                    failures.append((src, "; ".join(bad)))
                     continue
                 os.replace(partial.path, target)
                 partial.discard()  # the source record
@@ -231,8 +238,79 @@ def _fetch_locked(artifact: Artifact, srcs: list[str], partial: Partial, target:
     finally:  # a partial that passed no check stays for a resume from its own source
         progress.close()
     cls = ChecksumError if checksum_failed else DownloadError
-    raise cls(redact(f"could not fetch {what} ({artifact.file}) from {len(srcs)} source(s): "
-                     + " | ".join(failures)))
+    err = cls(failure_line(what, artifact.file, failures))
+    err.failures = [(redact(s), redact(c)) for s, c in failures]  # type: ignore[attr-defined]
+    raise err
 
 
-__all__ = ["fetch_artifact", "mirrors", "offline", "sources", "time_bound"]
+# --------------------------------------------------------------------------- the error line
+#: how long the cause and its source may be in the line (one of many sources / the only one),
+#: and each other cause
+_CAUSE_MAX, _ONLY_CAUSE_MAX, _SOURCE_MAX, _ONLY_SOURCE_MAX, _OTHER_MAX = 110, 200, 48, 120, 30
+_LONG_HEX = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b")
+
+
+def _cause(src: str, message: str) -> str:
+    """A source's failure without the source in front (it is kept beside it)."""
+    return message[len(src) + 2:] if message.startswith(src + ": ") else message
+
+
+def _weight(cause: str) -> int:
+    """How much a cause tells: wrong bytes > a server's or reader's error > the file is absent."""
+    low = cause.lower()
+    if "mismatch" in low or "manifest" in low or "cut off" in low:
+        return 2
+    if "http 404" in low or "no such file" in low or "http 410" in low:
+        return 0
+    return 1
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _short_source(src: str, limit: int) -> str:
+    """A source as ``host/.../file`` (or ``.../file``) when longer than ``limit``."""
+    src = redact(src)
+    if len(src) <= limit:
+        return src
+    head, _, tail = src.rpartition("/")
+    host = head.split("/")[2] if is_url(src) and head.count("/") >= 2 else ""
+    short = f"{host}/.../{tail}" if host else f".../{tail}"
+    return _clip(short, limit)
+
+
+def _short_cause(cause: str, file: str, limit: int) -> str:
+    """A cause without the file name (the line names it) and with hashes cut to 12 digits."""
+    cause = redact(cause).replace(f" for {file}:", ":")
+    return _clip(_LONG_HEX.sub(r"\1...", cause), limit)
+
+
+def failure_line(what: str, file: str, failures: list[tuple[str, str]]) -> str:
+    """The one-line message of a fetch that failed everywhere: the most telling
+    cause first (wrong bytes over a server's error over an absent file), the
+    source that gave it, then how many others failed and how. Hashes are cut to
+    12 digits; the full list is the exception's ``failures`` attribute, which
+    ``srzoo -v`` prints."""
+    if not failures:
+        return f"could not fetch {what} ({file}): no source answered"
+    best = max(range(len(failures)), key=lambda i: (_weight(failures[i][1]), -i))
+    src, cause = failures[best]
+    only = len(failures) == 1
+    line = (f"could not fetch {what} ({file}): "
+            f"{_short_cause(cause, file, _ONLY_CAUSE_MAX if only else _CAUSE_MAX)} "
+            f"(from {_short_source(src, _ONLY_SOURCE_MAX if only else _SOURCE_MAX)})")
+    others = [c for i, (_, c) in enumerate(failures) if i != best]
+    if others:
+        kinds: dict[str, int] = {}
+        for c in others:
+            key = _short_cause(c, file, _OTHER_MAX)
+            kinds[key] = kinds.get(key, 0) + 1
+        top = max(kinds, key=lambda k: kinds[k])
+        listed = f"{top} x{kinds[top]}" if kinds[top] > 1 else top
+        more = ", ..." if len(kinds) > 1 else ""
+        line += f"; {len(others)} other source(s) failed too ({listed}{more}); `srzoo -v` lists them"
+    return line
+
+
+__all__ = ["failure_line", "fetch_artifact", "mirrors", "offline", "sources", "time_bound"]

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from srzoo.convert.localmodel import entry_for_path, looks_like_path
 from srzoo.errors import ArgumentError
 from srzoo.hub.manifest import ModelEntry
 from srzoo.jobs import resize
@@ -19,6 +20,16 @@ from srzoo.jobs.batch import run_batch
 from srzoo.jobs.files import FileResult
 from srzoo.runtime.pipeline import ImageLike
 from srzoo.runtime.upscaler import check_tile, get_upscaler
+
+
+def model_for(model: Any, scale: Any = None) -> Any:
+    """``model`` as the jobs take it: a model file given by path becomes its entry
+    (:func:`srzoo.convert.localmodel.entry_for_path`; the scale it holds that is
+    nearest at or above ``scale``, its only scale when ``scale`` is None), a name
+    or an entry stays as it is."""
+    if looks_like_path(model):
+        return entry_for_path(model, None if scale is None else resize.parse_scale(scale), exact=False)
+    return model
 
 
 def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float = 2, *,
@@ -51,6 +62,7 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     check_tile(tile)
     if not isinstance(image, (np.ndarray, str, os.PathLike)):
         raise ArgumentError(f"image must be a numpy array or a path, got {type(image).__name__}")
+    model = model_for(model, scale if width is None and height is None else None)
     if resize.wants_resize(model, scale, width, height):
         return resize.upscale_to(image, model, scale, width=width, height=height,
                                  backend=backend, tile=tile, threads=threads, precision=precision,
@@ -60,7 +72,7 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
         image, tile=tile, memory=memory, progress=progress)
 
 
-def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "default", scale: float = 2, *,
+def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: Any = "default", scale: float = 2, *,
                   output: str | os.PathLike[str] | None = None, backend: str = "auto",
                   tile: int | None = None, overwrite: bool = False, progress: bool | None = None,
                   on_result: Callable[[FileResult], None] | None = None,
@@ -74,8 +86,10 @@ def upscale_files(inputs: Iterable[str | os.PathLike[str]], model: str = "defaul
     keywords (``jobs``, ``client``, ``scheduler``, ``skip_existing``, ``width``,
     ``height``, ``json_report``...) go to :func:`srzoo.jobs.batch.run_batch`.
     """
+    sized = batch.get("width") is not None or batch.get("height") is not None
+    model = model_for(model, None if sized else scale)
     return run_batch(inputs, model, scale, output=output, backend=backend, tile=tile,
                      overwrite=overwrite, progress=progress, on_result=on_result, **batch).results
 
 
-__all__ = ["upscale", "upscale_files"]
+__all__ = ["model_for", "upscale", "upscale_files"]

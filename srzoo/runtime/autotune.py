@@ -2,9 +2,16 @@
 
 On first use of a model for an input-size class, every backend ``auto`` may
 choose (:func:`srzoo.runtime.backends.candidates`) loads the model and runs the
-network alone on a synthetic input of that class (pre/post-processing is the
-same on every engine, so it is left out), one warm-up run and then timed runs
-within a small time budget; the fastest median wins. The choice is stored in
+network alone on synthetic inputs (pre/post-processing is the same on every
+engine, so it is left out), one warm-up run and then timed runs within a small
+time budget. The class is that of the network input that really runs: the
+whole image, or one tile with its overlap on both sides when the image is tiled
+(for size or for memory). A heavy model is timed at two small sizes and its
+time is extrapolated to that size (a + b x pixels, per backend), so an engine
+that is quick on a tiny input but slow per pixel is not chosen for a large one.
+Memory counts: where a run at that size could exceed the memory budget, each
+backend's memory per pixel is measured (:func:`memory_per_pixel`) and one that
+would exceed it ranks after every backend that fits. The fastest then wins. The choice is stored in
 ``<cache>/autotune.json`` under a key made of the model file, scale, size
 class, thread count, the engines' versions and the CPU/GPU identity, so a new
 onnxruntime, another machine or other threads measure again.
@@ -84,12 +91,19 @@ class Choice:
     times_ms: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     trial: str = ""
+    #: bytes one run at the trial's target size would take, by backend (where measured)
+    memory: dict[str, int] = field(default_factory=dict)
+    #: backends whose run would exceed the memory budget (ranked last)
+    over_budget: list[str] = field(default_factory=list)
 
     @property
     def reason(self) -> str:
         if self.how in ("measured", "cached"):
-            ranked = sorted(self.times_ms.items(), key=lambda kv: kv[1])
-            shown = ", ".join(f"{k} {v:.1f} ms" for k, v in ranked)
+            ranked = sorted(self.times_ms.items(), key=lambda kv: (kv[0] in self.over_budget, kv[1]))
+            shown = ", ".join(f"{k} {v:.1f} ms" + (f" {self.memory[k] / 2**20:.0f} MB" if k in
+                                                  self.memory else "") +
+                              (" (over the memory budget)" if k in self.over_budget else "")
+                              for k, v in ranked)
             when = "measured now" if self.how == "measured" else "measured earlier (cached)"
             return f"fastest in a {self.trial} {self.size_class}-input trial, {when}: {shown}"
         return self.backend.reason
@@ -184,10 +198,11 @@ def forget(model: str | None = None) -> int:
 RUN_BUDGET = 0.12
 
 
-def trial_size(runner: Any, cls: str, channels: int) -> tuple[int, int]:
-    """The trial input size for ``cls``, shrunk (not below 32x32) so that one
-    run of ``runner`` takes about :data:`RUN_BUDGET` at most."""
-    _, h, w = SIZE_CLASSES[cls]
+def trial_size(runner: Any, cls: "str | tuple[int, int]", channels: int) -> tuple[int, int]:
+    """The trial input size for ``cls`` (a class name or an (h, w) size), shrunk
+    (not below 32x32) so that one run of ``runner`` takes about
+    :data:`RUN_BUDGET` at most."""
+    h, w = SIZE_CLASSES[cls][1:] if isinstance(cls, str) else (int(cls[0]), int(cls[1]))
     x = trial_input(runner, 32, 32, channels)
     runner.run(x)
     t0 = time.perf_counter()
@@ -223,10 +238,18 @@ def measure(runner: Any, x: np.ndarray, budget: float = TRIAL_BUDGET,
     return statistics.median(times)
 
 
+def counts_memory(size: tuple[int, int] | None, budget: int | None) -> bool:
+    """Whether a run at ``size`` could exceed ``budget`` bytes (at
+    :data:`MAX_BYTES_PER_PIXEL`): then ``auto`` measures and counts memory."""
+    return bool(size and budget and int(size[0]) * int(size[1]) * MAX_BYTES_PER_PIXEL > budget)
+
+
 def choose(entry: "ModelEntry", cls: str, threads: int | None,
            load: Callable[["ResolvedBackend"], Any], channels: int,
            engine: str | None = None, cands: list["ResolvedBackend"] | None = None,
-           refused: dict[str, str] | None = None) -> tuple[Choice, dict[str, Any]]:
+           refused: dict[str, str] | None = None, size: tuple[int, int] | None = None,
+           memory: Callable[["ResolvedBackend"], float | None] | None = None,
+           budget: int | None = None) -> tuple[Choice, dict[str, Any]]:
     """What ``auto`` (or ``ENGINE:auto``) runs ``entry`` on for inputs of class ``cls``.
 
     ``load(backend)`` returns a loaded tensor runner. Returns the choice and the
@@ -235,6 +258,20 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     :func:`srzoo.runtime.backends.candidates`; with precisions when
     ``precision="auto"``, see :mod:`srzoo.runtime.precision`); ``refused``:
     candidates left out and why (kept with the record).
+
+    ``size``: the network input that will run, (h, w) -- the image, or a tile
+    with its overlap (default: the class's own size, :data:`SIZE_CLASSES`,
+    for a choice made before any image is seen: memory is not counted then).
+    Every candidate is timed at the first run's trial size and at twice its
+    pixels; the time at ``size`` is extrapolated from the two (a + b x pixels,
+    per candidate), or measured there directly when ``size`` is no larger than
+    the trial. ``memory(backend)``: its bytes per network-input pixel
+    (:func:`memory_per_pixel`); asked only when a ``size`` run could exceed
+    ``budget`` bytes at :data:`MAX_BYTES_PER_PIXEL`: a candidate whose run
+    at ``size`` would need more than ``budget`` ranks after every one that fits.
+    A choice that counted memory is remembered apart from one that did not
+    (the class key gets ``/memory``); the memory is kept with it and ranked
+    again under the budget of the moment when it is reused.
     """
     requested = f"{engine}:auto" if engine else "auto"
     if entry.format == "interpolation":
@@ -242,36 +279,70 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     cands = backends.candidates(entry, engine) if cands is None else list(cands)
     if not _env_autotune() or len(cands) <= 1:
         return _first_that_loads(entry, engine, requested, cls, cands, load)
-    key = key_for(entry, cls, threads, cands)
+    target = tuple(size) if size else SIZE_CLASSES[cls][1:]
+    px = int(target[0]) * int(target[1])
+    counted = memory is not None and counts_memory(target, budget)
+    key = key_for(entry, cls + ("/memory" if counted else ""), threads, cands)
     rec = _read().get(key)
     byname = {str(c): c for c in cands}
     if isinstance(rec, dict) and rec.get("backend") in byname:
-        c = byname[rec["backend"]]
+        times_ms = {str(k): float(v) for k, v in dict(rec.get("times_ms", {})).items()
+                    if isinstance(v, (int, float)) and str(k) in byname}
+        mem = {str(k): int(v) for k, v in dict(rec.get("memory") or {}).items()
+               if isinstance(v, (int, float))}
+        best = rec["backend"]
+        over: list[str] = []
+        if counted and mem and times_ms:  # the budget may differ from the trial's: rank again
+            over = sorted(k for k, v in mem.items() if budget and v > budget)
+            best = min(times_ms, key=lambda k: (k in over, times_ms[k]))
+        c = byname[best]
         ch = Choice(dataclasses.replace(c, requested=requested, reason=""), "cached", cls,
-                    dict(rec.get("times_ms", {})), dict(rec.get("errors", {})), rec.get("trial", ""))
+                    times_ms, dict(rec.get("errors", {})), str(rec.get("trial", "")), mem, over)
         return _with_reason(ch), {}
     times: dict[str, float] = {}
     errors: dict[str, str] = dict(refused or {})
     loaded: dict[str, Any] = {}
+    mem: dict[str, float] = {}
     hw: tuple[int, int] | None = None
+    hw2: tuple[int, int] | None = None
     for c in cands:
         try:
             runner = load(c)
             loaded[str(c)] = runner
             if hw is None:
-                hw = trial_size(runner, cls, channels)
-            times[str(c)] = 1000.0 * measure(runner, trial_input(runner, *hw, channels))
+                hw = trial_size(runner, target, channels)
+                hw2 = None if hw[0] * hw[1] >= px else (hw[0], 2 * hw[1])
+            t1 = measure(runner, trial_input(runner, *hw, channels))
+            if hw2 is None:
+                times[str(c)] = 1000.0 * t1
+            else:  # extrapolated: a + b * pixels through the two trial sizes
+                t2 = measure(runner, trial_input(runner, *hw2, channels))
+                b = max(t2 - t1, 0.0) / float(hw2[0] * hw2[1] - hw[0] * hw[1])
+                a = max(t1 - b * hw[0] * hw[1], 0.0)
+                times[str(c)] = 1000.0 * (a + b * px)
+            if counted:
+                assert memory is not None
+                bpp = memory(c)
+                if bpp is not None:
+                    mem[str(c)] = bpp * px
         except SrzooError as e:
             errors[str(c)] = str(e).splitlines()[0] if str(e) else type(e).__name__
     if not times:
         raise SrzooError(f"{entry.name} x{entry.scale}: every backend failed its trial: "
                          + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-    best = min(times, key=lambda k: times[k])
+    over = {k for k, v in mem.items() if budget and v > budget}
+    best = min(times, key=lambda k: (k in over, times[k]))
     c = byname[best]
+    trial = (f"{hw[1]}x{hw[0]}" if hw2 is None or hw is None else
+             f"{hw[1]}x{hw[0]} and {hw2[1]}x{hw2[0]}, extrapolated to {target[1]}x{target[0]}")
     ch = Choice(dataclasses.replace(c, requested=requested, reason=""), "measured", cls,
-                times, errors, f"{hw[1]}x{hw[0]}" if hw else "")
+                times, errors, trial)
+    ch.memory = {k: int(v) for k, v in mem.items()}
+    ch.over_budget = sorted(over)
     _write(key, {"backend": best, "times_ms": {k: round(v, 3) for k, v in times.items()},
                  "errors": errors, "trial": ch.trial, "class": cls, "model": entry.name,
+                 "size": [int(target[0]), int(target[1])], "memory": ch.memory,
+                 "over_budget": ch.over_budget, "budget": budget,
                  "scale": entry.scale, "threads": threads,
                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return _with_reason(ch), loaded
@@ -309,6 +380,9 @@ def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, c
 MEMORY_PROBES = ((64, 64), (64, 128))
 #: the least memory per input pixel assumed (bytes): the input and output tensors
 MIN_BYTES_PER_PIXEL = 64.0
+#: bytes per network-input pixel no model is expected to exceed (realesrgan-x4plus
+#: on opencv:cpu: ~10-25 KB): a run this size is checked against the budget only above it
+MAX_BYTES_PER_PIXEL = 64 * 1024
 #: memory measurements of this process, by key (also kept on disk when the cache exists)
 _memory: dict[str, float] = {}
 
@@ -399,5 +473,5 @@ def remember(key: str, value: dict[str, Any]) -> None:
     _write(key, value)
 
 
-__all__ = ["Choice", "SIZE_CLASSES", "choose", "forget", "machine_identity", "measure",
+__all__ = ["Choice", "SIZE_CLASSES", "choose", "counts_memory", "forget", "machine_identity", "measure",
            "memory_per_pixel", "recall", "remember", "size_class"]

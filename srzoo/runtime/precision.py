@@ -51,7 +51,7 @@ import numpy as np
 from srzoo import config
 from srzoo.errors import ArgumentError, BackendUnavailable, ModelLoadError, PrecisionError, SrzooError
 from srzoo.resample import imresize
-from srzoo.runtime import autotune, backends
+from srzoo.runtime import autotune, backends, quantize
 from srzoo.runtime.engines import engines, get_engine
 from srzoo.runtime.engines.base import ResolvedBackend
 from srzoo.runtime.pipeline import ModelPipeline
@@ -280,6 +280,8 @@ def record_key(entry: "ModelEntry", backend: ResolvedBackend, ref: ResolvedBacke
             "versions": {n: engs[n].versions() for n in sorted({backend.engine, ref.engine})},
             "device": engs[backend.engine].device(backend.target),
             "machine": autotune.machine_identity(), "probe": PROBE_VERSION}
+    if effective(backend) == "int8":  # a new calibration, recipe or tool makes another model
+        blob["quantize"] = quantize.describe()
     return "precision-" + hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -301,8 +303,11 @@ def checked(entry: "ModelEntry", backend: ResolvedBackend, load: Callable[[Resol
         release(ref)
     got, bad = probe_run(entry, load(backend), threads)
     q = compare(entry, backend, got, bad, ref, ref_out)
-    autotune.remember(key, {"model": entry.name, "scale": entry.scale, "quality": q.as_dict(),
-                            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    rec = {"model": entry.name, "scale": entry.scale, "quality": q.as_dict(),
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if q.precision == "int8":
+        rec["quantize"] = quantize.describe()
+    autotune.remember(key, rec)
     return q
 
 
@@ -338,6 +343,11 @@ def candidates(entry: "ModelEntry", bases: Sequence[ResolvedBackend], want: str,
             if effective(b) != "fp32":
                 try:
                     q = checked(entry, b, load, threads, release if want != "auto" else None)
+                except PrecisionError as e:  # int8 without its calibration images or tool
+                    if want != "auto":
+                        raise
+                    refused[str(b)] = f"could not be made: {str(e).splitlines()[0]}"
+                    continue
                 except (BackendUnavailable, ModelLoadError) as e:  # the engine failed, not the file
                     refused[str(b)] = f"could not be measured: {str(e).splitlines()[0]}"
                     continue

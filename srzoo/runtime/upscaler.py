@@ -12,6 +12,8 @@ layers (:mod:`srzoo.jobs`) wrap it.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -19,11 +21,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from srzoo.convert.localmodel import entry_for_path, looks_like_path
 from srzoo.errors import ArgumentError, PrecisionError, SrzooError, UnknownModel
 from srzoo.hub import api
 from srzoo.hub.manifest import ModelEntry
 from srzoo.runtime import autotune, backends, pipeline
 from srzoo.runtime import precision as precisions
+from srzoo.runtime import quantize
 from srzoo.runtime.engines import engine_for, get_engine, plan
 from srzoo.runtime.engines.opencv import cv2_threads
 from srzoo.runtime.imageio import load_image
@@ -71,6 +75,17 @@ def check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
+def _resolve(model: Any, scale: Any) -> tuple[ModelEntry, int]:
+    """The entry and scale of (``model``, ``scale``): a model file given by path
+    (:mod:`srzoo.convert.localmodel`) at ``scale``, or at its own scale when
+    ``scale`` is None; a name or entry at ``scale`` (None: 2)."""
+    if looks_like_path(model):
+        entry = entry_for_path(model, None if scale is None else check_scale(scale))
+        return entry, int(entry.scale or 1)
+    scale = check_scale(2 if scale is None else scale)
+    return _entry(model, scale), scale
+
+
 def _entry(model: str | ModelEntry, scale: int) -> ModelEntry:
     if not isinstance(model, (str, ModelEntry)):
         raise ArgumentError(f"model must be a model name such as 'espcn' (see srzoo.list_models()) "
@@ -95,9 +110,12 @@ class Upscaler:
     """A model loaded once, for upscaling many images.
 
     ``model`` is a registry name (``"default"`` -- srzoo's own models, shipped
-    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...)
-    or a :class:`~srzoo.hub.manifest.ModelEntry`; ``scale`` must be one the model
-    has (the error lists them). ``backend``: ``auto`` (default: measured once
+    inside the package, no download --, ``"espcn"``, ``"lapsrn"``, ``"bicubic"``...),
+    a :class:`~srzoo.hub.manifest.ModelEntry`, or the path of a model file
+    (``.onnx``, ``.pth``, ``.safetensors``, ncnn ``.param``; converted and
+    verified once, cached by its sha256: :mod:`srzoo.convert.localmodel`);
+    ``scale`` must be one the model has (the error lists them; ``None``: 2 for
+    a name, the file's own scale for a path). ``backend``: ``auto`` (default: measured once
     per model and input-size class, see :mod:`srzoo.runtime.autotune`;
     ``SRZOO_BACKEND`` replaces it), a plain target (``cpu``, ``cuda``...: the
     preferred engine offering it) or ``ENGINE:TARGET`` (``onnxruntime:cuda``,
@@ -108,7 +126,7 @@ class Upscaler:
     same on every engine (None: each engine's default). ``tile``: tile side in
     input pixels (``None``: automatic for large images, ``0``: never);
     ``overlap``: context pixels around each tile (``None``: the manifest's
-    ``receptive_field``, at most 24; 24 when the manifest gives none).
+    ``receptive_field``, at most 80; 24 when the manifest gives none).
     ``precision``: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto`` (``None``:
     ``SRZOO_PRECISION``, default fp32, identical results on every engine); a
     reduced precision is measured against fp32 on a probe first and refused
@@ -122,12 +140,12 @@ class Upscaler:
     else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
     """
 
-    def __init__(self, model: str | ModelEntry = "default", scale: int = 2, *, backend: str = "auto",
+    def __init__(self, model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = None, *,
+                 backend: str = "auto",
                  tile: int | None = None, overlap: int | None = None,
                  quiet: bool | None = None, threads: int | None = None,
                  precision: str | None = None, memory: int | str | None = None) -> None:
-        scale = check_scale(scale)
-        self.entry = _entry(model, scale)
+        self.entry, scale = _resolve(model, scale)
         self.scale = scale
         self.tile = tile
         self.overlap = overlap
@@ -189,6 +207,11 @@ class Upscaler:
         if how is None:  # resolve() checked; a plugin may disagree
             raise backends.BackendUnavailable(f"engine {resolved.engine} cannot run {self.entry.name}")
         path, entry = how.loadable(self.entry, self._source_file())
+        if resolved.precision == "int8":  # the model quantized (once, cached) from the fp32 ONNX
+            fp32 = dataclasses.replace(resolved, precision="")
+            src = path
+            path = quantize.quantized(entry, src, lambda: eng.load(entry, src, fp32, self.threads),
+                                      self.threads)
         runner = eng.load(entry, path, resolved, self.threads)
         self._runners[key] = runner
         self._pipelines[key] = ModelPipeline(self.entry, runner, self.threads)
@@ -230,22 +253,33 @@ class Upscaler:
                 self._runners.pop(name, None)
                 self._pipelines.pop(name, None)
 
-    def _choose(self, cls: str) -> "backends.ResolvedBackend":
-        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once)."""
-        choice = self._choices.get(cls)
+    def _choose(self, cls: str, size: tuple[int, int] | None = None,
+                memory: int | str | None = None) -> "backends.ResolvedBackend":
+        """The backend ``auto`` runs inputs of size class ``cls`` on (measured once,
+        at ``size``: the network input that runs, counting its memory)."""
+        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        counted = size is not None and autotune.counts_memory(size, budget) \
+            and not self.pipeline_direct()
+        slot = cls + ("/memory" if counted else "")
+        choice = self._choices.get(slot)
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
-                                             self._auto_engine, cands, self.refused)
+                                             self._auto_engine, cands, self.refused, size,
+                                             self._bytes_per_pixel if counted else None, budget)
             for name in list(self._runners):  # drop the losers of the trial
                 if name != str(choice.backend) and name in loaded and \
                         name not in {str(c.backend) for c in self._choices.values()}:
                     self._runners.pop(name, None)
                     self._pipelines.pop(name, None)
-            self._choices[cls] = choice
+            self._choices[slot] = choice
             self._load(choice.backend)
         return choice.backend
+
+    def pipeline_direct(self) -> bool:
+        """Whether the model runs whole images itself (no tiles, no memory budget)."""
+        return any(p.direct for p in self._pipelines.values())
 
     # ---- what was chosen -------------------------------------------------------
     @property
@@ -291,23 +325,29 @@ class Upscaler:
         return f"Upscaler({self.entry.name!r}, {self.scale}, backend={self.backend!r}{extra})"
 
     # ---- running ---------------------------------------------------------------
-    def _pipeline_for(self, h: int, w: int, tile: int | None) -> ModelPipeline:
+    def _pipeline_for(self, h: int, w: int, tile: int | None, overlap: int | None = None,
+                      memory: int | str | None = None) -> ModelPipeline:
+        """The pipeline of the backend ``auto`` chooses for what really runs: the
+        network input is the whole h×w image, or a tile with its overlap on both
+        sides (the class, and the size the trial is extrapolated to)."""
         if not self._auto:
             return self.pipeline
         if tile is None and h * w > pipeline._env_int("SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS):
             tile = pipeline.AUTO_TILE
-        if tile:
-            h, w = min(h, int(tile)), min(w, int(tile))
+        if tile and (h > tile or w > tile):
+            ov = pipeline.default_overlap(self.entry) if overlap is None else int(overlap)
+            h, w = min(h, int(tile) + 2 * ov), min(w, int(tile) + 2 * ov)
         cls = autotune.size_class(h, w)
         with self._lock:
-            self._resolved = self._choose(cls)
+            self._resolved = self._choose(cls, (h, w), memory)
             return self._pipelines[str(self._resolved)]
 
-    def _bytes_per_pixel(self) -> float | None:
-        """Memory per network-input pixel of the backend in use (measured once)."""
-        key = str(self._resolved)
+    def _bytes_per_pixel(self, backend: "backends.ResolvedBackend | None" = None) -> float | None:
+        """Memory per network-input pixel of ``backend`` (default: the one in use;
+        measured once)."""
+        key = str(backend or self._resolved)
         if key not in self._bpp:
-            resolved = self._resolved
+            resolved = backend or self._resolved
 
             def fresh() -> Any:
                 eng = get_engine(resolved.engine)
@@ -345,14 +385,18 @@ class Upscaler:
         check_size(h, w, channels, max(want), arr.dtype.itemsize, what)
         tile = self.tile if tile is None else tile
         ov = self.overlap if overlap is None else overlap
-        pipe = self._pipeline_for(h, w, tile)
+        pipe = self._pipeline_for(h, w, tile, ov, memory)
         if tile is None:  # automatic: tiles that keep the run under the memory budget
-            budget_tile = self._memory_tile(h, w, memory, ov)
             auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
                 "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
-            if budget_tile is not None and (auto is None or budget_tile < auto):
-                tile = budget_tile
-                pipe = self._pipeline_for(h, w, tile)
+            chosen = None
+            for _ in range(2):  # the tiles' size class may choose another backend: size again
+                budget_tile = self._memory_tile(h, w, memory, ov)
+                if budget_tile is None or (auto is not None and budget_tile >= auto) or \
+                        budget_tile == chosen:
+                    break
+                tile = chosen = budget_tile
+                pipe = self._pipeline_for(h, w, tile, ov, memory)
         with cv2_threads(self.threads):
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
             passes = 1 if plane is None else 2
@@ -384,15 +428,14 @@ class Upscaler:
         return self._run(image, self.scales, tile, overlap, memory)
 
 
-def get_upscaler(model: str | ModelEntry = "default", scale: int = 2, *,
+def get_upscaler(model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = 2, *,
                  backend: str = "auto", threads: int | None = None,
                  precision: str | None = None) -> Upscaler:
     """A cached :class:`Upscaler` for (model, scale, backend, threads, precision), loading it on first use.
 
     Threads asking for the same key at once wait for one load (a lock per key);
     different models load in parallel."""
-    scale = check_scale(scale)
-    entry = _entry(model, scale)
+    entry, scale = _resolve(model, scale)
     key = (entry, check_backend(backend).strip().lower(), backends.env_backend(),
            check_threads(threads), precisions.requested(precision))
     with _cache_lock:

@@ -73,7 +73,7 @@ def test_fetch_failure_exit_status_and_clean_cache(srzoo_env, capsys, mirror):
     code, out, err = run(capsys, "fetch", "espcn", "fsrcnn", "-q")
     assert code == 1
     assert out.split() == [str(srzoo_env / "models" / "FSRCNN_x2.pb")]  # the other one still completes
-    assert err.count("\n") == 1 and "sha256 mismatch for ESPCN_x2.pb" in err
+    assert err.count("\n") == 1 and "(ESPCN_x2.pb): sha256 mismatch: expected " in err
     assert cache_files(srzoo_env) == [srzoo_env.joinpath("models", "FSRCNN_x2.pb").relative_to(srzoo_env)]
 
 

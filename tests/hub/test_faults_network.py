@@ -4,6 +4,7 @@ nothing hangs (each case is bounded by small time-outs)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -102,7 +103,7 @@ def test_bad_gzip_body_moves_on(srzoo_env, mirror, shared_dir, monkeypatch):
     mirror.fault("/bad/*", bad_gzip=True, times=None)
     fetched_from_second(srzoo_env, mirror, shared_dir)
     monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url}/bad")
-    with pytest.raises(srzoo.DownloadError, match=r"/bad/ESPCN_x4.pb: .*(decode|gzip)"):
+    with pytest.raises(srzoo.DownloadError, match=r"(decode|gzip).*\(from http://.*/bad/ESPCN_x4.pb\)"):
         srzoo.fetch("espcn", 4, quiet=True, force=True)
 
 
@@ -232,9 +233,50 @@ def test_every_source_failing_lists_each_reason(srzoo_env, mirror, monkeypatch):
     with pytest.raises(srzoo.DownloadError) as err:
         srzoo.fetch("espcn", 4, quiet=True)
     msg = str(err.value)
-    assert "from 3 source(s)" in msg and "\n" not in msg
-    assert "127.0.0.1:99999" in msg and "HTTP 404" in msg and "text/html" in msg
+    # the most telling cause first (an HTML page where the file should be), then the others counted
+    assert re.match(r"could not fetch espcn x4 \(ESPCN_x4.pb\): answered \d+ bytes of text/html "
+                    r"where the manifest says 100323 bytes .*\(from http://127.0.0.1:\d+/b/ESPCN_x4.pb\); "
+                    r"2 other source\(s\) failed too \(", msg), msg
+    assert "\n" not in msg and len(msg) < 300
+    srcs = [s for s, _ in err.value.failures]  # the full list, in the order tried
+    assert srcs == [f"http://127.0.0.1:99999/x/{ESPCN4}", f"{mirror.url}/a/{ESPCN4}", f"{mirror.url}/b/{ESPCN4}"]
+    causes = [c for _, c in err.value.failures]
+    assert "127.0.0.1:99999" in causes[0] and "HTTP 404" in causes[1] and "text/html" in causes[2]
     assert_clean(srzoo_env)
+
+
+def test_many_mirrors_failing_give_a_short_line_cause_first(srzoo_env, mirror, shared_dir, tmp_path,
+                                                           monkeypatch, capsys):
+    """Nine mirrors: eight answer 404, one serves a truncated copy. The line starts with the
+    size mismatch, stays short, and `srzoo -v` prints every source on a line of its own."""
+    from srzoo.cli import main
+
+    folder = tmp_path / "short"
+    folder.mkdir()
+    (folder / ESPCN4).write_bytes(good_bytes(shared_dir)[:5000])
+    bases = [f"{mirror.url}/gone{i}/with/a/rather/long/path/to/models" for i in range(8)]
+    monkeypatch.setenv("SRZOO_MIRROR", ",".join(bases + [str(folder)]))
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    mirror.fault("/gone*", status=404, times=None)
+    with pytest.raises(srzoo.ChecksumError) as err:
+        srzoo.fetch("espcn", 4, quiet=True)
+    msg = str(err.value)
+    assert msg.startswith("could not fetch espcn x4 (ESPCN_x4.pb): size mismatch: got 5000 bytes, "
+                          "expected 100323 (from "), msg
+    assert "8 other source(s) failed too (HTTP 404 Not Found x8)" in msg
+    assert len(msg) < 300 and "\n" not in msg and "gone3" not in msg
+    assert len(err.value.failures) == 9
+    assert_clean(srzoo_env)
+    capsys.readouterr()
+    assert main(["fetch", "espcn", "-s", "4", "-q"]) == 1
+    quiet_err = capsys.readouterr().err
+    assert quiet_err.count("\n") == 1 and "gone3" not in quiet_err
+    assert main(["-v", "fetch", "espcn", "-s", "4", "-q"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == quiet_err.strip() and len(lines) == 10
+    assert lines[4] == f"srzoo:   {bases[3]}/{ESPCN4}: HTTP 404 Not Found"
+    assert lines[9].startswith(f"srzoo:   {folder}/{ESPCN4}: size mismatch for ESPCN_x4.pb: got 5000")
 
 
 HOLD_LOCK = """
@@ -336,15 +378,16 @@ def test_local_mirror_folder_errors_name_the_file(srzoo_env, shared_dir, tmp_pat
     folder.mkdir()
     monkeypatch.setenv("SRZOO_MIRROR", str(folder))
     monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
-    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: no such file in the mirror folder"):
+    src = re.escape(f"(from {folder}/{ESPCN4})")
+    with pytest.raises(srzoo.DownloadError, match=f": no such file in the mirror folder {src}"):
         srzoo.fetch("espcn", 4, quiet=True)
     (folder / ESPCN4).write_bytes(good_bytes(shared_dir) + b"\0")
     with pytest.raises(srzoo.DownloadError,
-                       match=f"{folder}/{ESPCN4}: 100324 bytes, more than the manifest's 100323"):
+                       match=f": 100324 bytes, more than the manifest's 100323 {src}"):
         srzoo.fetch("espcn", 4, quiet=True)
     (folder / ESPCN4).unlink()
     (folder / ESPCN4).mkdir()
-    with pytest.raises(srzoo.DownloadError, match=f"{folder}/{ESPCN4}: not a file"):
+    with pytest.raises(srzoo.DownloadError, match=f": not a file {src}"):
         srzoo.fetch("espcn", 4, quiet=True)
     assert_clean(srzoo_env)
     (folder / ESPCN4).rmdir()

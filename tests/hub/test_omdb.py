@@ -275,7 +275,7 @@ def test_changed_upstream_file_with_same_record_is_caught(omdb, srzoo_env, mirro
     """The host serves different bytes than the record's sha256: refused, never used."""
     mirror.fault("*/realesr-animevideov3.pth", corrupt_at=1000, times=None)
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-anime", "-q")
-    assert code == 1 and "sha256 mismatch for realesr-animevideov3.pth" in err
+    assert code == 1 and "(realesr-animevideov3.pth): sha256 mismatch: expected " in err
     assert [p for p in cache_files(srzoo_env) if p.parts[:2] == ("models", "omdb")] == []
 
 
@@ -599,3 +599,40 @@ def run_json_list() -> str:
     with contextlib.redirect_stdout(buf):
         assert main(["list", "--catalog", "openmodeldb", "--json"]) == 0
     return buf.getvalue()
+
+
+# ---- OmniSR ----------------------------------------------------------------------------------
+def test_omnisr_record_matches_spandrel(omdb, shared_dir, srzoo_env):
+    """An OmniSR .pth (random weights, saved by torch) through omdb: listed as runnable,
+    converted, upscaled (an odd-sized image, padded to the window inside the graph), and
+    equal to spandrel's OmniSR to one grey level."""
+    torch = pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "convert"))
+    from test_arch_omnisr import omnisr_class, randomise
+
+    net = randomise(omnisr_class()(num_feat=16, block_num=1, window_size=8, res_num=1, up_scale=2), seed=3)
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+    with torch.no_grad():  # the last conv scaled so the output is an unclipped image around 0.5
+        net.up[0].bias.zero_()
+        net.up[0].weight.mul_(0.12 / float(net(x).std()))
+        net.up[0].bias.fill_(0.5)
+        ref = net(x)[0].numpy()
+    f = omdb.folder / "2x-omnisr-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-omnisr": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                         hashlib.sha256(data).hexdigest(),
+                                         ["https://example.org/2x-omnisr-test.pth"],
+                                         scale=2, size=["16nf", "w8", "1nr"], architecture="omnisr")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:2x-srzoo-test-omnisr"]["runnable"] == "yes"
+    out = srzoo.upscale(img, "omdb:2x-srzoo-test-omnisr", 2)
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (46, 62, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    rec = json.loads(next((srzoo_env / "derived").glob("omdb-2x-srzoo-test-omnisr-x2-*/record.json")).read_text())
+    assert rec["info"]["arch"] == "omnisr" and rec["info"]["window"] == 8

@@ -211,7 +211,7 @@ def test_default_is_fp32_and_unchanged():
 
 
 def test_unsupported_precision_is_a_clear_error():
-    with pytest.raises(PrecisionError, match=r"no backend runs bf16 here \(onnxruntime:cpu runs fp32\)"):
+    with pytest.raises(PrecisionError, match=r"no backend runs bf16 here \(onnxruntime:cpu runs fp32, int8\)"):
         Upscaler("default", 2, backend="onnxruntime:cpu", precision="bf16")
     with pytest.raises(ArgumentError, match="precision must be one of fp32, bf16, fp16, int8, auto"):
         Upscaler("default", 2, precision="fp8")

@@ -46,7 +46,7 @@ def _fake_providers(monkeypatch, *provs):
 def test_onnxruntime_gpu_targets_advertise_fp16(monkeypatch):
     """Mocked device (provider list only)."""
     eng = get_engine("onnxruntime")
-    assert eng.precisions("cpu") == ("fp32",)
+    assert eng.precisions("cpu") == ("fp32", "int8")  # int8: a quantized model (test_precision_int8)
     _fake_providers(monkeypatch, "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     assert eng.precisions("cuda") == ("fp32", "fp16")
     assert eng.precisions("tensorrt") == ("fp32", "fp16")

@@ -132,7 +132,7 @@ def _shift_mask_graph(g: Graph, x: str, wh: int, ww: int, sh: int, sw: int) -> s
 
 # -- the blocks -----------------------------------------------------------------
 def _interactions(F: Any, sd: Mapping[str, np.ndarray], p: str, pooled_from: Any, spatial_from: Any) -> tuple[Any, Any]:
-    cm = _fconv(F, sd, f"{p}.channel_interaction.1", f"{p}.channel_interaction.2", F.mean_hw(pooled_from))
+    cm = _fconv(F, sd, f"{p}.channel_interaction.1", f"{p}.channel_interaction.2", F.global_mean(pooled_from))
     cm = conv(F, sd, f"{p}.channel_interaction.4", F.gelu(cm))
     sm = _fconv(F, sd, f"{p}.spatial_interaction.0", f"{p}.spatial_interaction.1", spatial_from)
     sm = conv(F, sd, f"{p}.spatial_interaction.3", F.gelu(sm))
@@ -190,7 +190,7 @@ def windowed(F: Any, sd: Mapping[str, np.ndarray], pr: dict[str, Any], p: str, s
             attn = F.add(attn, shift_mask(F, t, wh, ww, sh, sw))
         o = F.matmul(F.softmax(attn, -1), vv)  # (B*nW, heads, N, hd)
         o = F.reshape(F.transpose(o, [0, 2, 1, 3]), [0, 0, -1])
-        img = F.window_reverse(o, wh, ww, t)
+        img = F.window_reverse(o, wh, ww, F.channels(t, 0, half))  # like: the padded map, C/2 channels
         if shift:
             img = F.roll(img, sh, sw)
         outs.append(F.crop_to(img, x, 1))

@@ -10,6 +10,10 @@ commit always gives the same bytes. A pin (``revision``, ``size``,
 lives at ``<cache>/catalog/openmodeldb-<rev12>.json`` and is re-hashed
 against its pin every time it is loaded, so a changed file is never used.
 
+``srzoo catalog load FILE`` (:func:`load_file`) takes the catalogue from a
+local file instead: the repository archive (.tar.gz or .zip) or a catalogue
+.json built by srzoo, checked against the pin of its revision when there is one.
+
 Where it comes from, in order: the cache; ``SRZOO_MIRROR`` (a mirror holding
 ``openmodeldb-<rev12>.json``, like any model file); the upstream archive at
 the pinned commit (not with ``SRZOO_OFFLINE=1`` or ``SRZOO_MIRROR_ONLY=1``).
@@ -27,6 +31,7 @@ import json
 import re
 import tarfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,7 @@ SCHEMA = 1
 #: upper bounds when reading an upstream archive (it is about 1.2 MB today)
 MAX_ARCHIVE = 256 << 20
 MAX_MEMBER = 4 << 20
+MAX_MEMBERS = 200_000
 _REV = re.compile(r"^[0-9a-f]{40}$")
 _MEMBER = re.compile(r"^[^/]+/data/(?:models/([^/]+)\.json|(architectures)\.json)$")
 
@@ -132,37 +138,173 @@ def serialise(revision: str, models: dict[str, Any], architectures: dict[str, An
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def build_from_archive(data: bytes, revision: str, where: str = "archive") -> bytes:
-    """The catalogue file from a tar.gz of the repository (read in memory, never extracted).
+def _collect(members: Any, where: str, revision: str) -> bytes:
+    """The catalogue file from ``(name, size, read)`` triples of an archive's regular files.
 
-    Only regular files named ``<top>/data/models/<id>.json`` and
-    ``<top>/data/architectures.json`` are read; each is bounded in size.
-    """
+    Only ``<top>/data/models/<id>.json`` and ``<top>/data/architectures.json``
+    are read; each is bounded in size (``read(limit)`` reads at most ``limit``
+    bytes, so a member that lies about its size is caught too)."""
     models: dict[str, Any] = {}
     archs: dict[str, Any] = {}
+    count = 0
+    for name, size, read in members:
+        count += 1
+        if count > MAX_MEMBERS:
+            raise CatalogError(f"{where}: more than {MAX_MEMBERS} entries; not an OpenModelDB archive")
+        hit = _MEMBER.match(name)
+        if not hit:
+            continue
+        if size > MAX_MEMBER:
+            raise CatalogError(f"{where}: {name} is {size} bytes, more than {MAX_MEMBER}")
+        body = read(MAX_MEMBER + 1)
+        if len(body) > MAX_MEMBER:
+            raise CatalogError(f"{where}: {name} holds more than {MAX_MEMBER} bytes")
+        raw = json_loads(body, f"{where}: {name}", "the record", CatalogError)
+        if hit.group(1):
+            parse_record(hit.group(1), raw, where)  # refuse a malformed record now
+            models[hit.group(1)] = raw
+        else:
+            archs = raw if isinstance(raw, dict) else {}
+    if not models:
+        raise CatalogError(f"{where}: no data/models/*.json in the archive of {revision}")
+    return serialise(revision, models, archs)
+
+
+def _tar_members(tar: tarfile.TarFile) -> Any:
+    for m in tar:
+        if m.isfile():
+            f = tar.extractfile(m)
+            yield m.name, m.size, (f.read if f else (lambda n: b""))
+
+
+def build_from_archive(data: bytes, revision: str, where: str = "archive") -> bytes:
+    """The catalogue file from a tar.gz of the repository (read in memory, never extracted)."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            for m in tar:
-                hit = _MEMBER.match(m.name)
-                if not hit or not m.isfile():
-                    continue
-                if m.size > MAX_MEMBER:
-                    raise CatalogError(f"{where}: {m.name} is {m.size} bytes, more than {MAX_MEMBER}")
-                f = tar.extractfile(m)
-                raw = json_loads(f.read(), f"{where}: {m.name}", "the record",
-                                 CatalogError) if f else None
-                if hit.group(1):
-                    parse_record(hit.group(1), raw, where)  # refuse a malformed record now
-                    models[hit.group(1)] = raw
-                else:
-                    archs = raw if isinstance(raw, dict) else {}
+            return _collect(_tar_members(tar), where, revision)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise CatalogError(f"{where}: not a readable tar.gz ({e})") from None
     except ValueError as e:
         raise CatalogError(f"{where}: a record is not valid JSON ({e})") from None
-    if not models:
-        raise CatalogError(f"{where}: no data/models/*.json in the archive of {revision}")
-    return serialise(revision, models, archs)
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Any:
+    for info in zf.infolist():
+        if not info.is_dir():
+            def read(n: int, info: zipfile.ZipInfo = info) -> bytes:
+                with zf.open(info) as f:
+                    return f.read(n)
+            yield info.filename, info.file_size, read
+
+
+def build_from_zip(data: bytes, revision: str, where: str = "archive") -> bytes:
+    """The catalogue file from a .zip of the repository (GitHub's "Download ZIP", or
+    ``git archive --format=zip``), read in memory with the same bounds as a tar.gz."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return _collect(_zip_members(zf), where, revision)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as e:
+        raise CatalogError(f"{where}: not a readable zip ({e})") from None
+    except ValueError as e:
+        raise CatalogError(f"{where}: a record is not valid JSON ({e})") from None
+
+
+_TOP_REV = re.compile(r"^[^/]*-([0-9a-f]{40})/")
+
+
+def _archive_revision(data: bytes, kind: str, where: str) -> str | None:
+    """The commit an archive holds, as ``git archive`` and GitHub record it: the pax
+    global header's ``comment`` (tar) or the archive comment (zip), else a top
+    folder named ``<repo>-<commit>``."""
+    names: list[str] = []
+    try:
+        if kind == "tar.gz":
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                first = tar.next()  # the pax global header is read with the first member
+                comment = str(tar.pax_headers.get("comment", ""))
+                names = [first.name + ("/" if first.isdir() else "")] if first else []
+        else:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                comment = zf.comment.decode("ascii", "replace")
+                names = [i.filename for i in zf.infolist()[:1]]
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CatalogError(f"{where}: not a readable {kind} ({e})") from None
+    if _REV.match(comment.strip()):
+        return comment.strip()
+    for n in names:
+        hit = _TOP_REV.match(n)
+        if hit:
+            return hit.group(1)
+    return None
+
+
+def read_file(path: Path, revision: str | None = None) -> tuple[bytes, str]:
+    """A catalogue file's bytes and revision from a local file: an OpenModelDB
+    repository archive (.tar.gz or .zip, the commit read from the archive or given
+    as ``revision``) or a catalogue .json built by srzoo (refused unless its bytes
+    are exactly what srzoo builds from its content)."""
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_ARCHIVE + 1)
+    except OSError as e:
+        raise CatalogError(f"{where}: cannot read ({e.strerror or e})") from None
+    if len(data) > MAX_ARCHIVE:
+        raise CatalogError(f"{where}: more than {MAX_ARCHIVE >> 20} MB; not a catalogue file")
+    if revision is not None and not _REV.match(revision):
+        raise CatalogError(f"--revision {revision!r}: give the full 40-digit commit id")
+    if data[:2] == b"\x1f\x8b" or data[:4] == b"PK\x03\x04":
+        kind = "tar.gz" if data[:2] == b"\x1f\x8b" else "zip"
+        found = _archive_revision(data, kind, where)
+        if revision and found and found != revision:
+            raise CatalogError(f"{where}: the archive holds commit {found}, not {revision}")
+        rev = revision or found
+        if not rev:
+            raise CatalogError(f"{where}: cannot tell which commit the archive holds; "
+                               "give it with --revision COMMIT")
+        build = build_from_archive if kind == "tar.gz" else build_from_zip
+        return build(data, rev, where), rev
+    if data.lstrip()[:1] == b"{":
+        cat = parse_catalogue(data, where)
+        doc = json_loads(data, where, "the catalogue file", CatalogError)
+        if not _REV.match(cat.revision):
+            raise CatalogError(f"{where}: the catalogue names no commit (revision {cat.revision[:60]!r})")
+        if revision and revision != cat.revision:
+            raise CatalogError(f"{where}: the catalogue is of commit {cat.revision}, not {revision}")
+        if serialise(cat.revision, doc["models"], doc.get("architectures") or {}) != data:
+            raise CatalogError(f"{where}: not a catalogue file as srzoo writes it (edited?); load the "
+                               "OpenModelDB archive it was built from instead")
+        return data, cat.revision
+    raise CatalogError(f"{where}: neither an OpenModelDB archive (.tar.gz, .zip) nor a catalogue "
+                       ".json written by srzoo")
+
+
+def load_file(path: Path, revision: str | None = None) -> tuple["Changes", str]:
+    """``srzoo catalog load FILE``: build or read the catalogue of a local file, check it
+    against the pin of its revision when srzoo has one (the shipped pin, or the pin in
+    the cache), store it in the cache as a fetched one and make it current. Returns
+    what changed and how the file was verified."""
+    data, rev = read_file(path, revision)
+    sha = hashlib.sha256(data).hexdigest()
+    pins = [shipped_pin()]
+    try:
+        pins.append(current_pin())
+    except CatalogError:
+        pass
+    known = [p for p in pins if p.revision == rev]
+    for p in known:
+        if (p.size, p.sha256) != (len(data), sha):
+            raise ChecksumError(f"{path}: the catalogue of {rev[:12]} built from it is {len(data)} bytes with "
+                                f"sha256 {sha}; the pin ({p.origin}) says {p.size} bytes, {p.sha256}; "
+                                "not loaded (the file is not that commit's, or was changed)")
+    how = (f"matches the pin of {rev[:12]} ({known[0].origin})" if known else
+           f"srzoo has no pin for {rev[:12]} to check it against: it is trusted as given")
+    try:
+        old: Catalogue | None = load()
+    except SrzooError:
+        old = None
+    install(data, rev)
+    return compare(old, load()), how
 
 
 def _get(url: str, limit: int, accept: str | None = None) -> bytes:
@@ -244,7 +386,10 @@ def catalogue_path(pin: Pin | None = None, *, quiet: bool | None = True) -> Path
     except SrzooError as e:
         raise CatalogError(f"the OpenModelDB catalogue {pin.revision[:12]} is not in the cache "
                            f"{cache.cache_dir()} and could not be fetched: "
-                           + " | ".join([*failures, str(e)])) from None
+                           + " | ".join([*failures, str(e)])
+                           + "; run `srzoo catalog update` with network, or load a catalogue file with "
+                           "`srzoo catalog load FILE` (an OpenModelDB archive .tar.gz/.zip or a "
+                           "catalogue .json)") from None
     got = hashlib.sha256(data).hexdigest()
     if len(data) != pin.size or got != pin.sha256:
         raise ChecksumError(f"the OpenModelDB catalogue built at {pin.revision[:12]} is {len(data)} bytes "
@@ -385,5 +530,6 @@ def update(revision: str | None = None) -> Changes:
     return compare(old, load())
 
 
-__all__ = ["Catalogue", "CatalogError", "Changes", "Pin", "build_from_archive", "catalogue_path",
-           "compare", "current_pin", "head_revision", "install", "load", "shipped_pin", "update"]
+__all__ = ["Catalogue", "CatalogError", "Changes", "Pin", "build_from_archive", "build_from_zip",
+           "catalogue_path", "compare", "current_pin", "head_revision", "install", "load", "load_file",
+           "read_file", "shipped_pin", "update"]

@@ -11,7 +11,8 @@ Reduced precision (``precision="fp16"``, :mod:`srzoo.runtime.precision`):
 on ``tensorrt`` the provider's own ``trt_fp16_enable``; on ``cuda``/``rocm``
 the model converted to float16 weights and activations in memory by
 onnxruntime's own converter (``onnxruntime.transformers.float16``, float32
-inputs and outputs kept). The CPU provider runs fp32 only.
+inputs and outputs kept). The CPU provider runs fp32, and int8: the QDQ model
+:mod:`srzoo.runtime.quantize` makes (ONNX Runtime fuses it into int8 kernels).
 
 Extra: ``pip install 'srzoo[onnxruntime]'`` (CPU) or
 ``pip install 'srzoo[onnxruntime-gpu]'`` (CUDA and TensorRT providers).
@@ -20,6 +21,7 @@ Extra: ``pip install 'srzoo[onnxruntime]'`` (CPU) or
 from __future__ import annotations
 
 import functools
+import importlib.util
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,6 +83,13 @@ def target_of(provider: str) -> str:
         if p == provider:
             return t
     return provider.replace("ExecutionProvider", "").lower()
+
+
+def quantization_available() -> bool:
+    """Whether onnxruntime's quantization tool (and onnx) are installed: what
+    ``precision="int8"`` quantizes with (:mod:`srzoo.runtime.quantize`)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime")) and \
+        importlib.util.find_spec("onnxruntime.quantization") is not None
 
 
 #: targets that run an fp16 model (converted in memory) when fp16 is asked for
@@ -155,6 +164,8 @@ class OnnxRuntimeEngine:
             return ("fp16",)
         if target in FP16_MODEL_TARGETS or target == "tensorrt":
             return ("fp32", "fp16")
+        if target == "cpu" and quantization_available():
+            return ("fp32", "int8")  # a QDQ model from srzoo.runtime.quantize
         return ("fp32",)
 
     @property

@@ -8,7 +8,10 @@ results match the other engines (OpenVINO would otherwise pick bf16 on CPUs
 with AMX and f16 on GPUs); ``gpu_fp16`` asks for f16 on purpose. A reduced
 precision asked through ``precision=`` (:mod:`srzoo.runtime.precision`) maps
 to that same hint: ``bf16`` on CPUs whose OpenVINO capabilities list ``BF16``
-(AVX512_BF16 or AMX), ``fp16`` on GPUs and on CPUs that list ``FP16``.
+(AVX512_BF16 or AMX), ``fp16`` on GPUs and on CPUs that list ``FP16``;
+``int8`` on CPUs that list ``INT8`` runs the QDQ model that
+:mod:`srzoo.runtime.quantize` makes with onnxruntime's tool (OpenVINO reads
+its Quantize/Dequantize pairs and runs those layers in int8).
 
 Extra: ``pip install 'srzoo[openvino]'``.
 """
@@ -31,6 +34,7 @@ from srzoo.runtime.engines.base import (
     pick_outputs,
     run_failed,
 )
+from srzoo.runtime.engines.onnxruntime import quantization_available
 
 if TYPE_CHECKING:  # pragma: no cover
     from srzoo.hub.manifest import ModelEntry
@@ -46,7 +50,8 @@ DEVICES: dict[str, tuple[str, str | None]] = {
 }
 HINT = "pip install 'srzoo[openvino]'"
 #: srzoo precision name -> OpenVINO inference precision
-PRECISION_HINTS: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: (int8: the quantized model's int8 layers run in int8 whatever the hint; the rest in f32)
+PRECISION_HINTS: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 #: compiled shapes kept per model
 SHAPES_KEPT = 4
 
@@ -170,6 +175,8 @@ class OpenVINOEngine:
             out.append("bf16")
         if "FP16" in have or (dev == "GPU" and have):
             out.append("fp16")
+        if dev == "CPU" and "INT8" in have and quantization_available():
+            out.append("int8")  # the QDQ model of srzoo.runtime.quantize, run in int8 by OpenVINO
         return tuple(out)
 
     def why_not(self, target: str) -> str:
