@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR and DRCT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT and RGT also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -97,6 +97,26 @@ def cases():
     dbase = dict(embed_dim=12, depths=[6], num_heads=[2], window_size=4, mlp_ratio=2.0, gc=4, upsampler="pixelshuffle")
     yield "drct_shift-x2", dr(**dbase, img_size=8, upscale=2), (), 3, 12
     yield "drct_noshift-x3-identity", dr(**dbase, img_size=4, upscale=3, resi_connection="identity"), (), 3, 8
+    # DAT (OpenModelDB's dat), spandrel's module; DropPath is the identity at inference; embed_dim 96 gives
+    # the position-bias MLP three features (with one, its LayerNorm makes the bias a constant)
+    import einops  # noqa: F401  (spandrel's DAT imports it)
+
+    class DropPath(torch.nn.Module):
+        def __init__(self, p=0.0):
+            super().__init__()
+
+        def forward(self, x):
+            return x
+    dat = spandrel_src.load("DAT/__arch/DAT.py", DropPath=DropPath, trunc_normal_=torch.nn.init.trunc_normal_)["DAT"]
+    yield ("dat_2x4-ps-x2", dat(embed_dim=96, split_size=[2, 4], depth=[3, 1], num_heads=[2, 2], expansion_factor=2.0,
+                                upscale=2, img_size=16), (), 3, 13)
+    yield ("dat_8x16-psd-x3-3conv", dat(embed_dim=32, split_size=[8, 16], depth=[1, 2], num_heads=[2, 2],
+                                        expansion_factor=2.0, upscale=3, upsampler="pixelshuffledirect",
+                                        resi_connection="3conv", img_size=16), (), 3, 11)
+    # RGT (OpenModelDB's rgt), spandrel's module (inputs of 16 px and more)
+    rgt = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
+    yield ("rgt_2x4-x2", rgt(embed_dim=96, split_size=[2, 4], depth=[3, 2], num_heads=[2, 2], mlp_ratio=2.0,
+                             upscale=2, img_size=16), (), 3, 19)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

@@ -368,7 +368,9 @@ class NumpyOps:
         return y * np.asarray(w, np.float64) + np.asarray(b, np.float64)
 
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(a, b)
+        # contiguous operands: numpy's batched matmul takes its BLAS path only for those
+        # (a transposed view makes it loop in C without BLAS, many times slower)
+        return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
     def softmax(self, t: np.ndarray, axis: int = -1) -> np.ndarray:
         e = np.exp(t - t.max(axis, keepdims=True))

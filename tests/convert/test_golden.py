@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -25,13 +26,16 @@ from srzoo.convert.reference import NumpyOps
 NAMES = golden.names()
 #: every architecture module has at least one golden
 ARCH_OF = {"rrdbnet": "rrdbnet", "srvgg": "srvgg", "carn-m": "carn", "rfdn": "rfdn", "vdsr": "vdsr",
-           "span": "span", "plksr": "plksr", "omnisr": "omnisr", "swinir": "swinir", "drct": "drct"}
+           "span": "span", "plksr": "plksr", "omnisr": "omnisr", "swinir": "swinir", "drct": "drct",
+           "dat": "dat", "rgt": "rgt"}
 # measured (numpy 2, OpenCV 4.12, torch 2.13 recording): largest |ONNX - golden| / max(1, max|golden|)
 # is at most 1.5e-6 (rfdn_x4), the NumPy reference's 1.1e-6 (rrdbnet_x4); 1e-4 leaves ~70x headroom
 # for other BLAS/CPUs, and is >100x below what one wrong weight moves (test_golden_catches_a_wrong_weight)
 REL_TOL = 1e-4
 #: the architecture name a conversion reports, where it is not the golden's prefix
 REPORTED_AS = {"plksr": {"plksr", "realplksr"}}
+#: families whose graphs compute shapes at run time (OpenCV 5 imports them, 4.x does not)
+RUNTIME_SHAPES = {"dat", "rgt"}
 
 
 def state_dict(g: dict) -> dict[str, np.ndarray]:
@@ -65,7 +69,17 @@ def test_safetensors_conversion_matches_the_pytorch_golden(name, tmp_path, no_to
     assert conv.checked_against.startswith("numpy reference")
     family = name.split("_")[0].split("-")[0]
     assert conv.info["arch"].split("-")[0] in REPORTED_AS.get(family, {family})
-    assert rel_err(run_cv2(conv.onnx, g["x"]), g["y"]) <= REL_TOL
+    try:
+        got = run_cv2(conv.onnx, g["x"])
+    except cv2.error:
+        # OpenCV 4.x's importer cannot take graphs with run-time shapes (DAT's windows): the
+        # converter checks them, and the engines run them, with ONNX Runtime there
+        if family not in RUNTIME_SHAPES or not cv2.__version__.startswith("4."):
+            raise
+        import onnxruntime as ort
+
+        got = ort.InferenceSession(conv.onnx, providers=["CPUExecutionProvider"]).run(None, {"input": g["x"]})[0]
+    assert rel_err(got, g["y"]) <= REL_TOL
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -81,7 +95,9 @@ def test_numpy_reference_matches_the_pytorch_golden(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_catches_a_wrong_weight(name):
     """The comparison can fail: one weight of the first convolution moved by 0.1 moves the
-    output by 1.2e-2 (vdsr) to 1.2e-1 (span) relative, measured: > 100x REL_TOL."""
+    output by 1.2e-2 (vdsr) to 1.2e-1 (span) relative, measured: > 100x REL_TOL. DAT's and
+    RGT's first conv is followed by a LayerNorm and attention that average it out: 6.1e-3
+    (dat_2x4-ps-x2), 1.1e-2 (dat_8x16), 7.7e-3 (rgt_2x4-x2), so 50x there."""
     g = golden.load(name)
     sd = state_dict(g)
     first = [k for k, s in g["spec"] if len(s) == 4][0]
@@ -90,4 +106,4 @@ def test_golden_catches_a_wrong_weight(name):
     a = archs.detect(sd, g["meta"]["scale"])
     ops = NumpyOps()
     got = ops.output(a.forward(ops, sd, a, ops.input(g["x"])))
-    assert rel_err(got, g["y"]) > 100 * REL_TOL
+    assert rel_err(got, g["y"]) > (50 if name.startswith(("dat", "rgt")) else 100) * REL_TOL

@@ -319,3 +319,69 @@ def test_drct_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
     with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
                                                        r"reference by .* \(allowed 0.001\); not cached"):
         converter_for("safetensors").convert(path, None, {})
+
+
+# ---------------------------------------------------------------- DAT (windows, masks, position bias)
+def _dat_golden():
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("dat_2x4-ps-x2")
+    # unit-scale weights of either sign (golden.weights draws 2-D weights in [0.05, 0.3], which
+    # makes the position-bias MLP nearly constant, and a constant bias is lost in the softmax)
+    rng = np.random.default_rng(3)
+    sd = {}
+    for key, shape in g["spec"]:
+        v = rng.standard_normal(shape)
+        if len(shape) >= 2:
+            v /= np.sqrt(np.prod(shape[1:]))
+        else:
+            v = 1 + 0.3 * v if key.endswith("weight") else 0.1 * v
+        sd[key] = v.astype(np.float32)
+    sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
+    return sd, archs.detect(sd, 2)
+
+
+def test_dat_with_a_wrong_reference_weight_fails():
+    sd, a = _dat_golden()
+    conv = check.convert_arch(sd, a, "dat test", ops=reference.NumpyOps())
+    assert conv.probe_error <= 1e-4 and conv.checked_against.endswith("on a 32x32 probe")
+    with pytest.raises(check.VerificationFailed, match=r"^dat test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "dat test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+@pytest.mark.parametrize("part", ["shift_mask", "position_bias"])
+def test_dat_reference_without_the_mask_or_the_position_bias_fails(monkeypatch, part):
+    """The check sees DAT's own parts: a reference that leaves out the shifted-window mask
+    (or has the relative position bias of the queries in reverse order) while the graph has it is refused."""
+    from srzoo.convert.arch import _dat
+
+    sd, a = _dat_golden()
+    onnx_bytes, _ = check.build(a.forward, sd, a, "dat")
+    real = getattr(_dat, part)
+    if part == "shift_mask":
+        monkeypatch.setattr(_dat, part, lambda F, x, *r: F.input(np.zeros((1, 1, 1, 1), np.float32)))
+    else:
+        monkeypatch.setattr(_dat, part, lambda *args: real(*args)[:, ::-1])  # queries reversed
+    ops = reference.NumpyOps()
+
+    def ref(x):
+        return ops.output(a.forward(ops, sd, a, ops.input(x)))
+    with pytest.raises(check.VerificationFailed, match=r"differs from the reference by .*\(allowed 0.001\)"):
+        check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="dat")
+    monkeypatch.setattr(_dat, part, real)
+    assert check.compare(onnx_bytes, ref, 3, size=32, tol=1e-4, what="dat") <= 1e-4
+
+
+def test_rgt_with_a_wrong_reference_weight_fails():
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("rgt_2x4-x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    sd.update({k: np.asarray(g[f"buffer:{k}"]) for k in g["meta"]["buffers"]})
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "rgt test", ops=reference.NumpyOps())
+    assert a.name == "rgt" and conv.probe_error <= 1e-4 and conv.checked_against.endswith("on a 32x32 probe")
+    with pytest.raises(check.VerificationFailed, match=r"^rgt test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "rgt test", ops=PerturbedOps(reference.NumpyOps(), 0.05))

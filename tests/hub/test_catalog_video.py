@@ -23,5 +23,6 @@ def test_video_architectures_say_why():
 
 def test_image_architectures_unchanged():
     assert _record("realplksr", "pth").runnable == "yes"
-    assert _record("dat", "onnx").runnable == "onnx"
-    assert "no converter for dat" in _record("dat", "pth").why_not_runnable()
+    assert _record("dat", "pth").runnable == "yes"
+    assert _record("spsr", "onnx").runnable == "onnx"
+    assert "no converter for spsr" in _record("spsr", "pth").why_not_runnable()

@@ -85,6 +85,10 @@ def _omdb(shared_dir: Path, folder: Path):
     rel, size, sha = WAIFU2X
     recs["2x-srzoo-test-waifu2x"] = record(anime, "onnx", size, sha, [
         "https://example.org/models/upconv_7_scale2.0x_model.onnx"], scale=2, architecture="cugan")
+    # an architecture srzoo has no converter for (DAT, the shared sample's, converts now)
+    dat = recs["2x-DAT-2"]
+    recs["2x-srzoo-test-spsr"] = record(dat, "pth", 1000, "ab" * 32, ["https://example.org/models/spsr.pth"],
+                                        architecture="spsr", size=[])
 
     def install(extra: dict | None = None) -> store.Catalogue:
         data = store.serialise(REV_A, {**recs, **(extra or {})},
@@ -141,9 +145,11 @@ def test_list_catalog_filters_and_columns(omdb, capsys):
 def test_unconverted_architectures_listed_as_such(omdb, capsys):
     code, out, _ = run(capsys, "list", "--catalog", "openmodeldb", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert len(rows) == 18
-    assert rows["omdb:2x-DAT-2"]["runnable"] == "no"
-    assert "no converter for dat" in rows["omdb:2x-DAT-2"]["why_not"]
+    assert len(rows) == 19
+    assert rows["omdb:2x-srzoo-test-spsr"]["runnable"] == "no"
+    assert "no converter for spsr" in rows["omdb:2x-srzoo-test-spsr"]["why_not"]
+    dat = rows["omdb:2x-DAT-2"]  # srzoo.convert.arch.dat; its size tags are DAT's; on a Drive folder
+    assert (dat["runnable"], dat["downloadable"]) == ("yes", False)
     span = rows["omdb:1x-BroadcastToStudio-SPAN"]
     assert (span["runnable"], span["downloadable"], span["file_type"]) == ("yes", False, "pth")  # Mega only
     compact = {n: r["runnable"] for n, r in rows.items() if r["arch"] == "compact"}
@@ -172,6 +178,9 @@ def test_info_shows_whole_record(omdb, capsys):
     code, out, _ = run(capsys, "info", "omdb:2x-DAT-2", "--json")
     doc = json.loads(out)
     assert doc["record"]["size"] == ["medium", "s64|8x32", "64nf", "180dim", "2.0ef", "1conv"]
+    assert doc["srzoo"]["runnable"] == "yes"
+    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-spsr", "--json")
+    doc = json.loads(out)
     assert doc["srzoo"]["runnable"] == "no" and "srzoo runs esrgan" in doc["srzoo"]["why_not"]
     code, _, err = run(capsys, "info", "omdb:4x-realesrgan-x4plux")
     assert code == 1 and "Did you mean: omdb:4x-realesrgan-x4plus" in err
@@ -195,8 +204,8 @@ def test_get_model_resolves_omdb_names(omdb):
 
 def test_unsupported_architecture_says_what_runs(omdb, capsys):
     img = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(srzoo.SrzooError, match=r"no converter for dat; srzoo runs esrgan .*compact"):
-        srzoo.upscale(img, "omdb:2x-DAT-2", 2)
+    with pytest.raises(srzoo.SrzooError, match=r"no converter for spsr; srzoo runs esrgan .*compact"):
+        srzoo.upscale(img, "omdb:2x-srzoo-test-spsr", 2)
     assert not (store.cache.cache_dir() / "models").exists()  # refused before any download
 
 
