@@ -249,7 +249,8 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
            engine: str | None = None, cands: list["ResolvedBackend"] | None = None,
            refused: dict[str, str] | None = None, size: tuple[int, int] | None = None,
            memory: Callable[["ResolvedBackend"], float | None] | None = None,
-           budget: int | None = None) -> tuple[Choice, dict[str, Any]]:
+           budget: int | None = None,
+           unload: Callable[["ResolvedBackend"], None] | None = None) -> tuple[Choice, dict[str, Any]]:
     """What ``auto`` (or ``ENGINE:auto``) runs ``entry`` on for inputs of class ``cls``.
 
     ``load(backend)`` returns a loaded tensor runner. Returns the choice and the
@@ -262,7 +263,9 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     ``size``: the network input that will run, (h, w) -- the image, or a tile
     with its overlap (default: the class's own size, :data:`SIZE_CLASSES`,
     for a choice made before any image is seen: memory is not counted then).
-    Every candidate is timed at the first run's trial size and at twice its
+    Only the leading candidate's runner is kept while the others are tried (one
+    engine's memory pools at a time): ``unload(backend)`` forgets a runner that
+    ``load`` keeps elsewhere. Every candidate is timed at the first run's trial size and at twice its
     pixels; the time at ``size`` is extrapolated from the two (a + b x pixels,
     per candidate), or measured there directly when ``size`` is no larger than
     the trial. ``memory(backend)``: its bytes per network-input pixel
@@ -327,6 +330,15 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
                     mem[str(c)] = bpp * px
         except SrzooError as e:
             errors[str(c)] = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # keep only the best runner so far: every engine's pools held at once made a
+        # first auto run of realesrgan-x4plus on a 500x480 photo peak at 2.6 GB
+        lead = min(times, key=lambda k: (bool(budget) and mem.get(k, 0) > budget, times[k])) if times else None
+        for k in [k for k in loaded if k != lead]:
+            del loaded[k]
+            if unload is not None:
+                unload(byname[k])
+        runner = None
+        gc.collect()
     if not times:
         raise SrzooError(f"{entry.name} x{entry.scale}: every backend failed its trial: "
                          + "; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -454,7 +466,7 @@ def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: i
     del runner
     gc.collect()
     h2, w2 = MEMORY_PROBES[1]
-    bpp = max(MIN_BYTES_PER_PIXEL * channels, MEMORY_MARGIN * grown[1] / float(h2 * w2))
+    bpp = round(max(MIN_BYTES_PER_PIXEL * channels, MEMORY_MARGIN * grown[1] / float(h2 * w2)), 1)
     _memory[key] = bpp
     if not cache.cache_dir().is_dir():  # a model that needs no cache (the built-in one) makes none
         return bpp

@@ -247,6 +247,11 @@ class Upscaler:
         self._runners.pop(str(resolved), None)
         self._pipelines.pop(str(resolved), None)
 
+    def _unload_unused(self, resolved: "backends.ResolvedBackend") -> None:
+        """Forget a trial's loser unless another size class runs on it."""
+        if str(resolved) not in {str(c.backend) for c in self._choices.values()}:
+            self._unload(resolved)
+
     def _drop_except(self, keep: set[str]) -> None:
         for name in list(self._runners):
             if name not in keep and name not in {str(c.backend) for c in self._choices.values()}:
@@ -267,9 +272,10 @@ class Upscaler:
             cands = self._candidates() if self._checks() else None
             choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
                                              self._auto_engine, cands, self.refused, size,
-                                             self._bytes_per_pixel if counted else None, budget)
+                                             self._bytes_per_pixel if counted else None, budget,
+                                             self._unload_unused)
             for name in list(self._runners):  # drop the losers of the trial
-                if name != str(choice.backend) and name in loaded and \
+                if name != str(choice.backend) and \
                         name not in {str(c.backend) for c in self._choices.values()}:
                     self._runners.pop(name, None)
                     self._pipelines.pop(name, None)

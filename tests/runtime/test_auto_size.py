@@ -81,3 +81,27 @@ def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, 
         fits = [k for k, v in ch2.memory.items() if v <= mid]
         assert ch2.how == how and fits and ch2.over_budget and up2.backend in fits
         assert up2.backend == min(fits, key=ch2.times_ms.get)
+
+
+def test_trials_hold_one_losing_runner_at_a_time(models_env, monkeypatch):
+    """While auto tries the engines, only the leading candidate's runner is kept beside
+    the one being tried (every engine's pools held at once made a first auto run of
+    realesrgan-x4plus on a 500x480 photo peak at 2.6 GB): at most two runners are alive
+    at any load, and one after the choice."""
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    autotune.forget()
+    from srzoo.runtime.upscaler import Upscaler
+
+    alive: list[int] = []
+    real = Upscaler._load
+
+    def counting(self, resolved):
+        runner = real(self, resolved)
+        alive.append(len(self._runners))
+        return runner
+
+    monkeypatch.setattr(Upscaler, "_load", counting)
+    up = srzoo.Upscaler("fsrcnn-small", 2)
+    assert set(up._choices["medium"].times_ms) == {"onnxruntime:cpu", "openvino:cpu", "opencv:cpu"}
+    assert len(alive) >= 3 and max(alive) == 2, alive
+    assert list(up._runners) == [up.backend]

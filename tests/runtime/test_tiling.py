@@ -62,7 +62,7 @@ def test_default_overlap_follows_the_manifest():
     assert pipeline.default_overlap(get("espcn", 4)) == 4
     assert pipeline.default_overlap(get("lapsrn", 8)) == 24
     assert pipeline.default_overlap(get("edsr", 2)) == 68  # under the cap
-    assert pipeline.default_overlap(get("realesrgan-x4plus-ncnn", 4)) == pipeline.MAX_OVERLAP == 80
+    assert pipeline.default_overlap(get("realesrgan-x4plus-ncnn", 4)) == pipeline.MAX_OVERLAP == 96
     assert pipeline.default_overlap(get("realesr-animevideov3-ncnn", 2)) == pipeline.DEFAULT_OVERLAP
     assert pipeline.default_overlap(get("nearest", 2)) == pipeline.MIN_OVERLAP  # 1: bilinear chroma needs 2
 
