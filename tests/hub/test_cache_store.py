@@ -76,7 +76,7 @@ def test_hashes_and_problems(tmp_path):
     only_sha = Artifact("w.bin", len(DATA), a.sha256, ())
     assert cache.problems(p, only_sha) == [f"sha256 mismatch for w.bin: expected {a.sha256}, got {got['sha256']}"]
     p.write_bytes(DATA[:-1])
-    assert cache.problems(p, a) == [f"size mismatch for w.bin: expected {len(DATA)} bytes, got {len(DATA) - 1}"]
+    assert cache.problems(p, a) == [f"size mismatch for w.bin: got {len(DATA) - 1} bytes, expected {len(DATA)}"]
     assert cache.problems(tmp_path / "no", a) == [f"cannot read {tmp_path / 'no'}: No such file or directory"]
 
 

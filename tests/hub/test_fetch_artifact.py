@@ -77,10 +77,16 @@ def test_every_source_failing_lists_each_one(mirror, art, data, srzoo_env, monke
         download.fetch_artifact(art, quiet=True, what="set5 baby")
     assert type(err.value) is DownloadError
     msg = str(err.value)
-    assert msg.startswith(f"could not fetch set5 baby ({NAME}) from 3 source(s): {mirror.url}/a/{NAME}: "
-                          f"HTTP 404 Not Found | {tmp_path / NAME}: no such file in the mirror folder | "
-                          "http://***@127.0.0.1:1/c/baby.png: "), msg
-    assert "secret" not in msg and " | " not in msg.split(" | ", 2)[2]
+    # one line, the most telling cause first (no answer at all beats a 404), then the count
+    assert msg.startswith(f"could not fetch set5 baby ({NAME}): http://***@127.0.0.1:1/c/{NAME}: "
+                          "ConnectionError"), msg
+    assert msg.endswith("; 2 other source(s) failed too (HTTP 404 Not Found, ...); `srzoo -v` lists them"), msg
+    assert "secret" not in msg and "\n" not in msg
+    # every source, in order, with its own cause (redacted)
+    got = err.value.failures
+    assert [s for s, _ in got] == [f"{mirror.url}/a/{NAME}", str(tmp_path / NAME), f"http://***@127.0.0.1:1/c/{NAME}"]
+    assert got[0][1] == "HTTP 404 Not Found" and got[1][1] == "no such file in the mirror folder"
+    assert "ConnectionError" in got[2][1] and "secret" not in got[2][1]
     assert cache.cached_files() is not None and list(cache.cached_files()) == []
 
 
@@ -95,8 +101,11 @@ def test_wrong_bytes_then_the_next_source(mirror, art, data, srzoo_env, monkeypa
         download.fetch_artifact(art, quiet=True, force=True)
     actual = hashlib.sha256((tmp_path / NAME).read_bytes()).hexdigest()
     assert str(err.value).startswith(
-        f"could not fetch {NAME} ({NAME}) from 1 source(s): {tmp_path / NAME}: sha256 mismatch for "
-        f"{NAME}: expected {art.sha256}, got {actual}; git-blob-sha1 mismatch")
+        f"could not fetch {NAME} ({NAME}): sha256 mismatch: expected {art.sha256[:12]}..., "
+        f"got {actual[:12]}...; git-blob-sha1 mismatch")
+    assert str(err.value).endswith(f"(from {tmp_path / NAME})")
+    [(src, cause)] = err.value.failures  # the whole hashes are kept there
+    assert src == str(tmp_path / NAME) and f"expected {art.sha256}, got {actual}" in cause
     assert not Partial(art).path.exists() and not Partial(art).meta_path.exists()
 
 
