@@ -126,7 +126,7 @@ class Upscaler:
     same on every engine (None: each engine's default). ``tile``: tile side in
     input pixels (``None``: automatic for large images, ``0``: never);
     ``overlap``: context pixels around each tile (``None``: the manifest's
-    ``receptive_field``, at most 80; 24 when the manifest gives none).
+    ``receptive_field``, at most 96; 24 when the manifest gives none).
     ``precision``: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto`` (``None``:
     ``SRZOO_PRECISION``, default fp32, identical results on every engine); a
     reduced precision is measured against fp32 on a probe first and refused
