@@ -66,13 +66,13 @@ def _shape(sd: Mapping[str, np.ndarray], key: str) -> tuple[int, ...] | None:
     return tuple(int(d) for d in sd[key].shape) if key in sd else None
 
 
-def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
-    if not all(k in sd for k in _NEED):
-        return None
+def trunk(sd: Mapping[str, np.ndarray]) -> tuple[int, int, list[int], tuple[int, int]] | None:
+    """What DAT and RGT (:mod:`srzoo.convert.arch.rgt`) share, read from the weights:
+    (embed dim, input channels, blocks per group, split window) or None when the
+    first conv, the group/block numbering or the position-bias grid do not fit."""
     w0 = _shape(sd, "conv_first.weight")
     if w0 is None or len(w0) != 4 or w0[2:] != (3, 3):
         return None
-    dim, cin = w0[0], w0[1]
     layers = _seq(sd, _LAYER)
     if not layers or sorted(layers) != list(range(len(layers))):
         return None
@@ -87,6 +87,16 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     split = (int(rpe[-1, 0]) + 1, int(rpe[-1, 1]) + 1)
     if not all(1 <= s <= 64 for s in split) or rpe.shape[0] != (2 * split[0] - 1) * (2 * split[1] - 1):
         return None
+    return w0[0], w0[1], depths, split
+
+
+def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
+    if not all(k in sd for k in _NEED):
+        return None
+    found = trunk(sd)
+    if found is None:
+        return None
+    dim, cin, depths, split = found
     resi = "1conv" if "conv_after_body.weight" in sd else "3conv"
     if "conv_last.weight" in sd:
         upsampler = "pixelshuffle"

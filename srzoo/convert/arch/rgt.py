@@ -22,49 +22,29 @@ The MLP is DAT's SGFN (``mlp.fc1``, ``mlp.sg``, ``mlp.fc2``).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import numpy as np
 
 from srzoo.convert.arch import Arch, weight
 from srzoo.convert.arch import _dat
-from srzoo.convert.arch.dat import MEAN, EPS_LN, _seq
+from srzoo.convert.arch.dat import EPS_LN, MEAN, _shape, trunk
 
 _NEED = ("conv_first.weight", "before_RG.1.weight", "layers.0.blocks.0.attn.qkv.weight",
          "layers.0.blocks.0.attn.get_v.weight", "layers.0.blocks.0.attn.attns.0.rpe_biases",
          "layers.0.blocks.0.mlp.sg.conv.weight", "layers.0.blocks.0.gamma", "norm.weight", "conv_last.weight",
          "conv_before_upsample.0.weight")
-_LAYER = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
 #: the largest input side the graph reproduces upstream at (two reductions by 4)
 MAX_SIDE = 1023
-
-
-def _shape(sd: Mapping[str, np.ndarray], key: str) -> tuple[int, ...] | None:
-    return tuple(int(d) for d in sd[key].shape) if key in sd else None
 
 
 def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if not all(k in sd for k in _NEED):
         return None
-    w0 = _shape(sd, "conv_first.weight")
-    if w0 is None or len(w0) != 4 or w0[2:] != (3, 3):
+    found = trunk(sd)
+    if found is None:
         return None
-    dim, cin = w0[0], w0[1]
-    layers = _seq(sd, _LAYER)
-    if not layers or sorted(layers) != list(range(len(layers))):
-        return None
-    depths = []
-    for i in range(len(layers)):
-        if sorted(layers[i]) != list(range(len(layers[i]))):
-            return None
-        depths.append(len(layers[i]))
-    rpe = np.asarray(sd["layers.0.blocks.0.attn.attns.0.rpe_biases"], np.float64)
-    if rpe.ndim != 2 or rpe.shape[1] != 2 or rpe.shape[0] < 1:
-        return None
-    split = (int(rpe[-1, 0]) + 1, int(rpe[-1, 1]) + 1)
-    if not all(1 <= s <= 64 for s in split) or rpe.shape[0] != (2 * split[0] - 1) * (2 * split[1] - 1):
-        return None
+    dim, cin, depths, split = found
     nf_shape = _shape(sd, "conv_before_upsample.0.weight")
     if nf_shape is None or len(nf_shape) != 4 or nf_shape[1] != dim:
         return None
