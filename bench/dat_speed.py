@@ -30,7 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import arch_speed  # noqa: E402
 from srzoo.convert import arch as archs  # noqa: E402
 from srzoo.convert import reference  # noqa: E402
 from srzoo.convert.check import build  # noqa: E402
@@ -72,30 +74,9 @@ def state_dict(kw: dict, module: str = "dat") -> dict[str, np.ndarray]:
 
 
 def engines(onnx_bytes: bytes, path: Path) -> dict:
-    out: dict = {}
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    out["onnxruntime:cpu"] = lambda x: sess.run(None, {"input": x})[0]
-    try:
-        import openvino as ov
-
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        out["openvino:cpu"] = lambda x: compiled([x])[0]
-    except ImportError:
-        pass
-    import cv2
-
-    try:
-        net = cv2.dnn.readNetFromONNX(str(path))
-
-        def run_cv(x: np.ndarray) -> np.ndarray:
-            net.setInput(x)
-            return net.forward()
-        out["opencv:cpu"] = run_cv
-    except cv2.error as e:
-        out["opencv:cpu"] = f"cannot import ({str(e).strip().splitlines()[-1][:60]})"
-    return out
+    """bench/arch_speed.py's runners (f32 everywhere), named as srzoo names its backends."""
+    names = {"onnxruntime": "onnxruntime:cpu", "openvino": "openvino:cpu", "cv2.dnn": "opencv:cpu"}
+    return {names[k]: v for k, v in arch_speed.engines(onnx_bytes, path).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
