@@ -244,19 +244,26 @@ class Upscaler:
 
     def _unload(self, resolved: "backends.ResolvedBackend") -> None:
         """Forget a loaded runner (an fp32 reference once its probe output is kept)."""
-        self._runners.pop(str(resolved), None)
-        self._pipelines.pop(str(resolved), None)
+        self._unload_name(str(resolved))
+
+    def _unload_name(self, name: str) -> None:
+        self._runners.pop(name, None)
+        self._pipelines.pop(name, None)
+
+    def _in_use(self) -> set[str]:
+        """The backends a size class runs on (their runners are kept)."""
+        return {str(c.backend) for c in self._choices.values()}
 
     def _unload_unused(self, resolved: "backends.ResolvedBackend") -> None:
         """Forget a trial's loser unless another size class runs on it."""
-        if str(resolved) not in {str(c.backend) for c in self._choices.values()}:
+        if str(resolved) not in self._in_use():
             self._unload(resolved)
 
     def _drop_except(self, keep: set[str]) -> None:
+        """Forget every runner but ``keep`` and those a size class runs on."""
         for name in list(self._runners):
-            if name not in keep and name not in {str(c.backend) for c in self._choices.values()}:
-                self._runners.pop(name, None)
-                self._pipelines.pop(name, None)
+            if name not in keep and name not in self._in_use():
+                self._unload_name(name)
 
     def _choose(self, cls: str, size: tuple[int, int] | None = None,
                 memory: int | str | None = None) -> "backends.ResolvedBackend":
@@ -270,15 +277,11 @@ class Upscaler:
         if choice is None:
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
-            choice, loaded = autotune.choose(self.entry, cls, self.threads, self._load, channels,
-                                             self._auto_engine, cands, self.refused, size,
-                                             self._bytes_per_pixel if counted else None, budget,
-                                             self._unload_unused)
-            for name in list(self._runners):  # drop the losers of the trial
-                if name != str(choice.backend) and \
-                        name not in {str(c.backend) for c in self._choices.values()}:
-                    self._runners.pop(name, None)
-                    self._pipelines.pop(name, None)
+            choice, _ = autotune.choose(self.entry, cls, self.threads, self._load, channels,
+                                        self._auto_engine, cands, self.refused, size,
+                                        self._bytes_per_pixel if counted else None, budget,
+                                        self._unload_unused)
+            self._drop_except({str(choice.backend)})  # the losers of the trial
             self._choices[slot] = choice
             self._load(choice.backend)
         return choice.backend
