@@ -42,7 +42,7 @@ from srzoo.errors import ImageError, SrzooError
 from srzoo.hub import cache
 from srzoo.hub.api import fetch_entry, get_model
 from srzoo.hub.manifest import ModelEntry
-from srzoo.runtime.pipeline import DEFAULT_OVERLAP
+from srzoo.runtime.pipeline import default_overlap
 from srzoo.runtime.upscaler import get_upscaler
 
 #: default chunk side (input pixels)
@@ -141,7 +141,8 @@ def _crop_upscale(block: np.ndarray, entry: Any, scale: int, backend: str, ov: i
 
 def _prepare(model: Any, scale: int, overlap: int | None) -> tuple[Any, tuple[str, ...], int]:
     """The model entry at ``scale``, its verified file (fetched once, here, before
-    any task) and the overlap (default: the manifest's ``receptive_field``)."""
+    any task) and the overlap (default: the manifest's ``receptive_field``,
+    capped as for in-memory tiles)."""
 
     entry = model if isinstance(model, ModelEntry) else get_model(model, scale)
     entry = entry.at_scale(scale)
@@ -150,8 +151,9 @@ def _prepare(model: Any, scale: int, overlap: int | None) -> tuple[Any, tuple[st
     files: tuple[str, ...] = ()
     if entry.artifact is not None:
         files = (str(fetch_entry(entry)),)
-    ov = overlap if overlap is not None else (entry.receptive_field if entry.receptive_field
-                                              is not None else DEFAULT_OVERLAP)
+    # the same rule as in-memory tiling: the receptive field, capped where far
+    # pixels stop mattering (pipeline.MAX_OVERLAP: RRDB's 350 px would add ~8x work)
+    ov = overlap if overlap is not None else default_overlap(entry)
     if ov < 0:
         raise SrzooError(f"overlap must be >= 0, got {ov}")
     return entry, files, ov

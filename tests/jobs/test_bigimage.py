@@ -171,3 +171,16 @@ def test_cli_chunk_option(models_env, scene, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["srzoo: error: --chunk takes one input (.zarr, .tif) and -o OUT.zarr or OUT.tif"]
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_default_overlap_is_capped_as_for_in_memory_tiles(models_env):
+    """RRDB's manifest gives its theoretical receptive field (350 px); a window of
+    a huge image gets the same capped context as an in-memory tile (96 px, where
+    RRDB's output is within one level: docs/photos-and-memory.md), not 350 px of
+    context around every cell (about 8x the work for a 512 px chunk)."""
+    entry = srzoo.get_model("realesrgan-x4plus-ncnn", 4)
+    assert entry.receptive_field == 350
+    assert bigimage._prepare(entry, 4, None)[2] == 96
+    assert bigimage._prepare(entry, 4, 130)[2] == 130  # an explicit overlap is kept
+    espcn = srzoo.get_model("espcn", 3)  # below the cap: the manifest value itself
+    assert bigimage._prepare(espcn, 3, None)[2] == 4
