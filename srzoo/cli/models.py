@@ -179,6 +179,34 @@ def _derived_rows(name: str | None) -> list:
     return rows
 
 
+def _int8_rows(name: str | None) -> list:
+    from srzoo.runtime import quantize
+
+    rows = []
+    for folder, rec in quantize.cached(name):
+        f = folder / "model.onnx"
+        nbytes = f.stat().st_size if f.is_file() else 0
+        rows.append([f"{rec['model']} x{rec.get('scale', '?')} (int8)",
+                     str(f.relative_to(cache.cache_dir())), size(nbytes)])
+    return rows
+
+
+def _verify_int8(name: str | None) -> tuple[int, int]:
+    from srzoo.runtime import quantize
+
+    checked = bad = 0
+    for folder, rec in quantize.cached(name):
+        checked += 1
+        issues = quantize.problems(folder, rec)
+        if issues:
+            bad += 1
+            print(f"CORRUPT {folder}: {'; '.join(issues)}; remove it with `srzoo cache rm "
+                  f"{rec['model']}` (it is quantized again on next use)")
+        else:
+            print(f"ok      {folder / 'model.onnx'}")
+    return checked, bad
+
+
 def _verify_derived(name: str | None) -> tuple[int, int]:
     from srzoo.convert import derive as derived
 
@@ -242,6 +270,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         rows = [[_owner_of(f.path, owners), str(f.path.relative_to(cache.cache_dir())), size(f.size)]
                 for f in files]
         rows += _derived_rows(args.name)
+        rows += _int8_rows(args.name)
         print(table(rows, ["model", "file", "size"]) if rows else "cache is empty")
         total = sum(f.size for f in files)
         print(f"{len(files)} file(s), {size(total)} in {cache.cache_dir()}", file=sys.stderr)
@@ -270,6 +299,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
                     print(f"UNKNOWN {f.path}: no manifest entry describes this file")
         d_checked, d_bad = _verify_derived(args.name)
         checked, bad = checked + d_checked, bad + d_bad
+        q_checked, q_bad = _verify_int8(args.name)
+        checked, bad = checked + q_checked, bad + q_bad
         if args.name is None:
             x_checked, x_bad = _verify_extracted()
             checked, bad = checked + x_checked, bad + x_bad
@@ -285,7 +316,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 cache.partial_path(a).with_name(cache.partial_path(a).name + ".json"),
                 cache.record_path(a))]
         n_derived = _remove_derived(args.name)
-        from srzoo.runtime import autotune
+        from srzoo.runtime import autotune, quantize
+
+        for folder in quantize.remove(args.name):
+            print(f"removed {folder}")
+            n_derived += 1
 
         n_tuned = autotune.forget(args.name)
         if n_tuned:

@@ -224,6 +224,55 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
+def cached(name: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """The int8 models in the cache (folder, record), of the model ``name`` or
+    all; only folders holding a record of ours count (``srzoo cache ls``)."""
+    top = root()
+    if not top.is_dir():
+        return []
+    found = []
+    for folder in sorted(top.iterdir()):
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue
+        rec = read_record(folder)
+        if rec is None or not isinstance(rec.get("model"), str):
+            continue
+        if name is None or rec["model"] == name.lower():
+            found.append((folder, rec))
+    return found
+
+
+def problems(folder: Path, rec: dict[str, Any]) -> list[str]:
+    """What is wrong with a cached int8 model (``[]``: its file matches its record)."""
+    out = folder / "model.onnx"
+    if not out.is_file():
+        return ["model.onnx is missing"]
+    if rec.get("sha256") != _sha256(out):
+        return ["model.onnx does not match the sha256 in its record.json"]
+    return []
+
+
+def remove(name: str | None = None) -> list[Path]:
+    """Delete the cached int8 models of ``name`` (all when None; then also the
+    unfinished ``.tmp`` folders left by a killed process). Returns the folders
+    removed; only folders of ours (with our record, or our temporary names) go."""
+    targets = [folder for folder, _ in cached(name)]
+    top = root()
+    if name is None and top.is_dir():
+        targets += [p for p in top.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+                    and p.is_dir() and not p.is_symlink()]
+    removed = []
+    for folder in targets:
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise cache.os_error(e, folder, "delete") from None
+        removed.append(folder)
+    return removed
+
+
 #: quantizations made by this process (cache misses), for tests and benches
 made = 0
 
@@ -302,5 +351,6 @@ def _install(tmp: Path, folder: Path) -> None:
             raise cache.os_error(e, folder, "installing the int8 model") from None
 
 
-__all__ = ["CALIBRATION_SET", "CROPS", "CROP_LR", "EVALUATION_SETS", "RECIPE", "calibration_blobs",
-           "calibration_files", "crops", "describe", "quantized", "root", "tool_versions"]
+__all__ = ["CALIBRATION_SET", "CROPS", "CROP_LR", "EVALUATION_SETS", "RECIPE", "cached", "calibration_blobs",
+           "calibration_files", "crops", "describe", "problems", "quantized", "remove", "root",
+           "tool_versions"]

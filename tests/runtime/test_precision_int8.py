@@ -181,3 +181,38 @@ def test_cli_upscale_precision_int8(srzoo_env, shared_dir, tmp_path, capsys, mon
     err = capsys.readouterr().err.strip()
     assert "int8 needs the T91 calibration images" in err and "Traceback" not in err
     assert len(err.splitlines()) == 1 and not dst.exists()
+
+
+def test_cache_commands_list_verify_and_remove_int8_models(srzoo_env, capsys):
+    """`srzoo cache ls/verify/rm` see the int8 models under <cache>/quantized/:
+    listed under their model, a changed byte is CORRUPT (exit 1), `rm NAME`
+    removes that model's folder only, `rm` (all) removes an unfinished .tmp too."""
+    from srzoo.cli import main
+
+    Upscaler("default", 2, backend="onnxruntime:cpu", precision="int8")
+    (folder,) = [p for p in quantize.root().iterdir() if p.is_dir()]
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "default x2 (int8)" in out and f"quantized/{folder.name}/model.onnx" in out
+    assert main(["cache", "ls", "espcn"]) == 0 and "(int8)" not in capsys.readouterr().out
+    assert main(["cache", "verify", "default"]) == 0
+    assert f"ok      {folder / 'model.onnx'}" in capsys.readouterr().out
+    model = folder / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 1
+    model.write_bytes(bytes(data))
+    assert main(["cache", "verify", "default"]) == 1
+    out = capsys.readouterr().out
+    assert f"CORRUPT {folder}: model.onnx does not match the sha256 in its record.json" in out
+    # someone else's folder beside ours (no record of ours) is never touched
+    foreign = quantize.root() / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x")
+    assert main(["cache", "rm", "espcn"]) == 0 and folder.is_dir()
+    assert main(["cache", "rm", "default"]) == 0
+    assert f"removed {folder}" in capsys.readouterr().out and not folder.exists()
+    left = quantize.root() / f".default-x2-abc.{1234}.tmp"
+    left.mkdir()
+    assert main(["cache", "rm"]) == 0
+    assert not left.exists() and (foreign / "keep.txt").read_text() == "x"
