@@ -43,3 +43,9 @@ def randomise(net: Any, seed: int) -> Any:
 
 def drct_class() -> Any:
     return spandrel_src.load("DRCT/__arch/drct_arch.py", **_common())["DRCT"]
+
+
+def hat_class() -> Any:
+    import einops  # noqa: F401  (spandrel's HAT imports it)
+
+    return spandrel_src.load("HAT/__arch/HAT.py", **_common())["HAT"]

@@ -198,6 +198,13 @@ class TorchOps:
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return r.to(like.dtype).reshape(view).expand(shape)
 
+    # --- ops added by 22d ---
+    def overlap_windows(self, x: Any, ws: int, ows: int) -> Any:
+        b, c = x.shape[:2]
+        u = self.F.unfold(x, ows, stride=ws, padding=(ows - ws) // 2)        # [B, C*ows*ows, nW]
+        return u.reshape(b, c, ows * ows, -1).permute(0, 3, 2, 1).reshape(-1, ows * ows, c)
+    # --- end 22d ---
+
 
 class NumpyOps:
     """The same operations in numpy (float64 accumulation); slow, for small probes only."""
@@ -428,6 +435,14 @@ class NumpyOps:
         r = np.arange(n, 0, -1.0) if reverse else np.arange(1.0, n + 1)
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return np.broadcast_to(r.reshape(view), (like.shape[0], 1, like.shape[2], like.shape[3]))
+
+    # --- ops added by 22d ---
+    def overlap_windows(self, x: np.ndarray, ws: int, ows: int) -> np.ndarray:
+        p = (ows - ws) // 2
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (ows, ows), axis=(2, 3))[:, :, ::ws, ::ws]
+        return np.ascontiguousarray(win.transpose(0, 2, 3, 4, 5, 1)).reshape(-1, ows * ows, x.shape[1])
+    # --- end 22d ---
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""
