@@ -557,6 +557,15 @@ class Graph:
         t = self.transpose(overlap(t, 4), [0, 4, 1, 5, 2, 3])             # B n m ows ows C
         return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, ows * ows]), self._dims(x, 1, 2)],
                                                   axis=0)])
+
+    def resize_cubic_to(self, x: str, like: str, scale: int) -> str:
+        """Bicubic resize of ``x`` to ``like``'s height and width times ``scale`` (torch's
+        ``interpolate(size=..., mode="bicubic", align_corners=False)``: half-pixel, a=-0.75,
+        the ratio of the sizes, which differs from ``scale`` where ``x`` was padded)."""
+        hw = self.node("Mul", [self._dims(like, 2, 4), self._i64([scale, scale])])
+        sizes = self.node("Concat", [self._dims(x, 0, 2), hw], axis=0)
+        return self.node("Resize", [x, "", "", sizes], mode="cubic", cubic_coeff_a=-0.75,
+                         coordinate_transformation_mode="half_pixel")
     # --- end 22d ---
 
 

@@ -203,6 +203,10 @@ class TorchOps:
         b, c = x.shape[:2]
         u = self.F.unfold(x, ows, stride=ws, padding=(ows - ws) // 2)        # [B, C*ows*ows, nW]
         return u.reshape(b, c, ows * ows, -1).permute(0, 3, 2, 1).reshape(-1, ows * ows, c)
+
+    def resize_cubic_to(self, x: Any, like: Any, scale: int) -> Any:
+        return self.F.interpolate(x, size=(like.shape[2] * scale, like.shape[3] * scale), mode="bicubic",
+                                  align_corners=False)
     # --- end 22d ---
 
 
@@ -442,6 +446,11 @@ class NumpyOps:
         xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
         win = np.lib.stride_tricks.sliding_window_view(xp, (ows, ows), axis=(2, 3))[:, :, ::ws, ::ws]
         return np.ascontiguousarray(win.transpose(0, 2, 3, 4, 5, 1)).reshape(-1, ows * ows, x.shape[1])
+
+    def resize_cubic_to(self, x: np.ndarray, like: np.ndarray, scale: int) -> np.ndarray:
+        (h, w), (oh, ow) = x.shape[2:], (like.shape[2] * scale, like.shape[3] * scale)
+        return np.einsum("oh,nchw,pw->ncop", _cubic_matrix(h, oh, oh / h), x, _cubic_matrix(w, ow, ow / w),
+                         optimize=True)
     # --- end 22d ---
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
