@@ -179,6 +179,35 @@ def hat_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, compre
     return sd
 
 
+def swin2sr_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 8, scale: int = 4,
+               upsampler: str = "pixelshuffle", seed: int = 0) -> dict[str, np.ndarray]:
+    """A Swin2SR state dict of a published shape (spandrel's key names; 1conv, shifted windows):
+    SwinIR's layout with Swin V2 attention (q/v biases, logit scale, position-bias MLP) and the
+    patch embeddings' 1x1 projections."""
+    rng = np.random.default_rng(seed)
+    sd = swinir_sd(dim, depths, heads, ws, scale, upsampler, seed=seed)
+    n = ws * ws
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"] = rand(dim, dim, 1, 1), np.zeros(dim, np.float32)
+    for i, d in enumerate(depths):
+        sd[f"layers.{i}.patch_embed.proj.weight"] = rand(dim, dim, 1, 1)
+        sd[f"layers.{i}.patch_embed.proj.bias"] = np.zeros(dim, np.float32)
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}.attn"
+            del sd[f"{p}.relative_position_bias_table"], sd[f"{p}.qkv.bias"]
+            sd[f"{p}.q_bias"], sd[f"{p}.v_bias"] = np.zeros(dim, np.float32), np.zeros(dim, np.float32)
+            sd[f"{p}.logit_scale"] = np.full((heads, 1, 1), np.log(10.0), np.float32)
+            sd[f"{p}.cpb_mlp.0.weight"], sd[f"{p}.cpb_mlp.0.bias"] = rand(512, 2), np.zeros(512, np.float32)
+            sd[f"{p}.cpb_mlp.2.weight"] = rand(heads, 512)
+            sd[f"{p}.relative_position_index"] = np.zeros((n, n), np.int64)  # its side gives the window
+        sd[f"layers.{i}.residual_group.blocks.1.attn_mask"] = np.zeros((16, n, n), np.float32)  # marks: shifted
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -193,6 +222,10 @@ MODELS = {
     # compress 3, squeeze 30), overlap 0.5, x4 (HAT-L: 12 groups, twice HAT's time)
     "hat-S 144dim 6x6 w16 x4": lambda: hat_sd(144, compress=24, squeeze=24),
     "hat 180dim 6x6 w16 x4": lambda: hat_sd(),
+    # Swin2SR classical (180 dim, 6x6 blocks, window 8, pixelshuffle) x4 and lightweight (60 dim, 4x6,
+    # pixelshuffledirect) x2
+    "swin2sr-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swin2sr_sd(),
+    "swin2sr-S 60dim 4x6 w8 x2 (pixelshuffledirect)": lambda: swin2sr_sd(60, (6,) * 4, 6, 8, 2, "pixelshuffledirect"),
 }
 
 
