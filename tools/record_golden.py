@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR:
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's

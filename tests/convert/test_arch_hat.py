@@ -167,3 +167,17 @@ def test_a_huge_window_is_refused_with_the_reason():
     with pytest.raises(Exception, match=r"^the state dict describes a hat with 64x64 attention windows; "
                                         r"srzoo converts windows up to 32"):
         archs.detect(sd)
+
+
+def test_a_bias_of_many_heads_is_refused_with_the_reason():
+    """An overlapping cross-attention table of 24 heads on 32x32 windows overlapping to 48x48
+    (5.7e7 bias values per group, 226 MB each) is refused in one line before anything is
+    expanded."""
+    net = hat_class()(**{**BASE, **CASES["x2-medium"]})
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    for k in [k for k in sd if k.endswith("relative_position_bias_table")]:
+        rows = (2 * 32 - 1) ** 2 if ".blocks." in k else (32 + 48 - 1) ** 2
+        sd[k] = np.zeros((rows, 24), np.float32)
+    with pytest.raises(Exception, match=r"^the state dict describes a hat with 24 heads on 32x32 windows "
+                                        r"overlapping to 48x48; srzoo converts position biases up to"):
+        archs.detect(sd)

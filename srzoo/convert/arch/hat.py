@@ -40,10 +40,14 @@ import numpy as np
 
 from srzoo.convert.arch import Arch, _swin, weight
 from srzoo.convert.arch.swinir import MEAN, _conv, pixelshuffle_shapes, pixelshuffle_up
+from srzoo.errors import ModelLoadError
 
 _BLOCK = re.compile(r"^layers\.(\d+)\.residual_group\.blocks\.(\d+)\.norm1\.weight$")
 #: what upstream multiplies the CAB's output by (``conv_scale``; not in the state dict)
 CONV_SCALE = 0.01
+#: the most values an overlapping cross-attention's bias (heads x ws^2 x ows^2) may expand to:
+#: a crafted table of many heads would otherwise ask for gigabytes (HAT-L: 6 x 256 x 576)
+MAX_BIAS = 1 << 24
 
 
 def oca_index(ws: int, ows: int) -> np.ndarray:
@@ -111,6 +115,10 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if any(len(h) != 1 or h[0] < 1 or dim % h[0] for h in heads) or min(cr, sq, hidden, oca_hidden) < 1:
         return None
     heads_ = [h[0] for h in heads]
+    if max(heads_) * ws * ws * ows * ows > MAX_BIAS:
+        raise ModelLoadError(f"the state dict describes a hat with {max(heads_)} heads on {ws}x{ws} windows "
+                             f"overlapping to {ows}x{ows}; srzoo converts position biases up to {MAX_BIAS} "
+                             "values per group (published models: under a million)")
     qkv_bias = f"{p0}.blocks.0.attn.qkv.bias" in sd
     patch_norm = "patch_embed.norm.weight" in sd
     want: dict[str, tuple[int, ...]] = {"norm.weight": (dim,), "norm.bias": (dim,), "conv_first.bias": (dim,)}
