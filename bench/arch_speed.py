@@ -145,6 +145,69 @@ def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: i
     return sd
 
 
+def hat_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, compress: int = 3, squeeze: int = 30,
+           overlap: float = 0.5, scale: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A HAT state dict of a published shape (spandrel's key names): SwinIR's blocks with each
+    block's channel-attention conv block and each group's overlapping cross-attention."""
+    rng = np.random.default_rng(seed)
+    sd = swinir_sd(dim, (6,) * groups, heads, ws, scale, seed=seed)
+    ows = ws + int(ws * overlap)
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    def put(prefix: str, *shape: int) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = rand(*shape), np.zeros(shape[0], np.float32)
+    cr, sq = dim // compress, dim // squeeze
+    for i in range(groups):
+        g = f"layers.{i}.residual_group"
+        for j in range(6):
+            c = f"{g}.blocks.{j}.conv_block.cab"
+            put(f"{c}.0", cr, dim, 3, 3)
+            put(f"{c}.2", dim, cr, 3, 3)
+            put(f"{c}.3.attention.1", sq, dim, 1, 1)
+            put(f"{c}.3.attention.3", dim, sq, 1, 1)
+        o = f"{g}.overlap_attn"
+        for n in ("norm1", "norm2"):
+            sd[f"{o}.{n}.weight"], sd[f"{o}.{n}.bias"] = np.ones(dim, np.float32), np.zeros(dim, np.float32)
+        put(f"{o}.qkv", 3 * dim, dim)
+        put(f"{o}.proj", dim, dim)
+        put(f"{o}.mlp.fc1", 2 * dim, dim)
+        put(f"{o}.mlp.fc2", dim, 2 * dim)
+        sd[f"{o}.relative_position_bias_table"] = rand((ws + ows - 1) ** 2, heads)
+    return sd
+
+
+def swin2sr_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 8, scale: int = 4,
+               upsampler: str = "pixelshuffle", seed: int = 0) -> dict[str, np.ndarray]:
+    """A Swin2SR state dict of a published shape (spandrel's key names; 1conv, shifted windows):
+    SwinIR's layout with Swin V2 attention (q/v biases, logit scale, position-bias MLP) and the
+    patch embeddings' 1x1 projections."""
+    rng = np.random.default_rng(seed)
+    sd = swinir_sd(dim, depths, heads, ws, scale, upsampler, seed=seed)
+    n = ws * ws
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"] = rand(dim, dim, 1, 1), np.zeros(dim, np.float32)
+    for i, d in enumerate(depths):
+        sd[f"layers.{i}.patch_embed.proj.weight"] = rand(dim, dim, 1, 1)
+        sd[f"layers.{i}.patch_embed.proj.bias"] = np.zeros(dim, np.float32)
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}.attn"
+            del sd[f"{p}.relative_position_bias_table"], sd[f"{p}.qkv.bias"]
+            sd[f"{p}.q_bias"], sd[f"{p}.v_bias"] = np.zeros(dim, np.float32), np.zeros(dim, np.float32)
+            sd[f"{p}.logit_scale"] = np.full((heads, 1, 1), np.log(10.0), np.float32)
+            sd[f"{p}.cpb_mlp.0.weight"], sd[f"{p}.cpb_mlp.0.bias"] = rand(512, 2), np.zeros(512, np.float32)
+            sd[f"{p}.cpb_mlp.2.weight"] = rand(heads, 512)
+            sd[f"{p}.relative_position_index"] = np.zeros((n, n), np.int64)  # its side gives the window
+        sd[f"layers.{i}.residual_group.blocks.1.attn_mask"] = np.zeros((16, n, n), np.float32)  # marks: shifted
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -155,6 +218,14 @@ MODELS = {
     "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
     # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
     "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
+    # HAT-S (144 dim, 6 groups of 6 blocks, window 16, compress 24, squeeze 24) and HAT (180 dim,
+    # compress 3, squeeze 30), overlap 0.5, x4 (HAT-L: 12 groups, twice HAT's time)
+    "hat-S 144dim 6x6 w16 x4": lambda: hat_sd(144, compress=24, squeeze=24),
+    "hat 180dim 6x6 w16 x4": lambda: hat_sd(),
+    # Swin2SR classical (180 dim, 6x6 blocks, window 8, pixelshuffle) x4 and lightweight (60 dim, 4x6,
+    # pixelshuffledirect) x2
+    "swin2sr-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swin2sr_sd(),
+    "swin2sr-S 60dim 4x6 w8 x2 (pixelshuffledirect)": lambda: swin2sr_sd(60, (6,) * 4, 6, 8, 2, "pixelshuffledirect"),
 }
 
 

@@ -43,3 +43,13 @@ def randomise(net: Any, seed: int) -> Any:
 
 def drct_class() -> Any:
     return spandrel_src.load("DRCT/__arch/drct_arch.py", **_common())["DRCT"]
+
+
+def hat_class() -> Any:
+    import einops  # noqa: F401  (spandrel's HAT imports it)
+
+    return spandrel_src.load("HAT/__arch/HAT.py", **_common())["HAT"]
+
+
+def swin2sr_class() -> Any:
+    return spandrel_src.load("Swin2SR/__arch/Swin2SR.py", **_common())["Swin2SR"]

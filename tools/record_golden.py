@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT and RGT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR:
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -117,6 +117,24 @@ def cases():
     rgt = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
     yield ("rgt_2x4-x2", rgt(embed_dim=96, split_size=[2, 4], depth=[3, 2], num_heads=[2, 2], mlp_ratio=2.0,
                              upscale=2, img_size=16), (), 3, 19)
+    # HAT (OpenModelDB's hat), spandrel's module: hybrid attention blocks and overlapping cross-attention;
+    # pixelshuffle x2 (window 4, overlap 0.5), and x1 with identity residuals, no patch norm, window 8, overlap 1
+    hat = swin_refs.hat_class()
+    hbase = dict(embed_dim=12, compress_ratio=3, squeeze_factor=4, mlp_ratio=2.0)
+    yield ("hat_ps-x2-w4", hat(**hbase, depths=[2], num_heads=[2], window_size=4, overlap_ratio=0.5, img_size=8,
+                               upscale=2), (), 3, 13)
+    yield ("hat_x1-identity-w8-r1", hat(**hbase, depths=[2, 1], num_heads=[2, 3], window_size=8, overlap_ratio=1.0,
+                                        img_size=16, upscale=1, resi_connection="identity", patch_norm=False),
+           (), 3, 11)
+    # Swin2SR, spandrel's module: Swin V2 blocks; pixelshuffle x2 (window 4, shifted), pixelshuffle_aux x3
+    # (the bicubic branch, 3conv), and x1 with window 7 (img_range 255)
+    s2 = swin_refs.swin2sr_class()
+    sbase = dict(embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2.0)
+    yield "swin2sr_ps-x2-w4", s2(**sbase, img_size=8, window_size=4, upscale=2, upsampler="pixelshuffle"), (), 3, 13
+    yield ("swin2sr_aux-x3-3conv-w4", s2(**sbase, img_size=8, window_size=4, upscale=3, upsampler="pixelshuffle_aux",
+                                         resi_connection="3conv"), (), 3, 11)
+    yield ("swin2sr_none-x1-w7", s2(**sbase, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
+           (), 3, 13, 0.5)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

@@ -529,6 +529,45 @@ class Graph:
         """NCHW -> [B, C, 1, 1], the mean over the pixels."""
         return self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)
 
+    # --- ops added by 22d ---
+    def overlap_windows(self, x: str, ws: int, ows: int) -> str:
+        """NCHW (H, W multiples of ``ws``) -> [B*nW, ows*ows, C]: for each ``ws x ws`` window
+        of :meth:`window_partition` (same order), the ``ows x ows`` window centred on it,
+        zeros outside the image (torch's ``Unfold(ows, stride=ws, padding=(ows-ws)//2)``,
+        HAT's overlapping cross-attention); ``ows - ws`` even and at most ``ws``.
+
+        No gather and no shape arithmetic: a constant zero Pad (``p`` before, ``ws - p``
+        after, so each side holds one more window), a split of each axis into windows, and
+        the Concat of window ``i`` with the first ``ows - ws`` rows of window ``i + 1``."""
+        e, p = ows - ws, (ows - ws) // 2
+        if e < 0 or e % 2 or e > ws:
+            raise ValueError(f"overlapping windows of {ows} on a {ws} grid: ows - ws must be even and <= ws")
+        if e == 0:
+            return self.window_partition(x, ws, ws)
+        big = self._i64([2 ** 62])
+        x = self.node("Pad", [x, self._i64([0, 0, p, p, 0, 0, ws - p, ws - p])], mode="constant")
+
+        def overlap(t: str, axis: int) -> str:  # axis `axis` counts windows, `axis + 1` their pixels
+            a = self.node("Slice", [t, self._i64([0]), self._i64([-1]), self._i64([axis])])
+            b = self.node("Slice", [t, self._i64([1, 0]), self.node("Concat", [big, self._i64([e])], axis=0),
+                                    self._i64([axis, axis + 1])])
+            return self.node("Concat", [a, b], axis=axis + 1)
+        t = overlap(self.reshape(x, [0, 0, 0, -1, ws]), 3)                 # B C H' m ows
+        t = self.reshape(self.transpose(t, [0, 3, 4, 1, 2]), [0, 0, 0, 0, -1, ws])  # B m ows C n' ws
+        t = self.transpose(overlap(t, 4), [0, 4, 1, 5, 2, 3])             # B n m ows ows C
+        return self.node("Reshape", [t, self.node("Concat", [self._i64([-1, ows * ows]), self._dims(x, 1, 2)],
+                                                  axis=0)])
+
+    def resize_cubic_to(self, x: str, like: str, scale: int) -> str:
+        """Bicubic resize of ``x`` to ``like``'s height and width times ``scale`` (torch's
+        ``interpolate(size=..., mode="bicubic", align_corners=False)``: half-pixel, a=-0.75,
+        the ratio of the sizes, which differs from ``scale`` where ``x`` was padded)."""
+        hw = self.node("Mul", [self._dims(like, 2, 4), self._i64([scale, scale])])
+        sizes = self.node("Concat", [self._dims(x, 0, 2), hw], axis=0)
+        return self.node("Resize", [x, "", "", sizes], mode="cubic", cubic_coeff_a=-0.75,
+                         coordinate_transformation_mode="half_pixel")
+    # --- end 22d ---
+
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Run a serialized ONNX model with cv2.dnn on an NCHW float32 array."""

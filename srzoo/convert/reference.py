@@ -198,6 +198,17 @@ class TorchOps:
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return r.to(like.dtype).reshape(view).expand(shape)
 
+    # --- ops added by 22d ---
+    def overlap_windows(self, x: Any, ws: int, ows: int) -> Any:
+        b, c = x.shape[:2]
+        u = self.F.unfold(x, ows, stride=ws, padding=(ows - ws) // 2)        # [B, C*ows*ows, nW]
+        return u.reshape(b, c, ows * ows, -1).permute(0, 3, 2, 1).reshape(-1, ows * ows, c)
+
+    def resize_cubic_to(self, x: Any, like: Any, scale: int) -> Any:
+        return self.F.interpolate(x, size=(like.shape[2] * scale, like.shape[3] * scale), mode="bicubic",
+                                  align_corners=False)
+    # --- end 22d ---
+
 
 class NumpyOps:
     """The same operations in numpy (float64 accumulation); slow, for small probes only."""
@@ -428,6 +439,19 @@ class NumpyOps:
         r = np.arange(n, 0, -1.0) if reverse else np.arange(1.0, n + 1)
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return np.broadcast_to(r.reshape(view), (like.shape[0], 1, like.shape[2], like.shape[3]))
+
+    # --- ops added by 22d ---
+    def overlap_windows(self, x: np.ndarray, ws: int, ows: int) -> np.ndarray:
+        p = (ows - ws) // 2
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (ows, ows), axis=(2, 3))[:, :, ::ws, ::ws]
+        return np.ascontiguousarray(win.transpose(0, 2, 3, 4, 5, 1)).reshape(-1, ows * ows, x.shape[1])
+
+    def resize_cubic_to(self, x: np.ndarray, like: np.ndarray, scale: int) -> np.ndarray:
+        (h, w), (oh, ow) = x.shape[2:], (like.shape[2] * scale, like.shape[3] * scale)
+        return np.einsum("oh,nchw,pw->ncop", _cubic_matrix(h, oh, oh / h), x, _cubic_matrix(w, ow, ow / w),
+                         optimize=True)
+    # --- end 22d ---
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""

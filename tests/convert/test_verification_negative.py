@@ -385,3 +385,54 @@ def test_rgt_with_a_wrong_reference_weight_fails():
     assert a.name == "rgt" and conv.probe_error <= 1e-4 and conv.checked_against.endswith("on a 32x32 probe")
     with pytest.raises(check.VerificationFailed, match=r"^rgt test: converted graph differs .*\(allowed 0.001\)"):
         check.convert_arch(sd, a, "rgt test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+# ---------------------------------------------------------------- HAT (overlapping cross-attention)
+def test_hat_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 3.7e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 3.5e-2 (35x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "hat_ps-x2-w4")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "hat" and conv.info["overlap_window"] == 6 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_hat_with_overlapping_windows_one_row_off_in_the_graph_fails(tmp_path, monkeypatch):
+    """The emitted graph's overlapping key/value windows taken one row lower (an off-by-one
+    in their padding) while the reference is right: the check must see it (measured: the
+    probe error goes from 3.7e-6 to 1.0e-1)."""
+    from srzoo.convert.onnxbuild import Graph
+
+    path = _swinir_safetensors(tmp_path, "hat_ps-x2-w4")
+    real = Graph.overlap_windows
+    monkeypatch.setattr(Graph, "overlap_windows", lambda self, x, ws, ows: real(self, self.roll(x, -1, 0), ws, ows))
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+# ---------------------------------------------------------------- Swin2SR (Swin V2: cosine attention)
+def test_swin2sr_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 5.1e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 2.9e-2 (29x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "swin2sr_ps-x2-w4")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "swin2sr" and conv.info["shift"] == 2 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_swin2sr_with_dot_product_attention_in_the_graph_fails(tmp_path, monkeypatch):
+    """The emitted graph's queries and keys left unnormalised (Swin V1's dot products instead
+    of V2's cosine similarity) while the reference is right: the check must see it
+    (measured: the probe error goes from 5.1e-6 to 0.25)."""
+    from srzoo.convert.onnxbuild import Graph
+
+    path = _swinir_safetensors(tmp_path, "swin2sr_ps-x2-w4")
+    monkeypatch.setattr(Graph, "l2_normalize", lambda self, t, eps=1e-12: t)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})

@@ -722,3 +722,83 @@ def test_drct_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env
     ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
     assert out.shape == (46, 62, 3)
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu", "opencv:cpu"])
+def test_hat_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env, backend):
+    """A HAT .pth (random weights; window 8, overlap 0.5, the records' HAT-S tag) through omdb on
+    each engine: equal to spandrel's HAT (which pads 23x31 to 24x32 itself) to one grey level
+    (cv2.dnn 4.x: one line naming the other engines)."""
+    torch = pytest.importorskip("torch")
+    if backend.startswith("openvino"):
+        pytest.importorskip("openvino")
+    import swin_refs as sw
+
+    net = sw.randomise(sw.hat_class()(img_size=32, embed_dim=24, depths=[2, 2], num_heads=[2, 3], window_size=8,
+                                      compress_ratio=6, squeeze_factor=6, mlp_ratio=2.0, upscale=2), 4)
+    with torch.no_grad():  # an output in [0.1, 0.9]: a small last conv around mid-grey
+        net.conv_last.weight.mul_(0.05)
+        net.conv_last.bias.fill_(0.0)
+    f = omdb.folder / "2x-hat-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-hat": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                      hashlib.sha256(data).hexdigest(), ["https://example.org/2x-hat-test.pth"],
+                                      scale=2, size=["HAT-S", "64nf", "24dim"], architecture="hat")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:2x-srzoo-test-hat"]["runnable"] == "yes"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    try:
+        out = srzoo.upscale(img, "omdb:2x-srzoo-test-hat", 2, backend=backend)
+    except srzoo.SrzooError as e:
+        assert backend == "opencv:cpu" and cv2.__version__.startswith("4.")
+        assert "\n" not in str(e) and "onnxruntime:cpu" in str(e) and "openvino:cpu" in str(e)
+        return
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (46, 62, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu", "opencv:cpu"])
+def test_swin2sr_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env, backend):
+    """A Swin2SR .pth (random weights; window 8, shifted, the compressed-input pixelshuffle_aux
+    upsampler with its bicubic branch; spandrel's size tags) through omdb on each engine: equal
+    to spandrel's Swin2SR on a 23x31 crop (padded inside the graph) to one grey level (cv2.dnn
+    4.x: one line naming the other engines). No Swin2SR record is in the pinned catalogue:
+    this one is made up."""
+    torch = pytest.importorskip("torch")
+    if backend.startswith("openvino"):
+        pytest.importorskip("openvino")
+    import swin_refs as sw
+
+    net = sw.randomise(sw.swin2sr_class()(img_size=32, embed_dim=24, depths=[2, 2], num_heads=[2, 3], window_size=8,
+                                          mlp_ratio=2.0, upscale=2, upsampler="pixelshuffle_aux"), 6)
+    with torch.no_grad():  # an output in [0.1, 0.9]: a small last conv around mid-grey
+        net.conv_last.weight.mul_(0.12)
+        net.conv_last.bias.fill_(0.0)
+    f = omdb.folder / "2x-swin2sr-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-swin2sr": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                          hashlib.sha256(data).hexdigest(), ["https://example.org/2x-swin2sr-test.pth"],
+                                          scale=2, size=["small", "s32w8", "24dim", "1conv"], architecture="swin2sr")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:2x-srzoo-test-swin2sr"]["runnable"] == "yes"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    try:
+        out = srzoo.upscale(img, "omdb:2x-srzoo-test-swin2sr", 2, backend=backend)
+    except srzoo.SrzooError as e:
+        assert backend == "opencv:cpu" and cv2.__version__.startswith("4.")
+        assert "\n" not in str(e) and "onnxruntime:cpu" in str(e) and "openvino:cpu" in str(e)
+        return
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (46, 62, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1

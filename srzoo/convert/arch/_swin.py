@@ -1,5 +1,6 @@
 """Shifted-window self-attention (Swin Transformer, Liu et al. 2021) written once against
-the graph operations, for SwinIR and the architectures built on it (SRFormer, DRCT, HAT).
+the graph operations, for SwinIR and the architectures built on it (SRFormer, DRCT, HAT), and
+Swin V2 blocks (Swin2SR: cosine attention, continuous position bias, post-norm).
 
 Tokens are ``[B, L, C]`` (``L = H*W``, row by row), images NCHW. Nothing depends on the
 input size at conversion time: the shifted-window mask is built in the graph from the
@@ -131,3 +132,87 @@ def block_shapes(sd: Mapping[str, np.ndarray], prefix: str, dim: int, heads: int
 
 def shapes_match(sd: Mapping[str, np.ndarray], want: Mapping[str, tuple[int, ...]]) -> bool:
     return all(k in sd and tuple(np.shape(sd[k])) == tuple(v) for k, v in want.items())
+
+
+# -- Swin Transformer V2 (Liu et al. 2022; Swin2SR): cosine attention with a learnt,
+# clamped temperature, a continuous position bias from a small MLP, post-norm blocks
+
+#: upstream clamps each head's log temperature to log(1 / 0.01)
+MAX_LOGIT_SCALE = float(np.log(100.0))
+
+
+def cpb_coords(ws: int) -> np.ndarray:
+    """((2ws-1)**2, 2): the log-spaced relative coordinates the bias MLP reads, row by row over
+    (dy, dx) from -(ws-1) to ws-1 (upstream's ``relative_coords_table``, computed here; a
+    pretrained window of 0: normalised by ws-1)."""
+    r = np.arange(-(ws - 1), ws, dtype=np.float64) / max(ws - 1, 1) * 8
+    yy, xx = np.meshgrid(r, r, indexing="ij")
+    t = np.stack([yy, xx], -1).reshape(-1, 2)
+    return np.sign(t) * np.log2(np.abs(t) + 1.0) / np.log2(8)
+
+
+def cpb_bias(sd: Mapping[str, np.ndarray], prefix: str, ws: int) -> np.ndarray:
+    """The (heads, N, N) bias ``16 * sigmoid(cpb_mlp(coords)[index])`` of ``prefix``
+    (``cpb_mlp.0`` Linear(2, hidden) + ReLU, ``cpb_mlp.2`` Linear(hidden, heads) without
+    bias), evaluated here at conversion time into a constant."""
+    w0, b0, w2 = (np.asarray(sd[f"{prefix}.cpb_mlp.{k}"], np.float64)
+                  for k in ("0.weight", "0.bias", "2.weight"))
+    table = np.maximum(cpb_coords(ws) @ w0.T + b0, 0) @ w2.T       # ((2ws-1)^2, heads)
+    return 16 / (1 + np.exp(-relative_bias(table, ws).astype(np.float64)))
+
+
+def cosine_attention(F: Any, sd: Mapping[str, np.ndarray], prefix: str, win: Any, dim: int, heads: int, ws: int,
+                     mask: Any | None) -> Any:
+    """Swin V2 window attention of ``prefix`` (``qkv`` without bias, ``q_bias``/``v_bias``,
+    ``logit_scale``, ``cpb_mlp``, ``proj``) on windows ``win`` [B*nW, N, C]: cosine
+    similarity of queries and keys times ``exp(min(logit_scale, log 100))`` per head."""
+    hd = dim // heads
+    wq = weight(sd, f"{prefix}.qkv.weight")
+    zero = np.zeros(dim, np.float32)
+    qb = weight(sd, f"{prefix}.q_bias") if f"{prefix}.q_bias" in sd else zero
+    vb = weight(sd, f"{prefix}.v_bias") if f"{prefix}.v_bias" in sd else zero
+    q = F.transpose(F.reshape(F.linear(win, wq[:dim], qb), [0, 0, heads, hd]), (0, 2, 1, 3))   # [B*nW, h, N, hd]
+    k = F.transpose(F.reshape(F.linear(win, wq[dim:2 * dim], zero), [0, 0, heads, hd]), (0, 2, 1, 3))
+    v = F.transpose(F.reshape(F.linear(win, wq[2 * dim:], vb), [0, 0, heads, hd]), (0, 2, 1, 3))
+    temp = np.exp(np.minimum(np.asarray(sd[f"{prefix}.logit_scale"], np.float64).reshape(-1), MAX_LOGIT_SCALE))
+    a = F.matmul(F.l2_normalize(q), F.transpose(F.l2_normalize(k), (0, 1, 3, 2)))
+    a = F.affine(a, temp.astype(np.float32), cpb_bias(sd, prefix, ws).astype(np.float32))
+    if mask is not None:
+        a = F.add(a, mask)
+    y = F.matmul(F.softmax(a, -1), v)
+    y = F.reshape(F.transpose(y, (0, 2, 1, 3)), [0, 0, dim])
+    return F.linear(y, weight(sd, f"{prefix}.proj.weight"), weight(sd, f"{prefix}.proj.bias"))
+
+
+def block_v2(F: Any, sd: Mapping[str, np.ndarray], prefix: str, t: Any, like: Any, dim: int, heads: int, ws: int,
+             shift: int, mask: Any | None, eps: float = 1e-5) -> Any:
+    """One Swin V2 block (post-norm): ``t + LN(W-MSA(t))`` (windows shifted by ``shift``),
+    then ``+ LN(MLP(.))``."""
+    img = F.from_tokens(t, like)
+    if shift:
+        img = F.roll(img, -shift, -shift)
+    a = cosine_attention(F, sd, f"{prefix}.attn", F.window_partition(img, ws, ws), dim, heads, ws,
+                         mask if shift else None)
+    img = F.window_reverse(a, ws, ws, like)
+    if shift:
+        img = F.roll(img, shift, shift)
+    t = F.add(t, F.layer_norm(F.to_tokens(img), weight(sd, f"{prefix}.norm1.weight"),
+                              weight(sd, f"{prefix}.norm1.bias"), eps))
+    m = mlp(F, sd, f"{prefix}.mlp", t)
+    return F.add(t, F.layer_norm(m, weight(sd, f"{prefix}.norm2.weight"), weight(sd, f"{prefix}.norm2.bias"), eps))
+
+
+def block_v2_shapes(prefix: str, dim: int, heads: int, hidden: int, cpb: int,
+                    qkv_bias: bool) -> dict[str, tuple[int, ...]]:
+    """The shapes :func:`block_v2` reads (``cpb``: the bias MLP's hidden width, 512 upstream)."""
+    want = {f"{prefix}.norm1.weight": (dim,), f"{prefix}.norm1.bias": (dim,),
+            f"{prefix}.norm2.weight": (dim,), f"{prefix}.norm2.bias": (dim,),
+            f"{prefix}.attn.qkv.weight": (3 * dim, dim), f"{prefix}.attn.proj.weight": (dim, dim),
+            f"{prefix}.attn.proj.bias": (dim,), f"{prefix}.attn.logit_scale": (heads, 1, 1),
+            f"{prefix}.attn.cpb_mlp.0.weight": (cpb, 2), f"{prefix}.attn.cpb_mlp.0.bias": (cpb,),
+            f"{prefix}.attn.cpb_mlp.2.weight": (heads, cpb),
+            f"{prefix}.mlp.fc1.weight": (hidden, dim), f"{prefix}.mlp.fc1.bias": (hidden,),
+            f"{prefix}.mlp.fc2.weight": (dim, hidden), f"{prefix}.mlp.fc2.bias": (dim,)}
+    if qkv_bias:
+        want.update({f"{prefix}.attn.q_bias": (dim,), f"{prefix}.attn.v_bias": (dim,)})
+    return want

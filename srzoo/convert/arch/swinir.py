@@ -89,6 +89,8 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
         return None
     if "conv_first.weight" not in sd or "layers.0.residual_group.blocks.0.mlp.fc1.weight" not in sd:
         return None  # conv_first.1 (start_unshuffle): see the module docstring
+    if "layers.0.residual_group.overlap_attn.relative_position_bias_table" in sd:
+        return None  # HAT (srzoo.convert.arch.hat): SwinIR's keys and more
     if "patch_embed.norm.weight" not in sd or "norm.weight" not in sd:
         return None
     w0 = np.shape(sd["conv_first.weight"])
