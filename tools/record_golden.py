@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT and RGT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT and RCAN also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -117,6 +117,14 @@ def cases():
     rgt = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
     yield ("rgt_2x4-x2", rgt(embed_dim=96, split_size=[2, 4], depth=[3, 2], num_heads=[2, 2], mlp_ratio=2.0,
                              upscale=2, img_size=16), (), 3, 19)
+    # RCAN (OpenModelDB's rcan), spandrel's module: MeanShift-normalised x3, and the PixelUnshuffle
+    # variant at x1 on an odd side (padded to the unshuffle factor 4 in the graph: 13 -> 16)
+    from convert.test_arch_rcan import rcan_class
+
+    rc = rcan_class()
+    yield "rcan_norm-x3", rc(scale=3, n_resgroups=2, n_resblocks=2, n_feats=8, reduction=2), (), 3, 12
+    yield ("rcan_unshuffle-x1", rc(scale=1, n_resgroups=1, n_resblocks=2, n_feats=8, reduction=2, unshuffle_mod=True),
+           (), 3, 13)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
@@ -131,7 +139,8 @@ def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size
                             **{k: torch.from_numpy(v) for k, v in buffers.items()}}, strict=True)
     x = golden.probe(channels, size)
     with torch.no_grad():
-        y = module(torch.from_numpy(x), *extra).numpy().astype(np.float32)
+        # (a copy: RCAN's forward scales its input in place)
+        y = module(torch.from_numpy(x.copy()), *extra).numpy().astype(np.float32)
     meta = {"scale": int(extra[0]) if extra else None, "torch": torch.__version__,
             "module": type(module).__name__, "buffers": sorted(buffers), "gain": gain}
     out = golden.GOLDEN / f"{name}.npz"

@@ -385,3 +385,40 @@ def test_rgt_with_a_wrong_reference_weight_fails():
     assert a.name == "rgt" and conv.probe_error <= 1e-4 and conv.checked_against.endswith("on a 32x32 probe")
     with pytest.raises(check.VerificationFailed, match=r"^rgt test: converted graph differs .*\(allowed 0.001\)"):
         check.convert_arch(sd, a, "rgt test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+# ---------------------------------------------------------------- RCAN (channel attention, MeanShift, unshuffle)
+@pytest.mark.parametrize("name", ["rcan_norm-x3", "rcan_unshuffle-x1"])
+def test_rcan_with_a_wrong_reference_weight_fails(name):
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, g["meta"]["scale"])
+    conv = check.convert_arch(sd, a, "rcan test", ops=reference.NumpyOps())
+    assert a.name == "rcan" and conv.probe_error <= 1e-4
+    with pytest.raises(check.VerificationFailed, match=r"^rcan test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "rcan test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+def test_rcan_reference_without_the_channel_attention_fails(monkeypatch):
+    """A reference whose channel attention is the identity (sigmoid -> 1) while the graph has it is refused."""
+    import golden
+    from srzoo.convert import arch as archs
+    from srzoo.convert.arch import rcan
+
+    g = golden.load("rcan_norm-x3")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, 3)
+    onnx_bytes, _ = check.build(a.forward, sd, a, "rcan")
+    ops = reference.NumpyOps()
+
+    def ref(x):
+        return ops.output(a.forward(ops, sd, a, ops.input(x)))
+    assert check.compare(onnx_bytes, ref, 3, size=32, tol=1e-4, what="rcan") <= 1e-4
+    real = rcan._rcab
+    monkeypatch.setattr(rcan, "_rcab", lambda F, sd_, p, x: real(type("NoCA", (), {
+        "__getattr__": lambda s, n: getattr(F, n), "sigmoid": lambda s, t: F.affine(t, 0.0, 1.0)})(), sd_, p, x))
+    with pytest.raises(check.VerificationFailed, match=r"differs from the reference by .*\(allowed 0.001\)"):
+        check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="rcan")
