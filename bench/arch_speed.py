@@ -145,6 +145,35 @@ def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: i
     return sd
 
 
+def rcan_sd(feats: int = 64, groups: int = 10, blocks: int = 20, reduction: int = 16, scale: int = 2,
+            unshuffle: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """An RCAN state dict of the published shape (spandrel's key names, MeanShift included)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        sd[f"{prefix}.weight"] = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    sd: dict[str, np.ndarray] = {}
+    down = 4 // scale if unshuffle else 1
+    conv("sub_mean", 3, 3, 1)
+    conv("add_mean", 3, 3, 1)
+    conv("head.1" if unshuffle else "head.0", feats, 3 * down * down)
+    for g in range(groups):
+        for b in range(blocks):
+            p = f"body.{g}.body.{b}.body"
+            conv(f"{p}.0", feats, feats)
+            conv(f"{p}.2", feats, feats)
+            conv(f"{p}.3.conv_du.0", feats // reduction, feats, 1)
+            conv(f"{p}.3.conv_du.2", feats, feats // reduction, 1)
+        conv(f"body.{g}.body.{blocks}", feats, feats)
+    conv(f"body.{groups}", feats, feats)
+    for i in range({2: 1, 4: 2}[scale * down]):
+        conv(f"tail.0.{2 * i}", 4 * feats, feats)
+    conv("tail.1", 3, feats)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -155,6 +184,9 @@ MODELS = {
     "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
     # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
     "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
+    # RCAN (64 feats, 10 groups of 20 blocks, reduction 16: AnimeSharpV4), x2, and its PixelUnshuffle variant
+    "rcan 64nf 10nrg 20nrb x2": lambda: rcan_sd(),
+    "rcan 64nf 10nrg 20nrb x2 (PixelUnshuffle)": lambda: rcan_sd(unshuffle=True),
 }
 
 

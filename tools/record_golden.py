@@ -5,8 +5,8 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT and RCAN also need
-                                             # pip install --no-deps spandrel==0.4.2 einops
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, RCAN
+                                             # and SAFMN also need pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
 ``weights`` (NumPy PCG64, so the torch-free test regenerates the very same values
@@ -125,6 +125,12 @@ def cases():
     yield "rcan_norm-x3", rc(scale=3, n_resgroups=2, n_resblocks=2, n_feats=8, reduction=2), (), 3, 12
     yield ("rcan_unshuffle-x1", rc(scale=1, n_resgroups=1, n_resblocks=2, n_feats=8, reduction=2, unshuffle_mod=True),
            (), 3, 13)
+    # SAFMN and SAFMN-BCIE, spandrel's modules, at multiples of spandrel's size requirement (8; 16)
+    from convert.test_arch_safmn import classes as safmn_classes
+
+    safmn, bcie = safmn_classes()
+    yield "safmn_x2", safmn(dim=8, n_blocks=2, upscaling_factor=2), (), 3, 16
+    yield "safmn_bcie-u2", bcie(dim=8, n_blocks=1, num_layers=2, upscaling_factor=2), (), 3, 16
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
