@@ -529,6 +529,12 @@ class Graph:
         """NCHW -> [B, C, 1, 1], the mean over the pixels."""
         return self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)
 
+    # --- ops added by 22f ---
+    def sqrt(self, x: str) -> str:
+        """Elementwise square root."""
+        return self.node("Sqrt", [x])
+    # --- end 22f ---
+
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Run a serialized ONNX model with cv2.dnn on an NCHW float32 array."""

@@ -198,6 +198,11 @@ class TorchOps:
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return r.to(like.dtype).reshape(view).expand(shape)
 
+    # --- ops added by 22f ---
+    def sqrt(self, x: Any) -> Any:
+        return self.torch.sqrt(x)
+    # --- end 22f ---
+
 
 class NumpyOps:
     """The same operations in numpy (float64 accumulation); slow, for small probes only."""
@@ -428,6 +433,12 @@ class NumpyOps:
         r = np.arange(n, 0, -1.0) if reverse else np.arange(1.0, n + 1)
         view = [1, 1, n, 1] if axis == 2 else [1, 1, 1, n]
         return np.broadcast_to(r.reshape(view), (like.shape[0], 1, like.shape[2], like.shape[3]))
+
+    # --- ops added by 22f ---
+    def sqrt(self, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(x)
+    # --- end 22f ---
+
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""

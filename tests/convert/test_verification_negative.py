@@ -461,3 +461,18 @@ def test_safmn_reference_with_average_instead_of_max_pooling_fails(monkeypatch):
     monkeypatch.setattr(ops, "maxpool", avgpool)
     with pytest.raises(check.VerificationFailed, match=r"differs from the reference by .*\(allowed 0.001\)"):
         check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="safmn")
+
+
+# ---------------------------------------------------------------- SPSR (gradient branch, two RRDB trunks)
+def test_spsr_with_a_wrong_reference_weight_fails():
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("spsr_upconv-x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    sd.update({k: sd[a] for k, a in g["meta"]["alias"].items()})
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "spsr test", ops=reference.NumpyOps())
+    assert a.name == "spsr" and conv.probe_error <= 1e-4
+    with pytest.raises(check.VerificationFailed, match=r"^spsr test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "spsr test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
