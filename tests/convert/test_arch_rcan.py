@@ -104,6 +104,10 @@ def test_converted_graph_matches_spandrel(tmp_path, shared_dir, case):
     assert np.abs(got_ort - want).max() <= TOL
     got_cv = run_cv2(conv.onnx, x)
     assert np.abs(got_cv - want).max() <= TOL
+    ov = pytest.importorskip("openvino")  # last: a missing OpenVINO skips only this engine
+    core = ov.Core()
+    m = core.compile_model(core.read_model(conv.onnx, b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert np.abs(np.asarray(m(x)[0]) - want).max() <= TOL
 
 
 @pytest.mark.parametrize("case", ["norm-x4", "unshuffle-x1"])

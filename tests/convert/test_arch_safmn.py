@@ -113,6 +113,13 @@ def test_converted_graph_matches_spandrel(tmp_path, shared_dir, case):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(conv.onnx, providers=["CPUExecutionProvider"])
+    try:
+        import openvino as ov
+    except ImportError:
+        ov_run = None
+    else:
+        m = ov.Core().compile_model(ov.Core().read_model(conv.onnx, b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        ov_run = lambda x: np.asarray(m(x)[0])  # noqa: E731
     # a multiple of the requirement: the bare module; odd sides: spandrel's padded call
     for h, w in ((32, 48), (19, 23), (37, 29)):
         x = image(shared_dir, h, w)
@@ -126,6 +133,8 @@ def test_converted_graph_matches_spandrel(tmp_path, shared_dir, case):
         assert np.abs(got_ort - want).max() <= TOL, (h, w)
         got_cv = run_cv2(conv.onnx, x)
         assert np.abs(got_cv - want).max() <= TOL, (h, w)
+        if ov_run is not None:
+            assert np.abs(ov_run(x) - want).max() <= TOL, (h, w)
 
 
 def test_the_padding_matters(tmp_path, shared_dir):
