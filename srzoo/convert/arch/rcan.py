@@ -63,7 +63,8 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     for g in range(n_groups):
         for b in range(n_blocks):
             p = f"body.{g}.body.{b}.body"
-            if _shape(sd, f"{p}.0.weight") != (feats, feats, k, k) or _shape(sd, f"{p}.2.weight") != (feats, feats, k, k):
+            conv = (feats, feats, k, k)
+            if _shape(sd, f"{p}.0.weight") != conv or _shape(sd, f"{p}.2.weight") != conv:
                 return None
             du = _shape(sd, f"{p}.3.conv_du.0.weight")
             if du is None or du[1:] != (feats, 1, 1) or _shape(sd, f"{p}.3.conv_du.2.weight") != (feats, du[0], 1, 1):

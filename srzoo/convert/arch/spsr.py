@@ -87,7 +87,8 @@ def detect(sd: Mapping[str, np.ndarray], scale: int | None) -> Arch | None:
     if not _ups(sd, "b_module", 0 if mode == "pixelshuffle" else 1, nf, n_up, mode):
         return None
     shapes = {"model.0.weight": (nf, cin, 3, 3), f"model.{2 + 3 * n_up}.weight": (nf, nf, 3, 3),
-              "HR_conv0_new.0.weight": (nf, nf, 3, 3), "HR_conv1_new.0.weight": (nf, nf, 3, 3), "b_fea_conv.0.weight": (nf, cin, 3, 3),
+              "HR_conv0_new.0.weight": (nf, nf, 3, 3), "HR_conv1_new.0.weight": (nf, nf, 3, 3),
+              "b_fea_conv.0.weight": (nf, cin, 3, 3),
               **{f"b_concat_{k}.0.weight": (nf, 2 * nf, 3, 3) for k in (1, 2, 3, 4)},
               "b_LR_conv.0.weight": (nf, nf, 3, 3), f"b_module.{3 * n_up}.weight": (nf, nf, 3, 3),
               f"b_module.{3 * n_up + 2}.weight": (nf, nf, 3, 3), "f_concat.0.weight": (nf, 2 * nf, 3, 3),
