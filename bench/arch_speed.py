@@ -205,6 +205,97 @@ def swin2sr_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 
             sd[f"{p}.cpb_mlp.2.weight"] = rand(heads, 512)
             sd[f"{p}.relative_position_index"] = np.zeros((n, n), np.int64)  # its side gives the window
         sd[f"layers.{i}.residual_group.blocks.1.attn_mask"] = np.zeros((16, n, n), np.float32)  # marks: shifted
+def rcan_sd(feats: int = 64, groups: int = 10, blocks: int = 20, reduction: int = 16, scale: int = 2,
+            unshuffle: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """An RCAN state dict of the published shape (spandrel's key names, MeanShift included)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        sd[f"{prefix}.weight"] = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    sd: dict[str, np.ndarray] = {}
+    down = 4 // scale if unshuffle else 1
+    conv("sub_mean", 3, 3, 1)
+    conv("add_mean", 3, 3, 1)
+    conv("head.1" if unshuffle else "head.0", feats, 3 * down * down)
+    for g in range(groups):
+        for b in range(blocks):
+            p = f"body.{g}.body.{b}.body"
+            conv(f"{p}.0", feats, feats)
+            conv(f"{p}.2", feats, feats)
+            conv(f"{p}.3.conv_du.0", feats // reduction, feats, 1)
+            conv(f"{p}.3.conv_du.2", feats, feats // reduction, 1)
+        conv(f"body.{g}.body.{blocks}", feats, feats)
+    conv(f"body.{groups}", feats, feats)
+    for i in range({2: 1, 4: 2}[scale * down]):
+        conv(f"tail.0.{2 * i}", 4 * feats, feats)
+    conv("tail.1", 3, feats)
+    return sd
+
+
+def safmn_sd(dim: int = 36, blocks: int = 8, ffn: float = 2.0, scale: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A SAFMN state dict of the published shape (36 dim, 8 blocks, x4; spandrel's key names)."""
+    rng = np.random.default_rng(seed)
+    sd: dict[str, np.ndarray] = {}
+
+    def conv(prefix: str, cout: int, cin: int, k: int) -> None:
+        sd[f"{prefix}.weight"] = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    hidden, c = int(dim * ffn), dim // 4
+    conv("to_feat", dim, 3, 3)
+    for b in range(blocks):
+        p = f"feats.{b}"
+        for n in ("norm1", "norm2"):
+            sd[f"{p}.{n}.weight"], sd[f"{p}.{n}.bias"] = np.ones(dim, np.float32), np.zeros(dim, np.float32)
+        for i in range(4):
+            conv(f"{p}.safm.mfr.{i}", c, 1, 3)
+        conv(f"{p}.safm.aggr", dim, dim, 1)
+        conv(f"{p}.ccm.ccm.0", hidden, dim, 3)
+        conv(f"{p}.ccm.ccm.2", dim, hidden, 1)
+    conv("to_img.0", 3 * scale * scale, dim, 3)
+    return sd
+
+
+def spsr_sd(nf: int = 64, blocks: int = 23, gc: int = 32, scale: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """An SPSR state dict of the published shape (64nf, 23nb, upconv, x4; spandrel 0.2.2's key names)."""
+    rng = np.random.default_rng(seed)
+    sd: dict[str, np.ndarray] = {}
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        sd[f"{prefix}.weight"] = (0.5 * rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)
+                                  ).astype(np.float32)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    def rrdb(p: str, n: int) -> None:
+        for k in (1, 2, 3):
+            for j in range(1, 6):
+                conv(f"{p}.RDB{k}.conv{j}.0", gc if j < 5 else n, n + (j - 1) * gc)
+
+    ups = int(np.log2(scale))
+    conv("model.0", nf, 3)
+    for i in range(blocks):
+        rrdb(f"model.1.sub.{i}", nf)
+    conv(f"model.1.sub.{blocks}", nf, nf)
+    for i in range(ups):
+        conv(f"model.{3 + 3 * i}", nf, nf)
+        conv(f"b_module.{1 + 3 * i}", nf, nf)
+    conv(f"model.{2 + 3 * ups}", nf, nf)
+    sd["HR_conv0_new.0.weight"], sd["HR_conv0_new.0.bias"] = sd[f"model.{2 + 3 * ups}.weight"], \
+        sd[f"model.{2 + 3 * ups}.bias"]
+    conv("HR_conv1_new.0", nf, nf)
+    conv("b_fea_conv.0", nf, 3)
+    for k in (1, 2, 3, 4):
+        rrdb(f"b_block_{k}", 2 * nf)
+        conv(f"b_concat_{k}.0", nf, 2 * nf)
+    conv("b_LR_conv.0", nf, nf)
+    conv(f"b_module.{3 * ups}", nf, nf)
+    conv(f"b_module.{3 * ups + 2}", nf, nf)
+    rrdb("f_block", 2 * nf)
+    conv("f_concat.0", nf, 2 * nf)
+    conv("f_HR_conv0.0", nf, nf)
+    conv("f_HR_conv1.0", 3, nf)
     return sd
 
 
@@ -226,6 +317,12 @@ MODELS = {
     # pixelshuffledirect) x2
     "swin2sr-M 180dim 6x6 w8 x4 (pixelshuffle)": lambda: swin2sr_sd(),
     "swin2sr-S 60dim 4x6 w8 x2 (pixelshuffledirect)": lambda: swin2sr_sd(60, (6,) * 4, 6, 8, 2, "pixelshuffledirect"),
+    # RCAN (64 feats, 10 groups of 20 blocks, reduction 16: AnimeSharpV4), x2, and its PixelUnshuffle variant
+    "rcan 64nf 10nrg 20nrb x2": lambda: rcan_sd(),
+    "rcan 64nf 10nrg 20nrb x2 (PixelUnshuffle)": lambda: rcan_sd(unshuffle=True),
+    # SAFMN (36 dim, 8 blocks: the paper's model), x4; SPSR (64nf, 23 RRDBs, upconv: the catalogue's files), x4
+    "safmn 36dim 8nb x4": lambda: safmn_sd(),
+    "spsr 64nf 23nb x4 (upconv)": lambda: spsr_sd(),
 }
 
 

@@ -26,11 +26,11 @@ def root() -> Path:
     return Path(spec.origin).parent
 
 
-def load(rel: str, **provided: Any) -> dict[str, Any]:
-    """The namespace of spandrel's file ``rel`` (under spandrel/architectures/), with
-    ``from spandrel... import NAME`` (and relative ``from ..x import NAME``) lines
-    replaced by ``provided[NAME]``."""
-    path = root() / "architectures" / rel
+def load(rel: str, base: Path | None = None, **provided: Any) -> dict[str, Any]:
+    """The namespace of spandrel's file ``rel`` (under spandrel/architectures/ of the installed
+    package, or of ``base``, an unpacked older release), with ``from spandrel... import NAME``
+    (and relative ``from ..x import NAME``) lines replaced by ``provided[NAME]``."""
+    path = (base if base is not None else root()) / "architectures" / rel
     src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
                  path.read_text(), flags=re.M).replace(".cuda()", "")
 
@@ -44,3 +44,22 @@ def load(rel: str, **provided: Any) -> dict[str, Any]:
     ns: dict[str, Any] = {"__name__": f"spandrel_ref_{path.stem}", **provided}
     exec(compile(src, str(path), "exec"), ns)
     return ns
+
+
+def old_release(version: str, folder: Path) -> Path:
+    """The ``spandrel`` package folder of an older release (one that still has an architecture
+    0.4.2 dropped), downloaded from PyPI by pip into ``folder`` and unpacked there (never
+    imported as a package: its files are read with :func:`load`); skips where pip cannot get it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    pytest.importorskip("torch", reason="parity with spandrel needs torch")
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"spandrel=={version}",
+                          "-d", str(folder)], capture_output=True, text=True, timeout=300)
+    wheels = sorted(folder.glob(f"spandrel-{version}-*.whl"))
+    if got.returncode or not wheels:
+        pytest.skip(f"spandrel {version} could not be downloaded by pip: {got.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as z:
+        z.extractall(folder / "unpacked")
+    return folder / "unpacked" / "spandrel"

@@ -5,8 +5,9 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR:
-                                             # pip install --no-deps spandrel==0.4.2 einops
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR,
+                                             # RCAN and SAFMN also need pip install --no-deps spandrel==0.4.2 einops;
+                                             # SPSR downloads spandrel 0.2.2's wheel with pip (not installed)
 
 Each network is small and random: the parameters come from tests/golden.py's
 ``weights`` (NumPy PCG64, so the torch-free test regenerates the very same values
@@ -135,6 +136,30 @@ def cases():
                                          resi_connection="3conv"), (), 3, 11)
     yield ("swin2sr_none-x1-w7", s2(**sbase, img_size=14, window_size=7, upscale=1, upsampler="", img_range=255.0),
            (), 3, 13, 0.5)
+    # RCAN (OpenModelDB's rcan), spandrel's module: MeanShift-normalised x3, and the PixelUnshuffle
+    # variant at x1 on an odd side (padded to the unshuffle factor 4 in the graph: 13 -> 16)
+    from convert.test_arch_rcan import rcan_class
+
+    rc = rcan_class()
+    yield "rcan_norm-x3", rc(scale=3, n_resgroups=2, n_resblocks=2, n_feats=8, reduction=2), (), 3, 12
+    yield ("rcan_unshuffle-x1", rc(scale=1, n_resgroups=1, n_resblocks=2, n_feats=8, reduction=2, unshuffle_mod=True),
+           (), 3, 13)
+    # SAFMN and SAFMN-BCIE, spandrel's modules, at multiples of spandrel's size requirement (8; 16)
+    from convert.test_arch_safmn import classes as safmn_classes
+
+    safmn, bcie = safmn_classes()
+    yield "safmn_x2", safmn(dim=8, n_blocks=2, upscaling_factor=2), (), 3, 16
+    yield "safmn_bcie-u2", bcie(dim=8, n_blocks=1, num_layers=2, upscaling_factor=2), (), 3, 16
+    # SPSR, spandrel 0.2.2's module (its last release with SPSR; pip downloads the wheel into a
+    # temporary folder), upconv x2 and pixelshuffle x4, odd sides
+    import tempfile
+
+    from convert.test_arch_spsr import RELEASE, spsr_from
+
+    spsr = spsr_from(spandrel_src.old_release(RELEASE, Path(tempfile.mkdtemp(prefix="srzoo-spandrel-"))))
+    yield "spsr_upconv-x2", spsr(in_nc=3, out_nc=3, num_filters=8, num_blocks=20, upscale=2), (), 3, 11, 0.5
+    yield ("spsr_pixelshuffle-x4", spsr(in_nc=3, out_nc=3, num_filters=8, num_blocks=20, upscale=4,
+                                        upsample_mode="pixelshuffle"), (), 3, 9, 0.5)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
@@ -144,14 +169,22 @@ def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size
     sd = module.state_dict()
     spec = [(k, list(v.shape)) for k, v in sd.items() if k in params]
     w = golden.weights(spec, gain=gain)
-    buffers = {k: v.numpy() for k, v in sd.items() if k not in params}
+    # a parameter registered under two names (SPSR's HR_conv0_new is also model.<n>) is one
+    # weight: its second name is stored with the first's new value, not as a buffer of its own
+    named = {v.data_ptr(): k for k, v in sd.items() if k in params}
+    alias = {k: named[v.data_ptr()] for k, v in sd.items() if k not in params and v.data_ptr() in named}
+    buffers = {k: v.numpy() for k, v in sd.items() if k not in params and k not in alias}
     module.load_state_dict({**{k: torch.from_numpy(v) for k, v in w.items()},
+                            **{k: torch.from_numpy(w[a]) for k, a in alias.items()},
                             **{k: torch.from_numpy(v) for k, v in buffers.items()}}, strict=True)
     x = golden.probe(channels, size)
     with torch.no_grad():
-        y = module(torch.from_numpy(x), *extra).numpy().astype(np.float32)
+        # (a copy: RCAN's forward scales its input in place)
+        y = module(torch.from_numpy(x.copy()), *extra).numpy().astype(np.float32)
     meta = {"scale": int(extra[0]) if extra else None, "torch": torch.__version__,
             "module": type(module).__name__, "buffers": sorted(buffers), "gain": gain}
+    if alias:
+        meta["alias"] = alias
     out = golden.GOLDEN / f"{name}.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, spec=np.array(json.dumps(spec)), meta=np.array(json.dumps(meta)), x=x, y=y,

@@ -567,6 +567,11 @@ class Graph:
         return self.node("Resize", [x, "", "", sizes], mode="cubic", cubic_coeff_a=-0.75,
                          coordinate_transformation_mode="half_pixel")
     # --- end 22d ---
+    # --- ops added by 22f ---
+    def sqrt(self, x: str) -> str:
+        """Elementwise square root."""
+        return self.node("Sqrt", [x])
+    # --- end 22f ---
 
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:

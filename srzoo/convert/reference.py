@@ -208,6 +208,10 @@ class TorchOps:
         return self.F.interpolate(x, size=(like.shape[2] * scale, like.shape[3] * scale), mode="bicubic",
                                   align_corners=False)
     # --- end 22d ---
+    # --- ops added by 22f ---
+    def sqrt(self, x: Any) -> Any:
+        return self.torch.sqrt(x)
+    # --- end 22f ---
 
 
 class NumpyOps:
@@ -452,6 +456,11 @@ class NumpyOps:
         return np.einsum("oh,nchw,pw->ncop", _cubic_matrix(h, oh, oh / h), x, _cubic_matrix(w, ow, ow / w),
                          optimize=True)
     # --- end 22d ---
+    # --- ops added by 22f ---
+    def sqrt(self, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(x)
+    # --- end 22f ---
+
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""

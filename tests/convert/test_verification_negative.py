@@ -436,3 +436,92 @@ def test_swin2sr_with_dot_product_attention_in_the_graph_fails(tmp_path, monkeyp
     monkeypatch.setattr(Graph, "l2_normalize", lambda self, t, eps=1e-12: t)
     with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
         converter_for("safetensors").convert(path, None, {})
+# ---------------------------------------------------------------- RCAN (channel attention, MeanShift, unshuffle)
+@pytest.mark.parametrize("name", ["rcan_norm-x3", "rcan_unshuffle-x1"])
+def test_rcan_with_a_wrong_reference_weight_fails(name):
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, g["meta"]["scale"])
+    conv = check.convert_arch(sd, a, "rcan test", ops=reference.NumpyOps())
+    assert a.name == "rcan" and conv.probe_error <= 1e-4
+    with pytest.raises(check.VerificationFailed, match=r"^rcan test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "rcan test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+def test_rcan_reference_without_the_channel_attention_fails(monkeypatch):
+    """A reference whose channel attention is the identity (sigmoid -> 1) while the graph has it is refused."""
+    import golden
+    from srzoo.convert import arch as archs
+    from srzoo.convert.arch import rcan
+
+    g = golden.load("rcan_norm-x3")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, 3)
+    onnx_bytes, _ = check.build(a.forward, sd, a, "rcan")
+    ops = reference.NumpyOps()
+
+    def ref(x):
+        return ops.output(a.forward(ops, sd, a, ops.input(x)))
+    assert check.compare(onnx_bytes, ref, 3, size=32, tol=1e-4, what="rcan") <= 1e-4
+    real = rcan._rcab
+    monkeypatch.setattr(rcan, "_rcab", lambda F, sd_, p, x: real(type("NoCA", (), {
+        "__getattr__": lambda s, n: getattr(F, n), "sigmoid": lambda s, t: F.affine(t, 0.0, 1.0)})(), sd_, p, x))
+    with pytest.raises(check.VerificationFailed, match=r"differs from the reference by .*\(allowed 0.001\)"):
+        check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="rcan")
+
+
+# ---------------------------------------------------------------- SAFMN (pooled levels, channels-first LayerNorm)
+@pytest.mark.parametrize("name", ["safmn_x2", "safmn_bcie-u2"])
+def test_safmn_with_a_wrong_reference_weight_fails(name):
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load(name)
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, g["meta"]["scale"])
+    conv = check.convert_arch(sd, a, "safmn test", ops=reference.NumpyOps())
+    assert a.name.startswith("safmn") and conv.probe_error <= 1e-4
+    with pytest.raises(check.VerificationFailed, match=r"^safmn test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "safmn test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+def test_safmn_reference_with_average_instead_of_max_pooling_fails(monkeypatch):
+    """The check sees SAFM's pooled levels: a reference that averages where the graph takes the
+    maximum is refused."""
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("safmn_x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    a = archs.detect(sd, 2)
+    onnx_bytes, _ = check.build(a.forward, sd, a, "safmn")
+    ops = reference.NumpyOps()
+
+    def ref(x):
+        return ops.output(a.forward(ops, sd, a, ops.input(x)))
+    assert check.compare(onnx_bytes, ref, 3, size=32, tol=1e-4, what="safmn") <= 1e-4
+
+    def avgpool(x, k, stride):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // k, k, w // k, k).mean((3, 5))
+    monkeypatch.setattr(ops, "maxpool", avgpool)
+    with pytest.raises(check.VerificationFailed, match=r"differs from the reference by .*\(allowed 0.001\)"):
+        check.compare(onnx_bytes, ref, 3, size=32, tol=1e-3, what="safmn")
+
+
+# ---------------------------------------------------------------- SPSR (gradient branch, two RRDB trunks)
+def test_spsr_with_a_wrong_reference_weight_fails():
+    import golden
+    from srzoo.convert import arch as archs
+
+    g = golden.load("spsr_upconv-x2")
+    sd = golden.weights(g["spec"], gain=g["meta"]["gain"])
+    sd.update({k: sd[a] for k, a in g["meta"]["alias"].items()})
+    a = archs.detect(sd, 2)
+    conv = check.convert_arch(sd, a, "spsr test", ops=reference.NumpyOps())
+    assert a.name == "spsr" and conv.probe_error <= 1e-4
+    with pytest.raises(check.VerificationFailed, match=r"^spsr test: converted graph differs .*\(allowed 0.001\)"):
+        check.convert_arch(sd, a, "spsr test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
