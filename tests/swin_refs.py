@@ -43,3 +43,10 @@ def randomise(net: Any, seed: int) -> Any:
 
 def drct_class() -> Any:
     return spandrel_src.load("DRCT/__arch/drct_arch.py", **_common())["DRCT"]
+
+
+def srformer_class() -> Any:
+    """SRFormer, from spandrel-extra-arches (not in spandrel 0.4.2 itself)."""
+    c = _common()
+    return spandrel_src.load_extra("SRFormer/__arch/SRFormer.py", to_2tuple=c["to_2tuple"],
+                                   trunc_normal_=c["trunc_normal_"])["SRFormer"]
