@@ -145,6 +145,30 @@ def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: i
     return sd
 
 
+def srformer_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 22, scale: int = 4,
+                upsampler: str = "pixelshuffle", seed: int = 0) -> dict[str, np.ndarray]:
+    """An SRFormer state dict of a published shape (spandrel-extra-arches' key names; mlp ratio 2,
+    shifted windows): SwinIR's trunk with permuted self-attention (q, kv) and a ConvFFN."""
+    rng = np.random.default_rng(seed + 1)
+    sd = swinir_sd(dim, depths, heads, ws, scale, upsampler, seed=seed)
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    for i, d in enumerate(depths):
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}"
+            del sd[f"{p}.attn.qkv.weight"], sd[f"{p}.attn.qkv.bias"]
+            sd[f"{p}.attn.q.weight"], sd[f"{p}.attn.q.bias"] = rand(dim, dim), np.zeros(dim, np.float32)
+            sd[f"{p}.attn.kv.weight"], sd[f"{p}.attn.kv.bias"] = rand(dim // 2, dim), np.zeros(dim // 2, np.float32)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((ws - 1) ** 2, heads)
+            sd[f"{p}.mlp.dwconv.depthwise_conv.0.weight"] = rand(2 * dim, 1, 5, 5)
+            sd[f"{p}.mlp.dwconv.depthwise_conv.0.bias"] = np.zeros(2 * dim, np.float32)
+    sd["layers.0.residual_group.blocks.1.attn_mask"] = np.zeros((9, ws * ws, ws * ws // 4), np.float32)  # shifted
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -155,6 +179,11 @@ MODELS = {
     "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
     # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
     "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
+    # SRFormer (classical: 180 dim, 6x6 blocks, 6 heads, window 22, pixelshuffle) and SRFormer-light (60 dim,
+    # 4x6 blocks, window 16, pixelshuffledirect), x4
+    "srformer 180dim 6x6 w22 x4 (pixelshuffle)": lambda: srformer_sd(),
+    "srformer-light 60dim 4x6 w16 x4 (pixelshuffledirect)": lambda: srformer_sd(60, (6,) * 4, 6, 16, 4,
+                                                                                "pixelshuffledirect"),
 }
 
 
