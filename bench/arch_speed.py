@@ -4,7 +4,7 @@ Builds the ONNX of a randomly initialised network of the published shape (weight
 not change the speed) with srzoo's converter code, then runs it on ONNX Runtime (CPU),
 OpenVINO (CPU) and cv2.dnn where each can import it, on the same input, in one run:
 
-    python bench/arch_speed.py [--size 128] [--repeat 3] [--only omnisr]
+    python bench/arch_speed.py [--size 128] [--repeat 3] [--only omnisr] [--engines onnxruntime,openvino]
 
 Prints a Markdown table: seconds per input megapixel (median of ``--repeat`` runs after
 one warm-up) and each engine's time relative to ONNX Runtime. Numbers depend on the
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="only the models whose name contains this (e.g. omnisr)")
+    ap.add_argument("--engines", default="", help="only these engines, comma-separated (onnxruntime,openvino,cv2.dnn)")
     args = ap.parse_args(argv)
     x = np.random.default_rng(1).random((1, 3, args.size, args.size), dtype=np.float32)
     mp = args.size * args.size / 1e6
@@ -243,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             path.write_bytes(onnx_bytes)
             base = None
             for eng, fn in engines(onnx_bytes, path).items():
+                if args.engines and eng not in args.engines.split(","):
+                    continue
                 if isinstance(fn, str):
                     print(f"| {name} | {eng} | {fn} | |")
                     continue
