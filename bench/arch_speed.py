@@ -4,7 +4,7 @@ Builds the ONNX of a randomly initialised network of the published shape (weight
 not change the speed) with srzoo's converter code, then runs it on ONNX Runtime (CPU),
 OpenVINO (CPU) and cv2.dnn where each can import it, on the same input, in one run:
 
-    python bench/arch_speed.py [--size 128] [--repeat 3] [--only omnisr]
+    python bench/arch_speed.py [--size 128] [--repeat 3] [--only omnisr] [--engines onnxruntime,openvino]
 
 Prints a Markdown table: seconds per input megapixel (median of ``--repeat`` runs after
 one warm-up) and each engine's time relative to ONNX Runtime. Numbers depend on the
@@ -299,6 +299,30 @@ def spsr_sd(nf: int = 64, blocks: int = 23, gc: int = 32, scale: int = 4, seed: 
     return sd
 
 
+def srformer_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 22, scale: int = 4,
+                upsampler: str = "pixelshuffle", seed: int = 0) -> dict[str, np.ndarray]:
+    """An SRFormer state dict of a published shape (spandrel-extra-arches' key names; mlp ratio 2,
+    shifted windows): SwinIR's trunk with permuted self-attention (q, kv) and a ConvFFN."""
+    rng = np.random.default_rng(seed + 1)
+    sd = swinir_sd(dim, depths, heads, ws, scale, upsampler, seed=seed)
+
+    def rand(*shape: int) -> np.ndarray:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    for i, d in enumerate(depths):
+        for j in range(d):
+            p = f"layers.{i}.residual_group.blocks.{j}"
+            del sd[f"{p}.attn.qkv.weight"], sd[f"{p}.attn.qkv.bias"]
+            sd[f"{p}.attn.q.weight"], sd[f"{p}.attn.q.bias"] = rand(dim, dim), np.zeros(dim, np.float32)
+            sd[f"{p}.attn.kv.weight"], sd[f"{p}.attn.kv.bias"] = rand(dim // 2, dim), np.zeros(dim // 2, np.float32)
+            sd[f"{p}.attn.relative_position_bias_table"] = rand((ws - 1) ** 2, heads)
+            sd[f"{p}.mlp.dwconv.depthwise_conv.0.weight"] = rand(2 * dim, 1, 5, 5)
+            sd[f"{p}.mlp.dwconv.depthwise_conv.0.bias"] = np.zeros(2 * dim, np.float32)
+    sd["layers.0.residual_group.blocks.1.attn_mask"] = np.zeros((9, ws * ws, ws * ws // 4), np.float32)  # shifted
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -323,6 +347,11 @@ MODELS = {
     # SAFMN (36 dim, 8 blocks: the paper's model), x4; SPSR (64nf, 23 RRDBs, upconv: the catalogue's files), x4
     "safmn 36dim 8nb x4": lambda: safmn_sd(),
     "spsr 64nf 23nb x4 (upconv)": lambda: spsr_sd(),
+    # SRFormer (classical: 180 dim, 6x6 blocks, 6 heads, window 22, pixelshuffle) and SRFormer-light (60 dim,
+    # 4x6 blocks, window 16, pixelshuffledirect), x4
+    "srformer 180dim 6x6 w22 x4 (pixelshuffle)": lambda: srformer_sd(),
+    "srformer-light 60dim 4x6 w16 x4 (pixelshuffledirect)": lambda: srformer_sd(60, (6,) * 4, 6, 16, 4,
+                                                                                "pixelshuffledirect"),
 }
 
 
@@ -362,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="only the models whose name contains this (e.g. omnisr)")
+    ap.add_argument("--engines", default="", help="only these engines, comma-separated (onnxruntime,openvino,cv2.dnn)")
     args = ap.parse_args(argv)
     x = np.random.default_rng(1).random((1, 3, args.size, args.size), dtype=np.float32)
     mp = args.size * args.size / 1e6
@@ -382,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             path.write_bytes(onnx_bytes)
             base = None
             for eng, fn in engines(onnx_bytes, path).items():
+                if args.engines and eng not in args.engines.split(","):
+                    continue
                 if isinstance(fn, str):
                     print(f"| {name} | {eng} | {fn} | |")
                     continue

@@ -18,11 +18,16 @@ from typing import Any
 import pytest
 
 
-def root() -> Path:
+#: the packages whose architecture files are read, and how to install them
+PACKAGES = {"spandrel": "pip install --no-deps spandrel==0.4.2 einops",
+            "spandrel_extra_arches": "pip install --no-deps spandrel-extra-arches==0.2.0"}
+
+
+def root(package: str = "spandrel") -> Path:
     pytest.importorskip("torch", reason="parity with spandrel needs torch")
-    spec = importlib.util.find_spec("spandrel")
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        pytest.skip("spandrel is not installed (pip install --no-deps spandrel==0.4.2 einops)")
+        pytest.skip(f"{package} is not installed ({PACKAGES[package]})")
     return Path(spec.origin).parent
 
 
@@ -30,7 +35,16 @@ def load(rel: str, base: Path | None = None, **provided: Any) -> dict[str, Any]:
     """The namespace of spandrel's file ``rel`` (under spandrel/architectures/ of the installed
     package, or of ``base``, an unpacked older release), with ``from spandrel... import NAME``
     (and relative ``from ..x import NAME``) lines replaced by ``provided[NAME]``."""
-    path = (base if base is not None else root()) / "architectures" / rel
+    return _load((base if base is not None else root()) / "architectures" / rel, rel, provided)
+
+
+def load_extra(rel: str, **provided: Any) -> dict[str, Any]:
+    """As :func:`load`, for a file of spandrel-extra-arches (SRFormer: spandrel's companion
+    package for the architectures outside spandrel itself)."""
+    return _load(root("spandrel_extra_arches") / "architectures" / rel, rel, provided)
+
+
+def _load(path: Path, rel: str, provided: dict[str, Any]) -> dict[str, Any]:
     src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
                  path.read_text(), flags=re.M).replace(".cuda()", "")
 

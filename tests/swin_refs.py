@@ -53,3 +53,10 @@ def hat_class() -> Any:
 
 def swin2sr_class() -> Any:
     return spandrel_src.load("Swin2SR/__arch/Swin2SR.py", **_common())["Swin2SR"]
+
+
+def srformer_class() -> Any:
+    """SRFormer, from spandrel-extra-arches (not in spandrel 0.4.2 itself)."""
+    c = _common()
+    return spandrel_src.load_extra("SRFormer/__arch/SRFormer.py", to_2tuple=c["to_2tuple"],
+                                   trunc_normal_=c["trunc_normal_"])["SRFormer"]

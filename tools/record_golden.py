@@ -7,6 +7,7 @@ needs a reason in the commit message):
 
     python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR,
                                              # RCAN and SAFMN also need pip install --no-deps spandrel==0.4.2 einops;
+                                             # SRFormer also spandrel-extra-arches==0.2.0;
                                              # SPSR downloads spandrel 0.2.2's wheel with pip (not installed)
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -160,6 +161,18 @@ def cases():
     yield "spsr_upconv-x2", spsr(in_nc=3, out_nc=3, num_filters=8, num_blocks=20, upscale=2), (), 3, 11, 0.5
     yield ("spsr_pixelshuffle-x4", spsr(in_nc=3, out_nc=3, num_filters=8, num_blocks=20, upscale=4,
                                         upsample_mode="pixelshuffle"), (), 3, 9, 0.5)
+    # SRFormer, spandrel-extra-arches' module (pip install --no-deps spandrel-extra-arches==0.2.0): every
+    # upsampler, 1conv/3conv, windows 4, 6 (odd half-shift) and 8, shifted and unshifted (img_size <= window)
+    sf = swin_refs.srformer_class()
+    fbase = dict(embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2.0)
+    yield "srformer_ps-x2-w4", sf(**fbase, img_size=8, window_size=4, upscale=2, upsampler="pixelshuffle"), (), 3, 13
+    yield ("srformer_psd-x3-3conv-w6", sf(**fbase, img_size=12, window_size=6, upscale=3,
+                                          upsampler="pixelshuffledirect", resi_connection="3conv"), (), 3, 11)
+    yield ("srformer_nc-x4-w4-nobias", sf(embed_dim=12, depths=[2, 1], num_heads=[2, 3], mlp_ratio=2.0, img_size=8,
+                                          window_size=4, upscale=4, upsampler="nearest+conv", qkv_bias=False),
+           (), 3, 9)
+    yield ("srformer_none-x1-w8-unshifted", sf(**fbase, img_size=8, window_size=8, upscale=1, upsampler=""),
+           (), 3, 13, 0.5)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

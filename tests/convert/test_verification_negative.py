@@ -321,6 +321,43 @@ def test_drct_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
         converter_for("safetensors").convert(path, None, {})
 
 
+def test_srformer_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 2.9e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 2.4e-2 (24x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "srformer_ps-x2-w4")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "srformer" and conv.info["shift"] == 2 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
+def test_srformer_with_one_wrong_key_weight_in_the_graph_fails(tmp_path, monkeypatch):
+    """One row of the first permuted attention's ``kv`` weight (the keys' MatMul initializer,
+    of shape (dim, dim/4)) moved by 0.5 in the emitted ONNX: the check must see it
+    (measured: the probe error goes from 2.9e-6 to 1.6e-2, 16x the 1e-3 tolerance)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = _swinir_safetensors(tmp_path, "srformer_ps-x2-w4")
+    real = check.build
+
+    def one_weight_off(*a: Any, **k: Any) -> tuple[bytes, int]:
+        data, params = real(*a, **k)
+        m = onnx.load_from_string(data)
+        matmul_w = {n.input[1] for n in m.graph.node if n.op_type == "MatMul"}
+        init = next(t for t in m.graph.initializer if t.name in matmul_w and tuple(t.dims) == (12, 3))
+        w = numpy_helper.to_array(init).copy()
+        w[0] += 5.0
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+        return m.SerializeToString(), params
+
+    monkeypatch.setattr(check, "build", one_weight_off)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached"):
+        converter_for("safetensors").convert(path, None, {})
+
+
 # ---------------------------------------------------------------- DAT (windows, masks, position bias)
 def _dat_golden():
     import golden

@@ -802,3 +802,48 @@ def test_swin2sr_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_
     ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
     assert out.shape == (46, 62, 3)
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu", "opencv:cpu"])
+def test_srformer_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env, backend):
+    """An SRFormer .pth (random weights, saved by torch; window 8, shifted, on a 23x31 crop, so
+    the graph pads and crops) through omdb with a pinned record's size tags: listed as runnable,
+    converted, upscaled on each engine and equal to spandrel-extra-arches' SRFormer to one grey
+    level (cv2.dnn 4.x: one line naming the other engines)."""
+    torch = pytest.importorskip("torch")
+    if backend.startswith("openvino"):
+        pytest.importorskip("openvino")
+    import swin_refs as sw
+
+    net = sw.randomise(sw.srformer_class()(img_size=32, embed_dim=24, depths=[2, 2], num_heads=[2, 3],
+                                           window_size=8, mlp_ratio=2.0, upscale=2, upsampler="pixelshuffle"), 3)
+    with torch.no_grad():  # an output in [0.1, 0.9]: a small last conv around mid-grey
+        net.conv_last.weight.mul_(0.15)
+        net.conv_last.bias.fill_(0.0)
+    f = omdb.folder / "2x-srformer-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"2x-srzoo-test-srformer": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                           hashlib.sha256(data).hexdigest(),
+                                           ["https://example.org/2x-srformer-test.pth"], scale=2,
+                                           size=["base model", "img_size: 48", "window_size: 22"],
+                                           architecture="srformer")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:2x-srzoo-test-srformer"]["runnable"] == "yes"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    try:
+        out = srzoo.upscale(img, "omdb:2x-srzoo-test-srformer", 2, backend=backend)
+    except srzoo.SrzooError as e:
+        assert backend == "opencv:cpu" and cv2.__version__.startswith("4.")
+        msg = str(e)
+        assert "\n" not in msg and "onnxruntime:cpu" in msg and "openvino:cpu" in msg
+        return
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (46, 62, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    rec = json.loads(next((srzoo_env / "derived").glob("omdb-2x-srzoo-test-srformer-x2-*/record.json")).read_text())
+    assert rec["info"]["arch"] == "srformer" and rec["info"]["window"] == 8 and rec["info"]["shift"] == 4
