@@ -31,7 +31,7 @@ def load(rel: str, **provided: Any) -> dict[str, Any]:
     ``from spandrel... import NAME`` (and relative ``from ..x import NAME``) lines
     replaced by ``provided[NAME]``."""
     path = root() / "architectures" / rel
-    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
+    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda **_: (lambda c: c)",
                  path.read_text(), flags=re.M).replace(".cuda()", "")
 
     def dep(m: re.Match) -> str:

@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT and RGT also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT and Real-CUGAN also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -117,6 +117,13 @@ def cases():
     rgt = spandrel_src.load("RGT/__arch/rgt.py", DropPath=DropPath)["RGT"]
     yield ("rgt_2x4-x2", rgt(embed_dim=96, split_size=[2, 4], depth=[3, 2], num_heads=[2, 2], mlp_ratio=2.0,
                              upscale=2, img_size=16), (), 3, 19)
+    # Real-CUGAN (OpenModelDB's real-cugan / cugan), spandrel's module: 2x, 3x (pro), 4x and the fast
+    # 2x; odd sides, which the graph reflect-pads (and rounds up to the variant's multiple) and crops
+    cu = spandrel_src.load("RealCUGAN/__arch/upcunet_v3.py")
+    yield "realcugan_2x", cu["UpCunet2x"](in_channels=3, out_channels=3), (), 3, 21
+    yield "realcugan_3x-pro", cu["UpCunet3x"](in_channels=3, out_channels=3, pro=True), (), 3, 19
+    yield "realcugan_4x", cu["UpCunet4x"](in_channels=3, out_channels=3), (), 3, 23
+    yield "realcugan_2x-fast", cu["UpCunet2x_fast"](in_channels=3, out_channels=3), (), 3, 44
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
