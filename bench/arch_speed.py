@@ -145,6 +145,27 @@ def drct_sd(dim: int = 180, groups: int = 6, heads: int = 6, ws: int = 16, gc: i
     return sd
 
 
+def realcugan_sd(variant: str = "2x", pro: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """A Real-CUGAN (UpCunet) state dict of 3 channels in and out, at the shapes
+    srzoo.convert.arch.realcugan checks (the networks have no size options)."""
+    from srzoo.convert.arch import realcugan
+
+    rng = np.random.default_rng(seed)
+    c = 12 if variant == "2x-fast" else 3
+    wide = variant in ("4x", "2x-fast")
+    bottom1 = (64, 64 if wide else 3, 5 if variant == "3x" else 4, 5 if variant == "3x" else 4)
+    shapes = {**{f"unet1.{k}": v for k, v in realcugan._unet_shapes(c, 64 if wide else 3, bottom1, False).items()},
+              **{f"unet2.{k}": v for k, v in realcugan._unet_shapes(64 if wide else 3, 64 if wide else 3,
+                                                                      (64 if wide else 3, 64, 3, 3), True).items()}}
+    if wide:
+        shapes.update({"conv_final.weight": (12, 64, 3, 3), "conv_final.bias": (12,)})
+    sd = {k: (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]) if len(v) > 1 else 1) * (1 if len(v) > 1 else 0.01))
+          .astype(np.float32) for k, v in shapes.items()}
+    if pro:
+        sd["pro"] = np.zeros(1, np.float32)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -155,6 +176,11 @@ MODELS = {
     "swinir-S 60dim 4x6 w8 x4 (pixelshuffledirect)": lambda: swinir_sd(60, (6,) * 4, 6, 8, 4, "pixelshuffledirect"),
     # DRCT (180 dim, 6 groups of 5 blocks, growth 32, window 16), x4
     "drct 180dim 6 groups w16 x4": lambda: drct_sd(),
+    # Real-CUGAN (UpCunet: no size options), each scale and the fast 2x
+    "realcugan 2x": lambda: realcugan_sd("2x"),
+    "realcugan 3x": lambda: realcugan_sd("3x"),
+    "realcugan 4x (pro)": lambda: realcugan_sd("4x", pro=True),
+    "realcugan 2x fast": lambda: realcugan_sd("2x-fast"),
 }
 
 

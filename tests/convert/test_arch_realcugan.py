@@ -95,7 +95,12 @@ def test_converted_graph_matches_spandrel(tmp_path, shared_dir, case):
         assert want.shape == (1, 3, h * s, w * s) and want.std() > 0.05  # a real signal
         assert np.abs(sess.run(None, {"input": x})[0] - want).max() <= TOL
         assert np.abs(openvino_f32(conv.onnx, x) - want).max() <= TOL
-        assert np.abs(run_cv2(conv.onnx, x) - want).max() <= TOL
+        try:
+            got_cv = run_cv2(conv.onnx, x)
+        except cv2.error:  # OpenCV 4.x's importer cannot take the run-time shapes of the padding
+            assert cv2.__version__.startswith("4."), f"OpenCV {cv2.__version__} cannot import Real-CUGAN"
+        else:
+            assert np.abs(got_cv - want).max() <= TOL
 
 
 def test_fast_variant_runs_at_any_size(tmp_path, shared_dir):
@@ -199,7 +204,12 @@ def test_upscaler_runs_the_converted_graph_on_the_engines(tmp_path, shared_dir, 
     monkeypatch.setenv("SRZOO_REGISTRY", str(manifest))
     monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
     bgr = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[70:95, 50:83]
-    out = srzoo.Upscaler("cugan-standin", 4, backend=backend, tile=0)(bgr)
+    try:
+        out = srzoo.Upscaler("cugan-standin", 4, backend=backend, tile=0)(bgr)
+    except srzoo.SrzooError as e:  # cv2.dnn 4.x: one line naming the engines that run it
+        assert backend == "opencv:cpu" and cv2.__version__.startswith("4.")
+        assert "\n" not in str(e) and "onnxruntime:cpu" in str(e)
+        return
     x = (bgr[:, :, ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()[0].transpose(1, 2, 0)[:, :, ::-1]

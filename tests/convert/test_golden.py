@@ -35,7 +35,7 @@ REL_TOL = 1e-4
 #: the architecture name a conversion reports, where it is not the golden's prefix
 REPORTED_AS = {"plksr": {"plksr", "realplksr"}}
 #: families whose graphs compute shapes at run time (OpenCV 5 imports them, 4.x does not)
-RUNTIME_SHAPES = {"dat", "rgt"}
+RUNTIME_SHAPES = {"dat", "rgt", "realcugan"}
 
 
 def state_dict(g: dict) -> dict[str, np.ndarray]:
