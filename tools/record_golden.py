@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT and Real-CUGAN also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, Real-CUGAN and MoSR also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -124,6 +124,12 @@ def cases():
     yield "realcugan_3x-pro", cu["UpCunet3x"](in_channels=3, out_channels=3, pro=True), (), 3, 19
     yield "realcugan_4x", cu["UpCunet4x"](in_channels=3, out_channels=3), (), 3, 23
     yield "realcugan_2x-fast", cu["UpCunet2x_fast"](in_channels=3, out_channels=3), (), 3, 44
+    # MoSR (OpenModelDB's mosr), spandrel's module: each upsampler (pixel shuffle, geo-ensemble, DySample)
+    mosr_ns = spandrel_src.load("MoSR/__arch/mosr_arch.py", DropPath=DropPath, DySample=dys)
+    yield "mosr_ps-x2", mosr_ns["MoSR"](upscale=2, n_block=2, dim=16, upsampler="ps"), (), 3, 13
+    yield ("mosr_gps-x4-k5", mosr_ns["MoSR"](upscale=4, n_block=1, dim=16, upsampler="gps", kernel_size=5), (), 3, 11)
+    yield ("mosr_dys-x3-e2", mosr_ns["MoSR"](upscale=3, n_block=2, dim=16, upsampler="dys", expansion_ratio=2.0,
+                                             conv_ratio=0.5), (), 3, 12)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,
