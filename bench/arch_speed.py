@@ -166,6 +166,41 @@ def realcugan_sd(variant: str = "2x", pro: bool = False, seed: int = 0) -> dict[
     return sd
 
 
+def mosr_sd(dim: int = 64, blocks: int = 24, scale: int = 4, upsampler: str = "ps", kernel: int = 7,
+            expansion: float = 1.5, conv_ratio: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """A MoSR state dict (spandrel's key names; its defaults are the published shape)."""
+    rng = np.random.default_rng(seed)
+    hidden, cc = int(expansion * dim), int(conv_ratio * dim)
+    shapes: dict[str, tuple[int, ...]] = {"gblocks.0.weight": (dim, 3, 3, 3), "gblocks.0.bias": (dim,)}
+    for i in range(1, blocks + 1):
+        p = f"gblocks.{i}"
+        shapes.update({f"{p}.norm.weight": (dim,), f"{p}.norm.bias": (dim,), f"{p}.fc1.weight": (2 * hidden, dim, 3, 3),
+                       f"{p}.fc1.bias": (2 * hidden,), f"{p}.conv.weight": (cc, 1, kernel, kernel), f"{p}.conv.bias": (cc,),
+                       f"{p}.fc2.weight": (dim, hidden, 3, 3), f"{p}.fc2.bias": (dim,)})
+    n = blocks
+    shapes.update({f"gblocks.{n + 1}.weight": (2 * dim, dim, 3, 3), f"gblocks.{n + 1}.bias": (2 * dim,),
+                   f"gblocks.{n + 3}.weight": (dim, 2 * dim, 3, 3), f"gblocks.{n + 3}.bias": (dim,),
+                   f"gblocks.{n + 5}.weight": (dim, dim, 1, 1), f"gblocks.{n + 5}.bias": (dim,),
+                   "shortcut.block.0.weight": (dim, 3, 3, 3), "shortcut.block.0.bias": (dim,),
+                   "shortcut.block.2.weight": (dim, dim, 3, 3), "shortcut.block.2.bias": (dim,),
+                   "shortcut.conv11.weight": (dim, 3, 1, 1), "shortcut.conv11.bias": (dim,)})
+    if upsampler == "dys":
+        m = 8 * scale * scale
+        shapes.update({"upsampler.offset.weight": (m, dim, 1, 1), "upsampler.offset.bias": (m,),
+                       "upsampler.scope.weight": (m, dim, 1, 1), "upsampler.init_pos": (1, m, 1, 1),
+                       "upsampler.end_conv.weight": (3, dim, 1, 1), "upsampler.end_conv.bias": (3,)})
+    else:
+        shapes.update({"upsampler.0.weight": (3 * scale * scale, dim, 3, 3), "upsampler.0.bias": (3 * scale * scale,)})
+    sd = {}
+    for k, v in shapes.items():
+        if len(v) == 4:
+            sd[k] = (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]))).astype(np.float32)
+        else:
+            sd[k] = (1.0 + 0.1 * rng.standard_normal(v) if k.endswith("norm.weight") else 0.01 * rng.standard_normal(v)
+                     ).astype(np.float32)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -181,6 +216,9 @@ MODELS = {
     "realcugan 3x": lambda: realcugan_sd("3x"),
     "realcugan 4x (pro)": lambda: realcugan_sd("4x", pro=True),
     "realcugan 2x fast": lambda: realcugan_sd("2x-fast"),
+    # MoSR (spandrel's defaults: 64 dim, 24 blocks, kernel 7), x4 pixel shuffle and x2 DySample
+    "mosr 64dim 24nb x4 (ps)": lambda: mosr_sd(),
+    "mosr 64dim 24nb x2 (dys)": lambda: mosr_sd(scale=2, upsampler="dys"),
 }
 
 
