@@ -201,6 +201,43 @@ def mosr_sd(dim: int = 64, blocks: int = 24, scale: int = 4, upsampler: str = "p
     return sd
 
 
+def swiftsrgan_sd(nf: int = 64, blocks: int = 16, scale: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A Swift-SRGAN generator state dict (the published shape: 64 nf, 16 blocks)."""
+    rng = np.random.default_rng(seed)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def sep(p: str, cin: int, cout: int, k: int, bias: bool) -> None:
+        shapes.update({f"{p}.depthwise.weight": (cin, 1, k, k), f"{p}.pointwise.weight": (cout, cin, 1, 1)})
+        if bias:
+            shapes.update({f"{p}.depthwise.bias": (cin,), f"{p}.pointwise.bias": (cout,)})
+
+    def bn(p: str) -> None:
+        shapes.update({f"{p}.{n}": (nf,) for n in ("weight", "bias", "running_mean", "running_var")})
+    sep("initial.cnn", 3, nf, 9, True)
+    shapes["initial.act.weight"] = (nf,)
+    for i in range(blocks):
+        sep(f"residual.{i}.block1.cnn", nf, nf, 3, False)
+        bn(f"residual.{i}.block1.bn")
+        shapes[f"residual.{i}.block1.act.weight"] = (nf,)
+        sep(f"residual.{i}.block2.cnn", nf, nf, 3, False)
+        bn(f"residual.{i}.block2.bn")
+    sep("convblock.cnn", nf, nf, 3, False)
+    bn("convblock.bn")
+    for j in range(int(np.log2(scale))):
+        sep(f"upsampler.{j}.conv", nf, 4 * nf, 3, True)
+        shapes[f"upsampler.{j}.act.weight"] = (nf,)
+    sep("final_conv", nf, 3, 9, True)
+    sd = {}
+    for k, v in shapes.items():
+        if len(v) == 4:
+            sd[k] = (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]))).astype(np.float32)
+        elif k.endswith("running_var"):
+            sd[k] = rng.uniform(0.5, 1.5, v).astype(np.float32)
+        else:
+            sd[k] = (0.25 + 0.05 * rng.standard_normal(v)).astype(np.float32)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -219,6 +256,8 @@ MODELS = {
     # MoSR (spandrel's defaults: 64 dim, 24 blocks, kernel 7), x4 pixel shuffle and x2 DySample
     "mosr 64dim 24nb x4 (ps)": lambda: mosr_sd(),
     "mosr 64dim 24nb x2 (dys)": lambda: mosr_sd(scale=2, upsampler="dys"),
+    # Swift-SRGAN (the published 64 nf, 16 blocks), x4
+    "swiftsrgan 64nf 16nb x4": lambda: swiftsrgan_sd(),
 }
 
 

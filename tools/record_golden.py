@@ -5,7 +5,7 @@
 Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
-    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, Real-CUGAN and MoSR also need
+    python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, Real-CUGAN, MoSR and Swift-SRGAN also need
                                              # pip install --no-deps spandrel==0.4.2 einops
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -130,6 +130,19 @@ def cases():
     yield ("mosr_gps-x4-k5", mosr_ns["MoSR"](upscale=4, n_block=1, dim=16, upsampler="gps", kernel_size=5), (), 3, 11)
     yield ("mosr_dys-x3-e2", mosr_ns["MoSR"](upscale=3, n_block=2, dim=16, upsampler="dys", expansion_ratio=2.0,
                                              conv_ratio=0.5), (), 3, 12)
+    # Swift-SRGAN (OpenModelDB's swift-srgan), spandrel's module; BatchNorm statistics away from 0 / 1
+    swift = spandrel_src.load("SwiftSRGAN/__arch/SwiftSRGAN.py")["Generator"]
+    for name, kw, side in (("swiftsrgan_x4", dict(num_channels=8, num_blocks=2, upscale_factor=4), 11),
+                           ("swiftsrgan_x2-gray", dict(in_channels=1, num_channels=8, num_blocks=1, upscale_factor=2),
+                            13)):
+        net = swift(**kw)
+        with torch.no_grad():
+            for b_name, b in net.named_buffers():
+                if b_name.endswith("running_mean"):
+                    b.uniform_(-0.1, 0.1)
+                elif b_name.endswith("running_var"):
+                    b.uniform_(0.5, 1.5)
+        yield name, net, (), kw.get("in_channels", 3), side
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

@@ -28,7 +28,7 @@ NAMES = golden.names()
 ARCH_OF = {"rrdbnet": "rrdbnet", "srvgg": "srvgg", "carn-m": "carn", "rfdn": "rfdn", "vdsr": "vdsr",
            "span": "span", "plksr": "plksr", "omnisr": "omnisr", "swinir": "swinir", "drct": "drct",
            "dat": "dat", "rgt": "rgt", "realcugan": "realcugan",
-           "mosr": "mosr"}
+           "mosr": "mosr", "swiftsrgan": "swiftsrgan"}
 # measured (numpy 2, OpenCV 4.12, torch 2.13 recording): largest |ONNX - golden| / max(1, max|golden|)
 # is at most 1.5e-6 (rfdn_x4), the NumPy reference's 1.1e-6 (rrdbnet_x4); 1e-4 leaves ~70x headroom
 # for other BLAS/CPUs, and is >100x below what one wrong weight moves (test_golden_catches_a_wrong_weight)

@@ -19,7 +19,7 @@ from srzoo.convert.onnxbuild import OPSET
 from srzoo.errors import ModelLoadError, SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
-MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "swinir", "drct", "dat", "rgt", "realcugan", "mosr"]
+MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "swinir", "drct", "dat", "rgt", "realcugan", "mosr", "swiftsrgan"]
 
 
 @dataclass
