@@ -205,6 +205,9 @@ def swin2sr_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int = 
             sd[f"{p}.cpb_mlp.2.weight"] = rand(heads, 512)
             sd[f"{p}.relative_position_index"] = np.zeros((n, n), np.int64)  # its side gives the window
         sd[f"layers.{i}.residual_group.blocks.1.attn_mask"] = np.zeros((16, n, n), np.float32)  # marks: shifted
+    return sd
+
+
 def rcan_sd(feats: int = 64, groups: int = 10, blocks: int = 20, reduction: int = 16, scale: int = 2,
             unshuffle: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
     """An RCAN state dict of the published shape (spandrel's key names, MeanShift included)."""
@@ -323,6 +326,99 @@ def srformer_sd(dim: int = 180, depths: tuple[int, ...] = (6,) * 6, heads: int =
     return sd
 
 
+def realcugan_sd(variant: str = "2x", pro: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """A Real-CUGAN (UpCunet) state dict of 3 channels in and out, at the shapes
+    srzoo.convert.arch.realcugan checks (the networks have no size options)."""
+    from srzoo.convert.arch import realcugan
+
+    rng = np.random.default_rng(seed)
+    c = 12 if variant == "2x-fast" else 3
+    wide = variant in ("4x", "2x-fast")
+    bottom1 = (64, 64 if wide else 3, 5 if variant == "3x" else 4, 5 if variant == "3x" else 4)
+    shapes = {**{f"unet1.{k}": v for k, v in realcugan._unet_shapes(c, 64 if wide else 3, bottom1, False).items()},
+              **{f"unet2.{k}": v for k, v in realcugan._unet_shapes(64 if wide else 3, 64 if wide else 3,
+                                                                      (64 if wide else 3, 64, 3, 3), True).items()}}
+    if wide:
+        shapes.update({"conv_final.weight": (12, 64, 3, 3), "conv_final.bias": (12,)})
+    sd = {k: (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]) if len(v) > 1 else 1) * (1 if len(v) > 1 else 0.01))
+          .astype(np.float32) for k, v in shapes.items()}
+    if pro:
+        sd["pro"] = np.zeros(1, np.float32)
+    return sd
+
+
+def mosr_sd(dim: int = 64, blocks: int = 24, scale: int = 4, upsampler: str = "ps", kernel: int = 7,
+            expansion: float = 1.5, conv_ratio: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """A MoSR state dict (spandrel's key names; its defaults are the published shape)."""
+    rng = np.random.default_rng(seed)
+    hidden, cc = int(expansion * dim), int(conv_ratio * dim)
+    shapes: dict[str, tuple[int, ...]] = {"gblocks.0.weight": (dim, 3, 3, 3), "gblocks.0.bias": (dim,)}
+    for i in range(1, blocks + 1):
+        p = f"gblocks.{i}"
+        shapes.update({f"{p}.norm.weight": (dim,), f"{p}.norm.bias": (dim,), f"{p}.fc1.weight": (2 * hidden, dim, 3, 3),
+                       f"{p}.fc1.bias": (2 * hidden,), f"{p}.conv.weight": (cc, 1, kernel, kernel), f"{p}.conv.bias": (cc,),
+                       f"{p}.fc2.weight": (dim, hidden, 3, 3), f"{p}.fc2.bias": (dim,)})
+    n = blocks
+    shapes.update({f"gblocks.{n + 1}.weight": (2 * dim, dim, 3, 3), f"gblocks.{n + 1}.bias": (2 * dim,),
+                   f"gblocks.{n + 3}.weight": (dim, 2 * dim, 3, 3), f"gblocks.{n + 3}.bias": (dim,),
+                   f"gblocks.{n + 5}.weight": (dim, dim, 1, 1), f"gblocks.{n + 5}.bias": (dim,),
+                   "shortcut.block.0.weight": (dim, 3, 3, 3), "shortcut.block.0.bias": (dim,),
+                   "shortcut.block.2.weight": (dim, dim, 3, 3), "shortcut.block.2.bias": (dim,),
+                   "shortcut.conv11.weight": (dim, 3, 1, 1), "shortcut.conv11.bias": (dim,)})
+    if upsampler == "dys":
+        m = 8 * scale * scale
+        shapes.update({"upsampler.offset.weight": (m, dim, 1, 1), "upsampler.offset.bias": (m,),
+                       "upsampler.scope.weight": (m, dim, 1, 1), "upsampler.init_pos": (1, m, 1, 1),
+                       "upsampler.end_conv.weight": (3, dim, 1, 1), "upsampler.end_conv.bias": (3,)})
+    else:
+        shapes.update({"upsampler.0.weight": (3 * scale * scale, dim, 3, 3), "upsampler.0.bias": (3 * scale * scale,)})
+    sd = {}
+    for k, v in shapes.items():
+        if len(v) == 4:
+            sd[k] = (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]))).astype(np.float32)
+        else:
+            sd[k] = (1.0 + 0.1 * rng.standard_normal(v) if k.endswith("norm.weight") else 0.01 * rng.standard_normal(v)
+                     ).astype(np.float32)
+    return sd
+
+
+def swiftsrgan_sd(nf: int = 64, blocks: int = 16, scale: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A Swift-SRGAN generator state dict (the published shape: 64 nf, 16 blocks)."""
+    rng = np.random.default_rng(seed)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def sep(p: str, cin: int, cout: int, k: int, bias: bool) -> None:
+        shapes.update({f"{p}.depthwise.weight": (cin, 1, k, k), f"{p}.pointwise.weight": (cout, cin, 1, 1)})
+        if bias:
+            shapes.update({f"{p}.depthwise.bias": (cin,), f"{p}.pointwise.bias": (cout,)})
+
+    def bn(p: str) -> None:
+        shapes.update({f"{p}.{n}": (nf,) for n in ("weight", "bias", "running_mean", "running_var")})
+    sep("initial.cnn", 3, nf, 9, True)
+    shapes["initial.act.weight"] = (nf,)
+    for i in range(blocks):
+        sep(f"residual.{i}.block1.cnn", nf, nf, 3, False)
+        bn(f"residual.{i}.block1.bn")
+        shapes[f"residual.{i}.block1.act.weight"] = (nf,)
+        sep(f"residual.{i}.block2.cnn", nf, nf, 3, False)
+        bn(f"residual.{i}.block2.bn")
+    sep("convblock.cnn", nf, nf, 3, False)
+    bn("convblock.bn")
+    for j in range(int(np.log2(scale))):
+        sep(f"upsampler.{j}.conv", nf, 4 * nf, 3, True)
+        shapes[f"upsampler.{j}.act.weight"] = (nf,)
+    sep("final_conv", nf, 3, 9, True)
+    sd = {}
+    for k, v in shapes.items():
+        if len(v) == 4:
+            sd[k] = (rng.standard_normal(v) / np.sqrt(np.prod(v[1:]))).astype(np.float32)
+        elif k.endswith("running_var"):
+            sd[k] = rng.uniform(0.5, 1.5, v).astype(np.float32)
+        else:
+            sd[k] = (0.25 + 0.05 * rng.standard_normal(v)).astype(np.float32)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -352,6 +448,16 @@ MODELS = {
     "srformer 180dim 6x6 w22 x4 (pixelshuffle)": lambda: srformer_sd(),
     "srformer-light 60dim 4x6 w16 x4 (pixelshuffledirect)": lambda: srformer_sd(60, (6,) * 4, 6, 16, 4,
                                                                                 "pixelshuffledirect"),
+    # Real-CUGAN (UpCunet: no size options), each scale and the fast 2x
+    "realcugan 2x": lambda: realcugan_sd("2x"),
+    "realcugan 3x": lambda: realcugan_sd("3x"),
+    "realcugan 4x (pro)": lambda: realcugan_sd("4x", pro=True),
+    "realcugan 2x fast": lambda: realcugan_sd("2x-fast"),
+    # MoSR (spandrel's defaults: 64 dim, 24 blocks, kernel 7), x4 pixel shuffle and x2 DySample
+    "mosr 64dim 24nb x4 (ps)": lambda: mosr_sd(),
+    "mosr 64dim 24nb x2 (dys)": lambda: mosr_sd(scale=2, upsampler="dys"),
+    # Swift-SRGAN (the published 64 nf, 16 blocks), x4
+    "swiftsrgan 64nf 16nb x4": lambda: swiftsrgan_sd(),
 }
 
 

@@ -45,7 +45,7 @@ def load_extra(rel: str, **provided: Any) -> dict[str, Any]:
 
 
 def _load(path: Path, rel: str, provided: dict[str, Any]) -> dict[str, Any]:
-    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda: (lambda c: c)",
+    src = re.sub(r"^from \S*util import store_hyperparameters$", "store_hyperparameters = lambda **_: (lambda c: c)",
                  path.read_text(), flags=re.M).replace(".cuda()", "")
 
     def dep(m: re.Match) -> str:

@@ -6,7 +6,8 @@ Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
     python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR,
-                                             # RCAN and SAFMN also need pip install --no-deps spandrel==0.4.2 einops;
+                                             # RCAN, SAFMN, Real-CUGAN, MoSR and Swift-SRGAN also need
+                                             # pip install --no-deps spandrel==0.4.2 einops;
                                              # SRFormer also spandrel-extra-arches==0.2.0;
                                              # SPSR downloads spandrel 0.2.2's wheel with pip (not installed)
 
@@ -173,6 +174,32 @@ def cases():
            (), 3, 9)
     yield ("srformer_none-x1-w8-unshifted", sf(**fbase, img_size=8, window_size=8, upscale=1, upsampler=""),
            (), 3, 13, 0.5)
+    # Real-CUGAN (OpenModelDB's real-cugan / cugan), spandrel's module: 2x, 3x (pro), 4x and the fast
+    # 2x; odd sides, which the graph reflect-pads (and rounds up to the variant's multiple) and crops
+    cu = spandrel_src.load("RealCUGAN/__arch/upcunet_v3.py")
+    yield "realcugan_2x", cu["UpCunet2x"](in_channels=3, out_channels=3), (), 3, 21
+    yield "realcugan_3x-pro", cu["UpCunet3x"](in_channels=3, out_channels=3, pro=True), (), 3, 19
+    yield "realcugan_4x", cu["UpCunet4x"](in_channels=3, out_channels=3), (), 3, 23
+    yield "realcugan_2x-fast", cu["UpCunet2x_fast"](in_channels=3, out_channels=3), (), 3, 44
+    # MoSR (OpenModelDB's mosr), spandrel's module: each upsampler (pixel shuffle, geo-ensemble, DySample)
+    mosr_ns = spandrel_src.load("MoSR/__arch/mosr_arch.py", DropPath=DropPath, DySample=dys)
+    yield "mosr_ps-x2", mosr_ns["MoSR"](upscale=2, n_block=2, dim=16, upsampler="ps"), (), 3, 13
+    yield ("mosr_gps-x4-k5", mosr_ns["MoSR"](upscale=4, n_block=1, dim=16, upsampler="gps", kernel_size=5), (), 3, 11)
+    yield ("mosr_dys-x3-e2", mosr_ns["MoSR"](upscale=3, n_block=2, dim=16, upsampler="dys", expansion_ratio=2.0,
+                                             conv_ratio=0.5), (), 3, 12)
+    # Swift-SRGAN (OpenModelDB's swift-srgan), spandrel's module; BatchNorm statistics away from 0 / 1
+    swift = spandrel_src.load("SwiftSRGAN/__arch/SwiftSRGAN.py")["Generator"]
+    for name, kw, side in (("swiftsrgan_x4", dict(num_channels=8, num_blocks=2, upscale_factor=4), 11),
+                           ("swiftsrgan_x2-gray", dict(in_channels=1, num_channels=8, num_blocks=1, upscale_factor=2),
+                            13)):
+        net = swift(**kw)
+        with torch.no_grad():
+            for b_name, b in net.named_buffers():
+                if b_name.endswith("running_mean"):
+                    b.uniform_(-0.1, 0.1)
+                elif b_name.endswith("running_var"):
+                    b.uniform_(0.5, 1.5)
+        yield name, net, (), kw.get("in_channels", 3), side
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

@@ -572,6 +572,29 @@ class Graph:
         """Elementwise square root."""
         return self.node("Sqrt", [x])
     # --- end 22f ---
+    # --- ops added by 22g ---
+    def conv_transpose(self, x: str, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+                       pad: int = 0) -> str:
+        """torch's ``conv_transpose2d`` (weights ``[Cin, Cout, k, k]``): output side
+        ``stride * (n - 1) + k - 2 * pad``."""
+        ins = [x, self.const(w, "w", True)] + ([self.const(b, "b", True)] if b is not None else [])
+        return self.node("ConvTranspose", ins, kernel_shape=[int(w.shape[2]), int(w.shape[3])],
+                         strides=[stride, stride], pads=[pad, pad, pad, pad])
+
+    def pad_reflect_multiple(self, x: str, p: int, m: int) -> str:
+        """Reflect-pad ``p`` pixels on every side plus, at the bottom and right, what takes
+        H and W up to multiples of ``m`` (one Pad, as torch's ``F.pad(x, (p, p + ew, p, p + eh),
+        "reflect")``; two reflections in a row would mirror a different pixel)."""
+        mm = self._i64([m, m])
+        extra = self.node("Mod", [self.node("Sub", [mm, self.node("Mod", [self._dims(x, 2, 4), mm])]), mm])
+        ends = self.node("Add", [extra, self._i64([p, p])])
+        pads = self.node("Concat", [self._i64([0, 0, p, p, 0, 0]), ends], axis=0)
+        return self.node("Pad", [x, pads], mode="reflect")
+
+    def crop_border(self, x: str, p: int) -> str:
+        """``p`` pixels off every side (torch's ``F.pad`` with negative padding)."""
+        return self.node("Slice", [x, self._i64([p, p]), self._i64([-p, -p]), self._i64([2, 3])])
+    # --- end 22g ---
 
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:

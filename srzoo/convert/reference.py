@@ -212,6 +212,18 @@ class TorchOps:
     def sqrt(self, x: Any) -> Any:
         return self.torch.sqrt(x)
     # --- end 22f ---
+    # --- ops added by 22g ---
+    def conv_transpose(self, x: Any, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+                       pad: int = 0) -> Any:
+        return self.F.conv_transpose2d(x, self.t(w), None if b is None else self.t(b), stride=stride, padding=pad)
+
+    def pad_reflect_multiple(self, x: Any, p: int, m: int) -> Any:
+        eh, ew = (-x.shape[2]) % m, (-x.shape[3]) % m
+        return self.F.pad(x, (p, p + ew, p, p + eh), mode="reflect")
+
+    def crop_border(self, x: Any, p: int) -> Any:
+        return x[:, :, p:-p, p:-p]
+    # --- end 22g ---
 
 
 class NumpyOps:
@@ -463,6 +475,27 @@ class NumpyOps:
         return np.sqrt(x)
     # --- end 22f ---
 
+    # --- ops added by 22g ---
+    def conv_transpose(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,
+                       pad: int = 0) -> np.ndarray:
+        n, _, h, wd = x.shape
+        k = w.shape[2]
+        full = np.zeros((n, w.shape[1], stride * (h - 1) + k, stride * (wd - 1) + k))
+        w64 = np.asarray(w, np.float64)
+        for i in range(k):      # each kernel tap scatters one matrix product onto a strided grid
+            for j in range(w.shape[3]):
+                full[:, :, i:i + stride * (h - 1) + 1:stride, j:j + stride * (wd - 1) + 1:stride] += np.einsum(
+                    "nchw,co->nohw", x, w64[:, :, i, j], optimize=True)
+        y = full[:, :, pad:full.shape[2] - pad, pad:full.shape[3] - pad]
+        return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
+
+    def pad_reflect_multiple(self, x: np.ndarray, p: int, m: int) -> np.ndarray:
+        eh, ew = (-x.shape[2]) % m, (-x.shape[3]) % m
+        return np.pad(x, ((0, 0), (0, 0), (p, p + eh), (p, p + ew)), mode="reflect")
+
+    def crop_border(self, x: np.ndarray, p: int) -> np.ndarray:
+        return x[:, :, p:-p, p:-p]
+    # --- end 22g ---
 
 def _onnx_shape(have: Sequence[int], shape: Sequence[int]) -> list[int]:
     """ONNX Reshape's target: 0 copies that dimension of the input, -1 is inferred."""

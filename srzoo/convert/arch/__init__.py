@@ -20,7 +20,7 @@ from srzoo.errors import ModelLoadError, SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
 MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "hat", "swin2sr", "swinir", "srformer",
-           "drct", "dat", "rgt", "rcan", "safmn", "spsr"]
+           "drct", "dat", "rgt", "rcan", "safmn", "spsr", "realcugan", "mosr", "swiftsrgan"]
 
 
 @dataclass
