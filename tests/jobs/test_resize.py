@@ -129,6 +129,10 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
         resize.pick_scale([2], 3)
     assert str(e.value).startswith("model 'model' has no x3;")
     assert str(e.value).endswith("use a smaller scale or size, or a model with a larger scale")
+    with pytest.raises(UnknownModel, match=r"^model 'model' has no x4\.0000001; it has scales x2, x4 "):
+        resize.pick_scale([2, 4], 4.0000001)  # not shown as "x4", which the model has
+    with pytest.raises(UnknownModel, match=r"^model 'model' has no x4\.5; it has scales x2, x4 "):
+        resize.pick_scale([2, 4], 4.5)
     with pytest.raises(UnknownModel, match="^model 'model' has no x5"):
         resize.choose([2], 10, 10, scale=5)
     assert resize.model_scales(srzoo.get_model("bicubic")) == []  # an entry without a scale
@@ -172,6 +176,11 @@ def test_upscale_to_runs_the_smallest_model_scale_then_shrinks(bird):
     got = resize.upscale_to(bird, "default", 1.5, **ORT)
     assert np.array_equal(got, cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
     assert np.array_equal(resize.upscale_to(bird, "default", 3, **ORT), x3)  # a model scale: untouched
+    # the default model is srzoo.upscale's: the built-in one
+    assert np.array_equal(resize.upscale_to(bird, scale=1.5, **ORT), got)
+    # the model's own scales decide (not any integer scale, as for interpolation)
+    with pytest.raises(UnknownModel, match=r"^model 'default' has no x4\.5; it has scales x2, x3, x4 "):
+        resize.upscale_to(bird, "default", 4.5, **ORT)
     # 70/24 = 2.92 needs the x3 network; 18 * 70 / 24 = 52.5 -> 52
     assert np.array_equal(resize.upscale_to(bird, "default", width=70, **ORT),
                           cv2.resize(x3, (70, 52), interpolation=cv2.INTER_AREA))
