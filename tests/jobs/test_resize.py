@@ -143,6 +143,13 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
     with pytest.raises(SrzooError, match=r"^the requested 8x4 is smaller than the 20x10 input; srzoo only upscales$"):
         resize.choose([2], 20, 10, width=8)
     assert resize.plan("espcn", 90, 70, width=100) == (2, (100, 78))
+    # both sides given, the width binds: 60/90 < 100/70, so 70 * 60/90 = 46.7 -> 47 rows
+    assert resize.target_size(90, 70, width=60, height=100) == (60, 47)
+    assert resize.target_size(1000, 1, width=10, height=10) == (10, 1)  # 0.01 rows: never 0, never 2
+    assert resize.target_size(1, 1000, width=10, height=10) == (1, 10)
+    # without stretch by default, also through choose and plan
+    assert resize.choose([2, 4], 30, 20, width=120, height=50) == (4, (75, 50))  # stretch: (120, 50)
+    assert resize.plan("default", 30, 20, width=120, height=50) == (3, (75, 50))  # x3: it has one
     assert resize.plan("espcn", 90, 70, height=100) == (2, (129, 100))
     img = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(8, 6, 3) * 3
     got = resize.resize_down(img, (4, 5))  # not a whole ratio: INTER_AREA differs from the default filter
