@@ -35,7 +35,7 @@ declare -A MODULE_TESTS=(
   [hub/transfer]="tests/hub/test_transfer.py"  # test_faults_network.py: end to end, 2x slower per mutant
   [jobs/resize]="tests/jobs/test_resize.py"  # upscale_to runs the built-in model there; test_batch.py: too slow per mutant
   [jobs/batch]="tests/jobs/test_batch.py"
-  [runtime/pipeline]="tests/runtime/test_tiling.py tests/runtime/test_upscale.py tests/runtime/test_faults_images.py tests/runtime/test_memory_budget.py tests/runtime/test_fork.py"
+  [runtime/pipeline]="tests/runtime/test_tiling.py tests/runtime/test_upscale.py tests/runtime/test_faults_images.py tests/runtime/test_memory_budget.py::test_budget_rules_and_one_line_errors tests/runtime/test_fork.py"  # test_memory_budget.py's peak-memory test fails under mutmut's trampolines
   [runtime/imageio]="tests/runtime/test_imageio_values.py tests/runtime/test_faults_images.py tests/runtime/test_photo_meta.py"
   [evaluate/metrics]="tests/evaluate/test_metrics_edges.py tests/evaluate/test_metrics.py tests/evaluate/test_ms_ssim.py"
   [evaluate/benchmark]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py"
@@ -61,7 +61,7 @@ for mod in "${mods[@]}"; do
   rm -rf "$dst"; mkdir -p "$dst"
   # the tracked files as they are in the working tree (committed or not)
   (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$dst")
-  existing=""; for t in $tests; do [ -e "$dst/$t" ] && existing="$existing $t"; done
+  existing=""; for t in $tests; do [ -e "$dst/${t%%::*}" ] && existing="$existing $t"; done  # a file or FILE::TEST
   {
     echo "[mutmut]"
     echo "paths_to_mutate=srzoo/"
