@@ -88,6 +88,11 @@ def test_budget_tile_sides():
     # pre-upsampled x2: 100x100 network pixels in 2500: the side floors at MIN_TILE
     assert pipeline.budget_tile(50, 50, 1000.0, 50 * 50 * 1000, 8, pre=2) == pipeline.MIN_TILE == 32
     assert pipeline.budget_tile(300, 300, 1.0, 200 * 200, 0) == 150  # a 200 px side: 2 x 2 tiles of 150
+    # taller than wide: the rows decide (an 80 px side: 3 x 2 tiles of 56 x 50), and the side is
+    # a whole number (tiles() steps by it)
+    got = pipeline.budget_tile(168, 100, 1.0, 100 * 100, 8)
+    assert got == 56 and type(got) is int
+    assert pipeline.budget_tile(100, 168, 1.0, 100 * 100, 8) == 56
 
 
 def test_tiles_boxes():
