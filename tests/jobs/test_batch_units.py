@@ -84,3 +84,52 @@ def test_report_counts_and_dict(tmp_path):
     out = tmp_path / "report.json"
     r.write_json(out)
     assert json.loads(out.read_text()) == r.to_dict() and out.read_text().endswith("}\n")
+
+
+def test_output_names(tmp_path, monkeypatch):
+    of = batch._output_for
+    assert of("memory://b/in/a.jpg", None, "espcn", "x2", single=False) == "memory://b/in/a_espcn_x2.jpg"
+    assert of("memory://b/in/a.jpg", "memory://b/out/", "omdb:7@onnx", "w100", single=False) == \
+        "memory://b/out/a_omdb-7-onnx_w100.jpg"
+    monkeypatch.chdir(tmp_path)
+    assert of("a.png", None, "espcn", "x1.5", single=False) == "./a_espcn_x1.5.png"  # beside the input
+    assert of("/d/a.png", "o", "espcn", "x2", single=False, format="jpg") == "o/a_espcn_x2.jpg"
+    assert of("/d/a.png", "o.webp", "espcn", "x2", single=True) == "o.webp"  # one input: OUT itself
+    (tmp_path / "res.png").mkdir()  # ... unless OUT is a folder, whatever its name
+    assert of("/d/a.png", "res.png", "espcn", "x2", single=True) == "res.png/a_espcn_x2.png"
+    assert batch._label(1.5, None, None) == "x1.5" and batch._label(2, None, None) == "x2"
+    assert batch._label(None, 100, None) == "w100" and batch._label(None, None, 50) == "h50"
+    assert batch._label(None, 100, 50) == "100x50"
+    assert batch._key("memory://b/a.png") == "memory://b/a.png"
+    assert batch._key("a.png") == str(tmp_path / "a.png")
+
+
+def test_done_before_reads_both_headers_and_the_end(tmp_path):
+    import cv2
+    import numpy as np
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), np.zeros((8, 10, 3), np.uint8))
+    out = tmp_path / "a_x2.png"
+    cv2.imwrite(str(out), np.zeros((16, 20, 3), np.uint8))
+    kw = dict(scale=2, width=None, height=None)
+    assert batch.done_before(str(src), str(out), **kw) is True
+    assert batch.done_before(str(src), str(out), scale=3, width=None, height=None) is False  # other size
+    assert batch.done_before(str(src), str(out), scale=None, width=20, height=None) is True
+    assert batch.done_before(str(src), str(out), scale=None, width=0, height=None) is False  # refused size
+    data = out.read_bytes()
+    out.write_bytes(data[:-1])  # truncated: the IEND chunk is cut
+    assert batch.done_before(str(src), str(out), **kw) is False
+    out.write_bytes(b"")
+    assert batch.done_before(str(src), str(out), **kw) is False
+    jpg = tmp_path / "a_x2.jpg"
+    cv2.imwrite(str(jpg), np.zeros((16, 20, 3), np.uint8))
+    assert batch.done_before(str(src), str(jpg), **kw) is True
+    jpg.write_bytes(jpg.read_bytes()[:-2])  # no end-of-image marker
+    assert batch.done_before(str(src), str(jpg), **kw) is False
+    # an input whose header cannot be read: the output's own header must do
+    odd = tmp_path / "a.xyz"
+    odd.write_bytes(b"not an image")
+    out.write_bytes(data)
+    assert batch.done_before(str(odd), str(out), **kw) is True
+    assert batch.done_before("memory://t24x/a.png", str(out), **kw) is True  # a URL: existing is enough
+    assert batch.done_before(str(src), "memory://t24x/none.png", **kw) is False
