@@ -56,6 +56,7 @@ def test_reason_is_the_last_line_without_the_file_name():
     assert batch._reason(ValueError("b.png: cannot decode"), "a.png") == "b.png: cannot decode"
     assert batch._reason(RuntimeError("Traceback\n  line\n> a.png: out of memory  \n"), "a.png") == \
         "out of memory"
+    assert batch._reason(RuntimeError("> XYZ not found"), "a.png") == "XYZ not found"  # only "> " stripped
     assert batch._reason(KeyError(), "a.png") == "KeyError"  # no text: the exception's name
     assert batch._reason(OSError("  "), "a.png") == "OSError"
 
