@@ -82,9 +82,16 @@ def test_report_counts_and_dict(tmp_path):
     assert batch.BatchReport(results, 0.0, "serial").images_per_s == 0.0  # no time: no rate
     third = batch.BatchReport(results, 3.0, "serial", records=records).to_dict()
     assert (third["seconds"], third["images_per_s"]) == (3.0, 0.333)  # rounded to 3 places
+    assert batch.BatchReport(results, 1.23456, "serial", records=records).to_dict()["seconds"] == 1.235
     out = tmp_path / "report.json"
     r.write_json(out)
     assert json.loads(out.read_text()) == r.to_dict() and out.read_text().endswith("}\n")
+    assert out.read_text().startswith('{\n  "model": "espcn",\n  "size": "x2",')  # indented by 2
+    (tmp_path / "afile").write_bytes(b"")
+    bad = tmp_path / "afile" / "report.json"  # under a file: cannot be written
+    with pytest.raises(batch.SrzooError) as e:
+        r.write_json(bad)
+    assert str(e.value).startswith("JSON report: ") and str(bad) in str(e.value)
 
 
 def test_output_names(tmp_path, monkeypatch):
@@ -134,3 +141,11 @@ def test_done_before_reads_both_headers_and_the_end(tmp_path):
     assert batch.done_before(str(odd), str(out), **kw) is True
     assert batch.done_before("memory://t24x/a.png", str(out), **kw) is True  # a URL: existing is enough
     assert batch.done_before(str(src), "memory://t24x/none.png", **kw) is False
+    out.write_bytes(b"")  # a URL input: the local output existing is enough, unread
+    assert batch.done_before("memory://t24x/a.png", str(out), **kw) is True
+    out.write_bytes(data)
+    assert batch.done_before(str(src), str(out), scale=None, width=None, height=16) is True
+    assert batch.done_before(str(src), str(out), scale=None, width=None, height=24) is False
+    jpeg = tmp_path / "a_x2.jpeg"
+    jpeg.write_bytes(jpg.read_bytes())  # the truncated JPEG above, as .jpeg
+    assert batch.done_before(str(src), str(jpeg), **kw) is False
