@@ -103,6 +103,8 @@ def test_output_names(tmp_path, monkeypatch):
     assert of("a.png", None, "espcn", "x1.5", single=False) == "./a_espcn_x1.5.png"  # beside the input
     assert of("/d/a.png", "o", "espcn", "x2", single=False, format="jpg") == "o/a_espcn_x2.jpg"
     assert of("/d/a.png", "o.webp", "espcn", "x2", single=True) == "o.webp"  # one input: OUT itself
+    assert of("/d/a.png", "./o", "espcn", "x2", single=False) == "o/a_espcn_x2.png"  # a local folder, normalised
+    assert of("memory://b/a.png", "memory://b/OUTX", "espcn", "x2", single=False) == "memory://b/OUTX/a_espcn_x2.png"
     (tmp_path / "res.png").mkdir()  # ... unless OUT is a folder, whatever its name
     assert of("/d/a.png", "res.png", "espcn", "x2", single=True) == "res.png/a_espcn_x2.png"
     assert batch._label(1.5, None, None) == "x1.5" and batch._label(2, None, None) == "x2"
