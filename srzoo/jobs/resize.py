@@ -147,7 +147,7 @@ def plan(model: Any, w: int, h: int, *, scale: float | None = None, width: int |
                   stretch=stretch)
 
 
-def upscale_to(image: Any, model: Any = "espcn", scale: float | None = None, *,
+def upscale_to(image: Any, model: Any = "default", scale: float | None = None, *,
                width: int | None = None, height: int | None = None, backend: str = "auto",
                tile: int | None = None, threads: int | None = None,
                precision: str | None = None,

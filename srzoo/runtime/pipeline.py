@@ -336,6 +336,18 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
+def _forget_pools() -> None:
+    """In a forked child: the parent's pools have no threads here (a task put on one would
+    wait forever), so the child starts its own."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
 def _in_strips(h: int, fn: Callable[[int, int], None], workers: int, row_pixels: int) -> None:
     """Call ``fn(r0, r1)`` for bands of input rows covering ``0..h``, on
     ``workers`` threads (OpenCV releases the GIL).

@@ -129,6 +129,10 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
         resize.pick_scale([2], 3)
     assert str(e.value).startswith("model 'model' has no x3;")
     assert str(e.value).endswith("use a smaller scale or size, or a model with a larger scale")
+    with pytest.raises(UnknownModel, match=r"^model 'model' has no x4\.0000001; it has scales x2, x4 "):
+        resize.pick_scale([2, 4], 4.0000001)  # not shown as "x4", which the model has
+    with pytest.raises(UnknownModel, match=r"^model 'model' has no x4\.5; it has scales x2, x4 "):
+        resize.pick_scale([2, 4], 4.5)
     with pytest.raises(UnknownModel, match="^model 'model' has no x5"):
         resize.choose([2], 10, 10, scale=5)
     assert resize.model_scales(srzoo.get_model("bicubic")) == []  # an entry without a scale
@@ -139,9 +143,96 @@ def test_boundaries_found_by_mutation_testing(srzoo_env):
     with pytest.raises(SrzooError, match=r"^the requested 8x4 is smaller than the 20x10 input; srzoo only upscales$"):
         resize.choose([2], 20, 10, width=8)
     assert resize.plan("espcn", 90, 70, width=100) == (2, (100, 78))
+    # both sides given, the width binds: 60/90 < 100/70, so 70 * 60/90 = 46.7 -> 47 rows
+    assert resize.target_size(90, 70, width=60, height=100) == (60, 47)
+    assert resize.target_size(1000, 1, width=10, height=10) == (10, 1)  # 0.01 rows: never 0, never 2
+    assert resize.target_size(1, 1000, width=10, height=10) == (1, 10)
+    # without stretch by default, also through choose and plan
+    assert resize.choose([2, 4], 30, 20, width=120, height=50) == (4, (75, 50))  # stretch: (120, 50)
+    assert resize.plan("default", 30, 20, width=120, height=50) == (3, (75, 50))  # x3: it has one
     assert resize.plan("espcn", 90, 70, height=100) == (2, (129, 100))
     img = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(8, 6, 3) * 3
     got = resize.resize_down(img, (4, 5))  # not a whole ratio: INTER_AREA differs from the default filter
     assert np.array_equal(got, cv2.resize(img, (4, 5), interpolation=cv2.INTER_AREA))
     assert not np.array_equal(got, cv2.resize(img, (4, 5)))
 
+
+
+# --- upscale_to on a real network, without cv2.dnn -------------------------------------------
+# The built-in ONNX model ("default", x2/x3/x4, shipped in the package: nothing to download) on
+# onnxruntime with one thread. Not cv2.dnn, and no network loaded before the test: the mutation
+# run of jobs/resize forks a child per mutant, and a cv2.dnn net or a thread pool inherited over
+# a fork hangs there (which is why test_batch.py's end-to-end case is outside its mapping).
+ORT = dict(backend="onnxruntime", threads=1)
+
+
+@pytest.fixture
+def bird(srzoo_env, shared_dir):
+    pytest.importorskip("onnxruntime")
+    from srzoo.runtime import upscaler
+    upscaler.clear_cache()  # a runner loaded in another process (before a fork) is never reused
+    yield np.ascontiguousarray(cv2.imread(str(shared_dir / "datasets/Set5/bird.png"))[:18, :24])
+    upscaler.clear_cache()
+
+
+def test_upscale_to_runs_the_smallest_model_scale_then_shrinks(bird):
+    x2 = srzoo.upscale(bird, "default", 2, **ORT)
+    x3 = srzoo.upscale(bird, "default", 3, **ORT)
+    # the network did run: its x2 is not bicubic's (measured: up to 6 levels apart on this crop)
+    assert np.abs(x2.astype(int) - cv2.resize(bird, (48, 36), interpolation=cv2.INTER_CUBIC)).max() >= 4
+    got = resize.upscale_to(bird, "default", 1.5, **ORT)
+    assert np.array_equal(got, cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize.upscale_to(bird, "default", 3, **ORT), x3)  # a model scale: untouched
+    # the default model is srzoo.upscale's: the built-in one
+    assert np.array_equal(resize.upscale_to(bird, scale=1.5, **ORT), got)
+    # the model's own scales decide (not any integer scale, as for interpolation)
+    with pytest.raises(UnknownModel, match=r"^model 'default' has no x4\.5; it has scales x2, x3, x4 "):
+        resize.upscale_to(bird, "default", 4.5, **ORT)
+    # 70/24 = 2.92 needs the x3 network; 18 * 70 / 24 = 52.5 -> 52
+    assert np.array_equal(resize.upscale_to(bird, "default", width=70, **ORT),
+                          cv2.resize(x3, (70, 52), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize.upscale_to(bird, "default", height=30, **ORT),
+                          cv2.resize(x2, (40, 30), interpolation=cv2.INTER_AREA))
+    # both sides: the largest that fits keeping the aspect ratio, or exactly both with stretch
+    assert np.array_equal(resize.upscale_to(bird, "default", width=40, height=27, **ORT),
+                          cv2.resize(x2, (36, 27), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize.upscale_to(bird, "default", width=40, height=27, stretch=True, **ORT),
+                          cv2.resize(x2, (40, 27), interpolation=cv2.INTER_AREA))
+
+
+def test_upscale_to_passes_every_option_on(bird):
+    from srzoo.runtime import upscaler
+    calls: list[tuple[int, int]] = []
+    got = resize.upscale_to(bird, "default", 1.5, tile=8, progress=lambda d, t: calls.append((d, t)), **ORT)
+    assert calls == [(i, 9) for i in range(1, 10)]  # 18x24 in 8-pixel tiles: 3 x 3, each reported
+    # the one network loaded is the x2 one on the backend, threads and precision asked for
+    assert [(k[0].scale, k[1], k[3], k[4]) for k in upscaler._cache] == [(2, "onnxruntime", 1, "")]
+    assert got.shape == (27, 36, 3)
+    upscaler.clear_cache()
+    resize.upscale_to(bird, "default", 1.5, backend="onnxruntime", threads=2, precision="fp32")
+    assert [(k[0].scale, k[1], k[3], k[4]) for k in upscaler._cache] == [(2, "onnxruntime", 2, "fp32")]
+    # each option reaches the layer that checks it
+    with pytest.raises(SrzooError, match=r"^unknown backend 'bogus'"):
+        resize.upscale_to(bird, "default", 1.5, backend="bogus")
+    with pytest.raises(SrzooError, match=r"^threads must be a positive integer or None, got 0"):
+        resize.upscale_to(bird, "default", 1.5, threads=0)
+    with pytest.raises(SrzooError, match=r"^precision must be one of"):
+        resize.upscale_to(bird, "default", 1.5, precision="bogus", **ORT)
+    with pytest.raises(SrzooError, match=r"^memory='bogus' is not valid"):
+        resize.upscale_to(bird, "default", 1.5, memory="bogus", **ORT)
+    with pytest.raises(SrzooError, match=r"tile must be"):
+        resize.upscale_to(bird, "default", 1.5, tile=-1, **ORT)
+
+
+def test_upscale_to_checks_a_file_at_the_scale_it_will_run(bird, tmp_path, monkeypatch):
+    path = tmp_path / "bird.png"
+    cv2.imwrite(str(path), bird)
+    # x1.5 runs the x2 network: a file whose x2 result is over the limit is refused before
+    # decoding, with its name (the pipeline's own check would not name it)
+    monkeypatch.setenv("SRZOO_MAX_PIXELS", str(48 * 36 - 1))
+    with pytest.raises(srzoo.ImageError) as e:
+        resize.upscale_to(path, "default", 1.5, **ORT)
+    assert str(e.value).startswith(str(path)) and "gives 48x36 at x2" in str(e.value)
+    # a size at the input's own size (no scale given): checked at x1, so it passes
+    monkeypatch.setenv("SRZOO_MAX_PIXELS", str(24 * 18))
+    assert np.array_equal(resize.upscale_to(path, "bicubic", width=24), bird)
