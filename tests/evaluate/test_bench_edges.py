@@ -231,6 +231,20 @@ def test_samples_degrade_by_protocol_and_refuse_tiny_images() -> None:
     assert protocols._samples([("ok", img[:16, :16])], 4, "matlab")[0].lr.shape == (4, 4, 3)
 
 
+def test_degrade_floors_the_size_and_keeps_the_protocol_scale() -> None:
+    """On a size the scale does not divide (``_samples`` modcrops first, so only a direct
+    caller sees this): the LR is floor(size / scale) and MATLAB's kernel is the one of
+    1/scale, not of the size ratio (13 -> 6 rows is 0.46)."""
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)
+    lr = protocols._degrade(img, 2, "matlab")
+    assert lr.shape == (6, 5, 3)
+    assert np.array_equal(lr, metrics.imresize(img, 0.5, output_shape=(6, 5)))
+    assert not np.array_equal(lr, metrics.imresize(img, output_shape=(6, 5)))  # the ratio's kernel
+    assert np.array_equal(protocols._degrade(img, 2, "opencv"),
+                          cv2.resize(img, (5, 6), interpolation=cv2.INTER_LINEAR))
+
+
 def test_scores_by_protocol() -> None:
     rng = np.random.default_rng(5)
     hr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
