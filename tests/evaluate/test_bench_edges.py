@@ -181,6 +181,55 @@ def test_machine_info_is_this_machine() -> None:
     assert info["cpu"] == (names[0] if names else platform.processor() or platform.machine())
 
 
+def test_cpu_name_reads_the_first_model_name_as_written(tmp_path: Path) -> None:
+    f = tmp_path / "cpuinfo"
+    f.write_bytes(b"processor\t: 0\nvendor_id\t: Acme\n"
+                  b"Model Name\t: Acme Turbo: rev 2 @ 3.0GHz \nmodel name\t: second\n")
+    assert runner._cpu_name(str(f)) == "Acme Turbo: rev 2 @ 3.0GHz"  # colons after the first kept
+    f.write_bytes(b"model name\t: Acme \xff\xfe CPU\n")  # not UTF-8: replaced, never an error
+    assert runner._cpu_name(str(f)) == "Acme \ufffd\ufffd CPU"
+    fallback = platform.processor() or platform.machine()
+    assert fallback  # this machine has a name for its processor or its machine
+    f.write_bytes(b"processor\t: 0\n")  # no model name line (e.g. some ARM kernels)
+    assert runner._cpu_name(str(f)) == fallback
+    assert runner._cpu_name(str(tmp_path / "missing")) == fallback
+
+
+def test_grey_model_output_is_scored_as_it_is(fake: type[FakeUpscaler], tiny_set: Path,
+                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that returns one channel for a grey image: scored as it is (not converted)."""
+    grey_dir = tmp_path / "grey"
+    grey_dir.mkdir()
+    (grey_dir / "c_bridge.png").write_bytes((tiny_set / "c_bridge.png").read_bytes())
+
+    class GreyOut(FakeUpscaler):
+        def __call__(self, img: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor(super().__call__(img), cv2.COLOR_BGR2GRAY)
+
+    import srzoo.runtime.upscaler
+    monkeypatch.setattr(srzoo.runtime.upscaler, "Upscaler", GreyOut)
+    GreyOut.delay = 0.0
+    rep = benchmark.bench("nearest", [2], "cpu", str(grey_dir), repeat=1, warmup=0)
+    row, = rep.results
+    assert row["status"] == "ok", row["status"]
+    hr = metrics.modcrop(cv2.imread(str(grey_dir / "c_bridge.png"), cv2.IMREAD_UNCHANGED), 2)
+    lr = cv2.cvtColor(metrics.imresize(hr, 0.5), cv2.COLOR_GRAY2BGR)
+    sr = cv2.cvtColor(cv2.resize(lr, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_NEAREST),
+                      cv2.COLOR_BGR2GRAY)
+    assert row["psnr"] == pytest.approx(metrics.psnr(hr, sr, shave=2, y_channel=True), abs=1e-9)
+
+
+def test_a_clock_that_does_not_move_gives_no_throughput(fake: type[FakeUpscaler], tiny_set: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero total time (a coarse clock) is no Mpix/s, not a division by zero. The clock is
+    stopped by hand: no real clock can be made to stand still."""
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: 5.0)
+    fake.delay = 0.0
+    row, = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=2, warmup=0).results
+    assert row["status"] == "ok" and row["mpix_per_s"] is None
+    assert row["ms_median"] == 0.0 and row["ms_p95"] == 0.0 and row["load_ms"] == 0.0
+
+
 # --- protocols -----------------------------------------------------------------------------
 
 
