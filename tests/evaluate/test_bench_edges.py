@@ -308,3 +308,79 @@ def test_scores_by_protocol() -> None:
     assert up.backend == "numpy" and up.scale == 3
     lr = hr[:10, :12]
     assert np.array_equal(up(lr), metrics.imresize(lr, 3.0))
+
+
+# --- bench(): precisions, fetching, skipped scales, progress text, capabilities ---------------
+
+
+class _PrecisionFake(FakeUpscaler):
+    """The fake model, taking a precision as Upscaler does and saying which one ran."""
+
+    def __init__(self, model: str, scale: int, backend: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32") -> None:
+        super().__init__(model, scale, backend, threads)
+        self.precision = precision
+
+
+def test_precisions_make_rows_and_the_matlab_baseline_has_none(fake: type[FakeUpscaler], tiny_set: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import srzoo.runtime.upscaler
+
+    monkeypatch.setattr(srzoo.runtime.upscaler, "Upscaler", _PrecisionFake)
+    _PrecisionFake.delay = 0.0
+    rep = benchmark.bench("bicubic", [2], "cpu", str(tiny_set), repeat=1, warmup=0,
+                          precisions=" FP32 , bf16,")
+    assert rep.settings["precisions"] == ["fp32", "bf16"]
+    got = [(r["model"], r["backend"], r.get("precision"), r["backend_resolved"]) for r in rep.results]
+    assert got == [("bicubic", "cpu@fp32", "fp32", "cpu"), ("bicubic", "cpu@bf16", "bf16", "cpu@bf16"),
+                   ("bicubic-matlab", "numpy", "fp32", "numpy")]
+    rep = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0,
+                          precisions=["BF16", None])  # a list: strings lowered, None kept
+    assert [r["backend"] for r in rep.results] == ["cpu@bf16", "cpu"]
+    assert rep.settings["precisions"] == ["bf16", "default"]
+    rep = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0, precisions=[])
+    assert [r["backend"] for r in rep.results] == ["cpu"]  # an empty list: the default
+
+
+def test_model_files_of_the_asked_scale_are_fetched_first(fake: type[FakeUpscaler], tiny_set: Path,
+                                                          srzoo_env: Path) -> None:
+    """The files of each (model, scale) run are fetched before anything is timed (here into an
+    empty cache from the test mirror; the fake runs them), and a scale the model lacks is
+    reported as skipped."""
+    from conftest import cache_files
+
+    fake.delay = 0.0
+    rep = benchmark.bench("espcn", [3, 5], "cpu", str(tiny_set), repeat=1, warmup=0)
+    assert rep.skipped == ["espcn x5 (no such model; it has x2, x3, x4)"]
+    assert [(r["model"], r["scale"], r["status"]) for r in rep.results] == [("espcn", 3, "ok")]
+    names = [p.name for p in cache_files(srzoo_env)]
+    assert len(names) == 1 and "x3" in names[0], names
+
+
+def test_progress_says_which_run(fake: type[FakeUpscaler], tiny_set: Path) -> None:
+    fake.delay = 0.0
+    seen: list[tuple[int, int, str]] = []
+    benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0, threads="1,default",
+                    progress=lambda d, t, s: seen.append((d, t, s)))
+    ds = tiny_set.name
+    assert seen[0] == (0, 6, f"{ds} nearest x2 cpu t1")
+    assert seen[-1] == (6, 6, f"{ds} nearest x2 cpu")
+
+
+def test_machine_info_capabilities_as_json_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capabilities are kept as they are when JSON can hold them, else as text; a failing
+    backends module is one error entry. (Stand-ins for backends.capabilities: this machine's
+    engines give neither a non-JSON value nor an error.)"""
+    from srzoo.runtime import backends
+
+    assert runner.machine_info()["opencv_capabilities"] == backends.capabilities()
+    monkeypatch.setattr(backends, "capabilities",
+                        lambda: {"a": 1, "b": "x", "c": None, "d": [1], "e": (1, 2), "f": {"k": 2.5}})
+    assert runner.machine_info()["opencv_capabilities"] == {
+        "a": 1, "b": "x", "c": None, "d": [1], "e": "(1, 2)", "f": {"k": 2.5}}
+
+    def broken():
+        raise RuntimeError("no engines")
+
+    monkeypatch.setattr(backends, "capabilities", broken)
+    assert runner.machine_info()["opencv_capabilities"] == {"error": "RuntimeError: no engines"}
