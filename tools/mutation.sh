@@ -6,6 +6,7 @@
 #   tools/mutation.sh convert/check hub/registry    # some of them
 #   BUDGET_S=900 tools/mutation.sh hub/transfer     # wall-clock cap per module (default 1200 s)
 #   MUTANTS='srzoo.cli.x_* srzoo.cli._format.*' tools/mutation.sh cli   # a slice: mutant names or globs
+#   ISOLATION=forkserver tools/mutation.sh cli     # when the tests run networks (see below)
 #
 # Each module is mutated against the test files that cover it (MODULE_TESTS below), never the
 # whole suite: mutmut first runs those files once to record which test reaches which function,
@@ -74,6 +75,9 @@ for mod in "${mods[@]}"; do
     echo "[mutmut]"
     echo "source_paths=srzoo/"
     echo "also_copy=registry/"
+    # ISOLATION=forkserver: children forked from a process that only collected the tests, for
+    # modules whose tests run a network (cv2.dnn crashes or hangs in a child forked after one ran)
+    echo "process_isolation=${ISOLATION:-fork}"
     echo "pytest_add_cli_args_test_selection="; for t in $existing; do echo "    $t"; done
     [ -z "$deselect" ] || { echo "pytest_add_cli_args="; for t in $deselect; do echo "    --deselect=$t"; done; }
     # only this module is mutated: every other source file is copied as it is
