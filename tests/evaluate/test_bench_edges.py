@@ -384,3 +384,44 @@ def test_machine_info_capabilities_as_json_values(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(backends, "capabilities", broken)
     assert runner.machine_info()["opencv_capabilities"] == {"error": "RuntimeError: no engines"}
+
+
+def test_rows_that_did_not_run_have_every_key_and_threads_are_restored(
+        fake: type[FakeUpscaler], tiny_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row that never ran (unavailable backend) still has every column (None), so tables and
+    CSV line up; OpenCV's thread count is each run's and is put back afterwards (set to 3
+    here, not this machine's default, so that resetting it to anything else shows)."""
+    seen: list[int] = []
+    real_call = FakeUpscaler.__call__
+
+    def call(self: FakeUpscaler, img: np.ndarray) -> np.ndarray:
+        seen.append(cv2.getNumThreads())
+        return real_call(self, img)
+
+    monkeypatch.setattr(FakeUpscaler, "__call__", call)
+    fake.delay = 0.0
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        rep = benchmark.bench("bicubic", [2], "cuda,cpu", str(tiny_set), repeat=1, warmup=0,
+                              threads="2,default")
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+    assert seen == [2, 2, 2, 3, 3, 3]  # cpu t2, then cpu default (3 images each)
+    assert rep.settings["threads"] == [2, "default"]
+    cuda = [r for r in rep.results if r["backend"] == "cuda"]
+    assert [r["threads"] for r in cuda] == [2, "default"]
+    assert cuda[1] == {
+        "protocol": "matlab", "dataset": tiny_set.name, "model": "bicubic", "scale": 2,
+        "backend": "cuda", "backend_resolved": None, "threads": "default", "images": 0,
+        "psnr": None, "ssim": None, "ms_ssim": None, "ms_median": None, "ms_p95": None,
+        "mpix_per_s": None, "load_ms": None, "repeat": 1, "warmup": 0,
+        "status": "unavailable: fake: no CUDA here",
+        "note": "bicubic: registry model (cv2.INTER_CUBIC, a=-0.75); the literature's baseline is "
+                "row bicubic-matlab",
+        "backend_reason": ""}
+    matlab, = [r for r in rep.results if r["model"] == "bicubic-matlab"]
+    assert matlab["note"] == ("bicubic-matlab: MATLAB imresize bicubic upsampling (numpy), the "
+                              "'Bicubic' baseline of published tables; registry model 'bicubic' is "
+                              "cv2.INTER_CUBIC")
