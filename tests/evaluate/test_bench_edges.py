@@ -228,6 +228,10 @@ def test_a_clock_that_does_not_move_gives_no_throughput(fake: type[FakeUpscaler]
     row, = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=2, warmup=0).results
     assert row["status"] == "ok" and row["mpix_per_s"] is None
     assert row["ms_median"] == 0.0 and row["ms_p95"] == 0.0 and row["load_ms"] == 0.0
+    ticks = iter(range(1000))  # a clock that moves 0.5 s per reading: model loading took 500 ms
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: 0.5 * next(ticks))
+    row, = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0).results
+    assert row["load_ms"] == 500.0
 
 
 # --- protocols -----------------------------------------------------------------------------
@@ -399,6 +403,15 @@ def test_rows_that_did_not_run_have_every_key_and_threads_are_restored(
         return real_call(self, img)
 
     monkeypatch.setattr(FakeUpscaler, "__call__", call)
+    asked: list[int | None] = []
+    real_init = FakeUpscaler.__init__
+
+    def init(self: FakeUpscaler, model: str, scale: int, backend: str = "cpu",
+             threads: int | None = None) -> None:
+        asked.append(threads)
+        real_init(self, model, scale, backend, threads)
+
+    monkeypatch.setattr(FakeUpscaler, "__init__", init)
     fake.delay = 0.0
     before = cv2.getNumThreads()
     cv2.setNumThreads(3)
@@ -409,6 +422,7 @@ def test_rows_that_did_not_run_have_every_key_and_threads_are_restored(
     finally:
         cv2.setNumThreads(before)
     assert seen == [2, 2, 2, 3, 3, 3]  # cpu t2, then cpu default (3 images each)
+    assert asked == [2, None, 2, None]  # the engine is given the same count (cuda, then cpu)
     assert rep.settings["threads"] == [2, "default"]
     cuda = [r for r in rep.results if r["backend"] == "cuda"]
     assert [r["threads"] for r in cuda] == [2, "default"]
