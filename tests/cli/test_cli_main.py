@@ -42,6 +42,7 @@ def test_return_value_of_the_command_is_the_exit_code(monkeypatch, capsys):
     (KeyboardInterrupt(), 130, "srzoo: interrupted"),
     (MemoryError(), 1, "srzoo: error: out of memory; use a smaller image or scale, or tiles (--tile)"),
     (SrzooError("first\nsecond  \n"), 1, "srzoo: error: first second"),
+    (SrzooError("keeps  two spaces\nand\ttabs"), 1, "srzoo: error: keeps  two spaces and\ttabs"),
     (PermissionError(errno.EACCES, "Permission denied", "/x/y.png"), 1,
      "srzoo: error: /x/y.png: Permission denied"),
     (OSError(errno.EACCES, "Permission denied"), 1, "srzoo: error: Permission denied"),
@@ -204,3 +205,12 @@ def test_error_survives_a_closed_stderr(monkeypatch):
     monkeypatch.setattr(sys, "stderr", Gone())
     _with_info(monkeypatch, _raise(SrzooError("boom")))
     assert main(["info"]) == 1
+
+
+def test_help_says_what_srzoo_is(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: srzoo [-h] [--version] [-v] COMMAND ...")
+    assert "\nSuper-resolution models for OpenCV: list, fetch, upscale, benchmark.\n" in out
