@@ -214,3 +214,26 @@ def test_help_says_what_srzoo_is(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: srzoo [-h] [--version] [-v] COMMAND ...")
     assert "\nSuper-resolution models for OpenCV: list, fetch, upscale, benchmark.\n" in out
+    assert "\n  -v, --verbose  on a failed download, list every source tried and its answer\n" in out
+
+
+def test_version_and_a_missing_command(capsys):
+    from srzoo._version import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"srzoo {__version__}\n"
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        "srzoo: error: the following arguments are required: COMMAND"
+
+
+def test_long_verbose_flag_lists_the_sources(monkeypatch, capsys):
+    e = SrzooError("download failed")
+    e.failures = [("https://a.example/m.onnx", "HTTP 404")]
+    _with_info(monkeypatch, _raise(e))
+    assert main(["--verbose", "info"]) == 1
+    assert capsys.readouterr().err == ("srzoo: error: download failed\n"
+                                       "srzoo:   https://a.example/m.onnx: HTTP 404\n")
