@@ -439,3 +439,10 @@ def test_rows_that_did_not_run_have_every_key_and_threads_are_restored(
     assert matlab["note"] == ("bicubic-matlab: MATLAB imresize bicubic upsampling (numpy), the "
                               "'Bicubic' baseline of published tables; registry model 'bicubic' is "
                               "cv2.INTER_CUBIC")
+
+
+def test_default_dataset_is_set5(fake: type[FakeUpscaler], srzoo_env: Path) -> None:
+    """No dataset: Set5, fetched and verified (here from the test mirror)."""
+    fake.delay = 0.0
+    row, = benchmark.bench("nearest", [4], "cpu", repeat=1, warmup=0).results
+    assert row["dataset"] == "set5" and row["images"] == 5 and row["status"] == "ok"
