@@ -101,7 +101,7 @@ def test_timing_counts_only_model_calls(fake: type[FakeUpscaler], tiny_set: Path
     monkeypatch.setattr(FakeUpscaler, "__call__", timed_call)
     seen: list[tuple[int, int, str]] = []
     rep = benchmark.bench("nearest", [2], "cpu,cuda", str(tiny_set), repeat=3, warmup=2,
-                          progress=lambda d, t, s: seen.append((d, t, s)))
+                          progress=lambda d, t, s: seen.append((d, t, s)), per_image=True)
     assert fake.calls == 3 * (3 + 2)  # 3 images x (warm-up + timed)
     ok, = _rows(rep, backend="cpu")
     assert ok["status"] == "ok" and ok["images"] == 3 and ok["threads"] == "default"
@@ -109,6 +109,8 @@ def test_timing_counts_only_model_calls(fake: type[FakeUpscaler], tiny_set: Path
     timed = [3, 4, 5, 8, 9, 10, 13, 14, 15]
     assert ok["ms_median"] == pytest.approx(9.0, abs=1e-9)
     assert ok["ms_p95"] == pytest.approx(14.6, abs=1e-9)  # between 14 and 15 (linear)
+    # each image's own median: of calls 3-5, 8-10, 13-15
+    assert [p["ms_median"] for p in ok["per_image"]] == pytest.approx([4.0, 9.0, 14.0], abs=1e-9)
     out_mpix = 3 * CROP[0] * CROP[1] / 1e6  # per timed run of the 3 images
     assert ok["mpix_per_s"] == pytest.approx(out_mpix * 3 / (sum(timed) / 1000), rel=1e-9)
     assert ok["load_ms"] == 0.0 and ok["backend_resolved"] == "cpu"

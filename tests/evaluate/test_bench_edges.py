@@ -181,6 +181,59 @@ def test_machine_info_is_this_machine() -> None:
     assert info["cpu"] == (names[0] if names else platform.processor() or platform.machine())
 
 
+def test_cpu_name_reads_the_first_model_name_as_written(tmp_path: Path) -> None:
+    f = tmp_path / "cpuinfo"
+    f.write_bytes(b"processor\t: 0\nvendor_id\t: Acme\n"
+                  b"Model Name\t: Acme Turbo: rev 2 @ 3.0GHz \nmodel name\t: second\n")
+    assert runner._cpu_name(str(f)) == "Acme Turbo: rev 2 @ 3.0GHz"  # colons after the first kept
+    f.write_bytes(b"model name\t: Acme \xff\xfe CPU\n")  # not UTF-8: replaced, never an error
+    assert runner._cpu_name(str(f)) == "Acme \ufffd\ufffd CPU"
+    fallback = platform.processor() or platform.machine()
+    assert fallback  # this machine has a name for its processor or its machine
+    f.write_bytes(b"processor\t: 0\n")  # no model name line (e.g. some ARM kernels)
+    assert runner._cpu_name(str(f)) == fallback
+    assert runner._cpu_name(str(tmp_path / "missing")) == fallback
+
+
+def test_grey_model_output_is_scored_as_it_is(fake: type[FakeUpscaler], tiny_set: Path,
+                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that returns one channel for a grey image: scored as it is (not converted)."""
+    grey_dir = tmp_path / "grey"
+    grey_dir.mkdir()
+    (grey_dir / "c_bridge.png").write_bytes((tiny_set / "c_bridge.png").read_bytes())
+
+    class GreyOut(FakeUpscaler):
+        def __call__(self, img: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor(super().__call__(img), cv2.COLOR_BGR2GRAY)
+
+    import srzoo.runtime.upscaler
+    monkeypatch.setattr(srzoo.runtime.upscaler, "Upscaler", GreyOut)
+    GreyOut.delay = 0.0
+    rep = benchmark.bench("nearest", [2], "cpu", str(grey_dir), repeat=1, warmup=0)
+    row, = rep.results
+    assert row["status"] == "ok", row["status"]
+    hr = metrics.modcrop(cv2.imread(str(grey_dir / "c_bridge.png"), cv2.IMREAD_UNCHANGED), 2)
+    lr = cv2.cvtColor(metrics.imresize(hr, 0.5), cv2.COLOR_GRAY2BGR)
+    sr = cv2.cvtColor(cv2.resize(lr, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_NEAREST),
+                      cv2.COLOR_BGR2GRAY)
+    assert row["psnr"] == pytest.approx(metrics.psnr(hr, sr, shave=2, y_channel=True), abs=1e-9)
+
+
+def test_a_clock_that_does_not_move_gives_no_throughput(fake: type[FakeUpscaler], tiny_set: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero total time (a coarse clock) is no Mpix/s, not a division by zero. The clock is
+    stopped by hand: no real clock can be made to stand still."""
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: 5.0)
+    fake.delay = 0.0
+    row, = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=2, warmup=0).results
+    assert row["status"] == "ok" and row["mpix_per_s"] is None
+    assert row["ms_median"] == 0.0 and row["ms_p95"] == 0.0 and row["load_ms"] == 0.0
+    ticks = iter(range(1000))  # a clock that moves 0.5 s per reading: model loading took 500 ms
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: 0.5 * next(ticks))
+    row, = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0).results
+    assert row["load_ms"] == 500.0
+
+
 # --- protocols -----------------------------------------------------------------------------
 
 
@@ -231,6 +284,20 @@ def test_samples_degrade_by_protocol_and_refuse_tiny_images() -> None:
     assert protocols._samples([("ok", img[:16, :16])], 4, "matlab")[0].lr.shape == (4, 4, 3)
 
 
+def test_degrade_floors_the_size_and_keeps_the_protocol_scale() -> None:
+    """On a size the scale does not divide (``_samples`` modcrops first, so only a direct
+    caller sees this): the LR is floor(size / scale) and MATLAB's kernel is the one of
+    1/scale, not of the size ratio (13 -> 6 rows is 0.46)."""
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)
+    lr = protocols._degrade(img, 2, "matlab")
+    assert lr.shape == (6, 5, 3)
+    assert np.array_equal(lr, metrics.imresize(img, 0.5, output_shape=(6, 5)))
+    assert not np.array_equal(lr, metrics.imresize(img, output_shape=(6, 5)))  # the ratio's kernel
+    assert np.array_equal(protocols._degrade(img, 2, "opencv"),
+                          cv2.resize(img, (5, 6), interpolation=cv2.INTER_LINEAR))
+
+
 def test_scores_by_protocol() -> None:
     rng = np.random.default_rng(5)
     hr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
@@ -245,3 +312,135 @@ def test_scores_by_protocol() -> None:
     assert up.backend == "numpy" and up.scale == 3
     lr = hr[:10, :12]
     assert np.array_equal(up(lr), metrics.imresize(lr, 3.0))
+
+
+# --- bench(): precisions, fetching, skipped scales, progress text, capabilities ---------------
+
+
+class _PrecisionFake(FakeUpscaler):
+    """The fake model, taking a precision as Upscaler does and saying which one ran."""
+
+    def __init__(self, model: str, scale: int, backend: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32") -> None:
+        super().__init__(model, scale, backend, threads)
+        self.precision = precision
+
+
+def test_precisions_make_rows_and_the_matlab_baseline_has_none(fake: type[FakeUpscaler], tiny_set: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import srzoo.runtime.upscaler
+
+    monkeypatch.setattr(srzoo.runtime.upscaler, "Upscaler", _PrecisionFake)
+    _PrecisionFake.delay = 0.0
+    rep = benchmark.bench("bicubic", [2], "cpu", str(tiny_set), repeat=1, warmup=0,
+                          precisions=" FP32 , bf16,")
+    assert rep.settings["precisions"] == ["fp32", "bf16"]
+    got = [(r["model"], r["backend"], r.get("precision"), r["backend_resolved"]) for r in rep.results]
+    assert got == [("bicubic", "cpu@fp32", "fp32", "cpu"), ("bicubic", "cpu@bf16", "bf16", "cpu@bf16"),
+                   ("bicubic-matlab", "numpy", "fp32", "numpy")]
+    rep = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0,
+                          precisions=["BF16", None])  # a list: strings lowered, None kept
+    assert [r["backend"] for r in rep.results] == ["cpu@bf16", "cpu"]
+    assert rep.settings["precisions"] == ["bf16", "default"]
+    rep = benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0, precisions=[])
+    assert [r["backend"] for r in rep.results] == ["cpu"]  # an empty list: the default
+
+
+def test_model_files_of_the_asked_scale_are_fetched_first(fake: type[FakeUpscaler], tiny_set: Path,
+                                                          srzoo_env: Path) -> None:
+    """The files of each (model, scale) run are fetched before anything is timed (here into an
+    empty cache from the test mirror; the fake runs them), and a scale the model lacks is
+    reported as skipped."""
+    fake.delay = 0.0
+    rep = benchmark.bench("espcn", [3, 5], "cpu", str(tiny_set), repeat=1, warmup=0)
+    assert rep.skipped == ["espcn x5 (no such model; it has x2, x3, x4)"]
+    assert [(r["model"], r["scale"], r["status"]) for r in rep.results] == [("espcn", 3, "ok")]
+    names = [p.name for p in (srzoo_env / "models").rglob("*") if p.is_file()]
+    assert len(names) == 1 and "x3" in names[0], names
+
+
+def test_progress_says_which_run(fake: type[FakeUpscaler], tiny_set: Path) -> None:
+    fake.delay = 0.0
+    seen: list[tuple[int, int, str]] = []
+    benchmark.bench("nearest", [2], "cpu", str(tiny_set), repeat=1, warmup=0, threads="1,default",
+                    progress=lambda d, t, s: seen.append((d, t, s)))
+    ds = tiny_set.name
+    assert seen[0] == (0, 6, f"{ds} nearest x2 cpu t1")
+    assert seen[-1] == (6, 6, f"{ds} nearest x2 cpu")
+
+
+def test_machine_info_capabilities_as_json_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capabilities are kept as they are when JSON can hold them, else as text; a failing
+    backends module is one error entry. (Stand-ins for backends.capabilities: this machine's
+    engines give neither a non-JSON value nor an error.)"""
+    from srzoo.runtime import backends
+
+    assert runner.machine_info()["opencv_capabilities"] == backends.capabilities()
+    monkeypatch.setattr(backends, "capabilities",
+                        lambda: {"a": 1, "b": "x", "c": None, "d": [1], "e": (1, 2), "f": {"k": 2.5}})
+    assert runner.machine_info()["opencv_capabilities"] == {
+        "a": 1, "b": "x", "c": None, "d": [1], "e": "(1, 2)", "f": {"k": 2.5}}
+
+    def broken():
+        raise RuntimeError("no engines")
+
+    monkeypatch.setattr(backends, "capabilities", broken)
+    assert runner.machine_info()["opencv_capabilities"] == {"error": "RuntimeError: no engines"}
+
+
+def test_rows_that_did_not_run_have_every_key_and_threads_are_restored(
+        fake: type[FakeUpscaler], tiny_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row that never ran (unavailable backend) still has every column (None), so tables and
+    CSV line up; OpenCV's thread count is each run's and is put back afterwards (set to 3
+    here, not this machine's default, so that resetting it to anything else shows)."""
+    seen: list[int] = []
+    real_call = FakeUpscaler.__call__
+
+    def call(self: FakeUpscaler, img: np.ndarray) -> np.ndarray:
+        seen.append(cv2.getNumThreads())
+        return real_call(self, img)
+
+    monkeypatch.setattr(FakeUpscaler, "__call__", call)
+    asked: list[int | None] = []
+    real_init = FakeUpscaler.__init__
+
+    def init(self: FakeUpscaler, model: str, scale: int, backend: str = "cpu",
+             threads: int | None = None) -> None:
+        asked.append(threads)
+        real_init(self, model, scale, backend, threads)
+
+    monkeypatch.setattr(FakeUpscaler, "__init__", init)
+    fake.delay = 0.0
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        rep = benchmark.bench("bicubic", [2], "cuda,cpu", str(tiny_set), repeat=1, warmup=0,
+                              threads="2,default")
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+    assert seen == [2, 2, 2, 3, 3, 3]  # cpu t2, then cpu default (3 images each)
+    assert asked == [2, None, 2, None]  # the engine is given the same count (cuda, then cpu)
+    assert rep.settings["threads"] == [2, "default"]
+    cuda = [r for r in rep.results if r["backend"] == "cuda"]
+    assert [r["threads"] for r in cuda] == [2, "default"]
+    assert cuda[1] == {
+        "protocol": "matlab", "dataset": tiny_set.name, "model": "bicubic", "scale": 2,
+        "backend": "cuda", "backend_resolved": None, "threads": "default", "images": 0,
+        "psnr": None, "ssim": None, "ms_ssim": None, "ms_median": None, "ms_p95": None,
+        "mpix_per_s": None, "load_ms": None, "repeat": 1, "warmup": 0,
+        "status": "unavailable: fake: no CUDA here",
+        "note": "bicubic: registry model (cv2.INTER_CUBIC, a=-0.75); the literature's baseline is "
+                "row bicubic-matlab",
+        "backend_reason": ""}
+    matlab, = [r for r in rep.results if r["model"] == "bicubic-matlab"]
+    assert matlab["note"] == ("bicubic-matlab: MATLAB imresize bicubic upsampling (numpy), the "
+                              "'Bicubic' baseline of published tables; registry model 'bicubic' is "
+                              "cv2.INTER_CUBIC")
+
+
+def test_default_dataset_is_set5(fake: type[FakeUpscaler], srzoo_env: Path) -> None:
+    """No dataset: Set5, fetched and verified (here from the test mirror)."""
+    fake.delay = 0.0
+    row, = benchmark.bench("nearest", [4], "cpu", repeat=1, warmup=0).results
+    assert row["dataset"] == "set5" and row["images"] == 5 and row["status"] == "ok"

@@ -32,9 +32,9 @@ from srzoo.runtime import backends, upscaler
 # machine information
 # ---------------------------------------------------------------------------
 
-def _cpu_name() -> str:
+def _cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
