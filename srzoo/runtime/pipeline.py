@@ -225,6 +225,12 @@ def alpha_plane(p: Prepared) -> np.ndarray | None:
 
 #: most memory a network run gets by default (``SRZOO_MEMORY`` unset)
 DEFAULT_MEMORY = 1 << 30
+#: the peak resident memory of the whole process the default budget aims at: the
+#: run gets at most this minus what the process holds already (interpreter,
+#: libraries, loaded models) and the result's buffers
+DEFAULT_PEAK = 2 << 30
+#: least memory the default budget gives a run (tiles get slow below it)
+MIN_MEMORY = 64 << 20
 #: bytes per input pixel no model is expected to exceed: smaller inputs are
 #: never measured or tiled for memory (realesrgan-x4plus on opencv:cpu: ~25 KB)
 MEMORY_GUESS = 64 * 1024
@@ -232,10 +238,25 @@ MEMORY_GUESS = 64 * 1024
 MIN_TILE = 32
 
 
-def memory_budget(memory: int | str | None = None) -> int | None:
+def resident_memory() -> int | None:
+    """This process's resident memory (VmRSS) in bytes; None where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_budget(memory: int | str | None = None, reserve: int = 0) -> int | None:
     """The bytes a network run may take: ``memory`` (bytes, or a size such as
-    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else a quarter of the
-    available memory, at most :data:`DEFAULT_MEMORY`. None: no limit."""
+    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else the default: a
+    quarter of the available memory, at most :data:`DEFAULT_MEMORY`, and at
+    most what keeps the whole process under :data:`DEFAULT_PEAK` (minus its
+    resident memory now and ``reserve``: the bytes of the result it will hold),
+    never below :data:`MIN_MEMORY`. None: no limit."""
     if memory is None:
         value = config.get("SRZOO_MEMORY")
     elif isinstance(memory, str):
@@ -251,7 +272,11 @@ def memory_budget(memory: int | str | None = None) -> int | None:
         value = int(memory)
     if value is None:
         avail = available_memory()
-        return DEFAULT_MEMORY if not avail else max(64 << 20, min(DEFAULT_MEMORY, avail // 4))
+        budget = DEFAULT_MEMORY if not avail else min(DEFAULT_MEMORY, avail // 4)
+        rss = resident_memory()
+        if rss is not None:
+            budget = min(budget, DEFAULT_PEAK - rss - max(0, int(reserve)))
+        return max(MIN_MEMORY, budget)
     return int(value) or None
 
 

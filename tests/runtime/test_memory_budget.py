@@ -92,6 +92,18 @@ def test_budget_rules_and_one_line_errors(monkeypatch):
     assert pipeline.memory_budget() is None
     monkeypatch.delenv("SRZOO_MEMORY")
     assert 64 << 20 <= pipeline.memory_budget() <= pipeline.DEFAULT_MEMORY
+    # the default leaves room under DEFAULT_PEAK for what the process holds (its real
+    # resident memory now) and the result's buffers (``reserve``)
+    rss = pipeline.resident_memory()
+    assert rss is not None and 20 << 20 < rss < pipeline.DEFAULT_PEAK
+    held = np.ones(400 << 20, np.uint8)  # the process grows by 400 MB: the default shrinks
+    assert pipeline.resident_memory() >= rss + (390 << 20)
+    assert pipeline.memory_budget() <= pipeline.DEFAULT_PEAK - pipeline.resident_memory()
+    reserve = pipeline.DEFAULT_PEAK - pipeline.resident_memory() - (100 << 20)
+    assert pipeline.MIN_MEMORY <= pipeline.memory_budget(None, reserve) <= 100 << 20
+    assert pipeline.memory_budget(None, pipeline.DEFAULT_PEAK) == pipeline.MIN_MEMORY  # the floor
+    assert pipeline.memory_budget("3G", pipeline.DEFAULT_PEAK) == 3 << 30  # asked for: kept
+    del held
     monkeypatch.setenv("SRZOO_MEMORY", "lots")
     with pytest.raises(srzoo.ConfigError, match=r"SRZOO_MEMORY='lots' is not valid: expected a size"):
         config.get("SRZOO_MEMORY")
