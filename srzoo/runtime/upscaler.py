@@ -275,6 +275,11 @@ class Upscaler:
         slot = cls + ("/memory" if counted else "")
         choice = self._choices.get(slot)
         if choice is None:
+            if counted and self._choices.pop(cls, None) is not None:
+                # the guess made without memory (the constructor's) gives way: its
+                # runner is not kept beside the trials and the real run
+                self._drop_except(set())
+                autotune.release_memory()
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
             choice, _ = autotune.choose(self.entry, cls, self.threads, self._load, channels,
