@@ -223,8 +223,10 @@ def alpha_plane(p: Prepared) -> np.ndarray | None:
     return _unit_alpha(p.alpha) if p.premultiplied and p.alpha is not None else None
 
 
-#: most memory a network run gets by default (``SRZOO_MEMORY`` unset)
-DEFAULT_MEMORY = 1 << 30
+#: most memory a network run gets by default (``SRZOO_MEMORY`` unset). With
+#: DEFAULT_PEAK below, realesrgan-x4plus on a 500x480 photo runs 4-16 tiles,
+#: not 25 (about 2-5x the work of one untiled run instead of 9x)
+DEFAULT_MEMORY = 3 << 29
 #: the peak resident memory of the whole process the default budget aims at: the
 #: run gets at most this minus what the process holds already (interpreter,
 #: libraries, loaded models) and the result's buffers

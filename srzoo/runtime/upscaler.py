@@ -137,7 +137,9 @@ class Upscaler:
     tiling, an input that would need more is cut into tiles that fit, from the
     model's memory per pixel on the chosen engine (measured once,
     :func:`srzoo.runtime.autotune.memory_per_pixel`); ``None``: ``SRZOO_MEMORY``,
-    else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
+    else a quarter of the available memory, at most 1.5 GiB and at most what
+    keeps the whole process under 2 GiB (its resident memory and the result
+    counted); ``0``: no limit.
     """
 
     def __init__(self, model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = None, *,
