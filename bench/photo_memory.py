@@ -16,7 +16,8 @@ ncnn -> ONNX conversion is not timed):
   (first use), then the same again with the choice remembered (``auto, cached``).
 
 Printed per row: peak RSS of the whole process (VmHWM: model, image and run),
-seconds of the ``upscale`` call, the tiles (side, count, overlap), the backend,
+seconds of the ``upscale`` call, the tiles (count, network-input size WxH, how
+many distinct input shapes, overlap), the backend,
 and the largest / mean difference from the untiled result (grey levels).
 
     SRZOO_CACHE_DIR=$(mktemp -d) SRZOO_MIRROR=../shared/models/esrgan-ncnn \\
@@ -45,18 +46,24 @@ from srzoo.runtime import pipeline
 image, model, scale, backend, memory, out = sys.argv[1:7]
 img = cv2.imread(image)
 up = srzoo.Upscaler(model, int(scale), backend=backend)
+shapes = []
+process = pipeline.ModelPipeline.process
+def counting(self, color, want):  # the network inputs that really run (not the alpha pass)
+    shapes.append(color.shape[:2])
+    return process(self, color, want)
+pipeline.ModelPipeline.process = counting
 ticks = []
 t0 = time.perf_counter()
 res = up.upscale(img, memory=None if memory == "default" else memory,
                  progress=lambda done, total: ticks.append(total))
 secs = time.perf_counter() - t0
 np.save(out, res)
-h, w = img.shape[:2]
-tile = None if memory == "0" else up._memory_tile(h, w, None if memory == "default" else memory, None)
 status = {k: int(v.split()[0]) * 1024 for k, v in
           (ln.split(":", 1) for ln in open("/proc/self/status")) if k in ("VmHWM", "VmRSS")}
 print(json.dumps({"backend": up.backend, "seconds": secs, "peak": status["VmHWM"],
-                  "tiles": ticks[-1] if ticks else 1, "tile": tile,
+                  "tiles": ticks[-1] if ticks else 1,
+                  "tile": None if len(shapes) < 2 else "x".join(str(v) for v in shapes[0][::-1]),
+                  "shapes": len(set(shapes)),
                   "overlap": pipeline.default_overlap(up.entry),
                   "bpp": {k: v for k, v in up._bpp.items()},
                   "reason": up.backend_reason}))
@@ -167,14 +174,15 @@ def fmt(r: dict) -> str:
     if "error" in r:
         return f"{r['case']:14} error: {r['error']}"
     return (f"{r['case']:14} {r['backend']:16} peak {r['peak'] / 2**20:6.0f} MB  {r['seconds']:7.1f} s  "
-            f"tiles {r['tiles']} (side {r['tile']}, overlap {r['overlap']})  "
+            f"tiles {r['tiles']} (input {r['tile']}, {r.get('shapes')} shape(s), overlap {r['overlap']})  "
             f"max diff {r['maxdiff']} mean {r['meandiff']:.3f}  load {r['load']}")
 
 
 def row(r: dict) -> str:
     if "error" in r:
         return f"| {r['case']} | | {r['memory']} | | | | {r['error']} | {r['load']} |"
-    tiles = "1 (untiled)" if r["tiles"] == 1 else f"{r['tiles']} x {r['tile']} px + {r['overlap']}"
+    tiles = "1 (untiled)" if r["tiles"] == 1 else \
+        f"{r['tiles']}, inputs {r['tile']} ({r.get('shapes')} shape), overlap {r['overlap']}"
     return (f"| {r['case']} | {r['backend']} | {r['memory']} | {r['peak'] / 2**20:.0f} MB | "
             f"{r['seconds']:.1f} | {tiles} | {r['maxdiff']} / {r['meandiff']:.3f} | {r['load']} |")
 

@@ -159,7 +159,8 @@ SETTINGS: tuple[Setting, ...] = (
             "0: `auto` takes the static order instead of measuring a short trial"),
     Setting("SRZOO_MEMORY", "size", None,
             "memory a network run may use; larger inputs are tiled to fit (default: a quarter "
-            "of the available memory, at most 1G; 0: no limit)"),
+            "of the available memory, at most 1.5G and what keeps the process under 2G; "
+            "0: no limit)"),
     Setting("SRZOO_BACKEND", "str", "", "backend used wherever `auto` is asked for, e.g. openvino:cpu"),
     Setting("SRZOO_PRECISION", "choice", "fp32",
             "precision used where none is given: fp32 (default: results identical on every engine), "

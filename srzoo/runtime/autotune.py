@@ -272,6 +272,9 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     (:func:`memory_per_pixel`); asked only when a ``size`` run could exceed
     ``budget`` bytes at :data:`MAX_BYTES_PER_PIXEL`: a candidate whose run
     at ``size`` would need more than ``budget`` ranks after every one that fits.
+    It is asked before the candidate's own trial runner loads, so at most two
+    runners (the leader and the probe's) are held at once, and what a dropped
+    runner held is handed back (:func:`release_memory`) before the next loads.
     A choice that counted memory is remembered apart from one that did not
     (the class key gets ``/memory``); the memory is kept with it and ranked
     again under the budget of the moment when it is reused.
@@ -310,6 +313,12 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     hw2: tuple[int, int] | None = None
     for c in cands:
         try:
+            if counted:  # first, while only the leader is loaded: the probe loads its own
+                assert memory is not None  # runner, dropped before this one's trial loads
+                bpp = memory(c)
+                if bpp is not None:
+                    mem[str(c)] = bpp * px
+                release_memory()
             runner = load(c)
             loaded[str(c)] = runner
             if hw is None:
@@ -323,11 +332,6 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
                 b = max(t2 - t1, 0.0) / float(hw2[0] * hw2[1] - hw[0] * hw[1])
                 a = max(t1 - b * hw[0] * hw[1], 0.0)
                 times[str(c)] = 1000.0 * (a + b * px)
-            if counted:
-                assert memory is not None
-                bpp = memory(c)
-                if bpp is not None:
-                    mem[str(c)] = bpp * px
         except SrzooError as e:
             errors[str(c)] = str(e).splitlines()[0] if str(e) else type(e).__name__
         # keep only the best runner so far: every engine's pools held at once made a
@@ -338,7 +342,7 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
             if unload is not None:
                 unload(byname[k])
         runner = None
-        gc.collect()
+        release_memory()
     if not times:
         raise SrzooError(f"{entry.name} x{entry.scale}: every backend failed its trial: "
                          + "; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -358,6 +362,37 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
                  "scale": entry.scale, "threads": threads,
                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return _with_reason(ch), loaded
+
+
+def release_memory() -> None:
+    """Free what dropped runners held: a garbage collection (engines' objects in
+    reference cycles), then glibc's ``malloc_trim`` so the freed heap goes back
+    to the system instead of staying in the process's resident memory (no-op
+    where the C library has no ``malloc_trim``)."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+_trim: list[Any] = []
+
+
+def _malloc_trim() -> Any:
+    if not _trim:
+        fn = None
+        try:
+            import ctypes
+            import ctypes.util
+
+            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            fn = getattr(lib, "malloc_trim", None)
+            if fn is not None:
+                fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):  # pragma: no cover - not glibc
+            fn = None
+        _trim.append(fn)
+    return _trim[0]
 
 
 def _first_that_loads(entry: "ModelEntry", engine: str | None, requested: str, cls: str,
@@ -458,13 +493,13 @@ def memory_per_pixel(entry: "ModelEntry", backend: "ResolvedBackend", threads: i
     grown = []
     for h, w in MEMORY_PROBES:
         x = trial_input(runner, h, w, channels)
-        gc.collect()
+        release_memory()
         before = _status().get("VmRSS", 0)
         _reset_peak()
         runner.run(x)
         grown.append(max(0, _status().get("VmHWM", 0) - before))
     del runner
-    gc.collect()
+    release_memory()
     h2, w2 = MEMORY_PROBES[1]
     bpp = round(max(MIN_BYTES_PER_PIXEL * channels, MEMORY_MARGIN * grown[1] / float(h2 * w2)), 1)
     _memory[key] = bpp
@@ -494,4 +529,4 @@ def remember(key: str, value: dict[str, Any]) -> None:
 
 
 __all__ = ["Choice", "SIZE_CLASSES", "choose", "counts_memory", "forget", "machine_identity", "measure",
-           "memory_per_pixel", "recall", "remember", "size_class"]
+           "memory_per_pixel", "recall", "release_memory", "remember", "size_class"]

@@ -223,8 +223,16 @@ def alpha_plane(p: Prepared) -> np.ndarray | None:
     return _unit_alpha(p.alpha) if p.premultiplied and p.alpha is not None else None
 
 
-#: most memory a network run gets by default (``SRZOO_MEMORY`` unset)
-DEFAULT_MEMORY = 1 << 30
+#: most memory a network run gets by default (``SRZOO_MEMORY`` unset). With
+#: DEFAULT_PEAK below, realesrgan-x4plus on a 500x480 photo runs 4-16 tiles,
+#: not 25 (about 2-5x the work of one untiled run instead of 9x)
+DEFAULT_MEMORY = 3 << 29
+#: the peak resident memory of the whole process the default budget aims at: the
+#: run gets at most this minus what the process holds already (interpreter,
+#: libraries, loaded models) and the result's buffers
+DEFAULT_PEAK = 2 << 30
+#: least memory the default budget gives a run (tiles get slow below it)
+MIN_MEMORY = 64 << 20
 #: bytes per input pixel no model is expected to exceed: smaller inputs are
 #: never measured or tiled for memory (realesrgan-x4plus on opencv:cpu: ~25 KB)
 MEMORY_GUESS = 64 * 1024
@@ -232,10 +240,25 @@ MEMORY_GUESS = 64 * 1024
 MIN_TILE = 32
 
 
-def memory_budget(memory: int | str | None = None) -> int | None:
+def resident_memory() -> int | None:
+    """This process's resident memory (VmRSS) in bytes; None where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_budget(memory: int | str | None = None, reserve: int = 0) -> int | None:
     """The bytes a network run may take: ``memory`` (bytes, or a size such as
-    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else a quarter of the
-    available memory, at most :data:`DEFAULT_MEMORY`. None: no limit."""
+    ``"1.5G"``; 0: no limit), else ``SRZOO_MEMORY``, else the default: a
+    quarter of the available memory, at most :data:`DEFAULT_MEMORY`, and at
+    most what keeps the whole process under :data:`DEFAULT_PEAK` (minus its
+    resident memory now and ``reserve``: the bytes of the result it will hold),
+    never below :data:`MIN_MEMORY`. None: no limit."""
     if memory is None:
         value = config.get("SRZOO_MEMORY")
     elif isinstance(memory, str):
@@ -251,7 +274,11 @@ def memory_budget(memory: int | str | None = None) -> int | None:
         value = int(memory)
     if value is None:
         avail = available_memory()
-        return DEFAULT_MEMORY if not avail else max(64 << 20, min(DEFAULT_MEMORY, avail // 4))
+        budget = DEFAULT_MEMORY if not avail else min(DEFAULT_MEMORY, avail // 4)
+        rss = resident_memory()
+        if rss is not None:
+            budget = min(budget, DEFAULT_PEAK - rss - max(0, int(reserve)))
+        return max(MIN_MEMORY, budget)
     return int(value) or None
 
 
@@ -260,16 +287,15 @@ def budget_tile(h: int, w: int, bytes_per_pixel: float, budget: int, overlap: in
     """The tile side (input pixels) that keeps one network run under ``budget``
     bytes when each network-input pixel takes ``bytes_per_pixel`` (``pre``: the
     model's pre-upsampling factor; the overlap on both sides counts); None when
-    the whole image fits. The side is the largest that fits, then evened out
-    so the tiles split the image into equal parts."""
+    the whole image fits. The side is the largest that fits; :func:`tiles`
+    then spreads the fewest windows of that size evenly (and shrinks them to
+    what still covers the image)."""
     px = budget / max(bytes_per_pixel, 1.0)
     if h * w * pre * pre <= px:
         return None
-    side = max(MIN_TILE, (int(px ** 0.5) // pre - 2 * overlap) // 8 * 8)
-    # as many tiles as that side needs, of equal size: 500 px at most 200 per tile
-    # is 3 tiles of 167, not 200+200+100 (less overlap computed, one shape fewer)
-    ny, nx = -(-h // side), -(-w // side)
-    return max(MIN_TILE, -(-h // ny), -(-w // nx))
+    # the network input of a tile is at most (side + 2 overlap)^2; tiles() clamps
+    # windows inside the image and evens them out (never larger than this)
+    return max(MIN_TILE, int(px ** 0.5) // pre - 2 * overlap)
 
 
 def finish(p: Prepared, color: np.ndarray, scale: int,
@@ -616,14 +642,39 @@ class ModelPipeline:
                          progress)
 
 
+def windows(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(core0, core1, pad0, pad1)`` along one side of ``n`` pixels: network-input
+    windows of one size that cover it, each with at least ``overlap`` pixels of
+    context on every side of its core that is not the image's edge.
+
+    The window is ``tile + 2 * overlap`` (the whole side when that is larger).
+    Windows are clamped inside the image instead of shrunk at its edges, so an
+    edge window's core is ``overlap`` longer (its outer side needs no context)
+    and every window has the same size: engines that allocate per input shape
+    (OpenVINO compiles per shape, onnxruntime's arena grows per shape)
+    allocate once. The fewest windows that cover the side are then spread
+    evenly and shrunk to the smallest size that still covers it (less work)."""
+    size = tile + 2 * overlap
+    if n <= size:
+        return [(0, n, 0, n)]
+    step = size - 2 * overlap  # = tile >= 1: the core of a middle window
+    k = 2 + -(-max(0, n - 2 * (size - overlap)) // step)
+    size = -(-(n + 2 * overlap * (k - 1)) // k)  # the smallest size k windows cover n with
+    starts = [i * (n - size) // (k - 1) for i in range(k)]
+    # a core ends half-way through the overlap of two neighbouring windows: at
+    # least `overlap` pixels of context on both sides (k*size >= n + 2*overlap*(k-1))
+    cuts = [0] + [(starts[i] + size + starts[i + 1]) // 2 for i in range(k - 1)] + [n]
+    return [(cuts[i], cuts[i + 1], starts[i], starts[i] + size) for i in range(k)]
+
+
 def tiles(h: int, w: int, tile: int, overlap: int):
-    """Yield ``(core, padded)`` boxes ``(y0, y1, x0, x1)`` covering an h×w image."""
-    for y0 in range(0, h, tile):
-        y1 = min(y0 + tile, h)
-        for x0 in range(0, w, tile):
-            x1 = min(x0 + tile, w)
-            yield ((y0, y1, x0, x1),
-                   (max(0, y0 - overlap), min(h, y1 + overlap), max(0, x0 - overlap), min(w, x1 + overlap)))
+    """Yield ``(core, padded)`` boxes ``(y0, y1, x0, x1)`` covering an h×w image:
+    the cores split it, every padded box (the network input) has the same
+    size (:func:`windows`)."""
+    cols = windows(w, tile, overlap)
+    for y0, y1, py0, py1 in windows(h, tile, overlap):
+        for x0, x1, px0, px1 in cols:
+            yield (y0, y1, x0, x1), (py0, py1, px0, px1)
 
 
 def run_tiled(color: np.ndarray, fn: Callable[[np.ndarray], dict[int, np.ndarray]],

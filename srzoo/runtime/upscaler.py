@@ -137,7 +137,9 @@ class Upscaler:
     tiling, an input that would need more is cut into tiles that fit, from the
     model's memory per pixel on the chosen engine (measured once,
     :func:`srzoo.runtime.autotune.memory_per_pixel`); ``None``: ``SRZOO_MEMORY``,
-    else a quarter of the available memory, at most 1 GiB; ``0``: no limit.
+    else a quarter of the available memory, at most 1.5 GiB and at most what
+    keeps the whole process under 2 GiB (its resident memory and the result
+    counted); ``0``: no limit.
     """
 
     def __init__(self, model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = None, *,
@@ -275,6 +277,11 @@ class Upscaler:
         slot = cls + ("/memory" if counted else "")
         choice = self._choices.get(slot)
         if choice is None:
+            if counted and self._choices.pop(cls, None) is not None:
+                # the guess made without memory (the constructor's) gives way: its
+                # runner is not kept beside the trials and the real run
+                self._drop_except(set())
+                autotune.release_memory()
             channels = 1 if self.entry.io.color == "y" else 3
             cands = self._candidates() if self._checks() else None
             choice, _ = autotune.choose(self.entry, cls, self.threads, self._load, channels,
@@ -282,6 +289,7 @@ class Upscaler:
                                         self._bytes_per_pixel if counted else None, budget,
                                         self._unload_unused)
             self._drop_except({str(choice.backend)})  # the losers of the trial
+            autotune.release_memory()  # their pools, before the real run allocates its own
             self._choices[slot] = choice
             self._load(choice.backend)
         return choice.backend
@@ -369,10 +377,11 @@ class Upscaler:
         return self._bpp[key]
 
     def _memory_tile(self, h: int, w: int, memory: int | str | None,
-                     overlap: int | None) -> int | None:
+                     overlap: int | None, reserve: int = 0) -> int | None:
         """The tile side that keeps one network run under the memory budget, or
-        None when the image fits (or no budget applies)."""
-        budget = pipeline.memory_budget(self.memory if memory is None else memory)
+        None when the image fits (or no budget applies). ``reserve``: bytes of
+        the result (the default budget leaves room for them)."""
+        budget = pipeline.memory_budget(self.memory if memory is None else memory, reserve)
         pre = self.scale if self.entry.io.pre_upsample else 1
         if not budget or self.pipeline.direct or h * w * pre * pre * pipeline.MEMORY_GUESS <= budget:
             return None
@@ -399,8 +408,10 @@ class Upscaler:
             auto = pipeline.AUTO_TILE if h * w > pipeline._env_int(
                 "SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS) else None
             chosen = None
+            # the result and one full-size intermediate (premultiplied colour, alpha)
+            reserve = 2 * h * w * max(want) ** 2 * channels * arr.dtype.itemsize
             for _ in range(2):  # the tiles' size class may choose another backend: size again
-                budget_tile = self._memory_tile(h, w, memory, ov)
+                budget_tile = self._memory_tile(h, w, memory, ov, reserve)
                 if budget_tile is None or (auto is not None and budget_tile >= auto) or \
                         budget_tile == chosen:
                     break

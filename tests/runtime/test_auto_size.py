@@ -105,3 +105,32 @@ def test_trials_hold_one_losing_runner_at_a_time(models_env, monkeypatch):
     assert set(up._choices["medium"].times_ms) == {"onnxruntime:cpu", "openvino:cpu", "opencv:cpu"}
     assert len(alive) >= 3 and max(alive) == 2, alive
     assert list(up._runners) == [up.backend]
+
+
+def test_memory_probes_run_before_the_candidates_trial_runner_loads(models_env, shared_dir,
+                                                                     monkeypatch):
+    """A first auto run that counts memory measures each engine's memory per pixel (a
+    fresh runner of its own) while only the leading candidate is loaded, not beside
+    the candidate's trial runner too: at most two runners at once (the leader's and the
+    probe's), so the trials add no third engine's pools on top."""
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    autotune.forget()
+    monkeypatch.setattr(autotune, "_memory", {})  # measured here, not remembered by an earlier test
+    from srzoo.runtime.upscaler import Upscaler
+
+    seen: list[tuple[str, list[str]]] = []
+    real = Upscaler._bytes_per_pixel
+
+    def spy(self, backend=None):
+        if backend is not None:
+            seen.append((str(backend), list(self._runners)))
+        return real(self, backend)
+
+    monkeypatch.setattr(Upscaler, "_bytes_per_pixel", spy)
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:256, :384]
+    up = srzoo.Upscaler("espcn", 2, memory="1M")
+    up(img, tile=0)
+    assert sorted(b for b, _ in seen) == ["onnxruntime:cpu", "opencv:cpu", "openvino:cpu"]
+    for backend, loaded in seen:
+        assert backend not in loaded and len(loaded) <= 1, seen
+    assert list(up._runners) == [up.backend]

@@ -78,7 +78,11 @@ def test_peak_memory_stays_under_the_budget_and_output_is_unchanged(models_env, 
 def test_budget_rules_and_one_line_errors(monkeypatch):
     # the whole image fits: no tiles; else the side that fits, overlap counted
     assert pipeline.budget_tile(100, 100, 1000.0, 100 * 100 * 1000, 8) is None
-    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8) == 200  # 5 x 200, not 4 x 240 + 40
+    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8) == 240  # 240 + 2 x 8 = 256
+    # the windows tiles() makes of it fit the budget, all of one size, evened out
+    # (5 windows of 213, not 4 of 256 and a thin one)
+    assert {(b - a, d - c) for _, (a, b, c, d) in pipeline.tiles(1000, 1000, 240, 8)} == {(213, 213)}
+    assert len(list(pipeline.tiles(1000, 1000, 240, 8))) == 25
     assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8, pre=2) == 112
     assert pipeline.budget_tile(1000, 1000, 1e9, 1000, 8) == pipeline.MIN_TILE
     monkeypatch.setenv("SRZOO_MEMORY", "1.5G")
@@ -88,6 +92,18 @@ def test_budget_rules_and_one_line_errors(monkeypatch):
     assert pipeline.memory_budget() is None
     monkeypatch.delenv("SRZOO_MEMORY")
     assert 64 << 20 <= pipeline.memory_budget() <= pipeline.DEFAULT_MEMORY
+    # the default leaves room under DEFAULT_PEAK for what the process holds (its real
+    # resident memory now) and the result's buffers (``reserve``)
+    rss = pipeline.resident_memory()
+    assert rss is not None and 20 << 20 < rss < pipeline.DEFAULT_PEAK
+    held = np.ones(400 << 20, np.uint8)  # the process grows by 400 MB: the default shrinks
+    assert pipeline.resident_memory() >= rss + (390 << 20)
+    assert pipeline.memory_budget() <= pipeline.DEFAULT_PEAK - pipeline.resident_memory()
+    reserve = pipeline.DEFAULT_PEAK - pipeline.resident_memory() - (100 << 20)
+    assert pipeline.MIN_MEMORY <= pipeline.memory_budget(None, reserve) <= 100 << 20
+    assert pipeline.memory_budget(None, pipeline.DEFAULT_PEAK) == pipeline.MIN_MEMORY  # the floor
+    assert pipeline.memory_budget("3G", pipeline.DEFAULT_PEAK) == 3 << 30  # asked for: kept
+    del held
     monkeypatch.setenv("SRZOO_MEMORY", "lots")
     with pytest.raises(srzoo.ConfigError, match=r"SRZOO_MEMORY='lots' is not valid: expected a size"):
         config.get("SRZOO_MEMORY")

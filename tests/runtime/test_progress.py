@@ -23,7 +23,7 @@ def test_callback_counts_every_tile_of_every_pass(models_env, shared_dir):
     img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:150, :200]
     calls: list[tuple[int, int]] = []
     out = srzoo.upscale(img, "espcn", 2, tile=64, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(i, 12) for i in range(1, 13)]  # 3 rows x 4 columns of tiles
+    assert calls == [(i, 9) for i in range(1, 10)]  # 3 x 3 windows of 72x72 (64 + 2 x 4)
     assert np.abs(out.astype(int) - srzoo.upscale(img, "espcn", 2, tile=0)).max() <= 1
     calls.clear()
     srzoo.upscale(img, "espcn", 2, tile=0, progress=lambda d, t: calls.append((d, t)))
@@ -42,7 +42,7 @@ def test_cli_bar_on_a_terminal_only(models_env, shared_dir, tmp_path, capsys):
     assert main(["upscale", str(img), "-m", "espcn", "-s", "2", "--tile", "64", "-o",
                  str(tmp_path / "a")]) == 0
     assert "tile" not in capsys.readouterr().err
-    # a terminal (100 columns: tqdm draws nothing on a 0-column one): the bar over the 12 tiles
+    # a terminal (100 columns: tqdm draws nothing on a 0-column one): the bar over the 9 tiles
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     r = subprocess.run([sys.executable, "-m", "srzoo", "upscale", str(img), "-m", "espcn", "-s", "2",
@@ -61,7 +61,7 @@ def test_cli_bar_on_a_terminal_only(models_env, shared_dir, tmp_path, capsys):
     os.close(master)
     assert r.returncode == 0
     text = seen.decode("utf-8", "replace")
-    assert "in.png" in text and "/12 [" in text and "tile/s" in text, text[-500:]
+    assert "in.png" in text and "/9 [" in text and "tile/s" in text, text[-500:]
     # -q: nothing
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))

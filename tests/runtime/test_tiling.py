@@ -67,15 +67,26 @@ def test_default_overlap_follows_the_manifest():
     assert pipeline.default_overlap(get("nearest", 2)) == pipeline.MIN_OVERLAP  # 1: bilinear chroma needs 2
 
 
-def test_tiles_cover_every_pixel_once():
+def test_tiles_cover_every_pixel_once_with_one_input_shape():
     h, w, tile, ov = 70, 93, 32, 5
     seen = np.zeros((h, w), int)
+    shapes = set()
     for (y0, y1, x0, x1), (py0, py1, px0, px1) in pipeline.tiles(h, w, tile, ov):
         seen[y0:y1, x0:x1] += 1
-        assert py0 == max(0, y0 - ov) and py1 == min(h, y1 + ov)
-        assert px0 == max(0, x0 - ov) and px1 == min(w, x1 + ov)
-        assert y1 - y0 <= tile and x1 - x0 <= tile
+        # at least `ov` of context wherever the core is not at the image's edge
+        assert py0 <= max(0, y0 - ov) and py1 >= min(h, y1 + ov)
+        assert px0 <= max(0, x0 - ov) and px1 >= min(w, x1 + ov)
+        assert 0 <= py0 and py1 <= h and 0 <= px0 and px1 <= w
+        shapes.add((py1 - py0, px1 - px0))
     assert (seen == 1).all()
+    # one network-input shape, never larger than tile + 2 overlap: 70 = 2 windows
+    # of 40 (edge cores 35), 93 = 3 windows of 38
+    assert shapes == {(40, 38)}
+    assert [c for c, _ in pipeline.tiles(70, 93, 32, 5)][:3] == \
+        [(0, 35, 0, 32), (0, 35, 32, 60), (0, 35, 60, 93)]
+    # no overlap: equal tiles; an image no larger than one window: one tile
+    assert {(b - a, d - c) for _, (a, b, c, d) in pipeline.tiles(100, 90, 30, 0)} == {(25, 30)}
+    assert list(pipeline.tiles(50, 60, 20, 20)) == [((0, 50, 0, 60), (0, 50, 0, 60))]
 
 
 def test_automatic_tiling_above_budget(models_env, image, monkeypatch):
@@ -95,10 +106,11 @@ def test_automatic_tiling_above_budget(models_env, image, monkeypatch):
     monkeypatch.setattr(pipeline, "AUTO_TILE", 32)
     shapes.clear()
     out = up(image)
-    assert len(shapes) == 9  # 3 x 3 tiles of 32 (+ overlap)
     # the overlap is FSRCNN's receptive field from its manifest, not the 24-px default
     assert up.entry.receptive_field == 8 and pipeline.default_overlap(up.entry) == 8
-    assert max(s[2] for s in shapes) == 32 + 2 * 8
+    # 2 x 3 windows of at most 32 + 2 x 8, every one the same shape: engines that
+    # allocate per input shape allocate once (70 = 2 x 43 - 16, 90 = 3 x 41 - 2 x 16)
+    assert len(shapes) == 6 and set(shapes) == {(1, 43, 41, 1)}  # NHWC (TF graph)
     assert maxdiff(out, whole) <= 1
 
 

@@ -124,13 +124,15 @@ class OpenVINORunner:
         if req is not None:
             self._compiled.move_to_end(shape)
             return req
+        # the least recently used shapes go before the new one compiles: each compiled
+        # shape holds its own weights and buffers (not both at the peak)
+        while len(self._compiled) >= SHAPES_KEPT:
+            self._compiled.popitem(last=False)
         model = self.model.clone()
         model.reshape({self.input_name: list(shape)})
         compiled = _core().compile_model(model, DEVICES[self.backend.target][0], self.config)
         req = (compiled.create_infer_request(), [compiled.output(n) for n in self.output_names])
         self._compiled[shape] = req
-        while len(self._compiled) > SHAPES_KEPT:
-            self._compiled.popitem(last=False)
         return req
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
