@@ -25,4 +25,5 @@ def test_image_architectures_unchanged():
     assert _record("realplksr", "pth").runnable == "yes"
     assert _record("dat", "pth").runnable == "yes"
     assert _record("spsr", "onnx").runnable == "onnx"
-    assert "no converter for spsr" in _record("spsr", "pth").why_not_runnable()
+    assert _record("spsr", "pth").runnable == "yes"  # converted since issue 22 (srzoo.convert.arch.spsr)
+    assert "no converter for ditn" in _record("ditn", "pth").why_not_runnable()

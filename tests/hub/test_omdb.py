@@ -87,8 +87,8 @@ def _omdb(shared_dir: Path, folder: Path):
         "https://example.org/models/upconv_7_scale2.0x_model.onnx"], scale=2, architecture="cugan")
     # an architecture srzoo has no converter for (DAT, the shared sample's, converts now)
     dat = recs["2x-DAT-2"]
-    recs["2x-srzoo-test-spsr"] = record(dat, "pth", 1000, "ab" * 32, ["https://example.org/models/spsr.pth"],
-                                        architecture="spsr", size=[])
+    recs["2x-srzoo-test-ditn"] = record(dat, "pth", 1000, "ab" * 32, ["https://example.org/models/ditn.pth"],
+                                        architecture="ditn", size=[])
 
     def install(extra: dict | None = None) -> store.Catalogue:
         data = store.serialise(REV_A, {**recs, **(extra or {})},
@@ -146,8 +146,8 @@ def test_unconverted_architectures_listed_as_such(omdb, capsys):
     code, out, _ = run(capsys, "list", "--catalog", "openmodeldb", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert len(rows) == 19
-    assert rows["omdb:2x-srzoo-test-spsr"]["runnable"] == "no"
-    assert "no converter for spsr" in rows["omdb:2x-srzoo-test-spsr"]["why_not"]
+    assert rows["omdb:2x-srzoo-test-ditn"]["runnable"] == "no"
+    assert "no converter for ditn" in rows["omdb:2x-srzoo-test-ditn"]["why_not"]
     dat = rows["omdb:2x-DAT-2"]  # srzoo.convert.arch.dat; its size tags are DAT's; on a Drive folder
     assert (dat["runnable"], dat["downloadable"]) == ("yes", False)
     span = rows["omdb:1x-BroadcastToStudio-SPAN"]
@@ -179,7 +179,7 @@ def test_info_shows_whole_record(omdb, capsys):
     doc = json.loads(out)
     assert doc["record"]["size"] == ["medium", "s64|8x32", "64nf", "180dim", "2.0ef", "1conv"]
     assert doc["srzoo"]["runnable"] == "yes"
-    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-spsr", "--json")
+    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-ditn", "--json")
     doc = json.loads(out)
     assert doc["srzoo"]["runnable"] == "no" and "srzoo runs esrgan" in doc["srzoo"]["why_not"]
     code, _, err = run(capsys, "info", "omdb:4x-realesrgan-x4plux")
@@ -204,8 +204,8 @@ def test_get_model_resolves_omdb_names(omdb):
 
 def test_unsupported_architecture_says_what_runs(omdb, capsys):
     img = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(srzoo.SrzooError, match=r"no converter for spsr; srzoo runs esrgan .*compact"):
-        srzoo.upscale(img, "omdb:2x-srzoo-test-spsr", 2)
+    with pytest.raises(srzoo.SrzooError, match=r"no converter for ditn; srzoo runs esrgan .*compact"):
+        srzoo.upscale(img, "omdb:2x-srzoo-test-ditn", 2)
     assert not (store.cache.cache_dir() / "models").exists()  # refused before any download
 
 
