@@ -203,8 +203,14 @@ def test_upscale_to_runs_the_smallest_model_scale_then_shrinks(bird):
 def test_upscale_to_passes_every_option_on(bird):
     from srzoo.runtime import upscaler
     calls: list[tuple[int, int]] = []
-    got = resize.upscale_to(bird, "default", 1.5, tile=8, progress=lambda d, t: calls.append((d, t)), **ORT)
-    assert calls == [(i, 9) for i in range(1, 10)]  # 18x24 in 8-pixel tiles: 3 x 3, each reported
+    big = np.tile(bird, (4, 4, 1))  # 72x96: 8-pixel cores with the default model's 24 px of context
+    got = resize.upscale_to(big, "default", 1.5, tile=8, progress=lambda d, t: calls.append((d, t)), **ORT)
+    # windows of 8 + 2 x 24 = 56 px clamped inside the image: 3 down x 6 across, each reported
+    assert calls == [(i, 18) for i in range(1, 19)]
+    assert got.shape == (108, 144, 3)
+    calls.clear()
+    got = resize.upscale_to(bird, "default", 1.5, progress=lambda d, t: calls.append((d, t)), **ORT)
+    assert calls == [(1, 1)]  # without tile=: one untiled run
     # the one network loaded is the x2 one on the backend, threads and precision asked for
     assert [(k[0].scale, k[1], k[3], k[4]) for k in upscaler._cache] == [(2, "onnxruntime", 1, "")]
     assert got.shape == (27, 36, 3)

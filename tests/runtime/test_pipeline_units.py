@@ -77,29 +77,40 @@ def test_pixel_limit_message(monkeypatch):
 
 
 def test_budget_tile_sides():
+    """The largest side whose network input, (side + 2 overlap) squared, fits the
+    budget's pixels (tiles() then spreads and shrinks the windows); values worked
+    out by hand from that rule."""
     assert pipeline.budget_tile(100, 100, 1000.0, 100 * 100 * 1000, 8) is None  # fits exactly
-    # 101 columns do not fit in 10000 pixels: an 80 px side (100 - 2 x 8, in 8s), 2 x 2 tiles,
-    # evened out to ceil(100 / 2) = 50 rows and ceil(101 / 2) = 51 columns
-    assert pipeline.budget_tile(100, 101, 1000.0, 100 * 100 * 1000, 8) == 51
+    # 101 columns do not fit in 10000 pixels: a 100 px window, 100 - 2 x 8 = 84 of core
+    assert pipeline.budget_tile(100, 101, 1000.0, 100 * 100 * 1000, 8) == 84
     assert pipeline.budget_tile(100, 100, 0.5, 100 * 100, 8) is None  # below 1 byte/pixel counts 1
-    assert pipeline.budget_tile(100, 100, 0.5, 100 * 100 - 1, 8) == 50
-    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8) == 200
-    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8, pre=2) == 112
+    assert pipeline.budget_tile(100, 100, 0.5, 100 * 100 - 1, 8) == 83  # a 99 px window
+    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8) == 240
+    assert pipeline.budget_tile(1000, 1000, 1000.0, 256 * 256 * 1000, 8, pre=2) == 112  # 256 // 2 - 16
     # pre-upsampled x2: 100x100 network pixels in 2500: the side floors at MIN_TILE
     assert pipeline.budget_tile(50, 50, 1000.0, 50 * 50 * 1000, 8, pre=2) == pipeline.MIN_TILE == 32
-    assert pipeline.budget_tile(300, 300, 1.0, 200 * 200, 0) == 150  # a 200 px side: 2 x 2 tiles of 150
-    # taller than wide: the rows decide (an 80 px side: 3 x 2 tiles of 56 x 50), and the side is
-    # a whole number (tiles() steps by it)
+    assert pipeline.budget_tile(50, 50, 1000.0, 50 * 50 * 1000, 8) is None  # the same without pre fits
+    assert pipeline.budget_tile(300, 300, 1.0, 200 * 200, 0) == 200
+    # taller or wider, the side is the same whole number (tiles() steps by it)
     got = pipeline.budget_tile(168, 100, 1.0, 100 * 100, 8)
-    assert got == 56 and type(got) is int
-    assert pipeline.budget_tile(100, 168, 1.0, 100 * 100, 8) == 56
+    assert got == 84 and type(got) is int
+    assert pipeline.budget_tile(100, 168, 1.0, 100 * 100, 8) == 84
+    # the largest that fits: one more pixel of side would not
+    for budget in (5000, 9999, 40000, 123457):
+        side = pipeline.budget_tile(400, 400, 1.0, budget, 10)
+        assert (side + 20) ** 2 <= budget < (side + 21) ** 2
 
 
 def test_tiles_boxes():
+    # 7 columns, 4 px cores, 1 px of context: two 5-px windows clamped inside the image
+    # (0-5 and 2-7), cores cut half-way through their overlap (0-3, 3-7); one row of 5
     got = list(pipeline.tiles(5, 7, 4, 1))
-    assert got == [((0, 4, 0, 4), (0, 5, 0, 5)), ((0, 4, 4, 7), (0, 5, 3, 7)),
-                   ((4, 5, 0, 4), (3, 5, 0, 5)), ((4, 5, 4, 7), (3, 5, 3, 7))]
+    assert got == [((0, 5, 0, 3), (0, 5, 0, 5)), ((0, 5, 3, 7), (0, 5, 2, 7))]
     assert list(pipeline.tiles(4, 4, 4, 2)) == [((0, 4, 0, 4), (0, 4, 0, 4))]
+    # 500 px, 84 px cores, 96 px of context (realesrgan at the default budget): four windows
+    # of 269 px (one size), every core with >= 96 px of context wherever it has a neighbour
+    assert pipeline.windows(500, 84, 96) == [(0, 173, 0, 269), (173, 250, 77, 346), (250, 327, 154, 423),
+                                             (327, 500, 231, 500)]
 
 
 def test_run_tiled_pastes_each_core_at_its_place():
@@ -112,7 +123,7 @@ def test_run_tiled_pastes_each_core_at_its_place():
     out = pipeline.run_tiled(img, fn, (2, 1), 4, 1, progress=lambda d, t: calls.append((d, t)))
     assert np.array_equal(out[2], np.repeat(np.repeat(img, 2, 0), 2, 1)) and out[2].dtype == np.float32
     assert np.array_equal(out[1], img)
-    assert seen == [(5, 5), (5, 4), (2, 5), (2, 4)] and calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert seen == [(5, 5), (5, 5)] and calls == [(1, 2), (2, 2)]  # one input shape
     assert np.array_equal(pipeline.run_tiled(img[:, :, None], fn, (1,), 3, 0)[1], img[:, :, None])
     with pytest.raises(SrzooError, match=r"^overlap must be >= 0, got -1$"):
         pipeline.run_tiled(img, fn, (2,), 4, -1)
