@@ -19,7 +19,7 @@ from srzoo.convert.onnxbuild import OPSET
 from srzoo.errors import ModelLoadError, SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
-MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "hat", "swin2sr", "swinir", "srformer",
+MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "hat", "atd", "swin2sr", "swinir", "srformer",
            "drct", "dat", "rgt", "rcan", "safmn", "spsr"]
 
 
