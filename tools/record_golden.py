@@ -7,7 +7,7 @@ needs a reason in the commit message):
 
     python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR,
                                              # RCAN and SAFMN also need pip install --no-deps spandrel==0.4.2 einops;
-                                             # SRFormer also spandrel-extra-arches==0.2.0;
+                                             # SRFormer also spandrel-extra-arches==0.2.0; ATD spandrel;
                                              # SPSR downloads spandrel 0.2.2's wheel with pip (not installed)
 
 Each network is small and random: the parameters come from tests/golden.py's
@@ -172,6 +172,18 @@ def cases():
                                           window_size=4, upscale=4, upsampler="nearest+conv", qkv_bias=False),
            (), 3, 9)
     yield ("srformer_none-x1-w8-unshifted", sf(**fbase, img_size=8, window_size=8, upscale=1, upsampler=""),
+           (), 3, 13, 0.5)
+    # ATD, spandrel's module with its one torch.sort made stable (tests/swin_refs.py::atd_class): pixelshuffle x2
+    # (window 4, 17 -> 20: 400 tokens, two category groups of 256, the second filled by mirrored tokens), and
+    # ATD-light (dim 48, pixelshuffledirect x4, groups of 128: 13 -> 16 with window 8, 256 tokens), 3conv, no mean
+    atd = swin_refs.atd_class()
+    yield ("atd_ps-x2-w4", atd(embed_dim=12, depths=[2, 2], num_heads=[2, 3], window_size=4, num_tokens=8,
+                               reducted_dim=4, mlp_ratio=2.0, img_size=8, upscale=2, upsampler="pixelshuffle",
+                               category_size=256), (), 3, 17)
+    yield ("atd_light-psd-x4-w8-3conv", atd(embed_dim=48, depths=[3], num_heads=[4], window_size=8, num_tokens=16,
+                                            reducted_dim=4, mlp_ratio=1.0, img_size=16, upscale=4,
+                                            upsampler="pixelshuffledirect", category_size=128,
+                                            resi_connection="3conv", convffn_kernel_size=3, norm=False),
            (), 3, 13, 0.5)
 
 
