@@ -419,6 +419,68 @@ def swiftsrgan_sd(nf: int = 64, blocks: int = 16, scale: int = 4, seed: int = 0)
     return sd
 
 
+def atd_sd(dim: int = 210, depths: tuple[int, ...] = (6,) * 6, heads: int = 6, ws: int = 16, tokens: int = 128,
+           rc: int = 20, hidden: int = 420, scale: int = 4, upsampler: str = "pixelshuffle",
+           seed: int = 0) -> dict[str, np.ndarray]:
+    """An ATD state dict of a published shape (spandrel's key names; ConvFFN kernel 5): ATD is
+    210 dim, 6x6 layers, window 16, 128 tokens, reduced dim 20, pixelshuffle; ATD-light 48 dim,
+    4x6 layers, 64 tokens, reduced dim 8, MLP ratio 1, pixelshuffledirect (category groups 128)."""
+    rng = np.random.default_rng(seed)
+    sd: dict[str, np.ndarray] = {}
+
+    def put(key: str, *shape: int) -> None:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        sd[key] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    def conv(prefix: str, cout: int, cin: int, k: int = 3) -> None:
+        put(f"{prefix}.weight", cout, cin, k, k)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    def norm(prefix: str, n: int = dim) -> None:
+        sd[f"{prefix}.weight"], sd[f"{prefix}.bias"] = np.ones(n, np.float32), np.zeros(n, np.float32)
+
+    def lin(prefix: str, cout: int, cin: int) -> None:
+        put(f"{prefix}.weight", cout, cin)
+        sd[f"{prefix}.bias"] = np.zeros(cout, np.float32)
+
+    conv("conv_first", dim, 3)
+    norm("patch_embed.norm")
+    sd["relative_position_index_SA"] = np.zeros((ws * ws, ws * ws), np.int64)
+    for i, d in enumerate(depths):
+        g = f"layers.{i}.residual_group"
+        put(f"{g}.td", tokens, dim)
+        for j in range(d):
+            p = f"{g}.layers.{j}"
+            norm(f"{p}.norm1")
+            norm(f"{p}.norm2")
+            if j < d - 1:
+                norm(f"{p}.norm3", tokens)
+                sd[f"{p}.sigma"] = np.zeros((tokens, 1), np.float32)
+            lin(f"{p}.wqkv", 3 * dim, dim)
+            put(f"{p}.attn_win.relative_position_bias_table", (2 * ws - 1) ** 2, heads)
+            lin(f"{p}.attn_win.proj", dim, dim)
+            sd[f"{p}.attn_atd.scale"] = np.full(tokens, 0.5, np.float32)
+            lin(f"{p}.attn_atd.wq", rc, dim)
+            lin(f"{p}.attn_atd.wk", rc, dim)
+            lin(f"{p}.attn_atd.wv", dim, dim)
+            sd[f"{p}.attn_aca.logit_scale"] = np.full((1, 1), np.log(10.0), np.float32)
+            lin(f"{p}.attn_aca.proj", dim, dim)
+            lin(f"{p}.convffn.fc1", hidden, dim)
+            conv(f"{p}.convffn.dwconv.depthwise_conv.0", hidden, 1, 5)
+            lin(f"{p}.convffn.fc2", dim, hidden)
+        conv(f"layers.{i}.conv", dim, dim)
+    norm("norm")
+    conv("conv_after_body", dim, dim)
+    if upsampler == "pixelshuffle":
+        conv("conv_before_upsample.0", 64, dim)
+        for k in range(int(np.log2(scale))):
+            conv(f"upsample.{2 * k}", 256, 64)
+        conv("conv_last", 3, 64)
+    else:
+        conv("upsample.0", 3 * scale * scale, dim)
+    return sd
+
+
 MODELS = {
     "realplksr 64dim 28nb 17ks x4 (GroupNorm, pixel shuffle)": lambda: realplksr_sd(),
     "realplksr 64dim 28nb 17ks x4 (LayerNorm, DySample)": lambda: realplksr_sd(dysample=True, layer_norm=True),
@@ -458,6 +520,11 @@ MODELS = {
     "mosr 64dim 24nb x2 (dys)": lambda: mosr_sd(scale=2, upsampler="dys"),
     # Swift-SRGAN (the published 64 nf, 16 blocks), x4
     "swiftsrgan 64nf 16nb x4": lambda: swiftsrgan_sd(),
+    # ATD (210 dim, 6x6 layers, window 16, 128 tokens, category groups 256, pixelshuffle) and ATD-light (48 dim,
+    # 4x6 layers, 64 tokens, groups 128, pixelshuffledirect), x4
+    "atd 210dim 6x6 w16 x4 (pixelshuffle)": lambda: atd_sd(),
+    "atd-light 48dim 4x6 w16 x4 (pixelshuffledirect)": lambda: atd_sd(48, (6,) * 4, 4, 16, 64, 8, 48,
+                                                                      upsampler="pixelshuffledirect"),
 }
 
 

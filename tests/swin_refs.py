@@ -60,3 +60,30 @@ def srformer_class() -> Any:
     c = _common()
     return spandrel_src.load_extra("SRFormer/__arch/SRFormer.py", to_2tuple=c["to_2tuple"],
                                    trunc_normal_=c["trunc_normal_"])["SRFormer"]
+
+
+class _StableSortTorch:
+    """``torch`` with ``sort`` always stable, for spandrel's ATD: its AC-MSA sorts category
+    ids (nearly all tied) with ``stable=False``, and the order torch gives ties there is
+    implementation-defined (on torch 2.13's CPU it equals the stable order only up to 16
+    tokens); srzoo's graph sorts stably."""
+
+    def __init__(self, torch: Any) -> None:
+        self._torch = torch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._torch, name)
+
+    def sort(self, *args: Any, **kw: Any) -> Any:
+        kw["stable"] = True
+        return self._torch.sort(*args, **kw)
+
+
+def atd_class() -> Any:
+    """spandrel's ATD with its one ``torch.sort`` made stable (see :class:`_StableSortTorch`)."""
+    import torch
+
+    c = _common()
+    ns = spandrel_src.load("ATD/__arch/atd_arch.py", to_2tuple=c["to_2tuple"], trunc_normal_=c["trunc_normal_"])
+    ns["torch"] = _StableSortTorch(torch)
+    return ns["ATD"]

@@ -6,7 +6,7 @@ Run once, by hand, when an architecture is added (or a golden must change, which
 needs a reason in the commit message):
 
     python tools/record_golden.py [NAME...]  # needs torch; SPAN, PLKSR, OmniSR, SwinIR, DRCT, DAT, RGT, HAT, Swin2SR,
-                                             # RCAN, SAFMN, Real-CUGAN, MoSR and Swift-SRGAN also need
+                                             # RCAN, SAFMN, Real-CUGAN, MoSR, Swift-SRGAN and ATD also need
                                              # pip install --no-deps spandrel==0.4.2 einops;
                                              # SRFormer also spandrel-extra-arches==0.2.0;
                                              # SPSR downloads spandrel 0.2.2's wheel with pip (not installed)
@@ -200,6 +200,18 @@ def cases():
                 elif b_name.endswith("running_var"):
                     b.uniform_(0.5, 1.5)
         yield name, net, (), kw.get("in_channels", 3), side
+    # ATD, spandrel's module with its one torch.sort made stable (tests/swin_refs.py::atd_class): pixelshuffle x2
+    # (window 4, 17 -> 20: 400 tokens, two category groups of 256, the second filled by mirrored tokens), and
+    # ATD-light (dim 48, pixelshuffledirect x4, groups of 128: 13 -> 16 with window 8, 256 tokens), 3conv, no mean
+    atd = swin_refs.atd_class()
+    yield ("atd_ps-x2-w4", atd(embed_dim=12, depths=[2, 2], num_heads=[2, 3], window_size=4, num_tokens=8,
+                               reducted_dim=4, mlp_ratio=2.0, img_size=8, upscale=2, upsampler="pixelshuffle",
+                               category_size=256), (), 3, 17)
+    yield ("atd_light-psd-x4-w8-3conv", atd(embed_dim=48, depths=[3], num_heads=[4], window_size=8, num_tokens=16,
+                                            reducted_dim=4, mlp_ratio=1.0, img_size=16, upscale=4,
+                                            upsampler="pixelshuffledirect", category_size=128,
+                                            resi_connection="3conv", convffn_kernel_size=3, norm=False),
+           (), 3, 13, 0.5)
 
 
 def record(name: str, module: torch.nn.Module, extra: tuple, channels: int, size: int,

@@ -595,6 +595,81 @@ class Graph:
         """``p`` pixels off every side (torch's ``F.pad`` with negative padding)."""
         return self.node("Slice", [x, self._i64([p, p]), self._i64([-p, -p]), self._i64([2, 3])])
     # --- end 22g ---
+    # --- ops added by 22h ---
+    def pad_symmetric_to_multiple(self, x: str, mh: int, mw: int) -> str:
+        """Pad bottom and right up to multiples of ``mh``, ``mw`` by mirroring with the edge
+        repeated (numpy's ``symmetric``; ATD's ``cat([x, flip(x)])[:h]``); at most H (W) rows
+        (columns) are added, so the input must be at least ``mh`` (``mw``) high (wide).
+        ONNX Pad has no such mode: the flipped copy (a Slice with step -1) is concatenated
+        and the result sliced to the multiple."""
+        big = np.iinfo(np.int64).max
+        for axis, m in ((2, int(mh)), (3, int(mw))):
+            if m <= 1:
+                continue
+            flip = self.node("Slice", [x, self._i64([-1]), self._i64([-big]), self._i64([axis]), self._i64([-1])])
+            n = self._dims(x, axis, axis + 1)
+            mm = self._i64([m])
+            end = self.node("Add", [n, self.node("Mod", [self.node("Sub", [mm, self.node("Mod", [n, mm])]), mm])])
+            x = self.node("Slice", [self.node("Concat", [x, flip], axis=axis), self._i64([0]), end,
+                                    self._i64([axis])])
+        return x
+
+    def normalize_last(self, t: str, eps: float) -> str:
+        """``(t - mean) / sqrt(var + eps)`` over the last axis (biased variance), no affine:
+        torch's InstanceNorm1d on [B, C, L] before its per-channel weight and bias."""
+        d = self.node("Sub", [t, self.node("ReduceMean", [t], axes=[-1], keepdims=1)])
+        var = self.node("ReduceMean", [self.node("Mul", [d, d])], axes=[-1], keepdims=1)
+        return self.node("Div", [d, self.node("Sqrt", [self.node("Add", [var, self.const(np.float32(eps), "eps")])])])
+
+    def category_order(self, sim: str, m: int) -> tuple[str, str]:
+        """For ``sim`` [B, N, m]: (perm, rank), int64 [B, N]. Token i's category is the first
+        argmax of its row; ``perm`` lists the tokens sorted by category, ties kept in token
+        order (a stable sort), and ``rank`` is its inverse (token i's place in that order).
+
+        No TopK: engines break its ties differently (OpenVINO's is not stable). The rank is
+        counted with one-hot vectors instead, ``rank[i] = #(tokens of a lower category) +
+        #(earlier tokens of the same category)``: two CumSums of 0/1 values in float32 (exact
+        below 2**24 tokens), and ``perm`` is ScatterElements of the positions at ``rank``."""
+        tk = self.node("ArgMax", [sim], axis=-1, keepdims=1, select_last_index=0)      # [B, N, 1]
+        onehot = self.node("Cast", [self.node("Equal", [tk, self._i64(list(range(int(m))))])],
+                           to=self.onnx.TensorProto.FLOAT)                                # [B, N, m]
+        one = self.const(np.array(1, np.int64), "axis")
+        offset = self.node("CumSum", [self.node("ReduceSum", [onehot, self._i64([1])], keepdims=1),
+                                      self.const(np.array(2, np.int64), "axis")], exclusive=1)  # [B, 1, m]
+        within = self.node("CumSum", [onehot, one], exclusive=1)                          # [B, N, m]
+        rankf = self.node("ReduceSum", [self.node("Mul", [onehot, self.node("Add", [offset, within])]),
+                                        self._i64([2])], keepdims=0)                       # [B, N]
+        ones = self.node("ReduceSum", [onehot, self._i64([2])], keepdims=0)               # [B, N] of 1
+        pos = self.node("CumSum", [ones, one], exclusive=1)
+        rank = self.node("Cast", [rankf], to=self.onnx.TensorProto.INT64)
+        pos_i = self.node("Cast", [pos], to=self.onnx.TensorProto.INT64)
+        perm = self.node("ScatterElements", [pos_i, rank, pos_i], axis=1)
+        return perm, rank
+
+    def group_tokens(self, t: str, perm: str, size: int) -> str:
+        """[B, N, C] -> [B, ng, gs, C]: the tokens in ``perm``'s order, in groups of
+        ``gs = min(N, size)``, the last group filled up with the last ``ng*gs - N`` tokens
+        (of that order) mirrored (ATD's AC-MSA)."""
+        n = self._dims(t, 1, 2)
+        gs = self.node("Min", [n, self._i64([int(size)])])
+        ng = self.node("Div", [self.node("Sub", [self.node("Add", [n, gs]), self._i64([1])]), gs])
+        total = self.node("Mul", [ng, gs])
+        scalar = self._i64([])
+        j = self.node("Range", [self.node("Reshape", [self._i64([0]), scalar]), self.node("Reshape", [total, scalar]),
+                                self.node("Reshape", [self._i64([1]), scalar])])                   # [L]
+        mirror = self.node("Sub", [self.node("Sub", [self.node("Add", [n, n]), self._i64([1])]), j])
+        idx = self.node("Where", [self.node("Less", [j, n]), j, mirror])
+        pp = self.node("Gather", [perm, idx], axis=1)                                              # [B, L]
+        g = self.node("GatherND", [t, self.node("Unsqueeze", [pp, self._i64([-1])])], batch_dims=1)  # [B, L, C]
+        shape = self.node("Concat", [self._i64([0, -1]), gs, self._dims(t, 2, 3)], axis=0)
+        return self.node("Reshape", [g, shape])
+
+    def ungroup_tokens(self, g: str, rank: str) -> str:
+        """:meth:`group_tokens` undone: [B, ng, gs, C] -> [B, N, C], token i taken from place
+        ``rank[i]`` of the flattened groups (the filling is dropped)."""
+        y = self.node("Reshape", [g, self.node("Concat", [self._i64([0, -1]), self._dims(g, 3, 4)], axis=0)])
+        return self.node("GatherND", [y, self.node("Unsqueeze", [rank, self._i64([-1])])], batch_dims=1)
+    # --- end 22h ---
 
 
 def run_cv2(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:

@@ -224,6 +224,36 @@ class TorchOps:
     def crop_border(self, x: Any, p: int) -> Any:
         return x[:, :, p:-p, p:-p]
     # --- end 22g ---
+    # --- ops added by 22h ---
+    def pad_symmetric_to_multiple(self, x: Any, mh: int, mw: int) -> Any:
+        h, w = x.shape[2:]
+        ph, pw = (mh - h % mh) % mh, (mw - w % mw) % mw
+        x = self.torch.cat([x, self.torch.flip(x, [2])], 2)[:, :, : h + ph]
+        return self.torch.cat([x, self.torch.flip(x, [3])], 3)[:, :, :, : w + pw]
+
+    def normalize_last(self, t: Any, eps: float) -> Any:
+        return self.F.layer_norm(t, t.shape[-1:], eps=eps)
+
+    def category_order(self, sim: Any, m: int) -> tuple[Any, Any]:
+        perm = self.torch.sort(self.torch.argmax(sim, -1), dim=-1, stable=True).indices
+        rank = self.torch.empty_like(perm)
+        rank.scatter_(1, perm, self.torch.arange(perm.shape[1]).expand_as(perm).contiguous())
+        return perm, rank
+
+    def group_tokens(self, t: Any, perm: Any, size: int) -> Any:
+        b, n, c = t.shape
+        gs = min(n, size)
+        ng = (n + gs - 1) // gs
+        j = self.torch.arange(ng * gs)
+        idx = self.torch.where(j < n, j, 2 * n - 1 - j)
+        pp = perm[:, idx]
+        return self.torch.gather(t, 1, pp[..., None].expand(b, ng * gs, c)).reshape(b, ng, gs, c)
+
+    def ungroup_tokens(self, g: Any, rank: Any) -> Any:
+        b, c = g.shape[0], g.shape[3]
+        y = g.reshape(b, -1, c)
+        return self.torch.gather(y, 1, rank[..., None].expand(b, rank.shape[1], c))
+    # --- end 22h ---
 
 
 class NumpyOps:
@@ -474,6 +504,34 @@ class NumpyOps:
     def sqrt(self, x: np.ndarray) -> np.ndarray:
         return np.sqrt(x)
     # --- end 22f ---
+    # --- ops added by 22h ---
+    def pad_symmetric_to_multiple(self, x: np.ndarray, mh: int, mw: int) -> np.ndarray:
+        h, w = x.shape[2:]
+        ph, pw = (mh - h % mh) % mh, (mw - w % mw) % mw
+        return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
+
+    def normalize_last(self, t: np.ndarray, eps: float) -> np.ndarray:
+        d = t - t.mean(-1, keepdims=True)
+        return d / np.sqrt((d * d).mean(-1, keepdims=True) + eps)
+
+    def category_order(self, sim: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        perm = np.argsort(np.argmax(sim, -1), -1, kind="stable")
+        rank = np.empty_like(perm)
+        np.put_along_axis(rank, perm, np.broadcast_to(np.arange(perm.shape[1]), perm.shape), 1)
+        return perm, rank
+
+    def group_tokens(self, t: np.ndarray, perm: np.ndarray, size: int) -> np.ndarray:
+        b, n, c = t.shape
+        gs = min(n, size)
+        ng = (n + gs - 1) // gs
+        j = np.arange(ng * gs)
+        pp = perm[:, np.where(j < n, j, 2 * n - 1 - j)]
+        return np.take_along_axis(t, pp[..., None], 1).reshape(b, ng, gs, c)
+
+    def ungroup_tokens(self, g: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        y = g.reshape(g.shape[0], -1, g.shape[3])
+        return np.take_along_axis(y, rank[..., None], 1)
+    # --- end 22h ---
 
     # --- ops added by 22g ---
     def conv_transpose(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: int = 1,

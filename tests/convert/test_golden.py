@@ -29,7 +29,7 @@ ARCH_OF = {"rrdbnet": "rrdbnet", "srvgg": "srvgg", "carn-m": "carn", "rfdn": "rf
            "span": "span", "plksr": "plksr", "omnisr": "omnisr", "swinir": "swinir", "drct": "drct",
            "dat": "dat", "rgt": "rgt", "hat": "hat", "swin2sr": "swin2sr", "rcan": "rcan", "safmn": "safmn",
            "spsr": "spsr", "srformer": "srformer", "realcugan": "realcugan", "mosr": "mosr",
-           "swiftsrgan": "swiftsrgan"}
+           "swiftsrgan": "swiftsrgan", "atd": "atd"}
 # measured (numpy 2, OpenCV 4.12, torch 2.13 recording): largest |ONNX - golden| / max(1, max|golden|)
 # is at most 1.5e-6 (rfdn_x4), the NumPy reference's 1.1e-6 (rrdbnet_x4); 1e-4 leaves ~70x headroom
 # for other BLAS/CPUs, and is >100x below what one wrong weight moves (test_golden_catches_a_wrong_weight)
@@ -37,7 +37,7 @@ REL_TOL = 1e-4
 #: the architecture name a conversion reports, where it is not the golden's prefix
 REPORTED_AS = {"plksr": {"plksr", "realplksr"}}
 #: families whose graphs compute shapes at run time (OpenCV 5 imports them, 4.x does not)
-RUNTIME_SHAPES = {"dat", "rgt", "realcugan"}
+RUNTIME_SHAPES = {"dat", "rgt", "realcugan", "atd"}
 
 
 def state_dict(g: dict) -> dict[str, np.ndarray]:

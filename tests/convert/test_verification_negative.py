@@ -562,3 +562,40 @@ def test_spsr_with_a_wrong_reference_weight_fails():
     assert a.name == "spsr" and conv.probe_error <= 1e-4
     with pytest.raises(check.VerificationFailed, match=r"^spsr test: converted graph differs .*\(allowed 0.001\)"):
         check.convert_arch(sd, a, "spsr test", ops=PerturbedOps(reference.NumpyOps(), 0.05))
+
+
+# ---------------------------------------------------------------- ATD (token dictionary, category-sorted groups)
+def test_atd_with_a_wrong_reference_weight_fails(tmp_path, monkeypatch):
+    # measured: the conversion's probe error is 4.5e-6; conv_first's first weight +0.05 in the
+    # reference moves it to 3.3e-2 (33x the 1e-3 tolerance)
+    path = _swinir_safetensors(tmp_path, "atd_ps-x2-w4")
+    conv = converter_for("safetensors").convert(path, None, {})
+    assert conv.info["arch"] == "atd" and conv.info["category_size"] == 256 and conv.probe_error <= 1e-5
+    perturb_reference(monkeypatch, 0.05)
+    with pytest.raises(check.VerificationFailed, match=r"swinir.safetensors: converted graph differs from the "
+                                                       r"reference by .* \(allowed 0.001\); not cached") as e:
+        converter_for("safetensors").convert(path, None, {})
+    print(e.value)
+
+
+def test_atd_with_ties_sorted_the_other_way_in_the_graph_fails(tmp_path, monkeypatch):
+    """The emitted graph's category sort breaking ties in reverse token order (another valid
+    sort by category, as an unstable sort may give) while the reference sorts stably: the
+    groups of the 32x32 probe (1024 tokens in groups of 256) then hold other tokens, and the
+    check must see it (measured: the probe error goes from 4.5e-6 to 5.1e-2)."""
+    from srzoo.convert.onnxbuild import Graph
+
+    path = _swinir_safetensors(tmp_path, "atd_ps-x2-w4")
+    real = Graph.category_order
+
+    def reversed_ties(self: Graph, sim: str, m: int) -> tuple[str, str]:
+        big = np.iinfo(np.int64).max
+        flip = [self._i64([-1]), self._i64([-big]), self._i64([1]), self._i64([-1])]
+        perm_r, rank_r = real(self, self.node("Slice", [sim, *flip]), m)
+        last = self.node("Sub", [self._dims(sim, 1, 2), self._i64([1])])
+        return self.node("Sub", [last, perm_r]), self.node("Slice", [rank_r, *flip])
+
+    monkeypatch.setattr(Graph, "category_order", reversed_ties)
+    with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached") as e:
+        converter_for("safetensors").convert(path, None, {})
+    print(e.value)

@@ -764,6 +764,48 @@ def test_hat_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env,
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu", "opencv:cpu"])
+def test_atd_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env, backend):
+    """An ATD .pth (random weights; x4 pixelshuffle as the pinned records, window 8, the
+    records' <dim>dim / <window>w / <category>cat tags) through omdb on each engine: equal to
+    spandrel's ATD (which mirrors 23x31 to 24x32 itself: 768 tokens, three category groups;
+    its one torch.sort made stable, tests/swin_refs.py) to one grey level (cv2.dnn 4.x: one
+    line naming the other engines)."""
+    torch = pytest.importorskip("torch")
+    if backend.startswith("openvino"):
+        pytest.importorskip("openvino")
+    import swin_refs as sw
+
+    net = sw.randomise(sw.atd_class()(img_size=32, embed_dim=24, depths=[2, 2], num_heads=[2, 3], window_size=8,
+                                      category_size=256, num_tokens=16, reducted_dim=4, mlp_ratio=2.0, upscale=4,
+                                      upsampler="pixelshuffle"), 4)
+    with torch.no_grad():  # an output in [0.1, 0.9]: a small last conv around mid-grey
+        net.conv_last.weight.mul_(0.05)
+        net.conv_last.bias.fill_(0.0)
+    f = omdb.folder / "4x-atd-test.pth"
+    torch.save(net.state_dict(), f)
+    data = f.read_bytes()
+    omdb({"4x-srzoo-test-atd": record(omdb.records["1x-BroadcastToStudio-SPAN"], "pth", len(data),
+                                      hashlib.sha256(data).hexdigest(), ["https://example.org/4x-atd-test.pth"],
+                                      scale=4, size=["24dim", "8w", "256cat"], architecture="atd")})
+    rows = {r["name"]: r for r in json.loads(run_json_list())}
+    assert rows["omdb:4x-srzoo-test-atd"]["runnable"] == "yes"
+    img = cv2.imread(str(shared_dir / "datasets" / "Set5" / "butterfly.png"))[80:103, 40:71]  # 23x31: odd
+    try:
+        out = srzoo.upscale(img, "omdb:4x-srzoo-test-atd", 4, backend=backend)
+    except srzoo.SrzooError as e:
+        assert backend == "opencv:cpu" and cv2.__version__.startswith("4.")
+        assert "\n" not in str(e) and "onnxruntime:cpu" in str(e) and "openvino:cpu" in str(e)
+        return
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), np.float32)[None] / 255)
+        ref = net(x)[0].numpy()
+    assert 0.02 < ref.min() and ref.max() < 0.98 and ref.std() > 0.05  # a real, unclipped signal
+    ref = (ref * 255).round().astype(np.uint8).transpose(1, 2, 0)[:, :, ::-1]
+    assert out.shape == (92, 124, 3)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime:cpu", "openvino:cpu", "opencv:cpu"])
 def test_swin2sr_record_matches_spandrel_on_each_engine(omdb, shared_dir, srzoo_env, backend):
     """A Swin2SR .pth (random weights; window 8, shifted, the compressed-input pixelshuffle_aux
     upsampler with its bicubic branch; spandrel's size tags) through omdb on each engine: equal

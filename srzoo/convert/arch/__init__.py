@@ -19,8 +19,8 @@ from srzoo.convert.onnxbuild import OPSET
 from srzoo.errors import ModelLoadError, SrzooError
 
 #: modules tried in order; the first whose detect() answers wins
-MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "hat", "swin2sr", "swinir", "srformer",
-           "drct", "dat", "rgt", "rcan", "safmn", "spsr", "realcugan", "mosr", "swiftsrgan"]
+MODULES = ["rrdbnet", "srvgg", "carn", "rfdn", "vdsr", "span", "plksr", "omnisr", "hat", "atd", "swin2sr", "swinir",
+           "srformer", "drct", "dat", "rgt", "rcan", "safmn", "spsr", "realcugan", "mosr", "swiftsrgan"]
 
 
 @dataclass
