@@ -108,7 +108,7 @@ def available() -> list[str]:
 
 # --------------------------------------------------------------------------- names
 def _valid_names() -> str:
-    targets = sorted({t for e in _engines().values() for t in e.targets})
+    targets = sorted({t for e in _engines().values() for t in e.targets} - {"auto"})
     return "auto, " + ", ".join(targets) + ", or ENGINE:TARGET with ENGINE one of " + \
         ", ".join(_engines())
 

@@ -97,6 +97,14 @@ def test_parse_names():
             backends.parse(bad)
 
 
+def test_unknown_backend_lists_each_valid_name_once():
+    with pytest.raises(srzoo.SrzooError) as e:
+        backends.parse("tpu")
+    names = str(e.value).split("valid backends: ", 1)[1].split(", or ")[0].split(", ")
+    assert names[0] == "auto" and "cpu" in names and "cuda" in names  # openvino's own "auto" target too
+    assert len(names) == len(set(names)), names
+
+
 def test_resolve_is_engine_neutral():
     espcn = srzoo.get_model("espcn", 2)
     b = backends.resolve("cpu", espcn)
