@@ -8,6 +8,7 @@ without PyTorch and without any of it being importable here.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+#: ../shared/models beside the project, or under SRZOO_SHARED (as tests/conftest.py reads it)
+SHARED_MODELS = Path(os.environ.get("SRZOO_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "models"
 
 
 @dataclass(frozen=True)

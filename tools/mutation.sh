@@ -30,6 +30,9 @@ shared="${SRZOO_SHARED:-$(cd "$root/.." && pwd)/shared}"
 # at the first failure, so a mutant is usually killed in a second or two)
 declare -A MODULE_TESTS=(
   [convert/check]="tests/convert/test_verification_negative.py tests/convert/test_golden.py"
+  # the readers of untrusted model files: crafted files, real checkpoints, and the fuzzers
+  [convert/torchload]="tests/convert/test_hostile_pth.py tests/fuzz/test_fuzz_readers.py tests/convert/test_convert_torch.py"
+  [convert/safetensors]="tests/convert/test_hostile_safetensors_pb.py tests/fuzz/test_fuzz_readers.py tests/convert/test_convert_torch.py"
   [hub/registry]="tests/hub/test_registry_lookup.py tests/hub/test_registry.py"
   [hub/manifest]="tests/hub/test_manifest_schema.py tests/hub/test_registry.py"
   [hub/cache]="tests/hub/test_cache_store.py tests/hub/test_fetch_artifact.py"
@@ -49,7 +52,7 @@ declare -A MODULE_TESTS=(
   [evaluate/benchmark/protocols]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py !tests/evaluate/test_bench.py::test_real_models_json"
   [cli]="tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/hub/test_catalog_load.py"  # test_upscale_memory_flag.py: its autotune store is not written under mutmut
 )
-ORDER=(convert/check hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache
+ORDER=(convert/check convert/torchload convert/safetensors hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache
        runtime/imageio runtime/pipeline evaluate/metrics evaluate/benchmark jobs/batch cli)
 
 mods=("$@")
