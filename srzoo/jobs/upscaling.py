@@ -51,7 +51,8 @@ def upscale(image: ImageLike, model: str | ModelEntry = "default", scale: float 
     the measured quality budget, see :mod:`srzoo.runtime.precision`) and
     ``memory`` (bytes or ``"1.5G"`` a network run may use: larger inputs are tiled
     to fit; default ``SRZOO_MEMORY``, else a quarter of the available memory, at
-    most 1.5 GiB and what keeps the process under 2 GiB).
+    most 1.5 GiB and what keeps the process under 2 GiB, but at least three
+    quarters of that; see :func:`srzoo.runtime.pipeline.memory_budget`).
     ``progress(done, total)``: called after each tile, for a bar or an ETA.
 
     Any factor (``1.5``, ``3`` with an x4-only model) or a target ``width``

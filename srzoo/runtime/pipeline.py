@@ -258,7 +258,8 @@ def memory_budget(memory: int | str | None = None, reserve: int = 0) -> int | No
     quarter of the available memory, at most :data:`DEFAULT_MEMORY`, and at
     most what keeps the whole process under :data:`DEFAULT_PEAK` (minus its
     resident memory now and ``reserve``: the bytes of the result it will hold),
-    never below :data:`MIN_MEMORY`. None: no limit."""
+    but never below three quarters of the first two rules, nor :data:`MIN_MEMORY`. None:
+    no limit."""
     if memory is None:
         value = config.get("SRZOO_MEMORY")
     elif isinstance(memory, str):
@@ -277,7 +278,13 @@ def memory_budget(memory: int | str | None = None, reserve: int = 0) -> int | No
         budget = DEFAULT_MEMORY if not avail else min(DEFAULT_MEMORY, avail // 4)
         rss = resident_memory()
         if rss is not None:
-            budget = min(budget, DEFAULT_PEAK - rss - max(0, int(reserve)))
+            # at most a quarter of it given up: a process that already holds most of
+            # DEFAULT_PEAK (a notebook with PyTorch, a server with several models)
+            # cannot stay under it anyway, and under ~1 GB a heavy model's tiles are
+            # mostly overlap (realesrgan-x4plus on onnxruntime, 500x480: 90 windows of
+            # 224x224 around 32 px cores at 64 MiB or 768 MiB, 18.7x the pixels of one
+            # untiled run; 16 windows, 4.7x, at 1152 MiB)
+            budget = max(budget * 3 // 4, min(budget, DEFAULT_PEAK - rss - max(0, int(reserve))))
         return max(MIN_MEMORY, budget)
     return int(value) or None
 

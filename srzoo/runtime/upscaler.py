@@ -139,7 +139,7 @@ class Upscaler:
     :func:`srzoo.runtime.autotune.memory_per_pixel`); ``None``: ``SRZOO_MEMORY``,
     else a quarter of the available memory, at most 1.5 GiB and at most what
     keeps the whole process under 2 GiB (its resident memory and the result
-    counted); ``0``: no limit.
+    counted), never less than three quarters of the first two rules; ``0``: no limit.
     """
 
     def __init__(self, model: str | ModelEntry | os.PathLike[str] = "default", scale: int | None = None, *,
