@@ -266,7 +266,7 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
     Only the leading candidate's runner is kept while the others are tried (one
     engine's memory pools at a time): ``unload(backend)`` forgets a runner that
     ``load`` keeps elsewhere. Every candidate is timed at the first run's trial size and at twice its
-    pixels; the time at ``size`` is extrapolated from the two (a + b x pixels,
+    sides (four times its pixels, within ``size``); the time at ``size`` is extrapolated from the two (a + b x pixels,
     per candidate), or measured there directly when ``size`` is no larger than
     the trial. ``memory(backend)``: its bytes per network-input pixel
     (:func:`memory_per_pixel`); asked only when a ``size`` run could exceed
@@ -323,7 +323,15 @@ def choose(entry: "ModelEntry", cls: str, threads: int | None,
             loaded[str(c)] = runner
             if hw is None:
                 hw = trial_size(runner, target, channels)
-                hw2 = None if hw[0] * hw[1] >= px else (hw[0], 2 * hw[1])
+                hw2 = None
+                if hw[0] * hw[1] < px:
+                    # both sides doubled (within the target): 4x the pixels, a wide enough
+                    # base for the line. With one side doubled, LapSRN x4's trial under load
+                    # (64x40 and 128x40 to 384x256) ranked three engines within 6 % whose runs
+                    # differed 1.5x; at 4x the predictions were within 3-10 % and right
+                    # (bench/results/engines_auto_loaded.md, docs/photos-and-memory.md)
+                    # (a side already at the target stays: the other one, smaller, grows)
+                    hw2 = (min(2 * hw[0], max(hw[0], int(target[0]))), min(2 * hw[1], max(hw[1], int(target[1]))))
             t1 = measure(runner, trial_input(runner, *hw, channels))
             if hw2 is None:
                 times[str(c)] = 1000.0 * t1

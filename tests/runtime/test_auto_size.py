@@ -47,12 +47,26 @@ def test_choice_is_keyed_by_the_size_that_runs_tiles_included(models_env, shared
     assert sorted(r["class"] for r in _records(models_env)) == ["medium", "small"]
 
 
+def test_heavy_trial_of_a_strip_grows_its_long_side(models_env, shared_dir, monkeypatch):
+    """A network input narrower than the smallest trial (16 rows): the second trial size
+    doubles the side that is still below the target, never shrinks the other."""
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    autotune.forget()
+    monkeypatch.setattr(autotune, "RUN_BUDGET", 1e-9)
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:16, :200]
+    up = srzoo.Upscaler("espcn", 2)
+    out = up(img, tile=0)
+    assert out.shape == (32, 400, 3)
+    ch = up._choices["small"]  # the image's class (the constructor's guess was for "medium")
+    assert ch.how == "measured" and ch.trial == "32x32 and 64x32, extrapolated to 200x16", ch.trial
+
+
 def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, monkeypatch):
     monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
     autotune.forget()
     img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:256, :384]
     # a model "too slow" for a full-size trial (a run budget of ~0): timed at 32x32 and
-    # 64x32, extrapolated to the size that runs; a 1 MB budget that a 384x256 run exceeds
+    # 64x64 (both sides doubled), extrapolated to the size that runs; a 1 MB budget that a 384x256 run exceeds
     # on every engine: each engine's memory per pixel is measured and counted
     monkeypatch.setattr(autotune, "RUN_BUDGET", 1e-9)
     monkeypatch.setattr(autotune, "_memory", {})  # measured here, not remembered by an earlier test
@@ -60,7 +74,7 @@ def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, 
     assert not up._choices["medium"].memory  # the constructor's guess: no image, no memory
     up(img, tile=0)
     ch = up._choices["medium/memory"]
-    assert ch.how == "measured" and ch.trial == "32x32 and 64x32, extrapolated to 384x256"
+    assert ch.how == "measured" and ch.trial == "32x32 and 64x64, extrapolated to 384x256"
     assert set(ch.memory) == set(ch.times_ms) == {"onnxruntime:cpu", "openvino:cpu", "opencv:cpu"}
     # bytes per pixel (measured) x 256*384: every engine needs more than 1 MB
     assert all(v > 2**20 for v in ch.memory.values()) and sorted(ch.over_budget) == sorted(ch.memory)
