@@ -163,6 +163,100 @@ def test_legacy_checkpoint_bombs(tmp_path):
     refused(write(tmp_path, view, "view.pth"), "storage view")
 
 
+def test_legacy_storage_views_read_their_slice(tmp_path):
+    """Pre-1.0 checkpoints could share one root storage between views: (view key, offset,
+    size) in elements. Each tensor reads its own slice of the root, whichever comes first."""
+    root = np.arange(10.0)
+    w = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, ("v1", 2, 4)))  # root[2:6] as 2x2
+    b = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, ("v2", 6, 4)), size=(4,), stride=(1,))
+    whole = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, None), size=(10,), stride=(1,))
+    sd = torchload.load_state_dict(write(tmp_path, hf.legacy_pth({"w": w, "b": b, "all": whole}, {"r": root})))
+    assert sd["w"].tolist() == [[2, 3], [4, 5]] and sd["b"].tolist() == [6, 7, 8, 9]
+    assert sd["all"].tolist() == list(range(10))
+    # an empty view (size 0) at the end of the root is a valid, empty slice
+    e = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, ("v3", 10, 0)), size=(0,), stride=(1,))
+    assert torchload.load_state_dict(write(tmp_path, hf.legacy_pth({"e": e, "all": whole}, {"r": root}),
+                                           "empty.pth"))["e"].shape == (0,)
+    for bad in [("v", -1, 4), ("v", 0, -1), ("v", 0), ("v", 0.0, 4), ("v", 0, "4"), ["v", 0, 4]]:
+        t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, bad))
+        refused(write(tmp_path, hf.legacy_pth({"w": t}, {"r": root}), "bad.pth"),
+                f"storage view {str(bad)}", "is not (key, offset, size)")
+
+
+def test_legacy_layout_errors_are_one_line_naming_the_file(tmp_path):
+    root = np.arange(4.0)
+    t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 4, None))
+    good = hf.legacy_pth({"w": t}, {"r": root})
+    head = hf.pickle_bytes(0x1950A86A20F9469CFC6C) + hf.pickle_bytes(1001)
+    # a storage reference in a header pickle (the sys info), where none may be
+    sysinfo = b"\x80\x02" + hf._enc(("storage", hf.FLOAT, "r", "cpu", 4)) + b"Q."
+    refused(write(tmp_path, head + sysinfo + good[len(head) + len(hf.pickle_bytes({"little_endian": True})):],
+                  "hdr.pth"), "refused: storage reference in a header pickle")
+    body = head + hf.pickle_bytes({"little_endian": True}) + hf.pickle_bytes({"w": t})
+    refused(write(tmp_path, body + hf.pickle_bytes({"r": 1}), "keys.pth"), "storage keys are a dict")
+    refused(write(tmp_path, body + hf.pickle_bytes(["r", "q"]) + np.int64(4).tobytes()
+                  + root.astype("<f4").tobytes(), "never.pth"), "storage q listed but never used")
+    refused(write(tmp_path, body + hf.pickle_bytes(["r"]) + b"\x04\x00", "before.pth"), "truncated before storage r")
+    # a class no checkpoint of weights needs: refused, naming the file
+    evil = hf.Call(hf.Global("os", "system"), ("true",))
+    refused(write(tmp_path, hf.legacy_pth({"w": evil}, {}), "evil.pth"), "refused: its pickle asks for os.system")
+    # the byte bound names the storage it was reached at
+    at = good.index(root.astype("<f4").tobytes()) - 8
+    bomb = good[:at] + (1 << 60).to_bytes(8, "little") + good[at + 8:]
+    refused(write(tmp_path, bomb, "bomb.pth"), "SRZOO_MAX_MODEL_BYTES", "storage r")
+    # a view at offset 0 is the root's first elements
+    v0 = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 4, ("v", 0, 2)), size=(2,), stride=(1,))
+    assert torchload.load_state_dict(write(tmp_path, hf.legacy_pth({"v": v0, "w": t}, {"r": root}),
+                                           "v0.pth"))["v"].tolist() == [0, 1]
+
+
+def test_tensor_copies_count_their_whole_size_against_the_bound(tmp_path, monkeypatch):
+    """A 10x100 float tensor: its storage (4000 bytes) and its copy (4000 bytes) share the
+    bound, counted exactly: 8000 fits in 8000, not in 7999 (nor would a copy counted as 2x)."""
+    root = np.arange(1000.0)
+    t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 1000, None), size=(10, 100), stride=(100, 1))
+    p = write(tmp_path, hf.legacy_pth({"w": t}, {"r": root}))
+    assert p.stat().st_size < 7999
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", "8000")
+    assert torchload.load_state_dict(p)["w"].reshape(-1).tolist() == list(range(1000))
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", "7999")
+    refused(p, "SRZOO_MAX_MODEL_BYTES", "a tensor of shape (10, 100)")
+
+
+def test_storage_used_but_never_stored_is_one_line(tmp_path):
+    """The pickle refers to storage "r" but the file lists (and stores) only "s"."""
+    t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 4, None))
+    u = hf.tensor(pid=("storage", hf.FLOAT, "s", "cpu", 4, None))
+    data = hf.legacy_pth({"w": t, "u": u}, {"s": np.arange(4.0)})
+    refused(write(tmp_path, data), "tensor storage was never read (truncated file?)")
+
+
+def test_whole_module_records_keep_only_their_state():
+    """Classes of a pickled nn.Module become inert records, one per (module, name), that
+    keep the pickled state: a dict, or the dict of a (dict, slots) pair."""
+    net, seq = torchload._record_class("vdsr", "Net"), torchload._record_class("torch.nn.modules.container", "Sequential")
+    assert net is torchload._record_class("vdsr", "Net") and net is not seq
+    assert issubclass(net, torchload.ModuleRecord) and net.__name__ == "Net"
+    assert net.__module__ == "srzoo.convert.torchload.records"
+    assert repr(net()) == "<record of vdsr.Net>" and repr(seq()) == "<record of torch.nn.modules.container.Sequential>"
+    r = net()
+    r.__setstate__(({"a": 1}, {"slot": 2}))
+    assert r.a == 1 and not hasattr(r, "slot")
+    r.__setstate__((None, {"b": 3}))
+    assert not hasattr(r, "b")
+    r.__setstate__({"c": 4})
+    r.__setstate__(({"d": 5}, None, None))  # not a (dict, slots) pair: ignored
+    r.__setstate__([{"e": 6}, None])
+    assert (r.a, r.c) == (1, 4) and not hasattr(r, "d") and not hasattr(r, "e")
+
+
+def test_module_state_that_is_not_a_dict_is_one_line(tmp_path):
+    # a pickled module (NEWOBJ of its class, then BUILD with its state) whose _parameters
+    # is a list instead of a dict
+    pkl = b"\x80\x02" + hf._enc(hf.Global("mymodels", "Net")) + b")\x81" + hf._enc({"_parameters": [1, 2]}) + b"b."
+    refused(write(tmp_path, hf.torch_zip(pkl, {})), "module state is a list, not a dict")
+
+
 def test_not_a_regular_file(tmp_path):
     import os
 
