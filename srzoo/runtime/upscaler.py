@@ -268,13 +268,16 @@ class Upscaler:
                 self._unload_name(name)
 
     def _choose(self, cls: str, size: tuple[int, int] | None = None,
-                memory: int | str | None = None) -> "backends.ResolvedBackend":
+                memory: int | str | None = None, tileable: bool = False) -> "backends.ResolvedBackend":
         """The backend ``auto`` runs inputs of size class ``cls`` on (measured once,
-        at ``size``: the network input that runs, counting its memory)."""
+        at ``size``: the network input that runs, counting its memory; ``tileable``:
+        automatic tiling will fit the run to the budget, so engines are ranked by
+        their tiled runs)."""
         budget = pipeline.memory_budget(self.memory if memory is None else memory)
         counted = size is not None and autotune.counts_memory(size, budget) \
             and not self.pipeline_direct()
-        slot = cls + ("/memory" if counted else "")
+        tileable = bool(tileable and counted and budget)
+        slot = cls + ("/memory" if counted else "") + ("/tiled" if tileable else "")
         choice = self._choices.get(slot)
         if choice is None:
             if counted and self._choices.pop(cls, None) is not None:
@@ -287,7 +290,7 @@ class Upscaler:
             choice, _ = autotune.choose(self.entry, cls, self.threads, self._load, channels,
                                         self._auto_engine, cands, self.refused, size,
                                         self._bytes_per_pixel if counted else None, budget,
-                                        self._unload_unused)
+                                        self._unload_unused, tileable)
             self._drop_except({str(choice.backend)})  # the losers of the trial
             autotune.release_memory()  # their pools, before the real run allocates its own
             self._choices[slot] = choice
@@ -343,12 +346,14 @@ class Upscaler:
 
     # ---- running ---------------------------------------------------------------
     def _pipeline_for(self, h: int, w: int, tile: int | None, overlap: int | None = None,
-                      memory: int | str | None = None) -> ModelPipeline:
+                      memory: int | str | None = None, tileable: bool | None = None) -> ModelPipeline:
         """The pipeline of the backend ``auto`` chooses for what really runs: the
         network input is the whole h×w image, or a tile with its overlap on both
         sides (the class, and the size the trial is extrapolated to)."""
         if not self._auto:
             return self.pipeline
+        if tileable is None:  # automatic tiling: tiles are sized to the memory budget
+            tileable = tile is None
         if tile is None and h * w > pipeline._env_int("SRZOO_AUTO_TILE_PIXELS", pipeline.AUTO_TILE_PIXELS):
             tile = pipeline.AUTO_TILE
         if tile and (h > tile or w > tile):
@@ -356,7 +361,7 @@ class Upscaler:
             h, w = min(h, int(tile) + 2 * ov), min(w, int(tile) + 2 * ov)
         cls = autotune.size_class(h, w)
         with self._lock:
-            self._resolved = self._choose(cls, (h, w), memory)
+            self._resolved = self._choose(cls, (h, w), memory, tileable)
             return self._pipelines[str(self._resolved)]
 
     def _bytes_per_pixel(self, backend: "backends.ResolvedBackend | None" = None) -> float | None:
@@ -416,7 +421,7 @@ class Upscaler:
                         budget_tile == chosen:
                     break
                 tile = chosen = budget_tile
-                pipe = self._pipeline_for(h, w, tile, ov, memory)
+                pipe = self._pipeline_for(h, w, tile, ov, memory, tileable=True)
         with cv2_threads(self.threads):
             plane = alpha_plane(p)  # partly transparent: alpha through the network too
             passes = 1 if plane is None else 2

@@ -97,6 +97,36 @@ def test_heavy_trials_are_extrapolated_and_memory_ranks(models_env, shared_dir, 
         assert up2.backend == min(fits, key=ch2.times_ms.get)
 
 
+def test_engines_over_the_budget_are_ranked_by_their_tiled_run(models_env, shared_dir, monkeypatch):
+    """With automatic tiling, an engine over the budget is not ranked last: it will run in
+    tiles sized from its own memory per pixel (more memory: more, smaller windows), and it is
+    timed as that tiled run. With ``tile=0`` (above) the old rule holds: over the budget, last."""
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")
+    autotune.forget()
+    monkeypatch.setattr(autotune, "RUN_BUDGET", 1e-9)
+    monkeypatch.setattr(autotune, "_memory", {})
+    img = cv2.imread(str(shared_dir / "datasets" / "Set14" / "baboon.png"))[:256, :384]
+    up = srzoo.Upscaler("espcn", 2, memory="1M")
+    out = up(img)
+    assert out.shape == (512, 768, 3)
+    ch = up._choices["medium/memory/tiled"]  # chosen for the whole image, every engine over 1 MB
+    assert ch.how == "measured" and set(ch.memory) == set(ch.times_ms) == set(ch.tiles)
+    assert all(v > 2**20 for v in ch.memory.values()) and ch.over_budget == []
+    assert all(n > 1 for n in ch.tiles.values())
+    by_memory = sorted(ch.tiles, key=ch.memory.get)  # more memory per pixel: never fewer tiles
+    assert [ch.tiles[k] for k in by_memory] == sorted(ch.tiles[k] for k in by_memory)
+    assert str(ch.backend) == min(ch.times_ms, key=ch.times_ms.get)
+    assert "over the memory budget" not in ch.reason and f"({ch.tiles[str(ch.backend)]} tiles)" in ch.reason
+    # remembered apart from the untiled rule's choice, and reused as it was
+    store = json.loads((models_env / "autotune.json").read_text())
+    (rec,) = [v for k, v in store.items() if v.get("tiles") and v.get("model") == "espcn" and v["class"] == "medium"]
+    assert rec["tiles"] == ch.tiles and rec["backend"] == str(ch.backend)
+    up2 = srzoo.Upscaler("espcn", 2, memory="1M")
+    up2(img)
+    ch2 = up2._choices["medium/memory/tiled"]
+    assert ch2.how == "cached" and str(ch2.backend) == str(ch.backend) and ch2.tiles == ch.tiles and ch2.over_budget == []
+
+
 def test_trials_hold_one_losing_runner_at_a_time(models_env, monkeypatch):
     """While auto tries the engines, only the leading candidate's runner is kept beside
     the one being tried (every engine's pools held at once made a first auto run of
