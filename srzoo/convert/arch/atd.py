@@ -44,7 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from srzoo.convert.arch import Arch, _swin, weight
-from srzoo.convert.arch.swinir import MEAN, _conv, _conv_keys, _resi, pixelshuffle_shapes, pixelshuffle_up
+from srzoo.convert.arch.swinir import MEAN, _conv, _conv_keys, _resi, pixelshuffle_shapes, reconstruct
 
 _LAYER = re.compile(r"^layers\.(\d+)\.residual_group\.layers\.(\d+)\.norm1\.weight$")
 #: the largest token dictionary converted (published models: 64 to 128)
@@ -276,17 +276,5 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
         t = F.add(F.to_tokens(_resi(F, sd, f"layers.{i}.conv", F.from_tokens(t, feat))), t0)
     t = F.layer_norm(t, weight(sd, "norm.weight"), weight(sd, "norm.bias"), 1e-5)
     res = F.add(_resi(F, sd, "conv_after_body", F.from_tokens(t, feat)), feat)
-    up = pr["upsampler"]
-    if up == "pixelshuffle":
-        y = pixelshuffle_up(F, sd, res, pr["num_feat"])
-    elif up == "pixelshuffledirect":
-        c = int(np.shape(sd["upsample.0.weight"])[0])
-        y = F.pixel_shuffle(_conv(F, sd, "upsample.0", res), s, channels=c)
-    elif up == "nearest+conv":
-        h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
-        h = F.lrelu(_conv(F, sd, "conv_up1", F.up_nearest(h, 2)), 0.2)
-        h = F.lrelu(_conv(F, sd, "conv_up2", F.up_nearest(h, 2)), 0.2)
-        y = _conv(F, sd, "conv_last", F.lrelu(_conv(F, sd, "conv_hr", h), 0.2))
-    else:
-        y = F.add(xn, _conv(F, sd, "conv_last", res))
+    y = reconstruct(F, sd, pr["upsampler"], res, xn, s, pr.get("num_feat"))
     return F.crop_to(F.affine(y, 1.0, mean), x, s)

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from srzoo.convert.arch import Arch, _swin, weight
-from srzoo.convert.arch.swinir import MEAN, _conv, _conv_keys, _resi, pixelshuffle_shapes, pixelshuffle_up
+from srzoo.convert.arch.swinir import MEAN, _conv, _conv_keys, _resi, pixelshuffle_shapes, reconstruct
 
 _BLOCK = re.compile(r"^layers\.(\d+)\.residual_group\.blocks\.(\d+)\.norm1\.weight$")
 
@@ -183,9 +183,7 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
     xn = F.affine(xp, rng, -mean * rng)
     feat, res = _features(F, sd, arch, xp, xn)
     up = pr["upsampler"]
-    if up == "pixelshuffle":
-        y = pixelshuffle_up(F, sd, res, pr["num_feat"])
-    elif up == "pixelshuffle_aux":
+    if up == "pixelshuffle_aux":
         h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
         h = F.lrelu(_conv(F, sd, "conv_after_aux.0", _conv(F, sd, "conv_aux", h)), 0.01)
         i = 0
@@ -197,15 +195,7 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
         # both cropped there: the upsampled features are cropped to the bicubic's size before adding
         bic = _conv(F, sd, "conv_bicubic", F.resize_cubic_to(xn, x, s))
         y = _conv(F, sd, "conv_last", F.add(F.crop_to(h, x, s), bic))
-    elif up == "pixelshuffledirect":
-        c = int(np.shape(sd["upsample.0.weight"])[0])
-        y = F.pixel_shuffle(_conv(F, sd, "upsample.0", res), s, channels=c)
-    elif up == "nearest+conv":
-        h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
-        for k in (1, 2):
-            h = F.lrelu(_conv(F, sd, f"conv_up{k}", F.up_nearest(h, 2)), 0.2)
-        y = _conv(F, sd, "conv_last", F.lrelu(_conv(F, sd, "conv_hr", h), 0.2))
     else:
-        y = F.add(xn, _conv(F, sd, "conv_last", res))
+        y = reconstruct(F, sd, up, res, xn, s, pr.get("num_feat"))
     y = F.affine(y, 1.0 / rng, mean)
     return F.crop_to(y, x, s)

@@ -183,6 +183,25 @@ def _resi(F: Any, sd: Mapping[str, np.ndarray], prefix: str, x: Any) -> Any:
     return _conv(F, sd, f"{prefix}.4", h)
 
 
+def reconstruct(F: Any, sd: Mapping[str, np.ndarray], up: str, res: Any, xn: Any, s: int,
+                num_feat: int | None = None, n_up: int = 2) -> Any:
+    """The SwinIR family's reconstruction of the deep features ``res`` (shared by SwinIR,
+    Swin2SR, SRFormer and ATD): ``pixelshuffle``, ``pixelshuffledirect``, ``nearest+conv``
+    (``n_up`` x2 steps, ``conv_up1`` ... ``conv_up{n_up}``) or, for any other ``up``, the
+    x1 residual ``xn + conv_last(res)``."""
+    if up == "pixelshuffle":
+        return pixelshuffle_up(F, sd, res, int(num_feat or 0))
+    if up == "pixelshuffledirect":
+        c = int(np.shape(sd["upsample.0.weight"])[0])
+        return F.pixel_shuffle(_conv(F, sd, "upsample.0", res), s, channels=c)
+    if up == "nearest+conv":
+        h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
+        for k in range(1, n_up + 1):
+            h = F.lrelu(_conv(F, sd, f"conv_up{k}", F.up_nearest(h, 2)), 0.2)
+        return _conv(F, sd, "conv_last", F.lrelu(_conv(F, sd, "conv_hr", h), 0.2))
+    return F.add(xn, _conv(F, sd, "conv_last", res))
+
+
 def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
     pr, s = arch.params, arch.scale
     dim, ws, rng = pr["embed_dim"], pr["window"], pr["img_range"]
@@ -202,20 +221,9 @@ def forward(F: Any, sd: Mapping[str, np.ndarray], arch: Arch, x: Any) -> Any:
         t = F.add(F.to_tokens(_resi(F, sd, f"layers.{i}.conv", F.from_tokens(t, feat))), t0)
     t = F.layer_norm(t, weight(sd, "norm.weight"), weight(sd, "norm.bias"), 1e-5)
     res = F.add(_resi(F, sd, "conv_after_body", F.from_tokens(t, feat)), feat)
-    up = pr["upsampler"]
-    if up == "pixelshuffle":
-        y = pixelshuffle_up(F, sd, res, pr["num_feat"])
-    elif up == "pixelshuffledirect":
-        c = int(np.shape(sd["upsample.0.weight"])[0])
-        y = F.pixel_shuffle(_conv(F, sd, "upsample.0", res), s, channels=c)
-    elif up == "nearest+conv":
-        h = F.lrelu(_conv(F, sd, "conv_before_upsample.0", res), 0.01)
-        k = 1
-        while f"conv_up{k}.weight" in sd:
-            h = F.lrelu(_conv(F, sd, f"conv_up{k}", F.up_nearest(h, 2)), 0.2)
-            k += 1
-        y = _conv(F, sd, "conv_last", F.lrelu(_conv(F, sd, "conv_hr", h), 0.2))
-    else:
-        y = F.add(xn, _conv(F, sd, "conv_last", res))
+    n_up = 0  # nearest+conv: as many x2 steps as consecutive conv_up<k> (1 to 3)
+    while f"conv_up{n_up + 1}.weight" in sd:
+        n_up += 1
+    y = reconstruct(F, sd, pr["upsampler"], res, xn, s, pr.get("num_feat"), n_up)
     y = F.affine(y, 1.0 / rng, mean)
     return F.crop_to(y, x, s)
