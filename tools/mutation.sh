@@ -9,6 +9,8 @@
 #   MUTANTS='x_tiles* x_budget_tile*' tools/mutation.sh runtime/pipeline   # (without the srzoo. prefix:
 #                                                   # the module's own prefix is added)
 #   ISOLATION=forkserver tools/mutation.sh cli     # when the tests run networks (see below)
+#   TIMEOUT_MULTIPLIER=4 tools/mutation.sh hub/transfer   # hung mutants end sooner (mutmut's default 15)
+#   TESTS='tests/x.py tests/y.py::test_z' tools/mutation.sh cli/models   # other tests than MODULE_TESTS
 #
 # Each module is mutated against the test files that cover it (MODULE_TESTS below), never the
 # whole suite: mutmut first runs those files once to record which test reaches which function,
@@ -50,10 +52,22 @@ declare -A MODULE_TESTS=(
   # runs real networks (cv2.dnn hangs in mutmut's forked child: every survivor cost a 66 s timeout)
   [evaluate/benchmark/runner]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py !tests/evaluate/test_bench.py::test_real_models_json"
   [evaluate/benchmark/protocols]="tests/evaluate/test_bench_edges.py tests/evaluate/test_bench.py !tests/evaluate/test_bench.py::test_real_models_json"
-  [cli]="tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/hub/test_catalog_load.py"  # test_upscale_memory_flag.py: its autotune store is not written under mutmut
+  # the cli, one module per command (a slice each: their tests run real commands). Every command's
+  # --help is compared with docs/cli.md (test_cli_reference.py), argument errors with one line
+  [cli]="tests/cli/test_cli_reference.py tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/hub/test_catalog_load.py"  # test_upscale_memory_flag.py: its autotune store is not written under mutmut
+  [cli/_format]="tests/cli/test_cli_main.py tests/cli/test_cli.py tests/cli/test_cli_errors.py"
+  [cli/models]="tests/cli/test_cli_reference.py tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/runtime/test_builtin.py tests/runtime/test_backends.py tests/hub/test_derived_trust.py tests/hub/test_faults_network.py tests/runtime/test_precision_int8.py"
+  [cli/upscale]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/runtime/test_model_path.py tests/runtime/test_photo_meta.py tests/jobs/test_bigimage.py tests/jobs/test_video.py"
+  [cli/bench]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_bench.py tests/evaluate/test_compare.py tests/hub/test_mirror_folders.py !tests/evaluate/test_bench.py::test_real_models_json"
+  [cli/convert]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_hostile_outputs.py tests/convert/test_export.py tests/convert/test_convert_registry.py tests/convert/test_convert_torch.py"
+  [cli/catalog]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/hub/test_catalog_load.py tests/hub/test_omdb.py"
+  [cli/train]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/train/test_train.py"
+  [cli/compare]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_compare.py"
+  [cli/serve]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/serve/test_serve_cli.py"
 )
 ORDER=(convert/check convert/torchload convert/safetensors hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache
-       runtime/imageio runtime/pipeline evaluate/metrics evaluate/benchmark jobs/batch cli)
+       runtime/imageio runtime/pipeline evaluate/metrics evaluate/benchmark jobs/batch
+       cli cli/_format cli/models cli/upscale cli/bench cli/convert cli/catalog cli/train cli/compare cli/serve)
 
 mods=("$@")
 [ ${#mods[@]} -eq 0 ] && mods=("${ORDER[@]}")
@@ -62,7 +76,7 @@ children="${MAX_CHILDREN:-2}"
 mkdir -p "$work" "$out"
 
 for mod in "${mods[@]}"; do
-  tests="${MODULE_TESTS[$mod]:-}"
+  tests="${TESTS:-${MODULE_TESTS[$mod]:-}}"  # TESTS='file file::test !file::test' overrides the mapping
   [ -n "$tests" ] || { echo "mutation.sh: unknown module $mod (known: ${ORDER[*]})" >&2; exit 1; }
   src="srzoo/$mod"; [ -d "$root/$src" ] || src="$src.py"
   name="${mod//\//.}"
@@ -85,6 +99,8 @@ for mod in "${mods[@]}"; do
     # ISOLATION=forkserver: children forked from a process that only collected the tests, for
     # modules whose tests run a network (cv2.dnn crashes or hangs in a child forked after one ran)
     echo "process_isolation=${ISOLATION:-fork}"
+    # a mutant that makes a test wait (a watchdog, a socket) ends at (time of its tests + 1 s) x this
+    echo "timeout_multiplier=${TIMEOUT_MULTIPLIER:-15}"
     echo "pytest_add_cli_args_test_selection="; for t in $existing; do echo "    $t"; done
     [ -z "$deselect" ] || { echo "pytest_add_cli_args="; for t in $deselect; do echo "    --deselect=$t"; done; }
     # only this module is mutated: every other source file is copied as it is
@@ -93,6 +109,7 @@ for mod in "${mods[@]}"; do
   } >"$dst/setup.cfg"
   pattern="srzoo.${mod//\//.}."; [ -d "$root/srzoo/$mod" ] && pattern="srzoo.${mod//\//.}"
   globs="${pattern}*"
+  [ "$mod" = cli ] && globs="srzoo.cli.x_*"  # the package's own __init__ (main, parser); each command is cli/NAME
   if [ -n "${MUTANTS:-}" ]; then  # full names (srzoo.…) as given, others under this module's prefix
     globs=""; set -f; for g in $MUTANTS; do case "$g" in srzoo.*) globs="$globs $g" ;; *) globs="$globs $pattern$g" ;; esac; done; set +f
   fi
