@@ -444,3 +444,103 @@ def test_default_dataset_is_set5(fake: type[FakeUpscaler], srzoo_env: Path) -> N
     fake.delay = 0.0
     row, = benchmark.bench("nearest", [4], "cpu", repeat=1, warmup=0).results
     assert row["dataset"] == "set5" and row["images"] == 5 and row["status"] == "ok"
+
+
+# --- written against the survivors of the run of 2026-12-05 (quiet machine) -------------------
+
+
+def test_cpu_name_is_read_as_utf8_under_an_ascii_locale(tmp_path: Path) -> None:
+    """/proc/cpuinfo is UTF-8 whatever the locale: a process started with LC_ALL=C and
+    UTF-8 mode off (the locale's encoding is then ASCII) still reads a model name's
+    trademark sign, not three replacement characters."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "cpuinfo"
+    f.write_bytes("model name\t: Acme\u2122 Turbo CPU\n".encode("utf-8"))
+    code = ("import locale; from srzoo.evaluate.benchmark import runner; "
+            f"print(locale.getpreferredencoding(False), ascii(runner._cpu_name({str(f)!r})))")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONPATH": str(Path(srzoo.__file__).resolve().parents[1])}  # this srzoo, not another
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out == "ANSI_X3.4-1968 'Acme\\u2122 Turbo CPU'\n"
+
+
+def test_machine_info_counts_every_core_where_affinity_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without os.sched_getaffinity (macOS, Windows), or when it fails, the usable cores are
+    all the cores."""
+    assert os.cpu_count()
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert runner.machine_info()["cores_usable"] == os.cpu_count()
+
+    def refused(pid: int) -> set[int]:
+        raise OSError("not permitted")
+
+    monkeypatch.setattr(os, "sched_getaffinity", refused, raising=False)
+    assert runner.machine_info()["cores_usable"] == os.cpu_count()
+
+
+def test_plan_runs_a_catalogue_model_at_its_own_scale(shared_dir: Path, srzoo_env: Path) -> None:
+    """An OpenModelDB name (omdb:ID) has the one scale of its record: no scales asked means
+    that one; another asked scale is skipped with its line. A doubled prefix is the
+    catalogue's unknown record, with its suggestion, not the registry's unknown model."""
+    import json
+
+    from srzoo.hub.catalog import store
+
+    recs = {p.stem: json.loads(p.read_text()) for p in sorted((shared_dir / "openmodeldb").glob("*.json"))
+            if p.stem != "architectures"}
+    archs = json.loads((shared_dir / "openmodeldb" / "architectures.json").read_text())
+    store.install(store.serialise("a" * 40, recs, archs), "a" * 40)
+    assert runner._plan(["omdb:2x-dat-2"], None) == ([("omdb:2x-dat-2", 2)], [])
+    assert runner._plan(["omdb:2x-dat-2", "nearest"], [4, 2]) == (
+        [("omdb:2x-dat-2", 2), ("nearest", 4), ("nearest", 2)],
+        ["omdb:2x-dat-2 x4 (no such model; it has x2)"])
+    with pytest.raises(srzoo.UnknownModel) as e:
+        runner._plan(["omdb:omdb:2x-dat-2"], None)
+    assert _msg(e) == ("no OpenModelDB record 'omdb:2x-dat-2' at revision aaaaaaaaaaaa. Did you mean: "
+                       "omdb:2x-DAT-2? Run 'srzoo list --catalog openmodeldb PATTERN' to search.")
+
+
+def test_a_real_engine_says_what_ran_and_why(tiny_set: Path) -> None:
+    """The real Upscaler (an interpolation: no network) for every way of asking: each row says
+    which engine ran (backend_resolved) and why (backend_reason), and the numbers are those
+    of nearest-neighbour upscaling computed here."""
+    rep = benchmark.bench("nearest", [2], "cpu,auto", tiny_set, repeat=1, warmup=0)
+    ps = []
+    for f in sorted(tiny_set.glob("*.png")):
+        hr = metrics.modcrop(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), 2)
+        sr = cv2.resize(metrics.imresize(hr, 0.5), (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_NEAREST)
+        ps.append(metrics.psnr(hr, sr, shave=2, y_channel=True))
+    assert [r["backend"] for r in rep.results] == ["cpu", "auto"]
+    for row in rep.results:
+        assert (row["status"], row["images"], row["precision"]) == ("ok", 3, "fp32")
+        assert row["backend_resolved"] == "interpolation:cpu"
+        assert row["backend_reason"] == "cv2.resize runs on the CPU"
+        assert row["psnr"] == pytest.approx(np.mean(ps), abs=1e-9)
+        assert sorted(row) == sorted([
+            "protocol", "dataset", "model", "scale", "backend", "backend_resolved", "threads",
+            "images", "psnr", "ssim", "ms_ssim", "ms_median", "ms_p95", "mpix_per_s", "load_ms",
+            "repeat", "warmup", "status", "note", "backend_reason", "precision"])
+
+
+def test_an_error_without_a_message_is_a_row_too(fake: type[FakeUpscaler], tiny_set: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare MemoryError() (what Python raises when an allocation fails) has no message: its
+    row says so, and the runs after it still run."""
+    fake.delay = 0.0
+    real_call = FakeUpscaler.__call__
+
+    def call(self: FakeUpscaler, img: np.ndarray) -> np.ndarray:
+        if self.backend == "broken":
+            raise MemoryError()
+        return real_call(self, img)
+
+    monkeypatch.setattr(FakeUpscaler, "__call__", call)
+    progress: list[tuple[int, int]] = []
+    rep = benchmark.bench("nearest", [2], "broken,cpu", tiny_set, repeat=1, warmup=0,
+                          progress=lambda d, t, s: progress.append((d, t)))
+    assert [(r["backend"], r["status"], r["images"]) for r in rep.results] == [
+        ("broken", "error: MemoryError: ", 0), ("cpu", "ok", 3)]
+    assert progress[-1] == (6, 6)
