@@ -343,3 +343,29 @@ def test_as_bytes_takes_text_from_older_pillows() -> None:
     assert imageio._as_bytes(b"ab") == b"ab"
     for empty in ("", b"", None, 5, (1, 2)):
         assert imageio._as_bytes(empty) is None
+
+
+# --------------------------------------------------------------------------- fresh run (2026-12-05)
+def _hdr(img: np.ndarray) -> bytes:
+    return cv2.imencode(".hdr", img)[1].tobytes()
+
+
+def test_header_numbers_cut_off_at_the_end_of_the_head_are_not_read(tmp_path) -> None:
+    img = np.random.default_rng(0).random((40, 52, 3), np.float32)
+    data = _hdr(img)
+    line = data.index(b"\n\n-Y 40 +X 52\n")
+    # a comment line long enough that the "52" of the size line straddles byte 4096
+    pad = 4095 - (line + 1 + len(b"\n\n-Y 40 +X "))
+    hdr = data[:line] + b"\n#" + b"c" * (pad - 1) + data[line:]
+    assert hdr[4095:4097] == b"52"
+    (tmp_path / "cut.hdr").write_bytes(hdr)
+    assert imageio.header_size(tmp_path / "cut.hdr") is None  # was (5, 40): the 2 was never read
+    assert imageio.read_image(tmp_path / "cut.hdr")[0].shape == (40, 52, 3)  # a valid file all the same
+    pfm = cv2.imencode(".pfm", img[:, :, 0])[1].tobytes()
+    body = pfm[pfm.index(b"-1\n") + 3:]
+    # leading zeros OpenCV reads: the height's "40" straddles byte 64, the end of what is parsed
+    zeros = b"Pf\n" + b"0" * 57 + b"52 40\n-1\n" + body
+    assert zeros[63:65] == b"40"
+    (tmp_path / "zeros.pfm").write_bytes(zeros)
+    assert imageio.header_size(tmp_path / "zeros.pfm") is None  # was (52, 4)
+    assert imageio.read_image(tmp_path / "zeros.pfm")[0].shape == (40, 52)
