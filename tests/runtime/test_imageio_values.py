@@ -503,6 +503,11 @@ def test_read_meta_exif_as_in_the_file(tmp_path, bgr) -> None:
     block = _tiff_exif(6)
     meta = imageio.read_meta(_jpeg(bgr, block))
     assert meta.exif == block  # the file's bytes, without "Exif\0\0", not Pillow's rewrite
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, "WEBP", lossless=True,
+                                                                exif=b"Exif\0\0" + block)
+    meta = imageio.read_meta(buf.getvalue())
+    assert meta.format == "WEBP" and meta.exif == block and meta.orientation == 6  # WebP: the same
     for o in (0, 9):  # out of range: upright as it is
         meta = imageio.read_meta(_jpeg(bgr, _tiff_exif(o)))
         assert meta.orientation == 1 and meta.exif == _tiff_exif(o)
