@@ -62,17 +62,18 @@ def _cv_reason(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------- header sizes
 def _text_header_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PFM or Radiance HDR header."""
+    """(width, height) from a PFM or Radiance HDR header; None unless both numbers
+    end inside ``head`` (a number cut off by its end would be read smaller)."""
     if head[:2] in (b"PF", b"Pf"):
-        parts = head[2:64].split()
-        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        parts = head[2:64].split()  # width, height, then the scale: the height ended
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
             return int(parts[0]), int(parts[1])
         return None
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
-        m = re.search(rb"\n\n?([-+])Y (\d+) ([-+])X (\d+)", head)
+        m = re.search(rb"\n\n?([-+])Y (\d+) ([-+])X (\d+)\s", head)
         if m:
             return int(m.group(4)), int(m.group(2))
-        m = re.search(rb"\n\n?([-+])X (\d+) ([-+])Y (\d+)", head)
+        m = re.search(rb"\n\n?([-+])X (\d+) ([-+])Y (\d+)\s", head)
         if m:
             return int(m.group(2)), int(m.group(4))
     return None

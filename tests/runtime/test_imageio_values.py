@@ -343,3 +343,265 @@ def test_as_bytes_takes_text_from_older_pillows() -> None:
     assert imageio._as_bytes(b"ab") == b"ab"
     for empty in ("", b"", None, 5, (1, 2)):
         assert imageio._as_bytes(empty) is None
+
+
+# --------------------------------------------------------------------------- fresh run (2026-12-05)
+def _hdr(img: np.ndarray) -> bytes:
+    return cv2.imencode(".hdr", img)[1].tobytes()
+
+
+def test_header_numbers_cut_off_at_the_end_of_the_head_are_not_read(tmp_path) -> None:
+    img = np.random.default_rng(0).random((40, 52, 3), np.float32)
+    data = _hdr(img)
+    line = data.index(b"\n\n-Y 40 +X 52\n")
+    # a comment line long enough that the "52" of the size line straddles byte 4096
+    pad = 4095 - (line + 1 + len(b"\n\n-Y 40 +X "))
+    hdr = data[:line] + b"\n#" + b"c" * (pad - 1) + data[line:]
+    assert hdr[4095:4097] == b"52"
+    (tmp_path / "cut.hdr").write_bytes(hdr)
+    assert imageio.header_size(tmp_path / "cut.hdr") is None  # was (5, 40): the 2 was never read
+    assert imageio.read_image(tmp_path / "cut.hdr")[0].shape == (40, 52, 3)  # a valid file all the same
+    pfm = cv2.imencode(".pfm", img[:, :, 0])[1].tobytes()
+    body = pfm[pfm.index(b"-1\n") + 3:]
+    # leading zeros OpenCV reads: the height's "40" straddles byte 64, the end of what is parsed
+    zeros = b"Pf\n" + b"0" * 57 + b"52 40\n-1\n" + body
+    assert zeros[63:65] == b"40"
+    (tmp_path / "zeros.pfm").write_bytes(zeros)
+    assert imageio.header_size(tmp_path / "zeros.pfm") is None  # was (52, 4)
+    assert imageio.read_image(tmp_path / "zeros.pfm")[0].shape == (40, 52)
+
+
+def _png_header(path, w: int, h: int):
+    """A PNG whose IHDR claims w x h grey pixels (what imagesize reads; the body is not valid)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + b"\0\0\0\0IEND\xaeB`\x82")
+    return path
+
+
+def _tiff_exif(orientation: int) -> bytes:
+    """A little-endian EXIF block laid out as no Pillow would write it (IFD0 at offset 12)."""
+    ifd = struct.pack("<H", 1) + struct.pack("<HHI", 0x0112, 3, 1) + struct.pack("<HH", orientation, 0)
+    return b"II*\0" + struct.pack("<I", 12) + b"\0" * 4 + ifd + struct.pack("<I", 0)
+
+
+def _jpeg(bgr: np.ndarray, exif: bytes | None = None) -> bytes:
+    buf = io.BytesIO()
+    kw = {"exif": b"Exif\0\0" + exif} if exif is not None else {}
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, "JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+def test_text_headers_every_magic_and_order(tmp_path) -> None:
+    img = np.random.default_rng(1).random((40, 52, 3), np.float32)
+    grey = cv2.imencode(".pfm", img[:, :, 0])[1].tobytes()
+    assert grey[:3] == b"Pf\n"  # grey PFM; colour is "PF"
+    (tmp_path / "g.pfm").write_bytes(grey)
+    assert imageio.header_size(tmp_path / "g.pfm") == (52, 40)
+    hdr = _hdr(img)
+    assert hdr.startswith(b"#?RADIANCE\n")  # what OpenCV writes; other writers say #?RGBE
+    (tmp_path / "rgbe.hdr").write_bytes(b"#?RGBE" + hdr[len(b"#?RADIANCE"):])
+    assert imageio.header_size(tmp_path / "rgbe.hdr") == (52, 40)
+    assert imageio.read_image(tmp_path / "rgbe.hdr")[0].shape == (40, 52, 3)
+    # the size line in the other order (columns first): X is still the width
+    (tmp_path / "cols.hdr").write_bytes(hdr.replace(b"\n-Y 40 +X 52\n", b"\n+X 52 -Y 40\n"))
+    assert imageio.header_size(tmp_path / "cols.hdr") == (52, 40)
+    # damaged PFM headers: no size, and an ImageError (OpenCV's verdict), never a ValueError
+    body = grey[grey.index(b"-1\n") + 3:]
+    for name, data in (("neg.pfm", b"Pf\n-52 40\n-1\n" + body), ("bare.pfm", b"PF"),
+                       ("one.pfm", b"Pf\n52"), ("word.pfm", b"PF\nwide 40\n-1\n" + body)):
+        (tmp_path / name).write_bytes(data)
+        assert imageio.header_size(tmp_path / name) is None, name
+        with pytest.raises(srzoo.ImageError, match=rf"^{tmp_path / name}: "):
+            imageio.read_image(tmp_path / name)
+
+
+def test_header_size_reads_only_the_head_and_only_positive_sizes(tmp_path) -> None:
+    img = np.random.default_rng(2).random((40, 52, 3), np.float32)
+    data = _hdr(img)
+    line = data.index(b"\n\n-Y")
+    long = data[:line] + b"\n#" + b"c" * 5000 + data[line:]  # size line past the first 4 KB
+    (tmp_path / "long.hdr").write_bytes(long)
+    assert imageio.header_size(tmp_path / "long.hdr") is None  # not read: checked after decoding
+    assert imageio.read_image(tmp_path / "long.hdr")[0].shape == (40, 52, 3)
+    for w, h in ((0, 40), (52, 0)):  # imagesize reports these as they are: no size
+        assert imageio.header_size(_png_header(tmp_path / f"{w}x{h}.png", w, h)) is None
+    assert imageio.header_size(_png_header(tmp_path / "1x1.png", 1, 1)) == (1, 1)
+    ras = tmp_path / "x.ras"  # Sun raster: OpenCV decodes it, imagesize says (-1, -1)
+    ras.write_bytes(cv2.imencode(".ras", np.zeros((40, 52, 3), np.uint8))[1].tobytes())
+    assert imageio.header_size(ras) is None
+
+
+def test_megapixels_in_messages() -> None:
+    assert imageio.megapixels(9_999) == "9999 pixels"
+    assert imageio.megapixels(10_000) == "0.01 MP"
+    assert imageio.megapixels(1_050_000) == "1.1 MP"  # two significant digits, 1.05 rounded up
+    assert imageio.megapixels(9_990_000) == "10 MP"
+    assert imageio.megapixels(11_500_000) == "12 MP"  # whole MP from 10 MP on
+    assert imageio.megapixels(1_073_741_824) == "1074 MP"  # 32768 x 32768
+
+
+def test_limit_messages_before_and_after_decoding(tmp_path, bgr, monkeypatch) -> None:
+    p = tmp_path / "a.png"
+    cv2.imwrite(str(p), bgr[:40, :52])  # 52 x 40 = 2080 pixels
+    monkeypatch.setenv("SRZOO_MAX_PIXELS", "2080")
+    assert imageio.read_image(p)[0].shape == (40, 52, 3)  # default scale 1: exactly at the limit
+    data = np.fromfile(str(p), np.uint8)
+    assert imageio.decode(data, "buf")[0].shape == (40, 52, 3)
+    monkeypatch.setenv("SRZOO_MAX_PIXELS", "2079")
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(p)
+    assert str(e.value) == (f"{p}: a 52x40 image is 2080 pixels, above the limit of 2079 pixels (refused "
+                            "before decoding); downscale or crop it, or raise SRZOO_MAX_PIXELS")
+    monkeypatch.setenv("SRZOO_MAX_PIXELS", "8319")
+    with pytest.raises(srzoo.ImageError) as e:  # bytes: no header read first, refused once decoded
+        imageio.decode(data, "buf", scale=2)
+    assert str(e.value) == ("buf: a 52x40 image gives 104x80 at x2, 8320 pixels, above the limit of "
+                            "8319 pixels; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+    ras = tmp_path / "a.ras"  # a header imagesize cannot read: the scale still counts after decoding
+    ras.write_bytes(cv2.imencode(".ras", bgr[:40, :52])[1].tobytes())
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(ras, scale=2)
+    assert str(e.value) == (f"{ras}: a 52x40 image gives 104x80 at x2, 8320 pixels, above the limit of "
+                            "8319 pixels; downscale or crop it, or raise SRZOO_MAX_PIXELS")
+
+
+def test_decode_bytes_errors_and_metadata(bgr) -> None:
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.decode(np.zeros(0, np.uint8), "buf")
+    assert str(e.value) == "buf: not an image OpenCV can decode (empty, truncated or unknown format)"
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.decode(np.zeros((3, 3), np.uint8), "buf")  # pixels, not an encoded buffer
+    assert str(e.value) == ("buf: cannot decode: buf.checkVector(1, CV_8U) > 0 in function 'imdecode_' "
+                            "(Assertion failed)")
+    block = _tiff_exif(6)
+    data = np.frombuffer(_jpeg(bgr, block), np.uint8)
+    img, meta = imageio.decode(data, "buf")  # no source file: the metadata from the bytes
+    assert meta.format == "JPEG" and meta.orientation == 6 and meta.exif == block
+    as_stored = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # OpenCV ignores EXIF orientation here
+    assert np.array_equal(img, np.rot90(as_stored, -1))  # turned upright: 90 degrees clockwise
+
+
+def test_read_image_errors_are_exact(tmp_path) -> None:
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(123)
+    assert str(e.value) == "image must be a numpy array or a path, got int"
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(tmp_path)
+    assert str(e.value) == f"{tmp_path}: is a folder, not an image"
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(tmp_path / "none.png")
+    assert str(e.value) == f"{tmp_path / 'none.png'}: no such file"
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(srzoo.ImageError) as e:
+        imageio.read_image(loop)
+    assert str(e.value) == f"{loop}: cannot read: Too many levels of symbolic links"
+
+
+def test_read_meta_exif_as_in_the_file(tmp_path, bgr) -> None:
+    block = _tiff_exif(6)
+    meta = imageio.read_meta(_jpeg(bgr, block))
+    assert meta.exif == block  # the file's bytes, without "Exif\0\0", not Pillow's rewrite
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, "WEBP", lossless=True,
+                                                                exif=b"Exif\0\0" + block)
+    meta = imageio.read_meta(buf.getvalue())
+    assert meta.format == "WEBP" and meta.exif == block and meta.orientation == 6  # WebP: the same
+    for o in (0, 9):  # out of range: upright as it is
+        meta = imageio.read_meta(_jpeg(bgr, _tiff_exif(o)))
+        assert meta.orientation == 1 and meta.exif == _tiff_exif(o)
+        f = tmp_path / f"o{o}.jpg"
+        f.write_bytes(_jpeg(bgr, _tiff_exif(o)))
+        assert np.array_equal(imageio.read_image(f)[0], cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(_jpeg(bgr, b"garbage, not a TIFF structure"))
+    img, meta = imageio.read_image(bad)  # Pillow cannot load the EXIF: no orientation
+    assert meta.orientation == 1 and np.array_equal(img, cv2.imread(str(bad), cv2.IMREAD_UNCHANGED))
+
+
+def test_read_meta_tiff_exif_and_files_without_metadata(tmp_path, bgr) -> None:
+    ex = Image.Exif()
+    ex[MAKE] = "SRZOO"
+    ex[0x0112] = 3
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(tmp_path / "a.tif", exif=ex)
+    meta = imageio.read_meta(tmp_path / "a.tif")  # TIFF: the EXIF tags are IFD0's
+    got = Image.Exif()
+    got.load(meta.exif)
+    assert meta.format == "TIFF" and got[MAKE] == "SRZOO" and meta.orientation == 3
+    for ext in (".webp", ".png"):
+        cv2.imwrite(str(tmp_path / f"p{ext}"), bgr)
+        meta = imageio.read_meta(tmp_path / f"p{ext}")
+        assert not meta and meta.exif is None and meta.orientation == 1, ext
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()  # text chunks named like Pillow's own keys are not text
+    info.add_text("icc_profile", "x")
+    info.add_text("Comment", "c")
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(tmp_path / "t.png", pnginfo=info)
+    assert imageio.read_meta(tmp_path / "t.png").text == {"Comment": "c"}
+
+
+def test_too_many_pixels_for_pillow_is_one_note(tmp_path, bgr, capsys, monkeypatch) -> None:
+    imageio._noted.clear()
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)  # 400 MP: past Pillow's own limit
+    assert imageio.read_meta(bomb) == imageio.ImageMeta()
+    assert capsys.readouterr().err == ("srzoo: note: image: too many pixels for Pillow to read its metadata; "
+                                       "the result is written without ICC/EXIF and its EXIF orientation is "
+                                       "not applied\n")
+    imageio._noted.clear()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above 2x this: 72 x 48 is
+    p = tmp_path / "o6.jpg"
+    p.write_bytes(_jpeg(bgr, _tiff_exif(6)))
+    img, meta = imageio.read_image(p)
+    assert img.shape == (48, 72, 3) and not meta  # not turned: the orientation was not read
+    assert capsys.readouterr().err == (f"srzoo: note: {p}: too many pixels for Pillow to read its metadata; "
+                                       "the result is written without ICC/EXIF and its EXIF orientation is "
+                                       "not applied\n")
+
+
+def test_encode_paths_by_extension_and_meta(tmp_path, bgr, srgb, capsys) -> None:
+    imageio._noted.clear()
+    im = _open(imageio.encode(tmp_path / "noext", bgr, meta=imageio.ImageMeta(icc=srgb)))
+    assert im.format == "PNG" and im.info["icc_profile"] == srgb  # no extension: PNG, with its ICC
+    got = imageio.encode(tmp_path / "a.jpe", bgr, quality=40)
+    assert got == cv2.imencode(".jpe", bgr, [cv2.IMWRITE_JPEG_QUALITY, 40])[1].tobytes()
+    webp = imageio.encode(tmp_path / "a.webp", bgr)  # no quality: OpenCV's lossless WebP
+    assert np.array_equal(cv2.imdecode(np.frombuffer(webp, np.uint8), cv2.IMREAD_UNCHANGED), bgr)
+    img16 = bgr.astype(np.uint16) * 257
+    assert imageio.encode(tmp_path / "a.tif", img16) == cv2.imencode(".tif", img16)[1].tobytes()
+    assert imageio.encode(tmp_path / "a.tif", img16, meta=imageio.ImageMeta(icc=srgb)) == \
+        cv2.imencode(".tif", img16)[1].tobytes()  # (noted) nothing added to a format without room
+    assert imageio.encode(tmp_path / "a.bmp", bgr, meta=imageio.ImageMeta(icc=srgb)) == \
+        cv2.imencode(".bmp", bgr)[1].tobytes()
+    capsys.readouterr()
+    png16 = imageio.encode(tmp_path / "a.png", img16, meta=imageio.ImageMeta(icc=srgb, exif=_exif()))
+    assert capsys.readouterr().err == ""  # a 16-bit PNG holds them: nothing to say
+    ex = _open(png16).getexif().get_ifd(0x8769)
+    assert (ex[0xA002], ex[0xA003]) == (72, 48)
+
+
+def test_pillow_failure_is_noted_and_written_by_opencv(tmp_path, bgr, srgb, capsys) -> None:
+    imageio._noted.clear()
+    p = tmp_path / "big.jpg"  # a JPEG segment holds at most 64 KB: Pillow refuses this XMP
+    data = imageio.encode(p, bgr, meta=imageio.ImageMeta(icc=srgb, xmp=b"x" * 70000))
+    assert data == cv2.imencode(".jpg", bgr)[1].tobytes()
+    assert capsys.readouterr().err == (f"srzoo: note: {p}: metadata cannot be written (XMP data is too "
+                                       "long); written without it\n")
+
+
+def test_pillow_png_is_fast_zlib_like_opencvs(bgr, tmp_path, srgb) -> None:
+    def flevel(png: bytes) -> int:  # zlib's compression-level field of the first IDAT
+        return dict(_chunks(png))[b"IDAT"][1] >> 6
+
+    assert flevel(cv2.imencode(".png", bgr)[1].tobytes()) == 0
+    # big upscaled results: level 1 (fastest) as OpenCV, not Pillow's default 6
+    assert flevel(imageio.encode(tmp_path / "a.png", bgr, meta=imageio.ImageMeta(icc=srgb))) == 0
+
+
+def test_tiff_with_meta_but_no_xmp(tmp_path, bgr, srgb) -> None:
+    im = _open(imageio.encode(tmp_path / "a.tif", bgr, meta=imageio.ImageMeta(icc=srgb)))
+    assert im.info["icc_profile"] == srgb and im.info["compression"] == "tiff_lzw" and 700 not in im.tag_v2
+    im = _open(imageio.encode(tmp_path / "a.tif", bgr, meta=imageio.ImageMeta(icc=srgb, exif=_exif())))
+    assert im.info["icc_profile"] == srgb and im.getexif()[MAKE] == "SRZOO" and 700 not in im.tag_v2
+    assert np.array_equal(np.asarray(im), bgr[:, :, ::-1])
