@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import re
@@ -177,6 +178,14 @@ def _as_bytes(v: Any) -> bytes | None:
     return None
 
 
+#: TIFF tags that describe how a file's own pixels are laid out (size, samples, strips,
+#: tiles, compression, predictor, colour layout; ICC, XMP, IPTC and Photoshop blocks are
+#: carried apart): not metadata of the picture, and wrong for any result
+_TIFF_LAYOUT_TAGS = (254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281,
+                     284, 288, 289, 290, 291, 292, 293, 317, 320, 322, 323, 324, 325, 338, 339,
+                     340, 341, 347, 530, 531, 532, 700, 33723, 34377, 34675)
+
+
 def read_meta(data: bytes | str | os.PathLike[str], what: str = "image") -> ImageMeta:
     """ICC, EXIF, orientation, XMP and PNG text of an encoded image, read with
     Pillow from the header only (no pixel is decoded). A file Pillow cannot
@@ -198,8 +207,10 @@ def read_meta(data: bytes | str | os.PathLike[str], what: str = "image") -> Imag
                     text = {str(k): v for k, v in info.items()
                             if isinstance(v, str) and k not in ("XML:com.adobe.xmp",)}
                 exif = info.get("exif")
-                if exif is None and fmt in ("TIFF", "MPO", "WEBP"):
+                if exif is None and fmt == "TIFF":  # a TIFF's EXIF tags live in its first IFD
                     ex = im.getexif()
+                    for tag in _TIFF_LAYOUT_TAGS:  # how the input's pixels are stored
+                        ex.pop(tag, None)
                     exif = ex.tobytes() if len(ex) else None
                 xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
                 if xmp is None and fmt == "TIFF":
@@ -256,6 +267,22 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- loading
+@functools.lru_cache(maxsize=None)
+def _opencv_orients_tiff() -> bool:
+    """Whether this OpenCV's TIFF decoder turns the pixels by the file's orientation
+    tag itself, even with IMREAD_UNCHANGED (5.1 does, for every sample layout):
+    probed once on a 2x1 TIFF tagged 6 (turned: 1x2)."""
+    import cv2
+    from PIL import Image
+
+    buf = io.BytesIO()
+    tags = Image.Exif()
+    tags[_ORIENTATION] = 6
+    Image.fromarray(np.zeros((1, 2), np.uint8)).save(buf, "TIFF", exif=tags)
+    img = cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    return img is not None and img.shape[:2] == (2, 1)
+
+
 def decode(data: np.ndarray, what: str, *, scale: int = 1,
            source: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, ImageMeta]:
     """Decode encoded bytes (OpenCV, unchanged: alpha, 16-bit and grey kept), turn
@@ -275,6 +302,8 @@ def decode(data: np.ndarray, what: str, *, scale: int = 1,
     if w * h * scale * scale > limit:
         raise _refuse(what, w, h, scale, limit, before=False)
     meta = read_meta(source if source is not None else data.tobytes(), what)
+    if meta.format == "TIFF" and meta.orientation != 1 and _opencv_orients_tiff():
+        return img, meta  # already upright: turning it again put TIFFs 180 degrees off
     return orient(img, meta.orientation), meta
 
 

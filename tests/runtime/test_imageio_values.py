@@ -605,3 +605,71 @@ def test_tiff_with_meta_but_no_xmp(tmp_path, bgr, srgb) -> None:
     im = _open(imageio.encode(tmp_path / "a.tif", bgr, meta=imageio.ImageMeta(icc=srgb, exif=_exif())))
     assert im.info["icc_profile"] == srgb and im.getexif()[MAKE] == "SRZOO" and 700 not in im.tag_v2
     assert np.array_equal(np.asarray(im), bgr[:, :, ::-1])
+
+
+# --------------------------------------------------------------------------- orientation only from EXIF
+XMP_ROTATED = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+               b'22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+               b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "JPEG"])
+def test_xmp_orientation_without_exif_is_not_applied_in_any_format(fmt) -> None:
+    """Browsers turn a picture by its EXIF only; a WebP whose XMP alone says 6 was turned
+    (Pillow's getexif() makes an EXIF block from the XMP) while the same JPEG was not."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(buf, fmt, xmp=XMP_ROTATED,
+                                                        **({"lossless": True} if fmt == "WEBP" else {}))
+    meta = imageio.read_meta(buf.getvalue())
+    assert meta.format == fmt and XMP_ROTATED in meta.xmp
+    assert (meta.orientation, meta.exif) == (1, None)  # nothing invented into the result's EXIF
+
+
+def test_tiff_exif_keeps_the_picture_tags_not_the_file_layout(tmp_path) -> None:
+    """A TIFF's first IFD holds its EXIF tags and its own strip offsets, sizes and
+    compression: only the first kind may travel into a result."""
+    ex = Image.Exif()
+    ex[MAKE] = "SRZOO"
+    ex[0x0112] = 6
+    ex[0x8298] = "(c) someone"  # Copyright
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(buf, "TIFF", exif=ex)
+    meta = imageio.read_meta(buf.getvalue())
+    got = Image.Exif()
+    got.load(meta.exif)
+    assert dict(got) == {MAKE: "SRZOO", 0x0112: 6, 0x8298: "(c) someone"}  # no 256-279, 284
+    assert meta.orientation == 6
+    # end to end: the result is the picture turned upright once (OpenCV 5.1 turns TIFFs
+    # itself: they were turned twice, 180 degrees off), its EXIF the picture's tags
+    ramp = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    src = tmp_path / "t.tif"
+    Image.fromarray(ramp).save(src, "TIFF", exif=ex)
+    from srzoo.cli import main
+
+    assert main(["upscale", str(src), "-m", "nearest", "-s", "2", "--format", "png",
+                 "-o", str(tmp_path / "out"), "-q"]) == 0
+    (out,) = (tmp_path / "out").iterdir()
+    res = Image.open(out)
+    upright = np.rot90(ramp, k=-1)  # 6: the stored rows are the picture's columns, turned clockwise
+    assert np.array_equal(np.asarray(res), upright.repeat(2, 0).repeat(2, 1))
+    tags = res.getexif()
+    assert (tags[MAKE], tags[0x0112]) == ("SRZOO", 1)
+    assert not {0x0100, 0x0101, 0x0102, 0x0103, 0x0111, 0x0117} & set(tags)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_and_jpeg_of_one_picture_come_out_the_same_way_up(tmp_path, orientation) -> None:
+    """Every orientation, TIFF against PNG with the same EXIF tag (OpenCV turns neither PNG
+    nor, before 5.1, TIFF; srzoo must turn each exactly once)."""
+    ramp = (np.arange(24, dtype=np.uint8).reshape(4, 6) * 10)
+    ex = Image.Exif()
+    ex[0x0112] = orientation
+    got = {}
+    for ext in ("tif", "png"):
+        p = tmp_path / f"o{orientation}.{ext}"
+        Image.fromarray(ramp).save(p, exif=ex)
+        got[ext], meta = imageio.read_image(p)
+        assert meta.orientation == orientation
+    assert np.array_equal(got["tif"], got["png"])
+    if orientation == 8:  # turned counter-clockwise
+        assert np.array_equal(got["png"], np.rot90(ramp))
