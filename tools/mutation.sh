@@ -95,7 +95,8 @@ for mod in "${mods[@]}"; do
   {
     echo "[mutmut]"
     echo "source_paths=srzoo/"
-    echo "also_copy=registry/"
+    # the manifests; docs/cli.md and the tool that writes it (tests/cli/test_cli_reference.py)
+    echo "also_copy="; echo "    registry/"; echo "    docs/"; echo "    tools/"
     # ISOLATION=forkserver: children forked from a process that only collected the tests, for
     # modules whose tests run a network (cv2.dnn crashes or hangs in a child forked after one ran)
     echo "process_isolation=${ISOLATION:-fork}"
