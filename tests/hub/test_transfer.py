@@ -803,6 +803,26 @@ def test_the_bound_ignores_bytes_of_another_source(mirror, art, data, monkeypatc
     assert deadlines == [1000.0 + 5 + len(data) / 1000]
 
 
+def test_the_bound_after_an_oversized_partial_is_the_whole_files(mirror, art, data, monkeypatch):
+    """A partial of this URL longer than the manifest's size is thrown away and the whole file
+    fetched again: it gets the whole file's time, not SRZOO_TIMEOUT alone."""
+    monkeypatch.setenv("SRZOO_TIMEOUT", "5")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000")
+    deadlines: list[float] = []
+
+    class Recorded(transfer.Watchdog):
+        def __init__(self, session, deadline):
+            deadlines.append(deadline)
+            super().__init__(session, deadline)
+
+    monkeypatch.setattr(transfer, "Watchdog", Recorded)
+    clock(monkeypatch, lambda: 1000.0)
+    p = resumable(mirror, art, data + b"junk", len(data) + 4)
+    transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert p.path.read_bytes() == data and log(mirror) == [(200, None, None)]
+    assert deadlines == [1000.0 + 5 + len(data) / 1000]
+
+
 # ----------------------------------------------------------------------------- progress and the disk
 
 
