@@ -660,6 +660,19 @@ def test_206_without_a_usable_content_range_restarts(canned, art, data):
     assert canned.requests[-1]["range"] == "bytes=1-"
 
 
+def test_oversized_partial_is_not_resumed(canned, art, data):
+    """More bytes than the manifest's size: thrown away, no Range asked, and a 206 that comes
+    anyway does not start from byte 0 of what we hold."""
+    url = f"{canned.url}/{NAME}"
+    n = len(data)
+    canned.answer(f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-{n - 1}/{n}\r\n"
+                  f"Content-Length: {n}", data)
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, resumable(canned, art, data + b"junk", n + 4), url=url)
+    assert str(err.value) == f"{url}: HTTP 206 for bytes 'bytes 0-{n - 1}/{n}', not from byte 0; restarting"
+    assert "range" not in canned.requests[0] and not Partial(art).path.exists()
+
+
 def test_206_total_is_the_last_field_and_may_be_unknown(canned, mirror, art, data):
     url = f"{canned.url}/{NAME}"
     canned.answer(f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1000-{len(data) - 1}/"
@@ -871,11 +884,17 @@ def test_disk_errors_name_the_partial(mirror, art, data, shared_dir, tmp_path):
     with pytest.raises(DiskError) as err:
         fetch_once(mirror, small, p, url=url)
     assert (err.value.path, err.value.err.errno) == (p.path, errno.ENOSPC)
-    # a local mirror folder's copy cannot be fsync'ed either
+    # a local mirror folder's copy: cannot be fsync'ed either, and a small file's failed write
+    # is a DiskError too (a buffered one would fail again in close(), as a bare OSError)
     p = linked_partial(art, "/dev/null")
     with pytest.raises(DiskError) as err:
         transfer.copy_local(shared_dir / "datasets" / "Set5" / NAME, p, art)
     assert (err.value.path, err.value.err.errno) == (p.path, errno.EINVAL)
+    (tmp_path / "small").write_bytes(b"x" * 100)
+    p = linked_partial(small, "/dev/full")
+    with pytest.raises(DiskError) as err:
+        transfer.copy_local(tmp_path / "small", p, small)
+    assert (err.value.path, err.value.err.errno) == (p.path, errno.ENOSPC)
 
 
 # ----------------------------------------------------------------------------- the watchdog and TLS
