@@ -24,11 +24,12 @@ request path (fnmatch) and consumed in order; each rule applies ``times`` times
 * ``etag``: send this ETag instead of the file's own (as if the file changed since);
   a weak one (``W/"..."``) is never matched by an ``If-Range`` (RFC 9110 strong comparison)
 * ``range_total``: in a 206 answer, claim this total size in ``Content-Range``
-  (``bytes a-b/TOTAL``) instead of the file's own
+  (``bytes a-b/TOTAL``) instead of the file's own (``"*"``: unknown, as RFC 9110 allows)
 * ``range_from``: in a 206 answer, send the file from this byte (and say so in
   ``Content-Range``) instead of the byte that was asked for
 
-Every 200/206 answer carries an ``ETag``; the ``If-Range`` a client sends is logged.
+Every 200/206 answer carries an ``ETag``; the ``If-Range`` and ``Accept-Encoding`` a client
+sends are logged.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Fault:
     endless: bool = False
     gzip: bool = False
     etag: str | None = None
-    range_total: int | None = None
+    range_total: int | str | None = None
     range_from: int | None = None
 
 
@@ -75,6 +76,7 @@ class Hit:
     range: str | None
     status: int
     if_range: str | None = None
+    accept_encoding: str | None = None
 
 
 class QuietHTTPServer(http.server.ThreadingHTTPServer):
@@ -144,7 +146,8 @@ class MirrorServer:
             def _record(self, status: int) -> None:
                 with server.lock:
                     server.log.append(Hit(self.path, self.headers.get("Range"), status,
-                                          self.headers.get("If-Range")))
+                                          self.headers.get("If-Range"),
+                                          self.headers.get("Accept-Encoding")))
 
             def _simple(self, status: int, body: bytes = b"", **headers: str) -> None:
                 self._record(status)
@@ -165,7 +168,8 @@ class MirrorServer:
                     return self._simple(302, Location=fault.redirect.replace("{url}", server.url))
                 if fault and fault.html:
                     return self._simple(200, b"<html><body>Please log in to use this "
-                                             b"network.</body></html>\n", Content_Type="text/html")
+                                             b"network.</body></html>\n",
+                                        Content_Type="text/html; charset=utf-8")
                 if fault and fault.bad_gzip:
                     return self._simple(200, b"this is not gzip data at all" * 10,
                                         Content_Encoding="gzip",

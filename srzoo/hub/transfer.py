@@ -398,7 +398,9 @@ def http_fetch(session: requests.Session, url: str, partial: Partial, artifact: 
     retries = int(config.get("SRZOO_RETRIES"))
     delay = float(config.get("SRZOO_BACKOFF"))
     have = partial.size() if partial.meta().get("source") == redact(url) else 0
-    bound = time_bound(max(artifact.size - have, 0))
+    if have > artifact.size:  # http_fetch_once throws it away and fetches the whole file
+        have = 0
+    bound = time_bound(artifact.size - have)
     deadline = time.monotonic() + bound
     with Watchdog(session, deadline) as watch:  # the whole exchange, headers included
         for attempt in range(retries + 1):

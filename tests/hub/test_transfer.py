@@ -11,11 +11,16 @@ import re
 import resource
 import signal
 import socket
+import ssl
+import threading
 import time
+import types
+import zlib
 from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 
 from srzoo._version import __version__
 from srzoo.hub import transfer
@@ -207,6 +212,7 @@ def test_whole_file(mirror, art, data):
     assert p.path.read_bytes() == data
     assert p.meta() == {"source": f"{mirror.url}/{NAME}", "etag": etag_of(data), "last_modified": None}
     assert log(mirror) == [(200, None, None)]
+    assert mirror.log[0].accept_encoding == "identity"  # not requests' "gzip, deflate"
 
 
 def test_resume_sends_range_and_strong_etag(mirror, art, data):
@@ -397,6 +403,13 @@ def test_redirect_refusals(mirror, art, monkeypatch):
     assert fails(Fatal, mirror, art)[0] == (
         f"URL/baby.png: redirect loop (URL/baby.png -> URL/l/baby.png -> URL/baby.png)")
     mirror.reset()
+    for i in range(4):  # a longer loop shows its last 3 hops and where it returns
+        mirror.fault(f"/r{i}/{NAME}" if i else f"/{NAME}", redirect=f"{{url}}/r{i + 1}/{NAME}"
+                     if i < 3 else "{url}/" + NAME)
+    assert fails(Fatal, mirror, art)[0] == (
+        "URL/baby.png: redirect loop (URL/r1/baby.png -> URL/r2/baby.png -> URL/r3/baby.png -> "
+        "URL/baby.png)")
+    mirror.reset()
     mirror.fault(f"/{NAME}", redirect="http://[::1/x")
     # requests itself parses the location (for Response.next) and raises first: one Fatal line
     assert fails(Fatal, mirror, art)[0] == "URL/baby.png: ValueError: Invalid IPv6 URL"
@@ -420,7 +433,14 @@ def test_unreachable_and_invalid_urls(art):
     url = f"http://127.0.0.1:{port}/{NAME}"
     with pytest.raises(Transient) as err:
         fetch_once(None, art, url=url)
-    assert str(err.value).startswith(f"{url}: ConnectionError: ")
+    # one line naming the pool (host and port) that failed: the last line of requests' message
+    assert str(err.value).startswith(f"{url}: ConnectionError: HTTPConnectionPool(host='127.0.0.1', "
+                                     f"port={port}): Max retries exceeded with url: /{NAME} ")
+    url = f"https://127.0.0.1:{port}/{NAME}"
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, url=url)
+    assert str(err.value).startswith(f"{url}: ConnectionError: HTTPSConnectionPool(host='127.0.0.1', "
+                                     f"port={port}): Max retries exceeded with url: /{NAME} ")
     with pytest.raises(Fatal) as err:
         fetch_once(None, art, url="http://127.0.0.1:99999/x")
     assert str(err.value).startswith("http://127.0.0.1:99999/x: ")
@@ -558,3 +578,356 @@ def test_each_try_shows_it_is_alive(mirror, art, data):
     with pytest.raises(Fatal):
         transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
     assert p.meta_path.stat().st_mtime > time.time() - 60
+
+
+# ----------------------------------------------------------------------------- answers httpmirror cannot give
+
+
+class Canned:
+    """A raw HTTP server on 127.0.0.1 (TLS with ``tls``) for answers httpmirror does not give:
+    each connection reads one request head (recorded, header names in lower case), waits
+    ``delay``, sends the next scripted bytes as they are, then hangs up, or with ``hold`` waits
+    for the client to go away first."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.tls = tls
+        self.answers: list[tuple[bytes, float, bool]] = []
+        self.requests: list[dict[str, str]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def answer(self, head: str, body: bytes = b"", *, delay: float = 0.0, hold: bool = False) -> None:
+        self.answers.append(((head.strip() + "\r\nConnection: close\r\n\r\n").encode() + body, delay, hold))
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            with conn:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    more = conn.recv(65536)
+                    if not more:
+                        return
+                    buf += more
+                lines = buf.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]
+                self.requests.append({k.strip().lower(): v.strip()
+                                      for k, v in (line.split(":", 1) for line in lines)})
+                raw, delay, hold = self.answers.pop(0)
+                time.sleep(delay)
+                conn.sendall(raw)
+                while hold and conn.recv(65536):
+                    pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def canned():
+    c = Canned()
+    yield c
+    c.close()
+
+
+def test_206_without_a_usable_content_range_restarts(canned, art, data):
+    """No Content-Range, or one that says nothing parseable: not the bytes asked for."""
+    url = f"{canned.url}/{NAME}"
+    canned.answer("HTTP/1.1 206 Partial Content\r\nContent-Length: 10", b"0123456789")
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, resumable(canned, art, data, 1000), url=url)
+    assert str(err.value) == f"{url}: HTTP 206 for bytes '', not from byte 1000; restarting"
+    assert not Partial(art).path.exists()
+    # from byte 1, a garbled range is not taken for "from byte 1" either
+    canned.answer("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes one-two/three\r\n"
+                  "Content-Length: 10", b"0123456789")
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, resumable(canned, art, data, 1), url=url)
+    assert str(err.value) == (f"{url}: HTTP 206 for bytes 'bytes one-two/three', not from byte 1; "
+                              "restarting")
+    assert canned.requests[-1]["range"] == "bytes=1-"
+
+
+def test_oversized_partial_is_not_resumed(canned, art, data):
+    """More bytes than the manifest's size: thrown away, no Range asked, and a 206 that comes
+    anyway does not start from byte 0 of what we hold."""
+    url = f"{canned.url}/{NAME}"
+    n = len(data)
+    canned.answer(f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-{n - 1}/{n}\r\n"
+                  f"Content-Length: {n}", data)
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, resumable(canned, art, data + b"junk", n + 4), url=url)
+    assert str(err.value) == f"{url}: HTTP 206 for bytes 'bytes 0-{n - 1}/{n}', not from byte 0; restarting"
+    assert "range" not in canned.requests[0] and not Partial(art).path.exists()
+
+
+def test_206_total_is_the_last_field_and_may_be_unknown(canned, mirror, art, data):
+    url = f"{canned.url}/{NAME}"
+    canned.answer(f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1000-{len(data) - 1}/"
+                  f"{len(data)}/5\r\nContent-Length: {len(data) - 1000}", data[1000:])
+    with pytest.raises(Fatal) as err:
+        fetch_once(None, art, resumable(canned, art, data, 1000), url=url)
+    assert str(err.value) == f"{url}: the server's file has 5 bytes, the manifest says {len(data)}"
+    assert err.value.discard
+    mirror.fault(f"/{NAME}", range_total="*")  # RFC 9110: "*" when the server does not know
+    assert fetch_once(mirror, art, resumable(mirror, art, data, 1000)).path.read_bytes() == data
+    assert log(mirror) == [(206, "bytes=1000-", None)]
+
+
+def test_wrong_length_without_a_content_type(canned, art):
+    url = f"{canned.url}/{NAME}"
+    canned.answer("HTTP/1.1 200 OK\r\nContent-Length: 61", b"x" * 61)
+    with pytest.raises(Fatal) as err:
+        fetch_once(None, art, url=url)
+    assert str(err.value) == (f"{url}: answered 61 bytes of unknown type where the manifest says "
+                              f"{art.size} bytes (an error or login page?)")
+    assert err.value.discard
+
+
+def test_last_modified_and_an_empty_content_encoding(canned, art, data):
+    """An empty Content-Encoding is no encoding: a dropped body is kept and resumed; with a weak
+    ETag, the Last-Modified recorded from the first answer is the If-Range of the resume."""
+    url = f"{canned.url}/{NAME}"
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    canned.answer(f'HTTP/1.1 200 OK\r\nContent-Length: {len(data)}\r\nContent-Encoding: \r\n'
+                  f'ETag: W/"weak"\r\nLast-Modified: {date}', data[:1000])
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, url=url)
+    assert str(err.value) == f"{url}: interrupted at byte 1000: ProtocolError"
+    p = Partial(art)
+    assert p.meta() == {"source": url, "etag": 'W/"weak"', "last_modified": date}
+    assert p.path.read_bytes() == data[:1000]
+    canned.answer(f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1000-{len(data) - 1}/"
+                  f"{len(data)}\r\nContent-Length: {len(data) - 1000}", data[1000:])
+    assert fetch_once(None, art, p, url=url).path.read_bytes() == data
+    assert [(r["range"], r["if-range"]) for r in canned.requests[1:]] == [("bytes=1000-", date)]
+    assert [r["accept-encoding"] for r in canned.requests] == ["identity", "identity"]
+
+
+def test_body_ends_early_without_a_content_length(canned, art, data):
+    url = f"{canned.url}/{NAME}"
+    canned.answer("HTTP/1.1 200 OK", data[:1000])
+    with pytest.raises(Transient) as err:
+        fetch_once(None, art, url=url)
+    assert str(err.value) == f"{url}: connection closed at byte 1000 of {len(data)}"
+    assert Partial(art).path.read_bytes() == data[:1000]  # kept for a resume
+
+
+def test_compressed_body_interrupted_is_discarded(canned, art, data):
+    """A decoded stream cannot be resumed by byte offset."""
+    url = f"{canned.url}/{NAME}"
+    gz = gzip_of(data)
+    canned.answer(f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(gz)}",
+                  gz[: len(gz) // 2])
+    with pytest.raises(Fatal) as err:
+        fetch_once(None, art, url=url)
+    m = re.fullmatch(rf"{re.escape(url)}: interrupted at byte (\d+): ProtocolError: .*IncompleteRead.*",
+                     str(err.value))
+    assert m and 0 < int(m.group(1)) <= len(zlib.decompressobj(31).decompress(gz[: len(gz) // 2]))
+    assert err.value.discard is True
+
+
+def test_compressed_body_cut_off_by_the_watchdog_is_discarded(canned, art, data, monkeypatch):
+    """The watchdog's "too slow" keeps the attempt's discard: a decoded stream is not resumed.
+    The headers come 0.15 s late, so the body's read time-out (bounded by the deadline from
+    before the request) ends after the 0.4 s deadline: the watchdog cuts the stalled read."""
+    monkeypatch.setenv("SRZOO_TIMEOUT", "0.4")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1e12")
+    monkeypatch.setenv("SRZOO_RETRIES", "0")
+    url = f"{canned.url}/{NAME}"
+    gz = gzip_of(data)
+    canned.answer(f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(gz)}",
+                  gz[: len(gz) // 2], delay=0.15, hold=True)
+    with pytest.raises(Fatal) as err:
+        transfer.http_fetch(transfer.new_session(), url, Partial(art), art, Progress(art, True))
+    assert re.fullmatch(rf"{re.escape(url)}: too slow: \d+ of {len(data)} bytes in the 0 s allowed "
+                        r"\(SRZOO_TIMEOUT \+ size / SRZOO_MIN_RATE\), headers included; cut off",
+                        str(err.value)), str(err.value)
+    assert err.value.discard is True
+
+
+def gzip_of(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
+
+
+# ----------------------------------------------------------------------------- injected clocks
+
+
+def clock(monkeypatch, monotonic) -> None:
+    """transfer's own clock (not the watchdog timers' or the server's)."""
+    monkeypatch.setattr(transfer, "time", types.SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
+
+
+def test_an_answer_after_the_deadline_is_not_trusted(mirror, art, data, monkeypatch):
+    """Headers read once the deadline has passed (the watchdog may have cut them short) are no
+    answer: the resumable bytes stay."""
+    now = iter([0.0, 10.0])  # before the request, after its headers
+    clock(monkeypatch, lambda: next(now))
+    p = resumable(mirror, art, data, 1000)
+    with pytest.raises(Transient) as err:
+        transfer.http_fetch_once(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, 5.0, 10.0,
+                                 Progress(art, True))
+    assert str(err.value).replace(mirror.url, "URL") == (
+        "URL/baby.png: no complete answer before the deadline")
+    assert p.path.read_bytes() == data[:1000]
+
+
+def test_the_last_bytes_after_the_deadline_complete_the_file(mirror, art, data, monkeypatch):
+    """The deadline passes as the last chunk arrives: nothing is missing, so it is no failure."""
+    p = Partial(art)
+    clock(monkeypatch, lambda: 100.0 if p.size() >= art.size else 0.0)
+    transfer.http_fetch_once(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, 5.0, 50.0,
+                             Progress(art, True))
+    assert p.path.read_bytes() == data
+
+
+def test_the_bound_ignores_bytes_of_another_source(mirror, art, data, monkeypatch):
+    """SRZOO_TIMEOUT + size / SRZOO_MIN_RATE from the clock's now: another source's bytes are
+    no head start."""
+    monkeypatch.setenv("SRZOO_TIMEOUT", "5")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000")
+    deadlines: list[float] = []
+
+    class Recorded(transfer.Watchdog):
+        def __init__(self, session, deadline):
+            deadlines.append(deadline)
+            super().__init__(session, deadline)
+
+    monkeypatch.setattr(transfer, "Watchdog", Recorded)
+    clock(monkeypatch, lambda: 1000.0)
+    mirror.fault(f"/{NAME}", status=404)
+    p = resumable(mirror, art, data, 300000, source="http://elsewhere.invalid/x")
+    with pytest.raises(Fatal):
+        transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert deadlines == [1000.0 + 5 + len(data) / 1000]
+
+
+def test_the_bound_after_an_oversized_partial_is_the_whole_files(mirror, art, data, monkeypatch):
+    """A partial of this URL longer than the manifest's size is thrown away and the whole file
+    fetched again: it gets the whole file's time, not SRZOO_TIMEOUT alone."""
+    monkeypatch.setenv("SRZOO_TIMEOUT", "5")
+    monkeypatch.setenv("SRZOO_MIN_RATE", "1000")
+    deadlines: list[float] = []
+
+    class Recorded(transfer.Watchdog):
+        def __init__(self, session, deadline):
+            deadlines.append(deadline)
+            super().__init__(session, deadline)
+
+    monkeypatch.setattr(transfer, "Watchdog", Recorded)
+    clock(monkeypatch, lambda: 1000.0)
+    p = resumable(mirror, art, data + b"junk", len(data) + 4)
+    transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert p.path.read_bytes() == data and log(mirror) == [(200, None, None)]
+    assert deadlines == [1000.0 + 5 + len(data) / 1000]
+
+
+# ----------------------------------------------------------------------------- progress and the disk
+
+
+class Shown(Progress):
+    def __init__(self) -> None:
+        self.bar = None
+        self.shown: list[int] = []
+
+    def set(self, n: int) -> None:
+        self.shown.append(n)
+
+
+def test_progress_starts_at_the_resumed_byte(mirror, art, data):
+    shown = Shown()
+    transfer.http_fetch_once(transfer.new_session(), f"{mirror.url}/{NAME}",
+                             resumable(mirror, art, data, 1000), art, 5.0, time.monotonic() + 30, shown)
+    assert shown.shown[0] == 1000 and shown.shown[-1] == len(data)
+    assert shown.shown == sorted(set(shown.shown)) and len(shown.shown) >= 2
+
+
+def linked_partial(art: Artifact, target: str) -> Partial:
+    """A partial whose path is a symbolic link to ``target``: writes go there."""
+    p = Partial(art)
+    p.discard()
+    p.path.parent.mkdir(parents=True, exist_ok=True)
+    p.path.symlink_to(target)
+    return p
+
+
+@pytest.mark.skipif(not (Path("/dev/full").exists() and Path("/dev/null").exists()),
+                    reason="needs /dev/full and /dev/null")
+def test_disk_errors_name_the_partial(mirror, art, data, shared_dir, tmp_path):
+    """Real failing files: a link into a missing folder cannot be opened, /dev/full refuses
+    every write (ENOSPC), /dev/null takes writes but cannot be fsync'ed (EINVAL)."""
+    url = f"{mirror.url}/{NAME}"
+    for target, errno_ in [(str(tmp_path / "missing" / "x"), errno.ENOENT), ("/dev/full", errno.ENOSPC),
+                           ("/dev/null", errno.EINVAL)]:
+        p = linked_partial(art, target)
+        with pytest.raises(DiskError) as err:
+            fetch_once(mirror, art, p, url=url)
+        assert (err.value.path, err.value.err.errno) == (p.path, errno_), target
+    # the cut-off write of a body longer than the manifest says (no Content-Length to refuse first)
+    small = artifact(100)
+    p = linked_partial(small, "/dev/full")
+    mirror.fault(f"/{NAME}", endless=True)
+    with pytest.raises(DiskError) as err:
+        fetch_once(mirror, small, p, url=url)
+    assert (err.value.path, err.value.err.errno) == (p.path, errno.ENOSPC)
+    # a local mirror folder's copy: cannot be fsync'ed either, and a small file's failed write
+    # is a DiskError too (a buffered one would fail again in close(), as a bare OSError)
+    p = linked_partial(art, "/dev/null")
+    with pytest.raises(DiskError) as err:
+        transfer.copy_local(shared_dir / "datasets" / "Set5" / NAME, p, art)
+    assert (err.value.path, err.value.err.errno) == (p.path, errno.EINVAL)
+    (tmp_path / "small").write_bytes(b"x" * 100)
+    p = linked_partial(small, "/dev/full")
+    with pytest.raises(DiskError) as err:
+        transfer.copy_local(tmp_path / "small", p, small)
+    assert (err.value.path, err.value.err.errno) == (p.path, errno.ENOSPC)
+
+
+# ----------------------------------------------------------------------------- the watchdog and TLS
+
+
+def test_watchdog_fires_on_a_session_it_did_not_make(monkeypatch):
+    """A plain requests session has no remembered sockets: nothing to cut, and no error."""
+    errors: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    w = transfer.Watchdog(requests.Session(), 0.0)  # long past: fires at once
+    w._timer.join(10)
+    assert w.fired and errors == []
+
+
+TLS = Path(__file__).parent.parent / "data" / "tls"  # a self-signed certificate for 127.0.0.1
+
+
+def test_watchdog_cuts_off_a_tls_exchange(art, data):
+    """https goes through the watched adapter too, and the socket remembered is the TLS one (the
+    plain socket it wraps is detached, so shutting that down would do nothing)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(TLS / "cert.pem", TLS / "key.pem")
+    server = Canned(tls=ctx)
+    try:
+        server.answer(f"HTTP/1.1 200 OK\r\nContent-Length: {len(data)}", data[:1000], hold=True)
+        s = transfer.new_session()
+        r = s.get(f"{server.url}/{NAME}", stream=True, timeout=10, verify=str(TLS / "cert.pem"))
+        assert r.raw.read(1000) == data[:1000]
+        assert any(isinstance(x, ssl.SSLSocket) for x in s.srzoo_sockets)
+        w = transfer.Watchdog(s, 0.0)
+        w._timer.join(10)
+        assert w.fired
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # cut off, not a read time-out
+            r.raw.read()
+    finally:
+        server.close()
