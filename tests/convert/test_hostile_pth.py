@@ -329,3 +329,133 @@ def test_crafted_names_cannot_break_the_line(tmp_path):
     p = write(tmp_path, hf.torch_zip({"w": hf.tensor(key="a\nb", pid=("storage", hf.FLOAT, "a\nb", "cpu", 4))},
                                      {"0": F4}), "key.pth")
     refused(p, "a\\nb")
+
+
+# ------------------------------------------------------------------ exact lines (issue 24)
+def _line(p: Path, exc: type[Exception] = ModelLoadError, fn=torchload.load_state_dict) -> str:
+    with pytest.raises(exc) as e:
+        fn(p)
+    msg = str(e.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for k, v in members.items():
+            z.writestr(k, v)
+    return buf.getvalue()
+
+
+def test_zip_with_data_pkl_at_the_top(tmp_path):
+    """No archive folder: data.pkl and data/0 at the zip's root still read, value by value."""
+    p = write(tmp_path, _zip({"data.pkl": hf.pickle_bytes({"w": hf.tensor()}), "data/0": F4}))
+    sd = torchload.load_state_dict(p)
+    assert list(sd) == ["w"] and sd["w"].dtype == np.float32 and sd["w"].tolist() == [[1, 2], [3, 4]]
+
+
+def test_zip_without_exactly_one_data_pkl(tmp_path):
+    pk = hf.pickle_bytes({"w": hf.tensor()})
+    for members in ({"a/data.pkl": pk, "b/data.pkl": pk, "a/data/0": F4}, {"x.txt": b"hello"}):
+        p = write(tmp_path, _zip(members))
+        assert _line(p, torchload.CheckpointError) == \
+            f"{p}: zip file without exactly one data.pkl: not a torch checkpoint"
+
+
+def test_zip_byteorder(tmp_path):
+    pk = hf.pickle_bytes({"w": hf.tensor()})
+    for order in (b"", b"little", b" little\n"):
+        p = write(tmp_path, _zip({"archive/data.pkl": pk, "archive/byteorder": order, "archive/data/0": F4}))
+        assert torchload.load_state_dict(p)["w"].tolist() == [[1, 2], [3, 4]], order
+    p = write(tmp_path, _zip({"archive/data.pkl": pk, "archive/byteorder": b"big", "archive/data/0": F4}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: big-endian checkpoint, not supported"
+
+
+def test_unknown_storage_type_names_the_file_once(tmp_path):
+    """A storage whose type is a plain string, not torch.FloatStorage: zip and legacy layouts."""
+    t = hf.tensor(pid=("storage", "FloatStorage", "0", "cpu", 4))
+    p = write(tmp_path, hf.torch_zip({"w": t}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: storage of unknown type 'FloatStorage'"
+    p = write(tmp_path, hf.legacy_pth({"w": t}, {"0": np.arange(4, dtype="<f4")}), "legacy.pth")
+    assert _line(p, torchload.CheckpointError) == f"{p}: storage of unknown type 'FloatStorage'"
+
+
+def test_refused_callables_name_the_file_once(tmp_path):
+    call = hf.Call(hf.Global("os", "system"), ("true",))
+    tail = ("refused: its pickle asks for os.system, which a checkpoint of weights never needs "
+            "(srzoo loads only tensors and plain containers; nothing was run)")
+    p = write(tmp_path, hf.torch_zip({"w": call}, {}))
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: {tail}"
+    p = write(tmp_path, hf.legacy_pth({"w": call}, {}), "legacy.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: {tail}"
+
+
+def test_legacy_header_pickle_with_a_storage(tmp_path):
+    magic = hf.pickle_bytes(hf.Pid(("storage", hf.FLOAT, "0", "cpu", 1)))
+    p = write(tmp_path, magic + hf.legacy_pth({}, {})[len(hf.pickle_bytes(0x1950A86A20F9469CFC6C)):])
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: refused: storage reference in a header pickle"
+    rest = hf.legacy_pth({}, {})[len(hf.pickle_bytes(0x1950A86A20F9469CFC6C)):]
+    p = write(tmp_path, hf.pickle_bytes(hf.Call(hf.Global("os", "system"), ("true",))) + rest, "magic.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == (
+        f"{p}: refused: its pickle asks for os.system, which a checkpoint of weights never needs "
+        "(srzoo loads only tensors and plain containers; nothing was run)")
+    p = write(tmp_path, hf.pickle_bytes(hf.Pid(("module", 1))) + rest, "pid.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: refused: unknown persistent id 'module'"
+
+
+def test_data_pkl_counts_against_the_bound(tmp_path, monkeypatch):
+    """A deflated data.pkl that expands past SRZOO_MAX_MODEL_BYTES in a small file: refused at
+    data.pkl; with a bound of exactly its size, the next thing counted (the storage) tips it."""
+    import io
+
+    data = hf.torch_zip({"w": hf.tensor(), "pad": "0" * 20_000}, {"0": F4}, compression=zipfile.ZIP_DEFLATED)
+    n = zipfile.ZipFile(io.BytesIO(data)).getinfo("archive/data.pkl").file_size
+    p = write(tmp_path, data)
+    assert p.stat().st_size < 2000 < n
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(n - 1))
+    assert _line(p) == (f"{p}: the checkpoint's tensors (at archive/data.pkl) needs {n} bytes, above "
+                        f"SRZOO_MAX_MODEL_BYTES={n - 1} ({n - 1} bytes); a crafted or damaged file? "
+                        "If you trust it, raise SRZOO_MAX_MODEL_BYTES")
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(n))
+    assert _line(p).startswith(f"{p}: the checkpoint's tensors (at storage archive/data/0) needs {n + 16} bytes")
+
+
+def test_tensor_reaching_one_past_its_storage(tmp_path):
+    """2x2 over a 4-value storage: offset 0 reads [[1, 2], [3, 4]]; offset 1 would read one value
+    past the storage and is refused with the full line."""
+    assert torchload.load_state_dict(write(tmp_path, hf.valid_pth()))["w"].tolist() == [[1, 2], [3, 4]]
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset=1)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: tensor of shape (2, 2), strides (2, 1) and offset 1 reaches past its storage of 4 values")
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(2, 3), stride=(1, 2))}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: tensor of shape (2, 3), strides (1, 2) and offset 0 reaches past its storage of 4 values")
+
+
+def test_strided_and_empty_tensors_exactly(tmp_path):
+    """A transposed view reads by its strides; an empty tensor keeps its storage's dtype."""
+    long = hf.Global("torch", "LongStorage")
+    obj = {"t": hf.tensor(stride=(1, 2)), "e": hf.tensor(size=(0, 3), stride=(3, 1)),
+           "i": hf.tensor(key="1", size=(0,), stride=(1,), stype=long), "s": hf.tensor(offset=1, size=(2,), stride=(2,))}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {"0": F4, "1": b""})))
+    assert sd["t"].tolist() == [[1, 3], [2, 4]] and sd["s"].tolist() == [2, 4]
+    assert (sd["e"].shape, sd["e"].dtype) == ((0, 3), np.float32)
+    assert (sd["i"].shape, sd["i"].dtype) == ((0,), np.int64)
+
+
+def test_legacy_view_over_a_storage_never_stored(tmp_path):
+    v = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 4, ("v", 0, 2)), size=(2,), stride=(1,))
+    u = hf.tensor(pid=("storage", hf.FLOAT, "s", "cpu", 4, None))
+    p = write(tmp_path, hf.legacy_pth({"v": v, "u": u}, {"s": np.arange(4.0)}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: tensor storage was never read (truncated file?)"
+
+
+def test_long_storage_view_is_cut_at_60_characters(tmp_path):
+    bad = ("k" * 80, -1, 4)
+    t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, bad))
+    p = write(tmp_path, hf.legacy_pth({"w": t}, {"r": np.arange(10.0)}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: corrupt PyTorch checkpoint (storage view ('{'k' * 58} is not (key, offset, size))")
