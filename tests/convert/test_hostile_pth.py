@@ -459,3 +459,27 @@ def test_long_storage_view_is_cut_at_60_characters(tmp_path):
     p = write(tmp_path, hf.legacy_pth({"w": t}, {"r": np.arange(10.0)}))
     assert _line(p, torchload.CheckpointError) == (
         f"{p}: corrupt PyTorch checkpoint (storage view ('{'k' * 58} is not (key, offset, size))")
+
+
+def test_memo_index_at_the_opcode_count(tmp_path):
+    """The prescan's bound, exactly, for each memo opcode: in PROTO, EMPTY_DICT, PUT, STOP (4
+    opcodes) index 3 is read, index 4 refused before the C unpickler sizes its memo table."""
+    for name, put in (("PUT", lambda i: b"p%d\n" % i), ("BINPUT", lambda i: b"q" + bytes([i])),
+                      ("LONG_BINPUT", lambda i: b"r" + i.to_bytes(4, "little"))):
+        p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02}" + put(3) + b"."}), f"{name}3.pth")
+        assert torchload.load(p) == {}, name
+        p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02}" + put(4) + b"."}), f"{name}4.pth")
+        assert _line(p, torchload.CheckpointError) == \
+            f"{p}: corrupt PyTorch checkpoint (memo index 4 in a pickle of 4 opcodes)", name
+    p = write(tmp_path, _zip({"archive/data.pkl": b"."}), "stop.pth")  # one opcode, no memo
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: malformed PyTorch checkpoint (UnpicklingError: unpickling stack underflow)"
+
+
+def test_prescan_message_is_cut_at_120_characters(tmp_path):
+    """pickletools quotes the bad STRING argument in its message: 120 characters of it are kept."""
+    p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02S'" + b"a" * 200 + b"\n."}))
+    msg = _line(p, torchload.CheckpointError)
+    head = f"{p}: corrupt PyTorch checkpoint ("
+    assert msg.startswith(head) and msg.endswith("a" * 40 + ")"), msg
+    assert len(msg) == len(head) + 120 + 1, msg
