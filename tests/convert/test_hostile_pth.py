@@ -483,3 +483,52 @@ def test_prescan_message_is_cut_at_120_characters(tmp_path):
     head = f"{p}: corrupt PyTorch checkpoint ("
     assert msg.startswith(head) and msg.endswith("a" * 40 + ")"), msg
     assert len(msg) == len(head) + 120 + 1, msg
+
+
+def test_rebuild_tensor_lines_and_scalars(tmp_path):
+    """Each refusal of a tensor's layout in full (a negative offset alone would read before the
+    storage); a 0-d tensor (shape (), strides ()) is a scalar."""
+    cases = {
+        "tensor with negative shape, strides or offset ((2, 2), (2, 1), -1)": dict(offset=-1),
+        "tensor with negative shape, strides or offset ((-1, 2), (2, 1), 0)": dict(size=(-1, 2)),
+        "tensor with negative shape, strides or offset ((2, 2), (-1, 1), 3)": dict(stride=(-1, 1), offset=3),
+    }
+    for words, kw in cases.items():
+        p = write(tmp_path, hf.torch_zip({"w": hf.tensor(**kw)}, {"0": F4}))
+        assert _line(p, torchload.CheckpointError) == f"{p}: corrupt PyTorch checkpoint ({words})"
+    t = hf.Call(hf.REBUILD, (5, 0, (1,), (1,), False, hf.Call(hf.Global("collections", "OrderedDict"), ())))
+    p = write(tmp_path, hf.torch_zip({"w": t}, {}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor built from int, not from a storage)"
+    p = write(tmp_path, hf.torch_zip({"s": hf.tensor(size=(), stride=(), offset=2)}, {"0": F4}))
+    s = torchload.load_state_dict(p)["s"]
+    assert (s.shape, s.dtype, float(s)) == ((), np.float32, 3.0)
+
+
+def test_persistent_id_lines(tmp_path):
+    """What the unpickler says about persistent ids that are not storages, in full."""
+    cases = [
+        ("refused: unknown persistent id 'int'", 5),
+        ("refused: unknown persistent id 'tuple'", ()),
+        ("refused: unknown persistent id 'tuple'", (7, "storage")),
+        (f"refused: unknown persistent id {'x' * 60!r}", ("x" * 80, 1)),
+        ("corrupt PyTorch checkpoint (storage reference with 2 fields or a key of type none)", ("storage", hf.FLOAT)),
+        ("corrupt PyTorch checkpoint (storage reference with 3 fields or a key of type list)",
+         ("storage", hf.FLOAT, ["0"])),
+    ]
+    for words, pid in cases:
+        p = write(tmp_path, hf.torch_zip({"w": hf.Pid(pid)}, {}))
+        exc = torchload.UnsafeCheckpoint if words.startswith("refused") else torchload.CheckpointError
+        assert _line(p, exc) == f"{p}: {words}", pid
+
+
+def test_module_class_persistent_id(tmp_path):
+    """Old torch writes a module's class as ('module', class, file, source); two fields are enough.
+    Either way it is an inert record class; the state dict holds only the tensors."""
+    for pid in (("module", hf.Global("vdsr", "Net"), "vdsr.py", "class Net: ..."), ("module", hf.Global("vdsr", "Net"))):
+        p = write(tmp_path, hf.torch_zip({"cls": hf.Pid(pid), "w": hf.tensor()}, {"0": F4}))
+        obj = torchload.load(p)
+        assert issubclass(obj["cls"], torchload.ModuleRecord) and obj["cls"]._srzoo_qualname == "vdsr.Net"
+        assert "vdsr" not in sys.modules
+        sd = torchload.load_state_dict(p)
+        assert list(sd) == ["w"] and sd["w"].tolist() == [[1, 2], [3, 4]]
