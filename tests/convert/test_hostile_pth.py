@@ -532,3 +532,31 @@ def test_module_class_persistent_id(tmp_path):
         assert "vdsr" not in sys.modules
         sd = torchload.load_state_dict(p)
         assert list(sd) == ["w"] and sd["w"].tolist() == [[1, 2], [3, 4]]
+
+
+def test_every_storage_type_decodes_exactly(tmp_path):
+    """Each storage type's bytes (little-endian) come back with their values and dtype; BFloat16
+    is the top half of a float32 (kept as float32)."""
+    cases = {  # storage: (raw little-endian bytes of 3 values, dtype, values)
+        "FloatStorage": (np.array([1.5, -2, 3], "<f4").tobytes(), np.float32, [1.5, -2, 3]),
+        "DoubleStorage": (np.array([0.1, -2, 3], "<f8").tobytes(), np.float64, [0.1, -2, 3]),
+        "HalfStorage": (np.array([0.5, -2, 65504], "<f2").tobytes(), np.float16, [0.5, -2, 65504]),
+        "BFloat16Storage": (np.array([0x3F80, 0xC000, 0x4049], "<u2").tobytes(), np.float32, [1, -2, 3.140625]),
+        "LongStorage": (np.array([-(2 ** 40), 0, 7], "<i8").tobytes(), np.int64, [-(2 ** 40), 0, 7]),
+        "IntStorage": (np.array([-5, 0, 2 ** 30], "<i4").tobytes(), np.int32, [-5, 0, 2 ** 30]),
+        "ShortStorage": (np.array([-300, 1, 2], "<i2").tobytes(), np.int16, [-300, 1, 2]),
+        "CharStorage": (bytes([0xFF, 1, 0x80]), np.int8, [-1, 1, -128]),
+        "ByteStorage": (bytes([0xFF, 1, 0x80]), np.uint8, [255, 1, 128]),
+        "BoolStorage": (bytes([1, 0, 1]), np.bool_, [True, False, True]),
+    }
+    obj = {name: hf.tensor(key=name, numel=3, size=(3,), stride=(1,), stype=hf.Global("torch", name))
+           for name in cases}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {n: c[0] for n, c in cases.items()})))
+    for name, (_, dtype, values) in cases.items():
+        assert (sd[name].dtype, sd[name].tolist()) == (np.dtype(dtype), np.array(values, dtype).tolist()), name
+
+
+def test_offset_repr_is_cut_at_40_characters(tmp_path):
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset="o" * 60)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor storage offset '{'o' * 39} is not an integer)"
