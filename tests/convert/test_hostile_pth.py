@@ -560,3 +560,34 @@ def test_offset_repr_is_cut_at_40_characters(tmp_path):
     p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset="o" * 60)}, {"0": F4}))
     assert _line(p, torchload.CheckpointError) == \
         f"{p}: corrupt PyTorch checkpoint (tensor storage offset '{'o' * 39} is not an integer)"
+
+
+def test_tensors_are_writable_copies(tmp_path):
+    """Two tensors over one storage come back as separate, writable arrays (not views of it)."""
+    obj = {"a": hf.tensor(size=(4,), stride=(1,)), "b": hf.tensor(size=(2,), stride=(1,), offset=2)}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {"0": F4})))
+    assert sd["a"].flags.writeable and sd["b"].flags.writeable and not np.shares_memory(sd["a"], sd["b"])
+    sd["a"][2] = 9
+    assert sd["b"].tolist() == [3, 4]
+
+
+def test_bfloat16_storage_of_two_values(tmp_path):
+    bf = hf.Global("torch", "BFloat16Storage")
+    p = write(tmp_path, hf.torch_zip({"b": hf.tensor(numel=2, size=(2,), stride=(1,), stype=bf)},
+                                     {"0": np.array([0x3F80, 0xC000], "<u2").tobytes()}))
+    b = torchload.load_state_dict(p)["b"]
+    assert (b.dtype, b.tolist()) == (np.float32, [1.0, -2.0])
+
+
+def test_shape_of_32_dimensions_and_33(tmp_path):
+    """32 sizes are read (numpy's own limit is higher), 33 refused with the repr cut at 60; a
+    bare number is not a shape."""
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(1,) * 32, stride=(1,) * 32)}, {"0": F4}))
+    w = torchload.load_state_dict(p)["w"]
+    assert w.shape == (1,) * 32 and w.reshape(-1).tolist() == [1.0]
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(1,) * 33, stride=(1,) * 33)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor shape {str((1,) * 33)[:60]} is not a list of integers)"
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=5)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor shape 5 is not a list of integers)"
