@@ -439,7 +439,8 @@ def test_strided_and_empty_tensors_exactly(tmp_path):
     """A transposed view reads by its strides; an empty tensor keeps its storage's dtype."""
     long = hf.Global("torch", "LongStorage")
     obj = {"t": hf.tensor(stride=(1, 2)), "e": hf.tensor(size=(0, 3), stride=(3, 1)),
-           "i": hf.tensor(key="1", size=(0,), stride=(1,), stype=long), "s": hf.tensor(offset=1, size=(2,), stride=(2,))}
+           "i": hf.tensor(key="1", size=(0,), stride=(1,), stype=long),
+           "s": hf.tensor(offset=1, size=(2,), stride=(2,))}
     sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {"0": F4, "1": b""})))
     assert sd["t"].tolist() == [[1, 3], [2, 4]] and sd["s"].tolist() == [2, 4]
     assert (sd["e"].shape, sd["e"].dtype) == ((0, 3), np.float32)
@@ -525,7 +526,8 @@ def test_persistent_id_lines(tmp_path):
 def test_module_class_persistent_id(tmp_path):
     """Old torch writes a module's class as ('module', class, file, source); two fields are enough.
     Either way it is an inert record class; the state dict holds only the tensors."""
-    for pid in (("module", hf.Global("vdsr", "Net"), "vdsr.py", "class Net: ..."), ("module", hf.Global("vdsr", "Net"))):
+    net = hf.Global("vdsr", "Net")
+    for pid in (("module", net, "vdsr.py", "class Net: ..."), ("module", net)):
         p = write(tmp_path, hf.torch_zip({"cls": hf.Pid(pid), "w": hf.tensor()}, {"0": F4}))
         obj = torchload.load(p)
         assert issubclass(obj["cls"], torchload.ModuleRecord) and obj["cls"]._srzoo_qualname == "vdsr.Net"
