@@ -329,3 +329,267 @@ def test_crafted_names_cannot_break_the_line(tmp_path):
     p = write(tmp_path, hf.torch_zip({"w": hf.tensor(key="a\nb", pid=("storage", hf.FLOAT, "a\nb", "cpu", 4))},
                                      {"0": F4}), "key.pth")
     refused(p, "a\\nb")
+
+
+# ------------------------------------------------------------------ exact lines (issue 24)
+def _line(p: Path, exc: type[Exception] = ModelLoadError, fn=torchload.load_state_dict) -> str:
+    with pytest.raises(exc) as e:
+        fn(p)
+    msg = str(e.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for k, v in members.items():
+            z.writestr(k, v)
+    return buf.getvalue()
+
+
+def test_zip_with_data_pkl_at_the_top(tmp_path):
+    """No archive folder: data.pkl and data/0 at the zip's root still read, value by value."""
+    p = write(tmp_path, _zip({"data.pkl": hf.pickle_bytes({"w": hf.tensor()}), "data/0": F4}))
+    sd = torchload.load_state_dict(p)
+    assert list(sd) == ["w"] and sd["w"].dtype == np.float32 and sd["w"].tolist() == [[1, 2], [3, 4]]
+
+
+def test_zip_without_exactly_one_data_pkl(tmp_path):
+    pk = hf.pickle_bytes({"w": hf.tensor()})
+    for members in ({"a/data.pkl": pk, "b/data.pkl": pk, "a/data/0": F4}, {"x.txt": b"hello"}):
+        p = write(tmp_path, _zip(members))
+        assert _line(p, torchload.CheckpointError) == \
+            f"{p}: zip file without exactly one data.pkl: not a torch checkpoint"
+
+
+def test_zip_byteorder(tmp_path):
+    pk = hf.pickle_bytes({"w": hf.tensor()})
+    for order in (b"", b"little", b" little\n"):
+        p = write(tmp_path, _zip({"archive/data.pkl": pk, "archive/byteorder": order, "archive/data/0": F4}))
+        assert torchload.load_state_dict(p)["w"].tolist() == [[1, 2], [3, 4]], order
+    p = write(tmp_path, _zip({"archive/data.pkl": pk, "archive/byteorder": b"big", "archive/data/0": F4}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: big-endian checkpoint, not supported"
+
+
+def test_unknown_storage_type_names_the_file_once(tmp_path):
+    """A storage whose type is a plain string, not torch.FloatStorage: zip and legacy layouts."""
+    t = hf.tensor(pid=("storage", "FloatStorage", "0", "cpu", 4))
+    p = write(tmp_path, hf.torch_zip({"w": t}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: storage of unknown type 'FloatStorage'"
+    p = write(tmp_path, hf.legacy_pth({"w": t}, {"0": np.arange(4, dtype="<f4")}), "legacy.pth")
+    assert _line(p, torchload.CheckpointError) == f"{p}: storage of unknown type 'FloatStorage'"
+
+
+def test_refused_callables_name_the_file_once(tmp_path):
+    call = hf.Call(hf.Global("os", "system"), ("true",))
+    tail = ("refused: its pickle asks for os.system, which a checkpoint of weights never needs "
+            "(srzoo loads only tensors and plain containers; nothing was run)")
+    p = write(tmp_path, hf.torch_zip({"w": call}, {}))
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: {tail}"
+    p = write(tmp_path, hf.legacy_pth({"w": call}, {}), "legacy.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: {tail}"
+
+
+def test_legacy_header_pickle_with_a_storage(tmp_path):
+    magic = hf.pickle_bytes(hf.Pid(("storage", hf.FLOAT, "0", "cpu", 1)))
+    p = write(tmp_path, magic + hf.legacy_pth({}, {})[len(hf.pickle_bytes(0x1950A86A20F9469CFC6C)):])
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: refused: storage reference in a header pickle"
+    rest = hf.legacy_pth({}, {})[len(hf.pickle_bytes(0x1950A86A20F9469CFC6C)):]
+    p = write(tmp_path, hf.pickle_bytes(hf.Call(hf.Global("os", "system"), ("true",))) + rest, "magic.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == (
+        f"{p}: refused: its pickle asks for os.system, which a checkpoint of weights never needs "
+        "(srzoo loads only tensors and plain containers; nothing was run)")
+    p = write(tmp_path, hf.pickle_bytes(hf.Pid(("module", 1))) + rest, "pid.pth")
+    assert _line(p, torchload.UnsafeCheckpoint) == f"{p}: refused: unknown persistent id 'module'"
+
+
+def test_data_pkl_counts_against_the_bound(tmp_path, monkeypatch):
+    """A deflated data.pkl that expands past SRZOO_MAX_MODEL_BYTES in a small file: refused at
+    data.pkl; with a bound of exactly its size, the next thing counted (the storage) tips it."""
+    import io
+
+    data = hf.torch_zip({"w": hf.tensor(), "pad": "0" * 20_000}, {"0": F4}, compression=zipfile.ZIP_DEFLATED)
+    n = zipfile.ZipFile(io.BytesIO(data)).getinfo("archive/data.pkl").file_size
+    p = write(tmp_path, data)
+    assert p.stat().st_size < 2000 < n
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(n - 1))
+    assert _line(p) == (f"{p}: the checkpoint's tensors (at archive/data.pkl) needs {n} bytes, above "
+                        f"SRZOO_MAX_MODEL_BYTES={n - 1} ({n - 1} bytes); a crafted or damaged file? "
+                        "If you trust it, raise SRZOO_MAX_MODEL_BYTES")
+    monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", str(n))
+    assert _line(p).startswith(f"{p}: the checkpoint's tensors (at storage archive/data/0) needs {n + 16} bytes")
+
+
+def test_tensor_reaching_one_past_its_storage(tmp_path):
+    """2x2 over a 4-value storage: offset 0 reads [[1, 2], [3, 4]]; offset 1 would read one value
+    past the storage and is refused with the full line."""
+    assert torchload.load_state_dict(write(tmp_path, hf.valid_pth()))["w"].tolist() == [[1, 2], [3, 4]]
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset=1)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: tensor of shape (2, 2), strides (2, 1) and offset 1 reaches past its storage of 4 values")
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(2, 3), stride=(1, 2))}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: tensor of shape (2, 3), strides (1, 2) and offset 0 reaches past its storage of 4 values")
+
+
+def test_strided_and_empty_tensors_exactly(tmp_path):
+    """A transposed view reads by its strides; an empty tensor keeps its storage's dtype."""
+    long = hf.Global("torch", "LongStorage")
+    obj = {"t": hf.tensor(stride=(1, 2)), "e": hf.tensor(size=(0, 3), stride=(3, 1)),
+           "i": hf.tensor(key="1", size=(0,), stride=(1,), stype=long),
+           "s": hf.tensor(offset=1, size=(2,), stride=(2,))}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {"0": F4, "1": b""})))
+    assert sd["t"].tolist() == [[1, 3], [2, 4]] and sd["s"].tolist() == [2, 4]
+    assert (sd["e"].shape, sd["e"].dtype) == ((0, 3), np.float32)
+    assert (sd["i"].shape, sd["i"].dtype) == ((0,), np.int64)
+
+
+def test_legacy_view_over_a_storage_never_stored(tmp_path):
+    v = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 4, ("v", 0, 2)), size=(2,), stride=(1,))
+    u = hf.tensor(pid=("storage", hf.FLOAT, "s", "cpu", 4, None))
+    p = write(tmp_path, hf.legacy_pth({"v": v, "u": u}, {"s": np.arange(4.0)}))
+    assert _line(p, torchload.CheckpointError) == f"{p}: tensor storage was never read (truncated file?)"
+
+
+def test_long_storage_view_is_cut_at_60_characters(tmp_path):
+    bad = ("k" * 80, -1, 4)
+    t = hf.tensor(pid=("storage", hf.FLOAT, "r", "cpu", 10, bad))
+    p = write(tmp_path, hf.legacy_pth({"w": t}, {"r": np.arange(10.0)}))
+    assert _line(p, torchload.CheckpointError) == (
+        f"{p}: corrupt PyTorch checkpoint (storage view ('{'k' * 58} is not (key, offset, size))")
+
+
+def test_memo_index_at_the_opcode_count(tmp_path):
+    """The prescan's bound, exactly, for each memo opcode: in PROTO, EMPTY_DICT, PUT, STOP (4
+    opcodes) index 3 is read, index 4 refused before the C unpickler sizes its memo table."""
+    for name, put in (("PUT", lambda i: b"p%d\n" % i), ("BINPUT", lambda i: b"q" + bytes([i])),
+                      ("LONG_BINPUT", lambda i: b"r" + i.to_bytes(4, "little"))):
+        p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02}" + put(3) + b"."}), f"{name}3.pth")
+        assert torchload.load(p) == {}, name
+        p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02}" + put(4) + b"."}), f"{name}4.pth")
+        assert _line(p, torchload.CheckpointError) == \
+            f"{p}: corrupt PyTorch checkpoint (memo index 4 in a pickle of 4 opcodes)", name
+    p = write(tmp_path, _zip({"archive/data.pkl": b"."}), "stop.pth")  # one opcode, no memo
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: malformed PyTorch checkpoint (UnpicklingError: unpickling stack underflow)"
+
+
+def test_prescan_message_is_cut_at_120_characters(tmp_path):
+    """pickletools quotes the bad STRING argument in its message: 120 characters of it are kept."""
+    p = write(tmp_path, _zip({"archive/data.pkl": b"\x80\x02S'" + b"a" * 200 + b"\n."}))
+    msg = _line(p, torchload.CheckpointError)
+    head = f"{p}: corrupt PyTorch checkpoint ("
+    assert msg.startswith(head) and msg.endswith("a" * 40 + ")"), msg
+    assert len(msg) == len(head) + 120 + 1, msg
+
+
+def test_rebuild_tensor_lines_and_scalars(tmp_path):
+    """Each refusal of a tensor's layout in full (a negative offset alone would read before the
+    storage); a 0-d tensor (shape (), strides ()) is a scalar."""
+    cases = {
+        "tensor with negative shape, strides or offset ((2, 2), (2, 1), -1)": dict(offset=-1),
+        "tensor with negative shape, strides or offset ((-1, 2), (2, 1), 0)": dict(size=(-1, 2)),
+        "tensor with negative shape, strides or offset ((2, 2), (-1, 1), 3)": dict(stride=(-1, 1), offset=3),
+    }
+    for words, kw in cases.items():
+        p = write(tmp_path, hf.torch_zip({"w": hf.tensor(**kw)}, {"0": F4}))
+        assert _line(p, torchload.CheckpointError) == f"{p}: corrupt PyTorch checkpoint ({words})"
+    t = hf.Call(hf.REBUILD, (5, 0, (1,), (1,), False, hf.Call(hf.Global("collections", "OrderedDict"), ())))
+    p = write(tmp_path, hf.torch_zip({"w": t}, {}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor built from int, not from a storage)"
+    p = write(tmp_path, hf.torch_zip({"s": hf.tensor(size=(), stride=(), offset=2)}, {"0": F4}))
+    s = torchload.load_state_dict(p)["s"]
+    assert (s.shape, s.dtype, float(s)) == ((), np.float32, 3.0)
+
+
+def test_persistent_id_lines(tmp_path):
+    """What the unpickler says about persistent ids that are not storages, in full."""
+    cases = [
+        ("refused: unknown persistent id 'int'", 5),
+        ("refused: unknown persistent id 'tuple'", ()),
+        ("refused: unknown persistent id 'tuple'", (7, "storage")),
+        (f"refused: unknown persistent id {'x' * 60!r}", ("x" * 80, 1)),
+        ("corrupt PyTorch checkpoint (storage reference with 2 fields or a key of type none)", ("storage", hf.FLOAT)),
+        ("corrupt PyTorch checkpoint (storage reference with 3 fields or a key of type list)",
+         ("storage", hf.FLOAT, ["0"])),
+    ]
+    for words, pid in cases:
+        p = write(tmp_path, hf.torch_zip({"w": hf.Pid(pid)}, {}))
+        exc = torchload.UnsafeCheckpoint if words.startswith("refused") else torchload.CheckpointError
+        assert _line(p, exc) == f"{p}: {words}", pid
+
+
+def test_module_class_persistent_id(tmp_path):
+    """Old torch writes a module's class as ('module', class, file, source); two fields are enough.
+    Either way it is an inert record class; the state dict holds only the tensors."""
+    net = hf.Global("vdsr", "Net")
+    for pid in (("module", net, "vdsr.py", "class Net: ..."), ("module", net)):
+        p = write(tmp_path, hf.torch_zip({"cls": hf.Pid(pid), "w": hf.tensor()}, {"0": F4}))
+        obj = torchload.load(p)
+        assert issubclass(obj["cls"], torchload.ModuleRecord) and obj["cls"]._srzoo_qualname == "vdsr.Net"
+        assert "vdsr" not in sys.modules
+        sd = torchload.load_state_dict(p)
+        assert list(sd) == ["w"] and sd["w"].tolist() == [[1, 2], [3, 4]]
+
+
+def test_every_storage_type_decodes_exactly(tmp_path):
+    """Each storage type's bytes (little-endian) come back with their values and dtype; BFloat16
+    is the top half of a float32 (kept as float32)."""
+    cases = {  # storage: (raw little-endian bytes of 3 values, dtype, values)
+        "FloatStorage": (np.array([1.5, -2, 3], "<f4").tobytes(), np.float32, [1.5, -2, 3]),
+        "DoubleStorage": (np.array([0.1, -2, 3], "<f8").tobytes(), np.float64, [0.1, -2, 3]),
+        "HalfStorage": (np.array([0.5, -2, 65504], "<f2").tobytes(), np.float16, [0.5, -2, 65504]),
+        "BFloat16Storage": (np.array([0x3F80, 0xC000, 0x4049], "<u2").tobytes(), np.float32, [1, -2, 3.140625]),
+        "LongStorage": (np.array([-(2 ** 40), 0, 7], "<i8").tobytes(), np.int64, [-(2 ** 40), 0, 7]),
+        "IntStorage": (np.array([-5, 0, 2 ** 30], "<i4").tobytes(), np.int32, [-5, 0, 2 ** 30]),
+        "ShortStorage": (np.array([-300, 1, 2], "<i2").tobytes(), np.int16, [-300, 1, 2]),
+        "CharStorage": (bytes([0xFF, 1, 0x80]), np.int8, [-1, 1, -128]),
+        "ByteStorage": (bytes([0xFF, 1, 0x80]), np.uint8, [255, 1, 128]),
+        "BoolStorage": (bytes([1, 0, 1]), np.bool_, [True, False, True]),
+    }
+    obj = {name: hf.tensor(key=name, numel=3, size=(3,), stride=(1,), stype=hf.Global("torch", name))
+           for name in cases}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {n: c[0] for n, c in cases.items()})))
+    for name, (_, dtype, values) in cases.items():
+        assert (sd[name].dtype, sd[name].tolist()) == (np.dtype(dtype), np.array(values, dtype).tolist()), name
+
+
+def test_offset_repr_is_cut_at_40_characters(tmp_path):
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(offset="o" * 60)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor storage offset '{'o' * 39} is not an integer)"
+
+
+def test_tensors_are_writable_copies(tmp_path):
+    """Two tensors over one storage come back as separate, writable arrays (not views of it)."""
+    obj = {"a": hf.tensor(size=(4,), stride=(1,)), "b": hf.tensor(size=(2,), stride=(1,), offset=2)}
+    sd = torchload.load_state_dict(write(tmp_path, hf.torch_zip(obj, {"0": F4})))
+    assert sd["a"].flags.writeable and sd["b"].flags.writeable and not np.shares_memory(sd["a"], sd["b"])
+    sd["a"][2] = 9
+    assert sd["b"].tolist() == [3, 4]
+
+
+def test_bfloat16_storage_of_two_values(tmp_path):
+    bf = hf.Global("torch", "BFloat16Storage")
+    p = write(tmp_path, hf.torch_zip({"b": hf.tensor(numel=2, size=(2,), stride=(1,), stype=bf)},
+                                     {"0": np.array([0x3F80, 0xC000], "<u2").tobytes()}))
+    b = torchload.load_state_dict(p)["b"]
+    assert (b.dtype, b.tolist()) == (np.float32, [1.0, -2.0])
+
+
+def test_shape_of_32_dimensions_and_33(tmp_path):
+    """32 sizes are read (numpy's own limit is higher), 33 refused with the repr cut at 60; a
+    bare number is not a shape."""
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(1,) * 32, stride=(1,) * 32)}, {"0": F4}))
+    w = torchload.load_state_dict(p)["w"]
+    assert w.shape == (1,) * 32 and w.reshape(-1).tolist() == [1.0]
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=(1,) * 33, stride=(1,) * 33)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor shape {str((1,) * 33)[:60]} is not a list of integers)"
+    p = write(tmp_path, hf.torch_zip({"w": hf.tensor(size=5)}, {"0": F4}))
+    assert _line(p, torchload.CheckpointError) == \
+        f"{p}: corrupt PyTorch checkpoint (tensor shape 5 is not a list of integers)"
