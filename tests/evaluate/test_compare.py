@@ -111,3 +111,24 @@ def test_bench_ms_ssim_column_is_the_metric(shared_dir: Path, tmp_path: Path) ->
     hr = modcrop(cv2.imread(str(src / "bird.png")), 2)
     assert ms_ssim(hr, hr, shave=2, y_channel=True) == pytest.approx(1.0, abs=1e-12)
     assert "ms_ssim" in rep.to_csv().splitlines()[0]
+
+
+def test_cli_compare_input_at_and_backend_take_effect(bird: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Every option reaches compare(): --input (IMAGE itself upscaled, no reference tiles),
+    --at X,Y (the crop's corner), the default scale 2, --crop/--zoom, --backend."""
+    out = tmp_path / "grid.png"
+    assert main(["compare", str(bird), "-m", "nearest", "--input", "--at", "10,20", "--crop", "32",
+                 "--zoom", "1", "--backend", "cpu", "-o", str(out)]) == 0
+    grid = cv2.imread(str(out))
+    img = cv2.imread(str(bird))
+    up = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    # one tile: 4 px padding, a 34 px label bar, then the crop
+    assert grid.shape == (4 + 34 + 32 + 4, 4 + 32 + 4, 3)
+    assert np.array_equal(grid[4 + 34:4 + 34 + 32, 4:4 + 32], up[20:52, 10:42])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"wrote {out} (40x74; crop 32x32 at 10,20 of the x2 output)"
+    assert main(["compare", str(bird), "-m", "nearest", "--backend", "bogus", "-o", str(tmp_path / "b.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("srzoo: error: ") and "bogus" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "b.png").exists()
