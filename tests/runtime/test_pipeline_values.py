@@ -1,0 +1,279 @@
+"""Exact values through the real image pipeline (srzoo.runtime.pipeline), end to end.
+
+Tiny ONNX networks with a known function run on onnxruntime through srzoo.Upscaler: a per-channel
+affine map ``g * x + b`` of the network's own input (in its channel order, range and mean)
+repeated over each s x s block (1x1 convolution + DepthToSpace). The expected results are
+computed here in NumPy from the manifest's io rules (RGB/BGR order, range, mean, rounding,
+clipping), independently of the pipeline's code: NCHW and NHWC, RGB and BGR, with and without
+a mean, uint8/uint16/float32/grey/BGRA inputs, float results outside [0, 1], pyramids (one
+output per scale), bands of one row.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.runtime import pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
+from standin import write_manifest  # noqa: E402
+
+BACKEND = "onnxruntime:cpu"
+#: per network channel (in the network's order): gains and offsets (network units of range 1)
+GAIN = (1.25, 0.6, 0.8)
+OFFSET = (0.017, 0.04, 0.04)
+MEAN = (0.25, 0.5, 0.125)
+
+
+def _affine_onnx(path: Path, scales: tuple[int, ...], gain, offset, layout: str,
+                 out_channels: int = 3) -> None:
+    """Input x (1x3xHxW, or 1xHxWx3 for ``nhwc``); one output ``o{s}`` per scale:
+    ``gain[c] * x[c] + offset[c]`` copied to every pixel of each s x s block (channel c of
+    the output; ``out_channels=1``: channel 0 only)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, outs = [], [], []
+    src = "x"
+    shape = [1, 3, "h", "w"]
+    if layout == "nhwc":
+        nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]))
+        src = "xt"
+        shape = [1, "h", "w", 3]
+    for s in scales:
+        w = np.zeros((out_channels * s * s, 3, 1, 1), np.float32)
+        b = np.zeros(out_channels * s * s, np.float32)
+        for k in range(s * s):  # DCR: channel (i * s + j) * C + c
+            for c in range(out_channels):
+                w[k * out_channels + c, c, 0, 0] = gain[c]
+                b[k * out_channels + c] = offset[c]
+        inits += [numpy_helper.from_array(w, f"W{s}"), numpy_helper.from_array(b, f"B{s}")]
+        nodes += [helper.make_node("Conv", [src, f"W{s}", f"B{s}"], [f"f{s}"], kernel_shape=[1, 1]),
+                  helper.make_node("DepthToSpace", [f"f{s}"], [f"o{s}"], blocksize=s, mode="DCR")]
+        outs.append(helper.make_tensor_value_info(f"o{s}", TensorProto.FLOAT, [1, out_channels, "H", "W"]))
+    g = helper.make_graph(nodes, "affine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          outs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path.write_bytes(m.SerializeToString())
+
+
+@pytest.fixture
+def models(models_env, mirror, tmp_path, monkeypatch):
+    """``models(name, scales=(2,), layout=..., color=..., range=..., mean=..., gain=..., offset=...)``
+    registers a network under ``name`` (served from a mirror folder) and returns an Upscaler
+    for its largest scale (``threads``: post-processing threads)."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    manifests: list[str] = []
+    monkeypatch.setenv("SRZOO_MIRROR", f"{mirror.url},{folder}")
+
+    def make(name: str, scales: tuple[int, ...] = (2,), *, layout: str = "nchw", color: str = "bgr",
+             range: float = 1.0, mean=(0.0, 0.0, 0.0), gain=GAIN, offset=OFFSET,
+             out_channels: int = 3, threads: int | None = 1) -> srzoo.Upscaler:
+        f = folder / f"{name}_x{max(scales)}.onnx"
+        _affine_onnx(f, scales, gain, offset, layout, out_channels)
+        io = dict(color=color, range=range, mean=tuple(mean), layout=layout, input="x",
+                  outputs=tuple(f"o{s}" for s in scales))
+        if len(scales) > 1:
+            io["output_scales"] = scales
+        manifests.append(str(write_manifest(tmp_path / f"{name}.toml", f, name, max(scales), **io)))
+        monkeypatch.setenv("SRZOO_REGISTRY", ",".join(manifests))
+        return srzoo.Upscaler(name, max(scales), backend=BACKEND, threads=threads, tile=0)
+
+    return make
+
+
+MAXV = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+
+
+def expect(img: np.ndarray, s: int, *, color: str = "bgr", range: float = 1.0, mean=(0.0, 0.0, 0.0),
+           gain=GAIN, offset=OFFSET) -> np.ndarray:
+    """What the manifest's io rules give for an H x W x 3 BGR image (float64 before rounding):
+    the network sees ``v * range / max - mean`` per channel in its order (RGB: reversed), gives
+    ``g x + b``; the mean is added back and the value scaled back to the image's units; integers
+    are rounded and saturated, floats clipped to [0, 1]; each pixel fills an s x s block."""
+    top = MAXV[img.dtype]
+    k = range / top
+    v = img.astype(np.float64)
+    res = np.empty_like(v)
+    for c in (0, 1, 2):  # network channel c
+        slot = 2 - c if color == "rgb" else c
+        x = v[:, :, slot] * k - mean[c]
+        res[:, :, slot] = (gain[c] * x + offset[c] + mean[c]) / k
+    res = np.clip(np.rint(res) if img.dtype != np.float32 else res, 0, top)
+    return np.repeat(np.repeat(res, s, 0), s, 1)
+
+
+def texture(h: int, w: int, dtype, seed: int = 0) -> np.ndarray:
+    """A random BGR image using the whole range of ``dtype`` (odd sizes: every row differs)."""
+    rng = np.random.default_rng(seed)
+    if dtype == np.float32:
+        return rng.random((h, w, 3), dtype=np.float32)
+    return rng.integers(0, int(MAXV[np.dtype(dtype)]) + 1, (h, w, 3)).astype(dtype)
+
+
+def same(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if got.dtype == np.float32:
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+    else:
+        bad = np.argwhere(got.astype(np.float64) != want)
+        assert bad.size == 0, (len(bad), bad[:5], got[tuple(bad[0])], want[tuple(bad[0])])
+
+
+# --------------------------------------------------------------------------- layouts, order, mean
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+@pytest.mark.parametrize("with_mean", [False, True])
+def test_layout_order_and_mean(models, layout, color, with_mean):
+    mean = MEAN if with_mean else (0.0, 0.0, 0.0)
+    up = models(f"aff-{layout}-{color}-{int(with_mean)}", layout=layout, color=color, mean=mean)
+    assert up.pipeline.layout == layout
+    for dtype in (np.uint8, np.uint16, np.float32):
+        img = texture(7, 9, dtype)
+        out = up(img)
+        assert out.dtype == dtype
+        same(out, expect(img, 2, color=color, mean=mean))
+
+
+def test_range_255_uint16_grey_and_one_channel(models):
+    """A [0, 255] network fed uint16 and grey images (grey goes through as BGR: equal gains keep
+    the three channels equal, so the grey result is that value)."""
+    up = models("aff-255", layout="nhwc", color="rgb", range=255.0, mean=(60.0, 100.0, 30.0))
+    img = texture(5, 11, np.uint16, seed=1)
+    same(up(img), expect(img, 2, color="rgb", range=255.0, mean=(60.0, 100.0, 30.0)))
+    flat = models("aff-flat", layout="nchw", color="rgb", gain=(0.8,) * 3, offset=(0.04,) * 3)
+    for dtype in (np.uint8, np.uint16, np.float32):
+        grey = texture(5, 7, dtype, seed=2)[:, :, 0]
+        want = expect(np.dstack([grey] * 3), 2, gain=(0.8,) * 3, offset=(0.04,) * 3)[:, :, 0]
+        same(flat(grey), want)
+        one = flat(grey[:, :, None])
+        assert one.shape == want.shape + (1,)
+        same(one[:, :, 0], want)
+
+
+# --------------------------------------------------------------------------- float results
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_float_results_clipped_to_unit_before_the_span_comes_back(models, layout):
+    """Float input outside [0, 1] is scaled from [lo, hi] into [0, 1]; the network's result is
+    clipped to [0, 1] there, then mapped back to [lo, hi]: with lo > 0 a negative network value
+    gives lo (not a value below it), with hi < 1 a value above 1 gives hi."""
+    img = texture(6, 5, np.float32, seed=3)
+    for lo, hi, off in ((0.5, 3.0, -0.2), (-1.0, 0.5, 0.2)):
+        hdr = img * np.float32(hi - lo) + np.float32(lo)
+        hdr[0, 0] = (lo, lo, lo)
+        hdr[0, 1] = (hi, hi, hi)
+        up = models(f"hdr-{layout}-{off}", layout=layout, gain=(1.0,) * 3, offset=(off,) * 3)
+        unit = (hdr.astype(np.float64) - lo) / (hi - lo)
+        want = np.clip(unit + off, 0.0, 1.0) * (hi - lo) + lo
+        got = up(hdr)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, np.repeat(np.repeat(want, 2, 0), 2, 1), rtol=0, atol=1e-5)
+        assert (got.min() == np.float32(lo)) if off < 0 else (got.max() == np.float32(hi))
+    # in [0, 1]: values the network pushes out of [0, 1] come back clipped
+    up = models(f"unit-{layout}", layout=layout, gain=(1.5, 1.0, 0.5), offset=(-0.2, 0.3, 0.0))
+    same(up(img), expect(img, 2, gain=(1.5, 1.0, 0.5), offset=(-0.2, 0.3, 0.0)))
+
+
+# --------------------------------------------------------------------------- bands, pyramids
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_row_bands_cover_every_row(models, monkeypatch, threads):
+    """Post-processing in bands of one input row (BAND_PIXELS below one output row of two):
+    every row is written once with its own values."""
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 50)  # rows of 9 * 2 * 2 = 36 pixels: one per band
+    seen: list[tuple[int, int]] = []
+    strips = pipeline._in_strips
+
+    def spy(h, fn, workers, row_pixels):
+        def rec(r0, r1):
+            seen.append((r0, r1))
+            fn(r0, r1)
+        strips(h, rec, workers, row_pixels)
+
+    monkeypatch.setattr(pipeline, "_in_strips", spy)
+    for dtype in (np.uint8, np.float32):
+        up = models(f"band-{threads}-{np.dtype(dtype).name}", layout="nhwc", color="rgb", mean=MEAN,
+                    threads=threads)
+        img = texture(13, 9, dtype, seed=4)
+        seen.clear()
+        same(up(img), expect(img, 2, color="rgb", mean=MEAN))
+        assert sorted(seen) == [(r, r + 1) for r in range(13)]
+
+
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+def test_pyramid_gives_each_level_and_the_asked_one(models, color):
+    up = models(f"pyr-{color}", (2, 4), color=color, layout="nchw")
+    assert up.scales == (2, 4)
+    img = texture(5, 6, np.uint8, seed=5)
+    levels = up.upscale_all(img)
+    assert sorted(levels) == [2, 4]
+    for s in (2, 4):
+        same(levels[s], expect(img, s, color=color))
+    same(up(img), expect(img, 4, color=color))  # x2 is not asked for: skipped, x4 still comes
+
+
+def test_one_channel_output_for_a_colour_model(models):
+    up = models("mono-out", out_channels=1, color="rgb")
+    with pytest.raises(srzoo.SrzooError,
+                       match=r"^mono-out x2: io.color = 'rgb' but the network gives 1-channel outputs$"):
+        up(texture(4, 4, np.uint8))
+
+
+# --------------------------------------------------------------------------- alpha
+def test_float_alpha_outside_unit_is_clipped_and_the_input_left_alone(models):
+    """A float BGRA image whose alpha goes below 0 and above 1: alpha counts as clipped to
+    [0, 1] (colour premultiplied by it, the network upscales it), and the caller's array is not
+    modified."""
+    up = models("alpha-f", gain=(1.0,) * 3, offset=(0.0,) * 3)
+    rng = np.random.default_rng(6)
+    bgr = (0.1 + 0.8 * rng.random((6, 7, 3))).astype(np.float32)
+    alpha = np.array([-0.5, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0], np.float32)[None].repeat(6, 0)
+    bgra = np.dstack((bgr, alpha))
+    keep = bgra.copy()
+    out = up(bgra)
+    assert np.array_equal(bgra, keep)
+    a = np.clip(alpha, 0.0, 1.0)
+    colour = np.where((a > 0)[:, :, None], bgr, 0.0)
+    want = np.dstack((colour, a)).repeat(2, 0).repeat(2, 1)
+    np.testing.assert_allclose(out, want, rtol=0, atol=2e-6)
+    # an offset the network adds to every value: alpha below 0 counts as 0, so its colour is
+    # offset / offset = 1 (the colour under alpha 0 is lost, the network's output is what
+    # comes back), not the colour of a negative alpha
+    up = models("alpha-off", gain=(1.0,) * 3, offset=(0.1,) * 3)
+    out = up(bgra)
+    assert np.array_equal(bgra, keep)
+    ua = np.clip(a + 0.1, 0.0, 1.0)
+    colour = np.clip(np.clip(bgr * a[:, :, None] + 0.1, 0, 1) / ua[:, :, None], 0.0, 1.0)
+    want = np.dstack((colour, ua)).repeat(2, 0).repeat(2, 1)
+    np.testing.assert_allclose(out, want, rtol=0, atol=2e-6)
+
+
+def test_uint_alpha_premultiplied(models):
+    """uint8/uint16 BGRA with partial alpha: colour premultiplied, divided back after the
+    network, alpha upscaled by the network (here: copied), rounded to the input's dtype."""
+    up = models("alpha-u", gain=(1.0,) * 3, offset=(0.0,) * 3)
+    for dtype in (np.uint8, np.uint16):
+        top = MAXV[np.dtype(dtype)]
+        bgr = texture(4, 6, dtype, seed=7)
+        alpha = (np.array([0, 0.2, 0.4, 0.6, 0.8, 1.0])[None].repeat(4, 0) * top).astype(dtype)
+        out = up(np.dstack((bgr, alpha)))
+        a = alpha / top
+        pre = (bgr / top * a[:, :, None]).astype(np.float32).astype(np.float64)
+        colour = np.where((a > 0)[:, :, None], np.clip(pre / np.maximum(a, 1e-6)[:, :, None], 0, 1), 0.0)
+        want = np.dstack((np.rint(colour * top), alpha)).repeat(2, 0).repeat(2, 1)
+        assert out.dtype == dtype
+        assert np.abs(out.astype(np.float64) - want).max() <= 0, dtype
+
+
+def test_pools_work_again_after_a_fork_reset():
+    """What a forked child runs (os.register_at_fork): fresh pools and lock, and bands on
+    several threads still run."""
+    pipeline._forget_pools()
+    done: list[int] = []
+    pipeline._in_strips(6, lambda r0, r1: done.extend(range(r0, r1)), 3, 1)
+    assert sorted(done) == list(range(6))
