@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -31,21 +32,21 @@ MEAN = (0.25, 0.5, 0.125)
 
 
 def _affine_onnx(path: Path, scales: tuple[int, ...], gain, offset, layout: str,
-                 out_channels: int = 3) -> None:
-    """Input x (1x3xHxW, or 1xHxWx3 for ``nhwc``); one output ``o{s}`` per scale:
+                 out_channels: int = 3, in_channels: int = 3) -> None:
+    """Input x (1xCxHxW, or 1xHxWxC for ``nhwc``); one output ``o{s}`` per scale:
     ``gain[c] * x[c] + offset[c]`` copied to every pixel of each s x s block (channel c of
-    the output; ``out_channels=1``: channel 0 only)."""
+    the output; ``out_channels=1``: channel 0 only; a scale of 1: no upscaling)."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits, outs = [], [], []
     src = "x"
-    shape = [1, 3, "h", "w"]
+    shape = [1, in_channels, "h", "w"]
     if layout == "nhwc":
         nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]))
         src = "xt"
-        shape = [1, "h", "w", 3]
+        shape = [1, "h", "w", in_channels]
     for s in scales:
-        w = np.zeros((out_channels * s * s, 3, 1, 1), np.float32)
+        w = np.zeros((out_channels * s * s, in_channels, 1, 1), np.float32)
         b = np.zeros(out_channels * s * s, np.float32)
         for k in range(s * s):  # DCR: channel (i * s + j) * C + c
             for c in range(out_channels):
@@ -74,13 +75,18 @@ def models(models_env, mirror, tmp_path, monkeypatch):
 
     def make(name: str, scales: tuple[int, ...] = (2,), *, layout: str = "nchw", color: str = "bgr",
              range: float = 1.0, mean=(0.0, 0.0, 0.0), gain=GAIN, offset=OFFSET,
-             out_channels: int = 3, threads: int | None = 1) -> srzoo.Upscaler:
+             out_channels: int = 3, threads: int | None = 1,
+             pre_upsample: str | None = None) -> srzoo.Upscaler:
         f = folder / f"{name}_x{max(scales)}.onnx"
-        _affine_onnx(f, scales, gain, offset, layout, out_channels)
+        chans = 1 if color == "y" else 3
+        net_scales = (1,) if pre_upsample else scales
+        _affine_onnx(f, net_scales, gain, offset, layout, min(out_channels, chans), chans)
         io = dict(color=color, range=range, mean=tuple(mean), layout=layout, input="x",
-                  outputs=tuple(f"o{s}" for s in scales))
+                  outputs=tuple(f"o{s}" for s in net_scales))
         if len(scales) > 1:
             io["output_scales"] = scales
+        if pre_upsample:
+            io["pre_upsample"] = pre_upsample
         manifests.append(str(write_manifest(tmp_path / f"{name}.toml", f, name, max(scales), **io)))
         monkeypatch.setenv("SRZOO_REGISTRY", ",".join(manifests))
         return srzoo.Upscaler(name, max(scales), backend=BACKEND, threads=threads, tile=0)
@@ -277,3 +283,94 @@ def test_pools_work_again_after_a_fork_reset():
     done: list[int] = []
     pipeline._in_strips(6, lambda r0, r1: done.extend(range(r0, r1)), 3, 1)
     assert sorted(done) == list(range(6))
+
+
+# --------------------------------------------------------------------------- Y-channel models
+def _bilinear(plane: np.ndarray, s: int) -> np.ndarray:
+    """cv2.resize's bilinear x``s`` (pixel centres, edges repeated), exactly, in float64."""
+    p = plane.astype(np.float64)
+
+    def axis(n: int):
+        x = (np.arange(n * s) + 0.5) / s - 0.5
+        x0 = np.floor(x)
+        return np.clip(x0, 0, n - 1).astype(int), np.clip(x0 + 1, 0, n - 1).astype(int), x - x0
+
+    a, b, f = axis(p.shape[0])
+    p = p[a] * (1 - f)[:, None] + p[b] * f[:, None]
+    a, b, f = axis(p.shape[1])
+    return p[:, a] * (1 - f) + p[:, b] * f
+
+
+def _y_candidates(img: np.ndarray, s: int, g: float, b: float, tie: float | None) -> list[np.ndarray]:
+    """The BGR results a Y model ``g * Y + b`` (range 1) may give: Y through the network,
+    chroma resized bilinearly from OpenCV's YCrCb and rounded (``tie=None``: ties round up,
+    as INTER_LINEAR_EXACT does at power-of-two scales; else values within ``tie`` of a half
+    level may round either way: one candidate per choice of Cr and Cb)."""
+    top = MAXV[img.dtype]
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.float64)
+    y = np.clip(np.rint(g * ycc[:, :, 0] + b * top), 0, top).repeat(s, 0).repeat(s, 1)
+    ups = [_bilinear(ycc[:, :, c], s) for c in (1, 2)]
+    if tie is None:
+        choices = [[np.floor(u + 0.5)] for u in ups]
+    else:
+        choices = [[np.floor(u + 0.5 - tie), np.floor(u + 0.5 + tie)] for u in ups]
+    return [cv2.cvtColor(np.dstack((y, cr, cb)).astype(img.dtype), cv2.COLOR_YCrCb2BGR)
+            for cr in choices[0] for cb in choices[1]]
+
+
+def _one_of(got: np.ndarray, candidates: list[np.ndarray]) -> None:
+    ok = np.zeros(got.shape[:2], bool)
+    for c in candidates:
+        ok |= (got == c).all(axis=2)
+    assert ok.all(), (int((~ok).sum()), np.argwhere(~ok)[:5])
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_y_model_power_of_two_chroma_ties_round_up(models, layout):
+    """x2 and x4: the chroma planes are the exact bilinear values rounded half up (the
+    1/16 and 1/64 weights give many exact half levels: checked below)."""
+    for s in (2, 4):
+        up = models(f"y-{layout}-{s}", (s,), color="y", layout=layout, gain=(0.9,), offset=(0.03,))
+        for dtype in (np.uint8, np.uint16):
+            img = texture(7, 9, dtype, seed=8)
+            ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+            ex = _bilinear(ycc[:, :, 1], s)
+            assert (ex - np.floor(ex) == 0.5).sum() > 5  # ties are there to be rounded
+            got = up(img)
+            assert got.dtype == dtype and got.shape == (7 * s, 9 * s, 3)
+            (want,) = _y_candidates(img, s, 0.9, 0.03, None)
+            same(got, want)
+
+
+def test_y_model_x3_chroma_rounded_from_exact_bilinear(models):
+    """x3: the chroma planes are bilinear values computed in float and rounded (within
+    float error of a half level either side is right), not 8-bit fixed-point weights (off
+    by up to 0.8 of a level)."""
+    up = models("y-x3", (3,), color="y", gain=(0.9,), offset=(0.03,))
+    img = texture(8, 10, np.uint8, seed=9)
+    _one_of(up(img), _y_candidates(img, 3, 0.9, 0.03, 1e-3))
+
+
+def test_y_model_float_and_grey(models):
+    up = models("y-f", (2,), color="y", gain=(1.3,), offset=(-0.1,))
+    img = texture(5, 6, np.float32, seed=10)
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.float64)
+    y = (1.3 * ycc[:, :, 0] - 0.1).repeat(2, 0).repeat(2, 1)
+    planes = np.dstack([y] + [_bilinear(ycc[:, :, c], 2) for c in (1, 2)]).astype(np.float32)
+    want = np.clip(cv2.cvtColor(planes, cv2.COLOR_YCrCb2BGR), 0.0, 1.0)
+    np.testing.assert_allclose(up(img), want, rtol=0, atol=2e-6)
+    grey = img[:, :, 1]
+    np.testing.assert_allclose(up(grey), np.clip(1.3 * grey.astype(np.float64) - 0.1, 0, 1).repeat(2, 0).repeat(2, 1),
+                               rtol=0, atol=2e-6)
+
+
+def test_y_model_pre_upsampled(models):
+    """A network fed the image already resized (bicubic) to the output size: its chroma is
+    that of the resized image, untouched."""
+    up = models("y-pre", (2,), color="y", gain=(0.9,), offset=(0.03,), pre_upsample="bicubic")
+    img = texture(6, 7, np.uint8, seed=11)
+    big = cv2.resize(img, (14, 12), interpolation=cv2.INTER_CUBIC)
+    ycc = cv2.cvtColor(big, cv2.COLOR_BGR2YCrCb).astype(np.float64)
+    y = np.clip(np.rint(0.9 * ycc[:, :, 0] + 0.03 * 255), 0, 255)
+    want = cv2.cvtColor(np.dstack((y, ycc[:, :, 1], ycc[:, :, 2])).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    same(up(img), want)
