@@ -374,3 +374,38 @@ def test_y_model_pre_upsampled(models):
     y = np.clip(np.rint(0.9 * ycc[:, :, 0] + 0.03 * 255), 0, 255)
     want = cv2.cvtColor(np.dstack((y, ycc[:, :, 1], ycc[:, :, 2])).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
     same(up(img), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_y_model_one_row_bands(models, monkeypatch, threads):
+    """Y model, bands of one input row (each band resizes its chroma rows from the rows
+    around them only): the same values as the whole image in one band."""
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 30)  # an output row of x2: 2 * 11 * 2 = 44 pixels
+    for s, dtype in ((2, np.uint8), (4, np.uint16)):
+        up = models(f"y-band-{threads}-{s}", (s,), color="y", gain=(0.9,), offset=(0.03,), threads=threads)
+        img = texture(9, 11, dtype, seed=12)
+        (want,) = _y_candidates(img, s, 0.9, 0.03, None)
+        same(up(img), want)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_blob_layouts(layout):
+    """ModelPipeline.blob: a plane or an H x W x C image as the runner's 4-D input."""
+    from srzoo.hub.manifest import IOSpec
+
+    class Runner:
+        input_layout = layout
+
+        def run(self, blob):  # pragma: no cover - never run here
+            raise AssertionError
+
+    entry = type("E", (), dict(io=IOSpec(layout=layout), scale=2, name="t", manifest="m"))()
+    pipe = pipeline.ModelPipeline(entry, Runner())
+    img = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    nchw = layout == "nchw"
+    b = pipe.blob(img)
+    assert b.flags.c_contiguous
+    assert np.array_equal(b, img.transpose(2, 0, 1)[None] if nchw else img[None])
+    b = pipe.blob(img[:, :, 1])
+    assert b.shape == ((1, 1, 2, 3) if nchw else (1, 2, 3, 1))
+    assert np.array_equal(b.reshape(2, 3), img[:, :, 1])
