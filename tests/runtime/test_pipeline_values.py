@@ -409,3 +409,25 @@ def test_blob_layouts(layout):
     b = pipe.blob(img[:, :, 1])
     assert b.shape == ((1, 1, 2, 3) if nchw else (1, 2, 3, 1))
     assert np.array_equal(b.reshape(2, 3), img[:, :, 1])
+
+
+def test_y_model_float_results_clipped_to_unit_before_the_span_comes_back(models):
+    """As for colour models: a Y model's float result (grey, or colour after YCrCb -> BGR) is
+    clipped to [0, 1] before [lo, hi] of an input outside [0, 1] is restored."""
+    img = texture(6, 5, np.float32, seed=13)
+    for lo, hi, off in ((0.5, 3.0, -0.2), (-1.0, 0.5, 0.2)):
+        up = models(f"y-hdr-{off}", (2,), color="y", gain=(1.0,), offset=(off,))
+        hdr = img * np.float32(hi - lo) + np.float32(lo)
+        hdr[0, 0] = (lo, lo, lo)
+        hdr[0, 1] = (hi, hi, hi)
+        unit = (hdr.astype(np.float64) - lo) / (hi - lo)
+        grey = up(hdr[:, :, 0])
+        want = np.clip(unit[:, :, 0] + off, 0.0, 1.0).repeat(2, 0).repeat(2, 1) * (hi - lo) + lo
+        np.testing.assert_allclose(grey, want, rtol=0, atol=1e-5)
+        ycc = cv2.cvtColor(unit.astype(np.float32), cv2.COLOR_BGR2YCrCb).astype(np.float64)
+        y = (ycc[:, :, 0] + off).repeat(2, 0).repeat(2, 1)
+        planes = np.dstack([y] + [_bilinear(ycc[:, :, c], 2) for c in (1, 2)]).astype(np.float32)
+        want = np.clip(cv2.cvtColor(planes, cv2.COLOR_YCrCb2BGR), 0.0, 1.0) * (hi - lo) + lo
+        got = up(hdr)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        assert (got.min() == np.float32(lo)) if off < 0 else (got.max() == np.float32(hi))
