@@ -431,3 +431,38 @@ def test_y_model_float_results_clipped_to_unit_before_the_span_comes_back(models
         got = up(hdr)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
         assert (got.min() == np.float32(lo)) if off < 0 else (got.max() == np.float32(hi))
+
+
+def test_y_pyramid_pre_upsampled_level_below_the_input(models, tmp_path, monkeypatch):
+    """A pre-upsampled pyramid (x4 input; outputs x4 and, strided, x2): the x2 level's chroma is
+    the pre-upsampled chroma resized to its size (bilinear, here the mean of 2 x 2 pixels,
+    rounded half to even), not chroma of another size."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    models("y-pyr-pre-dummy", (2,), color="y")  # the registry fixture's folder and mirror
+    folder = tmp_path / "files"
+    w = numpy_helper.from_array(np.full((1, 1, 1, 1), 0.9, np.float32), "W")
+    b = numpy_helper.from_array(np.full(1, 0.03, np.float32), "B")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W", "B"], ["o4"], kernel_shape=[1, 1]),
+         helper.make_node("Conv", ["x", "W", "B"], ["o2"], kernel_shape=[1, 1], strides=[2, 2])],
+        "pyr", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "H", "W"]) for n in ("o2", "o4")], [w, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    f = folder / "ypyr_x4.onnx"
+    f.write_bytes(m.SerializeToString())
+    man = write_manifest(tmp_path / "ypyr.toml", f, "y-pyr-pre", 4, color="y", range=1.0, layout="nchw",
+                         input="x", outputs=("o2", "o4"), output_scales=(2, 4), pre_upsample="bicubic")
+    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+    up = srzoo.Upscaler("y-pyr-pre", 4, backend=BACKEND, threads=1, tile=0)
+    img = texture(5, 6, np.uint8, seed=14)
+    levels = up.upscale_all(img)
+    big = cv2.cvtColor(cv2.resize(img, (24, 20), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2YCrCb).astype(np.float64)
+    y4 = np.clip(np.rint(0.9 * big[:, :, 0] + 0.03 * 255), 0, 255)
+    want4 = cv2.cvtColor(np.dstack((y4, big[:, :, 1], big[:, :, 2])).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    same(levels[4], want4)
+    y2 = y4[::2, ::2]
+    c2 = [np.rint(big[:, :, c].reshape(10, 2, 12, 2).mean(axis=(1, 3))) for c in (1, 2)]
+    want2 = cv2.cvtColor(np.dstack([y2] + c2).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    same(levels[2], want2)
