@@ -270,7 +270,7 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
 @functools.lru_cache(maxsize=None)
 def _opencv_orients_tiff() -> bool:
     """Whether this OpenCV's TIFF decoder turns the pixels by the file's orientation
-    tag itself, even with IMREAD_UNCHANGED (5.1 does, for every sample layout):
+    tag itself, even with IMREAD_UNCHANGED (4.10 and 5.1 do, for every sample layout):
     probed once on a 2x1 TIFF tagged 6 (turned: 1x2)."""
     import cv2
     from PIL import Image
