@@ -795,20 +795,26 @@ def test_the_last_bytes_after_the_deadline_complete_the_file(mirror, art, data, 
     assert p.path.read_bytes() == data
 
 
-def test_the_bound_ignores_bytes_of_another_source(mirror, art, data, monkeypatch):
-    """SRZOO_TIMEOUT + size / SRZOO_MIN_RATE from the clock's now: another source's bytes are
-    no head start."""
+@pytest.fixture
+def deadlines(monkeypatch) -> list[float]:
+    """Each Watchdog's deadline, with SRZOO_TIMEOUT=5, SRZOO_MIN_RATE=1000 and the clock at 1000 s."""
     monkeypatch.setenv("SRZOO_TIMEOUT", "5")
     monkeypatch.setenv("SRZOO_MIN_RATE", "1000")
-    deadlines: list[float] = []
+    seen: list[float] = []
 
     class Recorded(transfer.Watchdog):
         def __init__(self, session, deadline):
-            deadlines.append(deadline)
+            seen.append(deadline)
             super().__init__(session, deadline)
 
     monkeypatch.setattr(transfer, "Watchdog", Recorded)
     clock(monkeypatch, lambda: 1000.0)
+    return seen
+
+
+def test_the_bound_ignores_bytes_of_another_source(mirror, art, data, deadlines):
+    """SRZOO_TIMEOUT + size / SRZOO_MIN_RATE from the clock's now: another source's bytes are
+    no head start."""
     mirror.fault(f"/{NAME}", status=404)
     p = resumable(mirror, art, data, 300000, source="http://elsewhere.invalid/x")
     with pytest.raises(Fatal):
@@ -816,20 +822,9 @@ def test_the_bound_ignores_bytes_of_another_source(mirror, art, data, monkeypatc
     assert deadlines == [1000.0 + 5 + len(data) / 1000]
 
 
-def test_the_bound_after_an_oversized_partial_is_the_whole_files(mirror, art, data, monkeypatch):
+def test_the_bound_after_an_oversized_partial_is_the_whole_files(mirror, art, data, deadlines):
     """A partial of this URL longer than the manifest's size is thrown away and the whole file
     fetched again: it gets the whole file's time, not SRZOO_TIMEOUT alone."""
-    monkeypatch.setenv("SRZOO_TIMEOUT", "5")
-    monkeypatch.setenv("SRZOO_MIN_RATE", "1000")
-    deadlines: list[float] = []
-
-    class Recorded(transfer.Watchdog):
-        def __init__(self, session, deadline):
-            deadlines.append(deadline)
-            super().__init__(session, deadline)
-
-    monkeypatch.setattr(transfer, "Watchdog", Recorded)
-    clock(monkeypatch, lambda: 1000.0)
     p = resumable(mirror, art, data + b"junk", len(data) + 4)
     transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
     assert p.path.read_bytes() == data and log(mirror) == [(200, None, None)]
