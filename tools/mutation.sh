@@ -61,7 +61,7 @@ declare -A MODULE_TESTS=(
   [cli/bench]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_bench.py tests/evaluate/test_compare.py tests/hub/test_mirror_folders.py !tests/evaluate/test_bench.py::test_real_models_json"
   [cli/convert]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_hostile_outputs.py tests/convert/test_export.py tests/convert/test_convert_registry.py tests/convert/test_convert_torch.py"
   [cli/catalog]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/hub/test_catalog_load.py tests/hub/test_omdb.py"
-  [cli/train]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/train/test_train.py"
+  [cli/train]="tests/cli/test_cli_reference.py tests/cli/test_cli_train_args.py tests/train/test_cli_train_options.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/train/test_train.py"
   [cli/compare]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_compare.py"
   [cli/serve]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/serve/test_serve_cli.py"
 )
