@@ -6,7 +6,6 @@ test can ever reach a model hub or touch the user's cache.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from httpmirror import MirrorServer  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SRZOO_SHARED", REPO.parent / "shared")).resolve()
+from suite import SHARED  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +84,3 @@ def models_env(_session_cache: Path, mirror: MirrorServer, monkeypatch: pytest.M
     _set_env(monkeypatch, _session_cache, mirror.url)
     return _session_cache
 
-
-def cache_files(cache: Path) -> list[Path]:
-    """Files under the cache's verified folders (not partials or locks)."""
-    return sorted(p.relative_to(cache) for sub in ("models", "datasets")
-                  if (cache / sub).is_dir() for p in (cache / sub).rglob("*") if p.is_file())

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from srzoo.cli import main
-from conftest import cache_files
+from suite import cache_files
 
 
 def run(capsys, *argv):

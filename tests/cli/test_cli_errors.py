@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from srzoo.cli import main
-from conftest import REPO, cache_files
+from suite import REPO, cache_files
 from diskfaults import mount_tmpfs, umount
 
 

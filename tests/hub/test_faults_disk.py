@@ -19,7 +19,7 @@ import pytest
 from diskfaults import mount_tmpfs, umount
 
 import srzoo
-from conftest import REPO, cache_files
+from suite import REPO, cache_files
 
 ESPCN4 = "ESPCN_x4.pb"  # 100323 bytes
 

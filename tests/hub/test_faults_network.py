@@ -14,7 +14,7 @@ import pytest
 
 import srzoo
 from srzoo.hub import cache, download
-from conftest import cache_files
+from suite import cache_files
 
 ESPCN4 = "ESPCN_x4.pb"  # 100323 bytes
 

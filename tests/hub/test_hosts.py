@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import cache_files
+from suite import cache_files
 from httpmirror import QuietHTTPServer
 from srzoo.cli import main
 from srzoo.hub import hosts

@@ -15,7 +15,7 @@ import pytest
 import srzoo
 from srzoo.cli import main
 from srzoo.hub import api, download, mirror
-from conftest import cache_files
+from suite import cache_files
 
 ESPCN4 = "ESPCN_x4.pb"
 

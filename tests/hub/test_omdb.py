@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import srzoo
-from conftest import cache_files
+from suite import cache_files
 from httpmirror import MirrorServer
 from srzoo.convert import safetensors as st
 from srzoo.runtime import upscaler

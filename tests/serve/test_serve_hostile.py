@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import decode, files_under, png_bytes, submit, wait_done
+from servekit import decode, files_under, png_bytes, submit, wait_done
 
 import srzoo
 

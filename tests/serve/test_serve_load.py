@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from conftest import decode, png_bytes
+from servekit import decode, png_bytes
 
 import srzoo
 
