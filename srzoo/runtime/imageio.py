@@ -88,13 +88,24 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
             head = f.read(4096)
     except OSError:
         return None
+    return _header_size(head, str(path))
+
+
+#: how much of an encoded image in memory the header parser may look at (JPEG's size comes
+#: after its APP segments: EXIF, ICC, XMP)
+_HEADER_SCAN = 1 << 20
+
+
+def _header_size(head: bytes, source: str | io.BytesIO) -> tuple[int, int] | None:
+    """(width, height) from a header: PFM/PNM/HDR text headers in ``head``, the other
+    formats through imagesize reading ``source`` (a path, or the bytes' start)."""
     size = _text_header_size(head)
     if size:
         return size
     try:
         import imagesize
 
-        w, h = imagesize.get(str(path))
+        w, h = imagesize.get(source)
     except Exception:  # noqa: BLE001 - a header it cannot parse: decode and check after
         return None
     return (int(w), int(h)) if w > 0 and h > 0 else None
@@ -284,13 +295,23 @@ def _opencv_orients_tiff() -> bool:
 
 
 def decode(data: np.ndarray, what: str, *, scale: int = 1,
-           source: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, ImageMeta]:
+           source: str | os.PathLike[str] | None = None,
+           header_checked: bool = False) -> tuple[np.ndarray, ImageMeta]:
     """Decode encoded bytes (OpenCV, unchanged: alpha, 16-bit and grey kept), turn
     the pixels upright by their EXIF orientation, and return them with their
     metadata (read from ``source``, the file ``data`` came from, when given: no
-    copy of the bytes). Raises :class:`srzoo.ImageError` naming ``what``."""
+    copy of the bytes). An image whose header says it (upscaled ``scale`` times)
+    would exceed ``SRZOO_MAX_PIXELS`` is refused before decoding (unless the caller
+    checked it: ``header_checked``), any other one after. Raises
+    :class:`srzoo.ImageError` naming ``what``."""
     import cv2
 
+    limit = _limit()
+    if not header_checked and data.size:  # bytes from a URL: refuse a bomb before decoding it
+        start = data[:_HEADER_SCAN].tobytes()
+        size = _header_size(start[:4096], io.BytesIO(start))
+        if size and size[0] * size[1] * scale * scale > limit:
+            raise _refuse(what, size[0], size[1], scale, limit, before=True)
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as e:
@@ -298,7 +319,6 @@ def decode(data: np.ndarray, what: str, *, scale: int = 1,
     if img is None:
         raise ImageError(f"{what}: not an image OpenCV can decode (empty, truncated or unknown format)")
     h, w = img.shape[:2]
-    limit = _limit()
     if w * h * scale * scale > limit:
         raise _refuse(what, w, h, scale, limit, before=False)
     meta = read_meta(source if source is not None else data.tobytes(), what)
@@ -330,7 +350,7 @@ def read_image(src: str | os.PathLike[str], *, scale: int = 1) -> tuple[np.ndarr
         raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
-    return decode(data, str(path), scale=scale, source=path)
+    return decode(data, str(path), scale=scale, source=path, header_checked=True)
 
 
 def load_image(src: ImageLike, *, scale: int = 1) -> np.ndarray:

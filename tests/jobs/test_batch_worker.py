@@ -16,6 +16,7 @@ import struct
 import sys
 import termios
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -172,9 +173,30 @@ def test_urls_in_and_out_keep_metadata_quality_and_name_the_cause(tmp_path: Path
             big = batch.run_job(_job("memory://w24/in.jpg", "memory://w24/out/x3.jpg", scale=3))
         finally:
             del os.environ["SRZOO_MAX_PIXELS"]
-        assert (big["status"], big["error"]) == ("failed", LIMIT_X3 + ADVICE)
+        assert (big["status"], big["error"]) == ("failed", LIMIT_X3 + " (refused before decoding)" + ADVICE)
     finally:
         fs.rm("/w24", recursive=True)
+
+
+def test_a_bomb_from_a_url_is_refused_before_decoding(monkeypatch) -> None:
+    """A PNG whose header claims 60000 x 50000 pixels (3 GP; 9 GB decoded) arrives as
+    bytes from a URL: refused from its header, the way a local file is."""
+    fs = fsspec.filesystem("memory")
+    ihdr = struct.pack(">IIBBBBB", 60000, 50000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    fs.pipe("/w24b/bomb.png", b"\x89PNG\r\n\x1a\n" + chunk + b"\0" * 64)
+    calls: list[int] = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or real(*a))
+    try:
+        with pytest.raises(SrzooError) as e:
+            batch._read("memory://w24b/bomb.png", 2)
+    finally:
+        fs.rm("/w24b", recursive=True)
+    assert str(e.value) == ("memory://w24b/bomb.png: a 60000x50000 image gives 120000x100000 at x2, "
+                            "12000 MP, above the limit of 1074 MP (refused before decoding); downscale "
+                            "or crop it, or raise SRZOO_MAX_PIXELS")
+    assert calls == []  # never decoded
 
 
 def test_urls_need_fsspec_one_line(monkeypatch) -> None:

@@ -454,8 +454,13 @@ def test_limit_messages_before_and_after_decoding(tmp_path, bgr, monkeypatch) ->
     assert str(e.value) == (f"{p}: a 52x40 image is 2080 pixels, above the limit of 2079 pixels (refused "
                             "before decoding); downscale or crop it, or raise SRZOO_MAX_PIXELS")
     monkeypatch.setenv("SRZOO_MAX_PIXELS", "8319")
-    with pytest.raises(srzoo.ImageError) as e:  # bytes: no header read first, refused once decoded
+    with pytest.raises(srzoo.ImageError) as e:  # bytes (a URL's): their header is read first too
         imageio.decode(data, "buf", scale=2)
+    assert str(e.value) == ("buf: a 52x40 image gives 104x80 at x2, 8320 pixels, above the limit of "
+                            "8319 pixels (refused before decoding); downscale or crop it, or raise "
+                            "SRZOO_MAX_PIXELS")
+    with pytest.raises(srzoo.ImageError) as e:  # the caller read the header: checked once decoded
+        imageio.decode(data, "buf", scale=2, header_checked=True)
     assert str(e.value) == ("buf: a 52x40 image gives 104x80 at x2, 8320 pixels, above the limit of "
                             "8319 pixels; downscale or crop it, or raise SRZOO_MAX_PIXELS")
     ras = tmp_path / "a.ras"  # a header imagesize cannot read: the scale still counts after decoding
