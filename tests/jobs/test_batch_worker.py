@@ -199,6 +199,24 @@ def test_a_bomb_from_a_url_is_refused_before_decoding(monkeypatch) -> None:
     assert calls == []  # never decoded
 
 
+def test_a_failed_move_into_place_leaves_no_partial(monkeypatch) -> None:
+    """The upload lands under a temporary name, then moves into place; when the move fails
+    (an injected fault of the real in-memory filesystem), the temporary file is removed."""
+    fs = fsspec.filesystem("memory")
+    fs.mkdir("/w24c")
+
+    def refuse(self, *a, **k):
+        raise PermissionError("read-only bucket")
+
+    monkeypatch.setattr(type(fs), "mv", refuse)
+    try:
+        with pytest.raises(PermissionError):
+            batch._write("memory://w24c/out/r.png", _photo())
+        assert fs.find("/w24c") == []
+    finally:
+        fs.rm("/w24c", recursive=True)
+
+
 def test_urls_need_fsspec_one_line(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "fsspec", None)  # `import fsspec` now fails as if not installed
     with pytest.raises(SrzooError) as e:
