@@ -358,6 +358,39 @@ class _Recorder:
         pass
 
 
+def test_tile_bar_stays_off_when_stderr_is_not_a_terminal(monkeypatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = batch._TileBar("a.png")
+    bar(1, 4)
+    bar(4, 4)
+    bar.close()
+    assert bar.bar is not None and err.getvalue() == ""
+
+
+def test_the_model_scale_backend_and_threads_reach_the_run(tmp_path: Path) -> None:
+    from srzoo.runtime import upscaler
+
+    img = _photo()
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), img)
+    upscaler.clear_cache()
+    # x2.5 of the built-in model: its x3 network, then an area shrink
+    rec = batch.run_job(_job(src, tmp_path / "o.png", model="default", scale=2.5,
+                             backend="onnxruntime", threads=1))
+    assert rec["out_shape"] == (120, 160)
+    keys = [(k[0].name, k[0].scale, k[1], k[3]) for k in upscaler._cache]
+    assert keys == [("default", 3, "onnxruntime", 1)]
+    up = next(iter(upscaler._cache.values()))
+    ref = resize_down(up.upscale(img), (160, 120))
+    assert np.array_equal(cv2.imread(str(tmp_path / "o.png")), ref)
+    # a scale the model does not have: the message names the model
+    bad = batch.run_job(_job(src, tmp_path / "b.png", model="default", scale=8))
+    assert bad["error"] == ("model 'default' has no x8; it has scales x2, x3, x4 (srzoo runs a model "
+                            "scale at or above the request, then shrinks): use a smaller scale or size, "
+                            "or a model with a larger scale")
+
+
 # --------------------------------------------------------------------------- partials
 def test_partials_of_our_outputs_are_removed_others_kept(tmp_path: Path) -> None:
     out = tmp_path / "out"
