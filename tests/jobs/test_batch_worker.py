@@ -452,3 +452,49 @@ def test_run_batch_defaults(models_env, tmp_path: Path, capsys) -> None:
                           "(--force-jobs runs them all)\n"), err
     batch.run_batch([src], "bicubic", 2, output=tmp_path / "k", jobs=n + 5, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_prefetch_of_a_scale_between_the_models(models_env, tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _photo())
+    p = batch.plan([src], "lapsrn", 3, output=tmp_path / "o")  # LapSRN has x2, x4, x8: x4 runs
+    assert [Path(f).name for f in batch.prefetch(p, quiet=True)] == ["LapSRN_x4.pb"]
+
+
+def test_quiet_downloads_stay_off_the_terminal(srzoo_env, tmp_path: Path, monkeypatch) -> None:
+    """On a terminal a download shows a bar unless asked to be quiet: prefetch(quiet=True)
+    and run_batch(progress=False) show nothing; prefetch(quiet=None) shows it."""
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _photo())
+    with _terminal(monkeypatch) as shown:
+        batch.prefetch(batch.plan([src], "fsrcnn-small", 2, output=tmp_path / "o"), quiet=True)
+        rep = batch.run_batch([src], "fsrcnn-small", 3, output=tmp_path / "o", progress=False)
+    assert rep.written == 1 and shown == [""]
+    with _terminal(monkeypatch) as shown:
+        batch.prefetch(batch.plan([src], "fsrcnn-small", 4, output=tmp_path / "o"), quiet=None)
+    assert "FSRCNN-small_x4.pb" in shown[0], shown
+
+
+def test_run_batch_passes_every_option_on(tmp_path: Path, monkeypatch) -> None:
+    from srzoo.runtime import upscaler
+
+    img = _photo(96, 128)
+    src = tmp_path / "in.jpg"
+    _jpeg_with_exif(src, img)
+    upscaler.clear_cache()
+    calls: list = []
+    monkeypatch.setattr(batch, "_TileBar", lambda name: _Recorder(name, calls))
+    rep = batch.run_batch([src], "default", None, output=src, width=100, height=100, stretch=True,
+                          format="jpg", quality=30, overwrite=True, tile=32, backend="onnxruntime",
+                          threads=1, progress=True)
+    assert rep.written == 1 and rep.results[0].output == src and rep.results[0].out_shape == (100, 100)
+    with Image.open(src) as im:
+        assert im.size == (100, 100) and im.getexif()[0x010F] == "srzoo-test"
+        ok, ref = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])
+        with Image.open(io.BytesIO(ref.tobytes())) as r:
+            assert im.quantization == r.quantization
+    assert calls == [("in.jpg", i, 6) for i in range(1, 7)]  # 128 x 96 in tiles of 32 (+ overlap)
+    assert [(k[0].name, k[0].scale, k[1], k[3]) for k in upscaler._cache] == [("default", 2, "onnxruntime", 1)]
+    png = batch.run_batch([tmp_path / "in.jpg"], "bicubic", 2, output=tmp_path / "o", format="png",
+                          progress=False)
+    assert png.results[0].output == tmp_path / "o" / "in_bicubic_x2.png"
