@@ -268,6 +268,9 @@ def test_a_dask_task_gets_its_share_of_the_cores(nthreads: int, tmp_path: Path, 
         now, status = client.submit(task_with_threads, _job(src, tmp_path / "b.png", threads=1),
                                     pure=False).result()
         assert (now, status) == (7, "written")
+        # run_batch on this client: the jobs go to its worker
+        rep = batch.run_batch([src], "bicubic", 2, output=tmp_path / "c", client=client, progress=False)
+        assert rep.written == 1 and rep.executor.startswith("dask"), rep.executor
     # outside a worker (distributed imported): no share
     assert "distributed" in sys.modules and batch._dask_worker_threads() is None
 
@@ -431,9 +434,10 @@ def test_run_batch_defaults(models_env, tmp_path: Path, capsys) -> None:
     rep = batch.run_batch([src], output=out, progress=False)  # espcn, x2, serial
     assert (rep.written, rep.executor, rep.model, rep.label) == (1, "serial", "espcn", "x2")
     assert [p.name for p in out.iterdir()] == ["im_espcn_x2.png"]
-    (out / "im_espcn_x2.png").write_bytes(b"old")
+    cv2.imwrite(str(out / "im_espcn_x2.png"), np.zeros((96, 128, 3), np.uint8))  # finished, right size
+    old = (out / "im_espcn_x2.png").read_bytes()
     again = batch.run_batch([src], output=out, progress=False)  # not --skip-existing: redone
-    assert (again.written, again.skipped) == (1, 0) and (out / "im_espcn_x2.png").read_bytes() != b"old"
+    assert (again.written, again.skipped) == (1, 0) and (out / "im_espcn_x2.png").read_bytes() != old
     # not --overwrite: an output that is an input is refused
     same = batch.run_batch([src], "bicubic", 2, output=src, progress=False)
     assert same.failed == 1 and same.results[0].error.startswith(f"output {src} is an input; refusing")
@@ -452,6 +456,26 @@ def test_run_batch_defaults(models_env, tmp_path: Path, capsys) -> None:
                           "(--force-jobs runs them all)\n"), err
     batch.run_batch([src], "bicubic", 2, output=tmp_path / "k", jobs=n + 5, progress=False)
     assert capsys.readouterr().err == ""
+    rep = batch.run_batch([src], "bicubic", 2, output=tmp_path / "m", jobs=n + 5, force_jobs=True)
+    assert rep.executor == f"{n + 5} processes x 1 threads" and capsys.readouterr().err == ""
+
+
+def test_the_scheduler_comes_from_the_argument_or_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """A Dask scheduler address that fails at once (no port): asked for by argument or by
+    SRZOO_SCHEDULER, the batch goes to Dask (and says why it cannot), never silently serial."""
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _photo())
+    why = ("cannot use the Dask scheduler 'tcp://': missing port number in address '' (give "
+           "tcp://HOST:8786 or 'local' to --scheduler / SRZOO_SCHEDULER)")
+    monkeypatch.delenv("SRZOO_SCHEDULER", raising=False)
+    with pytest.raises(SrzooError) as e:
+        batch.run_batch([src], "bicubic", 2, output=tmp_path / "o", scheduler="tcp://", progress=False)
+    assert str(e.value) == why
+    monkeypatch.setenv("SRZOO_SCHEDULER", "tcp://")
+    with pytest.raises(SrzooError) as e:
+        batch.run_batch([src], "bicubic", 2, output=tmp_path / "o", progress=False)
+    assert str(e.value) == why
+    assert not (tmp_path / "o").exists()
 
 
 def test_prefetch_of_a_scale_between_the_models(models_env, tmp_path: Path) -> None:
