@@ -16,6 +16,14 @@ def _parse(*extra: str):
     return build_parser().parse_args(BASE + list(extra))
 
 
+def test_defaults() -> None:
+    a = _parse()
+    assert (a.arch, a.loss, a.epochs, a.steps, a.batch, a.patch, a.lr, a.seed, a.val_count, a.threads) == (
+        "espcn-res", "l1", 20, 200, 16, 32, 1e-3, 0, 4, 0)
+    assert (a.init, a.checkpoint, a.resume, a.name, a.license, a.bundled, a.quiet) == (
+        None, None, False, None, None, False, False)
+
+
 def test_downscales_are_factors_in_zero_one() -> None:
     assert _parse().downscales == [1.0]
     assert _parse("--downscales", "1,0.8, 0.6,").downscales == [1.0, 0.8, 0.6]  # blanks ignored

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,37 @@ def test_an_existing_checkpoint_without_resume_is_refused_before_training(
     assert capsys.readouterr() == (
         "", f"srzoo: error: {ck}: a checkpoint exists; add --resume to continue it, or remove it\n")
     assert ck.read_bytes() == b"not ours" and sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]
+
+
+def test_a_pre_upsampling_architecture_is_exported_and_described_as_one(
+        data: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """srcnn works on the bicubic-upscaled image: the ONNX file takes the large image, and
+    the manifest entry says pre_upsample = "bicubic" so srzoo feeds it that."""
+    import onnx
+
+    out = tmp_path / "s.onnx"
+    t0 = time.perf_counter()
+    assert main(["train", "-s", "3", "--data", *data, "--arch", "srcnn", "--epochs", "1", "--steps", "1",
+                 "--batch", "2", "--patch", "16", "--val-count", "1", "--threads", "1", "-o", str(out)]) == 0
+    took = time.perf_counter() - t0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert int(re.fullmatch(r"wrote .*; (\d+) s", last).group(1)) <= took + 1
+    entry = (tmp_path / "s.onnx.toml").read_text()
+    assert entry.endswith('arch = "srcnn"\ndescription = "srzoo train --arch srcnn --loss l1 --seed 0"\n'
+                          'io = { color = "y", range = 1.0, layout = "nchw", pre_upsample = "bicubic" }\n')
+    graph = onnx.load(str(out)).graph
+    # no depth-to-space: the network keeps the size it is given (the bicubic x3 image)
+    assert "DepthToSpace" not in {n.op_type for n in graph.node}
+    text = (tmp_path / "s.onnx.log.json").read_text()
+    assert text.startswith('{\n "config": {\n  "scale": 3,\n')  # indent 1
+    assert json.loads(text)["export"]["max_abs_diff"] < 1e-4
+
+
+def test_an_unknown_architecture_lists_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from srzoo.train import ARCHS
+
+    assert main(["train", "-s", "2", "--data", str(tmp_path), "--arch", "nope", "-o", str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err == (f"srzoo: error: unknown --arch 'nope'; choose one of "
+                                       f"{', '.join(ARCHS)}\n")
+    assert ", ".join(ARCHS) == "espcn-res, resblock, fsrcnn-res, espcn, srcnn, tiny"
+
