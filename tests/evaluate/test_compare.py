@@ -59,6 +59,15 @@ def test_input_mode_has_no_scores(bird: Path) -> None:
     assert np.array_equal(res.tiles[0].crop, up[20:84, 10:74])
 
 
+def test_cli_compare_runs_a_network_without_backend_option(bird: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """No --backend: 'auto' (a network model checks it; the interpolations do not)."""
+    out = tmp_path / "g.png"
+    assert main(["compare", str(bird), "-m", "default", "--crop", "32", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"wrote {out} (")
+    assert cv2.imread(str(out)) is not None
+
+
 def test_cli_compare_and_errors(bird: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "grid.png"
     assert main(["compare", str(bird), "-m", "bicubic,nearest", "-s", "2", "-o", str(out)]) == 0
