@@ -63,7 +63,7 @@ declare -A MODULE_TESTS=(
   [cli/catalog]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/hub/test_catalog_load.py tests/hub/test_omdb.py"
   [cli/train]="tests/cli/test_cli_reference.py tests/cli/test_cli_train_args.py tests/train/test_cli_train_options.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/train/test_train.py"
   [cli/compare]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_compare.py"
-  [cli/serve]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/serve/test_serve_cli.py"
+  [cli/serve]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/serve/test_serve_cli.py tests/serve/test_serve_cli_options.py"
 )
 ORDER=(convert/check convert/torchload convert/safetensors hub/registry hub/manifest jobs/resize hub/transfer hub/download hub/cache
        runtime/imageio runtime/pipeline evaluate/metrics evaluate/benchmark jobs/batch

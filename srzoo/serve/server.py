@@ -100,6 +100,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, store: JobStore,
     except BaseException:
         store.close()
         raise
+    port = sock.getsockname()[1]  # --port 0: the port the system gave, not 0
     server = uvicorn.Server(uvicorn_config(create_app(store, token=token), host, port))
     store.start()
     try:
