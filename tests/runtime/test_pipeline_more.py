@@ -1,0 +1,253 @@
+"""More exact values through srzoo.runtime.pipeline, for what test_pipeline_values.py leaves open:
+network outputs of other shapes (H x W, flat, the wrong scale: exact error lines), a range of 2
+and a mean of 1 (the two values where ``_to_depth`` could skip its work), the alpha clip of
+``finish``, the bands and threads of ``_in_strips`` and the default number of threads.
+
+The networks are the tiny ONNX ones of test_pipeline_values.py (1x1 convolution ``g * x + b``,
+then DepthToSpace), registered through a manifest and run on onnxruntime by srzoo.Upscaler;
+expected values are computed here from the io rules.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import srzoo
+from srzoo.hub.manifest import IOSpec
+from srzoo.runtime import pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
+from standin import write_manifest  # noqa: E402
+from test_pipeline_values import BACKEND, _y_candidates, expect, models, same, texture  # noqa: E402,F401 (fixture)
+
+
+def _y_net(path: Path, s: int, gain: float, offset: float, tail: str | None) -> None:
+    """A Y network (1 x 1 x h x w in): ``gain * x + offset`` over each s x s block, its output
+    1 x 1 x sh x sw, or ``tail="hw"``: squeezed to sh x sw, ``tail="flat"``: one axis."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.full((s * s, 1, 1, 1), gain, np.float32), "W"),
+             numpy_helper.from_array(np.full(s * s, offset, np.float32), "B")]
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["f"], kernel_shape=[1, 1]),
+             helper.make_node("DepthToSpace", ["f"], ["d"], blocksize=s, mode="DCR")]
+    shape: list = [1, 1, "H", "W"]
+    if tail == "hw":
+        inits.append(numpy_helper.from_array(np.array([0, 1], np.int64), "axes"))
+        nodes.append(helper.make_node("Squeeze", ["d", "axes"], ["y"]))
+        shape = ["H", "W"]
+    elif tail == "flat":
+        inits.append(numpy_helper.from_array(np.array([-1], np.int64), "shape"))
+        nodes.append(helper.make_node("Reshape", ["d", "shape"], ["y"]))
+        shape = ["N"]
+    else:
+        nodes.append(helper.make_node("Identity", ["d"], ["y"]))
+    g = helper.make_graph(nodes, "ynet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", "w"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path.write_bytes(m.SerializeToString())
+
+
+@pytest.fixture
+def ynet(models, tmp_path, monkeypatch):
+    """``ynet(name, scale, net_scale, tail)``: a Y model registered as x``scale`` whose network
+    upscales x``net_scale`` (0.9 x + 0.03), its output shaped by ``tail`` (see _y_net)."""
+    models("ynet-dummy")  # the fixture's mirror folder (tmp_path / "files") is served from here on
+    folder = tmp_path / "files"
+
+    def make(name: str, scale: int, net_scale: int, tail: str | None) -> srzoo.Upscaler:
+        f = folder / f"{name}_x{scale}.onnx"
+        _y_net(f, net_scale, 0.9, 0.03, tail)
+        man = write_manifest(tmp_path / f"{name}.toml", f, name, scale, color="y", range=1.0,
+                             layout="nchw", input="x", outputs=("y",))
+        monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+        return srzoo.Upscaler(name, scale, backend=BACKEND, threads=1, tile=0)
+
+    return make
+
+
+# --------------------------------------------------------------------------- output shapes
+def test_a_two_dimensional_output_is_one_plane(ynet):
+    """A network whose output is H x W (no batch or channel axis) gives that plane, for a grey
+    image and for the Y of a colour one."""
+    up = ynet("y-hw", 2, 2, "hw")
+    grey = texture(5, 7, np.uint8, seed=20)[:, :, 0]
+    want = np.clip(np.rint(0.9 * grey.astype(np.float64) + 0.03 * 255), 0, 255).repeat(2, 0).repeat(2, 1)
+    same(up(grey), want)
+    img = texture(5, 7, np.uint8, seed=21)
+    (want,) = _y_candidates(img, 2, 0.9, 0.03, None)
+    same(up(img), want)
+
+
+def test_output_of_an_unexpected_rank_is_refused_with_its_shape(ynet):
+    up = ynet("y-flat", 2, 2, "flat")
+    with pytest.raises(srzoo.SrzooError) as e:
+        up(texture(3, 4, np.uint8, seed=22)[:, :, 0])
+    assert str(e.value) == "y-flat x2: unexpected output shape (48,)"
+
+
+def test_output_of_the_wrong_scale_is_refused_with_the_input_size(ynet):
+    """A network that upscales x3 registered as x2: the message gives the output's shape and
+    the input as width x height (not square here: the two sides are told apart)."""
+    up = ynet("y-x3-as-x2", 2, 3, None)
+    with pytest.raises(srzoo.SrzooError) as e:
+        up(texture(5, 7, np.uint8, seed=23)[:, :, 0])
+    assert str(e.value) == "y-x3-as-x2 x2: network output (1, 15, 21) for a 7x5 input is not x2"
+
+
+# --------------------------------------------------------------------------- _to_depth's shortcut
+def test_range_two_scales_float_input(models):
+    """io.range = 2 with float32 input: the network input is 2 x the image (the one factor
+    other than 1 where _to_depth could keep its input as it is), the result is halved."""
+    up = models("range-2", layout="nhwc", range=2.0, gain=(0.5, 0.25, 0.4), offset=(0.3, 0.5, 0.1))
+    img = texture(5, 6, np.float32, seed=24)
+    same(up(img), expect(img, 2, range=2.0, gain=(0.5, 0.25, 0.4), offset=(0.3, 0.5, 0.1)))
+
+
+def test_a_mean_of_one_is_added_back(models):
+    """A float32 image, range 1, a mean of exactly 1 in one channel: the network's result gets
+    1 added back (an offset of 1 with a factor of 1 is still work to do)."""
+    mean = (1.0, 0.5, 0.125)
+    up = models("mean-1", layout="nchw", mean=mean)
+    img = texture(6, 5, np.float32, seed=25)
+    want = expect(img, 2, mean=mean)
+    assert want[:, :, 0].max() > 0.5  # channel 0 is not all clipped away
+    same(up(img), want)
+
+
+# --------------------------------------------------------------------------- finish: alpha
+def test_finish_clips_the_network_alpha_at_both_ends():
+    """finish() is given the network's result for the alpha plane. Through srzoo.Upscaler it is
+    already in [0, 1] (float results are clipped per band), so this calls finish() directly,
+    as for an engine whose alpha result is not: below 0 counts as 0 (no colour), above 1 as 1
+    (the colour is not divided by more than 1), and the alpha returned is clipped."""
+    bgr = np.array([[[0.2, 0.4, 0.6], [0.8, 0.1, 0.3]]], np.float32)  # 1 x 2
+    bgra = np.dstack((bgr, np.array([[0.5, 1.0]], np.float32)))
+    p = pipeline.prepare(bgra)
+    assert p.premultiplied
+    colour = p.color.repeat(2, 0).repeat(2, 1)  # what an identity x2 network gives
+    alpha = np.array([[-0.5, 0.5, 1.0, 1.5], [0.25, 0.5, 2.0, 1.0]], np.float32)
+    got = pipeline.finish(p, colour, 2, alpha)
+    ua = np.clip(alpha.astype(np.float64), 0.0, 1.0)
+    c = np.where((ua > 0)[:, :, None], np.clip(colour / np.maximum(ua, 1e-6)[:, :, None], 0.0, 1.0), 0.0)
+    want = np.dstack((c, ua))
+    assert got.dtype == np.float32 and got.shape == (2, 4, 4)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-7)
+    assert got[0, 0, 3] == 0.0 and got[0, 3, 3] == 1.0 and got[1, 2, 3] == 1.0
+    assert np.array_equal(got[0, 0, :3], [0.0, 0.0, 0.0])
+    # alpha 1.5 and 2 count as 1: the premultiplied colour (x 0.5 and x 1) comes back as it is
+    np.testing.assert_allclose(got[0, 3, :3], colour[0, 3], rtol=0, atol=0)
+    np.testing.assert_allclose(got[1, 2, :3], colour[1, 2], rtol=0, atol=0)
+
+
+def test_premultiplied_float_result_stays_within_the_input_span(models):
+    """A float BGRA image outside [0, 1] with partial alpha: the colour divided by alpha and
+    mapped back to [lo, hi] is clipped there. With these lo and hi, 1 maps to
+    float32(hi - lo) + lo, one step above hi in float32 and in float64 alike: the clip to
+    [lo, hi] must still apply (the result never goes above the input's largest value)."""
+    lo, hi = np.float32(-0.57663846), np.float32(1.8478032)
+    assert np.float32(np.float64(np.float32(float(hi) - float(lo))) + np.float64(lo)) > hi
+    rng = np.random.default_rng(26)
+    unit = rng.random((5, 6, 3), dtype=np.float32)
+    unit[0, 0], unit[0, 1] = 0.0, 1.0
+    bgr = unit * (hi - lo) + lo
+    bgr[0, 0], bgr[0, 1] = lo, hi
+    alpha = np.linspace(0.2, 1.0, 6, dtype=np.float32)[None].repeat(5, 0)
+    up = models("hdr-alpha", gain=(1.0,) * 3, offset=(0.9,) * 3)
+    got = up(np.dstack((bgr, alpha)))
+    assert got.dtype == np.float32 and got.shape == (10, 12, 4)
+    # alpha + 0.9 >= 1: alpha comes back 1, the colour is the network's value clipped to 1
+    assert np.array_equal(got[:, :, 3], np.ones((10, 12), np.float32))
+    u = (bgr.astype(np.float64) - lo) / (float(hi) - float(lo))
+    want = np.minimum(u * alpha[:, :, None] + 0.9, 1.0) * (float(hi) - float(lo)) + lo
+    np.testing.assert_allclose(got[:, :, :3], want.repeat(2, 0).repeat(2, 1), rtol=0, atol=1e-5)
+    full = (u * alpha[:, :, None] >= 0.1 + 1e-6).repeat(2, 0).repeat(2, 1)
+    assert full.sum() > 100
+    assert (got[:, :, :3][full] == hi).all()
+    assert got[:, :, :3].max() == hi
+
+
+# --------------------------------------------------------------------------- bands and threads
+def _record():
+    seen: list[tuple[int, int, int]] = []  # (r0, r1, thread ident)
+
+    def fn(r0: int, r1: int) -> None:
+        seen.append((r0, r1, threading.get_ident()))
+    return seen, fn
+
+
+def test_bands_one_per_worker():
+    """One band per worker, rounded up (the last shorter); never an empty band."""
+    for h, workers, want in ((10, 4, [(0, 3), (3, 6), (6, 9), (9, 10)]),
+                             (3, 4, [(0, 1), (1, 2), (2, 3)]),  # fewer rows than workers
+                             (10, 1, [(0, 10)]),
+                             (7, 2, [(0, 4), (4, 7)])):
+        seen, fn = _record()
+        pipeline._in_strips(h, fn, workers, 1)
+        assert sorted(b[:2] for b in seen) == want, (h, workers)
+
+
+def test_bands_capped_by_band_pixels(monkeypatch):
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 10)
+    seen, fn = _record()
+    pipeline._in_strips(10, fn, 1, 1)  # 10 rows of 1 pixel: exactly BAND_PIXELS, one band
+    assert [b[:2] for b in seen] == [(0, 10)]
+    seen, fn = _record()
+    pipeline._in_strips(10, fn, 1, 3)  # 3 rows of 3 pixels per band
+    assert [b[:2] for b in seen] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+
+def test_bands_run_on_the_caller_thread_with_one_worker_or_one_band(monkeypatch):
+    me = threading.get_ident()
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 10)
+    seen, fn = _record()
+    pipeline._in_strips(10, fn, 1, 3)  # one worker, 4 bands: in order, here
+    assert seen == [(0, 3, me), (3, 6, me), (6, 9, me), (9, 10, me)]
+    seen, fn = _record()
+    pipeline._in_strips(1, fn, 3, 1)  # 3 workers, one band: here
+    assert seen == [(0, 1, me)]
+
+
+def test_bands_run_on_the_pool_of_that_many_threads(monkeypatch):
+    """Several bands and workers: the bands run on the threads of the pool made for that
+    number of workers (not on the caller's thread, not on a pool of another size)."""
+    monkeypatch.setattr(pipeline, "_pools", {})  # this test's pools only (shut down below)
+    try:
+        for workers, h in ((2, 4), (3, 6)):
+            seen, fn = _record()
+            pipeline._in_strips(h, fn, workers, 1)
+            assert sorted(b[:2] for b in seen) == [(r, r + h // workers) for r in range(0, h, h // workers)]
+            pool = pipeline._pools[workers]
+            assert pool._max_workers == workers
+            threads = {t.ident for t in pool._threads}
+            assert threading.get_ident() not in threads
+            assert {b[2] for b in seen} <= threads
+        assert sorted(pipeline._pools) == [2, 3]
+    finally:
+        for pool in pipeline._pools.values():
+            pool.shutdown()
+
+
+# --------------------------------------------------------------------------- threads
+class _Runner:
+    input_layout = "nchw"
+
+    def run(self, blob):  # pragma: no cover - never run here
+        raise AssertionError
+
+
+def test_default_threads_follow_the_cpu_count(monkeypatch):
+    """threads=None (or 0): one per CPU, at least 1 (also when the count is unknown), at
+    most 8. os.cpu_count is replaced: this machine has one count only."""
+    entry = type("E", (), dict(io=IOSpec(layout="nchw"), scale=2, name="t", manifest="m"))()
+    for cpus, want in ((1, 1), (None, 1), (2, 2), (8, 8), (9, 8), (16, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert pipeline.ModelPipeline(entry, _Runner()).workers == want, cpus
+        assert pipeline.ModelPipeline(entry, _Runner(), threads=0).workers == want, cpus
+        assert pipeline.ModelPipeline(entry, _Runner(), threads=3).workers == 3
