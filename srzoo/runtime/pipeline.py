@@ -12,7 +12,8 @@
   ``pre_upsample``,
 * alpha: a constant alpha channel (opaque) is re-attached at the output
   size, its level unchanged (float alpha clipped to [0, 1]); an image with
-  transparent edges has its colour premultiplied by alpha and its alpha upscaled by the same network (as a grey image), and the colour is
+  transparent edges has its colour premultiplied by alpha and its alpha
+  upscaled by the same network (as a grey image), and the colour is
   divided by that alpha after, so the colour hidden under transparent pixels
   (often black) does not bleed into the edges as a dark or light fringe (one
   more network pass, as Real-ESRGAN does for alpha),

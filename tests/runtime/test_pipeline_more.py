@@ -24,7 +24,8 @@ from srzoo.runtime import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
 from standin import write_manifest  # noqa: E402
-from test_pipeline_values import BACKEND, _y_candidates, expect, models, same, texture  # noqa: E402,F401 (fixture)
+from test_pipeline_values import (BACKEND, GAIN, MAXV, OFFSET, _y_candidates, expect,  # noqa: E402
+                                  models, same, texture)  # noqa: F401 (models: a fixture)
 
 
 def _y_net(path: Path, s: int, gain: float, offset: float, tail: str | None) -> None:
@@ -126,12 +127,14 @@ def test_finish_clips_the_network_alpha_at_both_ends():
     """finish() is given the network's result for the alpha plane. Through srzoo.Upscaler it is
     already in [0, 1] (float results are clipped per band), so this calls finish() directly,
     as for an engine whose alpha result is not: below 0 counts as 0 (no colour), above 1 as 1
-    (the colour is not divided by more than 1), and the alpha returned is clipped."""
+    (the colour is not divided by more than 1), and the alpha returned is clipped; the colour
+    divided by alpha is clipped to [0, 1] too."""
     bgr = np.array([[[0.2, 0.4, 0.6], [0.8, 0.1, 0.3]]], np.float32)  # 1 x 2
     bgra = np.dstack((bgr, np.array([[0.5, 1.0]], np.float32)))
     p = pipeline.prepare(bgra)
     assert p.premultiplied
     colour = p.color.repeat(2, 0).repeat(2, 1)  # what an identity x2 network gives
+    colour[1, 0] = (-0.25, 0.5, 0.1)  # a result below 0, one above its alpha (0.25)
     alpha = np.array([[-0.5, 0.5, 1.0, 1.5], [0.25, 0.5, 2.0, 1.0]], np.float32)
     got = pipeline.finish(p, colour, 2, alpha)
     ua = np.clip(alpha.astype(np.float64), 0.0, 1.0)
@@ -141,6 +144,14 @@ def test_finish_clips_the_network_alpha_at_both_ends():
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-7)
     assert got[0, 0, 3] == 0.0 and got[0, 3, 3] == 1.0 and got[1, 2, 3] == 1.0
     assert np.array_equal(got[0, 0, :3], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(got[1, 0], [0.0, 1.0, 0.4, 0.25], rtol=0, atol=1e-7)  # divided, clipped
+    # lo > 0: a result below 0, divided, is clipped to 0 before [lo, hi] comes back (lo, not
+    # below it: float results are only clipped to [min(0, lo), max(1, hi)] after that)
+    q = pipeline.prepare(np.dstack((bgr * 2 + 0.5, np.array([[0.5, 1.0]], np.float32))))
+    f32 = np.float32
+    assert q.premultiplied and q.span == (float(f32(0.1) * 2 + f32(0.5)), float(f32(0.8) * 2 + f32(0.5)))
+    hdr = pipeline.finish(q, np.full((2, 4, 3), -0.1, np.float32), 2, np.full((2, 4), 0.5, np.float32))
+    assert np.array_equal(hdr[:, :, :3], np.full((2, 4, 3), q.span[0], np.float32))
     # alpha 1.5 and 2 count as 1: the premultiplied colour (x 0.5 and x 1) comes back as it is
     np.testing.assert_allclose(got[0, 3, :3], colour[0, 3], rtol=0, atol=0)
     np.testing.assert_allclose(got[1, 2, :3], colour[1, 2], rtol=0, atol=0)
@@ -171,6 +182,56 @@ def test_premultiplied_float_result_stays_within_the_input_span(models):
     assert full.sum() > 100
     assert (got[:, :, :3][full] == hi).all()
     assert got[:, :, :3].max() == hi
+
+
+#: cv2's BGR -> grey weights (B, G, R): the alpha plane goes through a colour network as grey
+GREY = (0.114, 0.587, 0.299)
+
+
+@pytest.mark.parametrize("dtype, lo, hi", [(np.float32, 0.0, 1.0), (np.float64, 0.0, 1.0),
+                                           (np.float32, -1.0, 0.5)])
+def test_premultiplied_colour_divided_by_the_network_alpha_is_clipped(models, dtype, lo, hi):
+    """Partial alpha through a network with other gains per channel: the alpha plane comes back
+    as the grey of the network's three results for it, the colour (premultiplied) is divided by
+    it and clipped to [0, 1] (channel 0's gain of 1.25 against ~0.7 for alpha: above 1 before
+    the clip), then mapped back to [lo, hi] (-1, 0.5: above 1 would come back between 0.5 and 1,
+    inside the clip to [min(0, lo), max(1, hi)] of float results). float64 comes back float64."""
+    up = models("alpha-gains")  # GAIN, OFFSET
+    rng = np.random.default_rng(29)
+    unit = rng.random((5, 6, 3))
+    unit[0, 0], unit[0, 1] = 0.0, 1.0
+    bgr = (unit * (hi - lo) + lo).astype(dtype)
+    alpha = np.linspace(0.2, 0.9, 6).astype(dtype)[None].repeat(5, 0)
+    got = up(np.dstack((bgr, alpha)))
+    assert got.dtype == dtype and got.shape == (10, 12, 4)
+    a = alpha.astype(np.float32).astype(np.float64)
+    g, b = np.array(GAIN), np.array(OFFSET)
+    ua = sum(w * np.clip(g[c] * a + b[c], 0, 1) for c, w in enumerate(GREY))
+    u = (bgr.astype(np.float32).astype(np.float64) - lo) / (hi - lo)
+    colour = np.clip(np.clip(g * u * a[:, :, None] + b, 0, 1) / ua[:, :, None], 0, 1)
+    want = np.dstack((colour * (hi - lo) + lo, ua)).repeat(2, 0).repeat(2, 1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert (got[:, :, 0] == np.float32(hi)).sum() > 20  # clipped there: 1.25 * c / ~0.7 above 1
+
+
+def test_uint_alpha_divides_by_the_network_alpha_not_its_rounding(models):
+    """uint8/uint16 BGRA, small alpha levels, a network that adds a third of a level to every
+    value: the colour is divided by the network's alpha as it is (a + 0.0013), not by that alpha
+    rounded to the image's levels (a, for 8 bits: several levels off at these alphas)."""
+    up = models("alpha-small", gain=(1.0,) * 3, offset=(0.0013,) * 3)
+    for dtype in (np.uint8, np.uint16):
+        top = MAXV[np.dtype(dtype)]
+        bgr = texture(4, 6, dtype, seed=30)
+        levels = np.array([1, 2, 3, 5, 8, 13]) * (1 if dtype == np.uint8 else 257)
+        alpha = levels.astype(dtype)[None].repeat(4, 0)
+        out = up(np.dstack((bgr, alpha)))
+        a = alpha / top
+        ua = a + 0.0013
+        colour = np.clip((bgr / top * a[:, :, None] + 0.0013) / ua[:, :, None], 0, 1)
+        want = np.dstack((np.rint(colour * top), np.rint(ua * top))).repeat(2, 0).repeat(2, 1)
+        assert out.dtype == dtype
+        # 16 bits: the pipeline's float32 arithmetic is finer than a level only up to one level
+        assert np.abs(out.astype(np.float64) - want).max() <= (0 if dtype == np.uint8 else 1), dtype
 
 
 def _constant_alpha(up, dtype, level) -> np.ndarray:
