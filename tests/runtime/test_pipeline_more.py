@@ -122,6 +122,43 @@ def test_a_mean_of_one_is_added_back(models):
     same(up(img), want)
 
 
+# --------------------------------------------------------------------------- pre_upsample
+def _matlab_bicubic(img: np.ndarray, s: int) -> np.ndarray:
+    """MATLAB's imresize(img, s, 'bicubic') for an upscale (a = -0.5, pixel centres, symmetric
+    border), float64, unrounded."""
+    def axis(n: int) -> np.ndarray:
+        x = (np.arange(n * s) + 0.5) / s - 0.5
+        x0 = np.floor(x)
+        m = np.zeros((n * s, n))
+        for k in (-1, 0, 1, 2):
+            d = np.abs(x - x0 - k)
+            wk = np.where(d <= 1, 1.5 * d ** 3 - 2.5 * d ** 2 + 1, -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2)
+            i = (x0 + k).astype(int)
+            np.add.at(m, (np.arange(n * s), np.where(i < 0, -i - 1, np.where(i >= n, 2 * n - i - 1, i))), wk)
+        return m
+    return np.einsum("ij,jkc,lk->ilc", axis(img.shape[0]), img.astype(np.float64), axis(img.shape[1]))
+
+
+def test_pre_upsample_bicubic_matlab(models):
+    """pre_upsample = "bicubic-matlab": the network (x1 here) is fed the image resized by MATLAB's
+    bicubic, rounded (uint8: half away from zero; uint16: to the nearest level) and clipped
+    to the dtype's range for integers, as it is (overshoot kept) for float32."""
+    up = models("pre-matlab", (2,), pre_upsample="bicubic-matlab", gain=(1.0, 0.9, 1.1), offset=(0.0, 0.05, -0.021))
+    for dtype in (np.uint8, np.uint16, np.float32):
+        img = texture(5, 6, dtype, seed=31)
+        big = _matlab_bicubic(img, 2)
+        if dtype == np.uint8:
+            big = np.clip(np.floor(big + 0.5), 0, 255)
+        elif dtype == np.uint16:
+            big = np.clip(np.rint(big), 0, 65535)
+            assert (np.abs(big - _matlab_bicubic(img, 2)) > 0.25).sum() > 50  # rounding matters
+        else:
+            assert big.min() < 0 and big.max() > 1  # the overshoot the network sees
+        got = up(img)
+        assert got.dtype == dtype and got.shape == (10, 12, 3)
+        same(got, expect(big.astype(dtype), 1, gain=(1.0, 0.9, 1.1), offset=(0.0, 0.05, -0.021)))
+
+
 # --------------------------------------------------------------------------- finish: alpha
 def test_finish_clips_the_network_alpha_at_both_ends():
     """finish() is given the network's result for the alpha plane. Through srzoo.Upscaler it is
