@@ -57,16 +57,16 @@ def _y_net(path: Path, s: int, gain: float, offset: float, tail: str | None) -> 
 
 @pytest.fixture
 def ynet(models, tmp_path, monkeypatch):
-    """``ynet(name, scale, net_scale, tail)``: a Y model registered as x``scale`` whose network
-    upscales x``net_scale`` (0.9 x + 0.03), its output shaped by ``tail`` (see _y_net)."""
+    """``ynet(name, scale, net_scale, tail, **io)``: a Y model registered as x``scale`` whose
+    network upscales x``net_scale`` (0.9 x + 0.03), its output shaped by ``tail`` (see _y_net)."""
     models("ynet-dummy")  # the fixture's mirror folder (tmp_path / "files") is served from here on
     folder = tmp_path / "files"
 
-    def make(name: str, scale: int, net_scale: int, tail: str | None) -> srzoo.Upscaler:
+    def make(name: str, scale: int, net_scale: int, tail: str | None, **io) -> srzoo.Upscaler:
         f = folder / f"{name}_x{scale}.onnx"
         _y_net(f, net_scale, 0.9, 0.03, tail)
         man = write_manifest(tmp_path / f"{name}.toml", f, name, scale, color="y", range=1.0,
-                             layout="nchw", input="x", outputs=("y",))
+                             layout="nchw", input="x", outputs=("y",), **io)
         monkeypatch.setenv("SRZOO_REGISTRY", str(man))
         return srzoo.Upscaler(name, scale, backend=BACKEND, threads=1, tile=0)
 
@@ -100,6 +100,15 @@ def test_output_of_the_wrong_scale_is_refused_with_the_input_size(ynet):
     with pytest.raises(srzoo.SrzooError) as e:
         up(texture(5, 7, np.uint8, seed=23)[:, :, 0])
     assert str(e.value) == "y-x3-as-x2 x2: network output (1, 15, 21) for a 7x5 input is not x2"
+
+
+def test_pre_upsampled_model_of_the_wrong_scale_names_the_input_size(ynet):
+    """A pre-upsampled model (its network should keep the size) whose network upscales x2 too:
+    the message gives the size of the input before pre-upsampling, in whole pixels."""
+    up = ynet("y-pre-x2", 2, 2, None, pre_upsample="bicubic")
+    with pytest.raises(srzoo.SrzooError) as e:
+        up(texture(5, 6, np.uint8, seed=32)[:, :, 0])
+    assert str(e.value) == "y-pre-x2 x2: network output (1, 20, 24) for a 6x5 input is not x2"
 
 
 # --------------------------------------------------------------------------- _to_depth's shortcut
@@ -412,3 +421,56 @@ def test_default_threads_follow_the_cpu_count(monkeypatch):
         assert pipeline.ModelPipeline(entry, _Runner()).workers == want, cpus
         assert pipeline.ModelPipeline(entry, _Runner(), threads=0).workers == want, cpus
         assert pipeline.ModelPipeline(entry, _Runner(), threads=3).workers == 3
+
+
+# --------------------------------------------------------------------------- memory probes
+def test_free_memory_is_free_pages_times_the_page_size(monkeypatch):
+    real = pipeline.free_memory()  # this machine (Linux): a whole number of pages
+    assert isinstance(real, int) and real > 0 and real % os.sysconf("SC_PAGE_SIZE") == 0
+    # a known page count cannot be set here: os.sysconf is replaced (unknown names raise
+    # ValueError, as os.sysconf does)
+    table = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+
+    def sysconf(name):
+        if name not in table:
+            raise ValueError("unrecognized configuration name")
+        return table[name]
+
+    monkeypatch.setattr(os, "sysconf", sysconf)
+    assert pipeline.free_memory() == 4_096_000
+    del table["SC_PAGE_SIZE"]
+    assert pipeline.free_memory() is None
+
+
+def _proc(monkeypatch, path: str, text: str | None) -> None:
+    """/proc's files cannot be given chosen values here: open() as pipeline sees it serves
+    ``text`` for ``path`` (None: OSError)."""
+    import io
+
+    def fake_open(name, *a, **k):
+        assert name == path, name
+        if text is None:
+            raise OSError(2, "No such file or directory", name)
+        return io.StringIO(text)
+
+    monkeypatch.setattr(pipeline, "open", fake_open, raising=False)
+
+
+def test_available_memory_reads_memavailable_else_memfree(monkeypatch):
+    monkeypatch.setattr(pipeline, "free_memory", lambda: 777)
+    for text, want in (("MemTotal:  9000 kB\nMemFree:   10 kB\nMemAvailable:  123456 kB\nCached: 1 kB\n",
+                        123456 * 1024),
+                       ("MemTotal:  9000 kB\nMemFree:   10 kB\n", 777),      # an old kernel: MemFree
+                       ("MemAvailable:  lots kB\n", 777),                      # unreadable: MemFree
+                       ("MemAvailable:\n", 777),
+                       (None, 777)):                                           # no /proc: MemFree
+        _proc(monkeypatch, "/proc/meminfo", text)
+        assert pipeline.available_memory() == want, text
+
+
+def test_resident_memory_reads_vmrss(monkeypatch):
+    for text, want in (("Name: python\nVmPeak:  9999 kB\nVmRSS:  2048 kB\nRssAnon: 5 kB\n", 2048 * 1024),
+                       ("Name: python\n", None), ("VmRSS: many kB\n", None), ("VmRSS:\n", None),
+                       (None, None)):
+        _proc(monkeypatch, "/proc/self/status", text)
+        assert pipeline.resident_memory() == want, text
