@@ -474,3 +474,53 @@ def test_resident_memory_reads_vmrss(monkeypatch):
                        (None, None)):
         _proc(monkeypatch, "/proc/self/status", text)
         assert pipeline.resident_memory() == want, text
+
+
+def test_default_memory_budget_rules(monkeypatch):
+    """SRZOO_MEMORY unset: a quarter of the available memory (whole bytes), at most
+    DEFAULT_MEMORY; with the resident memory known, at most DEFAULT_PEAK - resident - reserve
+    but not below 3/4 of the first rule (whole bytes); never below MIN_MEMORY. The machine's
+    memory cannot be chosen here: available_memory and resident_memory are replaced."""
+    monkeypatch.delenv("SRZOO_MEMORY", raising=False)
+    G, M = 2 ** 30, 2 ** 20
+    state = {}
+    monkeypatch.setattr(pipeline, "available_memory", lambda: state["avail"])
+    monkeypatch.setattr(pipeline, "resident_memory", lambda: state["rss"])
+    for avail, rss, reserve, want in (
+            (None, None, 0, pipeline.DEFAULT_MEMORY),  # unknown: the default
+            (0, None, 0, pipeline.DEFAULT_MEMORY),
+            (4 * G + 3, None, 0, G),  # a quarter, rounded down
+            (5 * G, None, 0, 5 * G // 4),
+            (7 * G, None, 0, pipeline.DEFAULT_MEMORY),  # at most DEFAULT_MEMORY
+            (100 * M, None, 0, pipeline.MIN_MEMORY),  # 25 MiB: raised to MIN_MEMORY
+            (8 * G, 512 * M, 0, pipeline.DEFAULT_MEMORY),  # 2G - 512M = 1.5G exactly: no byte less
+            (8 * G, 512 * M, 100 * M, 1436 * M),  # 2048 - 512 - 100
+            (8 * G, 512 * M, -5, pipeline.DEFAULT_MEMORY),  # a negative reserve counts 0
+            (8 * G, G, 100 * M, 1152 * M),  # 924 MiB left: 3/4 of 1.5G instead
+            (4 * (G + 1), 3 * G // 2, 0, (G + 1) * 3 // 4)):  # 3/4 of an odd budget, rounded down
+        state.update(avail=avail, rss=rss)
+        got = pipeline.memory_budget(None, reserve) if reserve else pipeline.memory_budget()
+        assert type(got) is int and got == want, (avail, rss, reserve, got, want)
+
+
+def test_memory_budget_refuses_what_is_not_a_byte_count():
+    for bad in (True, False, 1.5, -1, [1]):
+        with pytest.raises(srzoo.SrzooError) as e:
+            pipeline.memory_budget(bad)
+        assert str(e.value) == f"memory must be a number of bytes >= 0 or a size such as '1.5G', got {bad!r}"
+    assert pipeline.memory_budget(np.int64(5 * 2 ** 20)) == 5 * 2 ** 20
+
+
+def test_automatic_tiling_starts_above_the_pixel_limit(models, monkeypatch):
+    """tile=None: tiles of AUTO_TILE (512) once the input has more pixels than
+    SRZOO_AUTO_TILE_PIXELS (not at exactly that many): progress tells the tiles; the values
+    are the same either way."""
+    up = models("auto-tile")
+    img = texture(20, 600, np.uint8, seed=33)  # 12000 pixels, wider than one tile
+    want = expect(img, 2)
+    for limit, calls in ((12000, [(1, 1)]), (11999, [(1, 2), (2, 2)]), (2 ** 20, [(1, 1)])):
+        monkeypatch.setenv("SRZOO_AUTO_TILE_PIXELS", str(limit))
+        seen: list[tuple[int, int]] = []
+        out = up.pipeline.run(img, (2,), None, progress=lambda d, t: seen.append((d, t)))
+        same(out[2], want)
+        assert seen == calls, limit
