@@ -524,3 +524,17 @@ def test_automatic_tiling_starts_above_the_pixel_limit(models, monkeypatch):
         out = up.pipeline.run(img, (2,), None, progress=lambda d, t: seen.append((d, t)))
         same(out[2], want)
         assert seen == calls, limit
+
+
+def test_explicit_tiles_down_to_one_pixel(models):
+    """tile=1 is a tile size like any other (one input pixel per tile, no overlap: a 1x1
+    network gives the same values); below 1 is refused with the value."""
+    up = models("tile-one")
+    img = texture(3, 4, np.uint8, seed=34)
+    seen: list[tuple[int, int]] = []
+    out = up.pipeline.run(img, (2,), 1, 0, progress=lambda d, t: seen.append((d, t)))
+    same(out[2], expect(img, 2))
+    assert seen == [(i, 12) for i in range(1, 13)]
+    with pytest.raises(srzoo.SrzooError) as e:
+        up.pipeline.run(img, (2,), -1)
+    assert str(e.value) == "tile must be a positive number of pixels, got -1"
