@@ -538,3 +538,37 @@ def test_explicit_tiles_down_to_one_pixel(models):
     with pytest.raises(srzoo.SrzooError) as e:
         up.pipeline.run(img, (2,), -1)
     assert str(e.value) == "tile must be a positive number of pixels, got -1"
+
+
+# --------------------------------------------------------------------------- prepare
+def test_prepare_refusals_name_the_image_and_say_what_works():
+    """prepare()'s one-line errors, with its default name ("image") and a given one."""
+    cases = (([[1, 2]], "expected a numpy array, got list"),
+             (np.zeros((2, 2), np.int32), "unsupported dtype int32 (use uint8, uint16, or float32 in [0, 1])"),
+             (np.zeros((2, 2, 2), np.uint8),
+              "unsupported shape (2, 2, 2) (use H×W grey, H×W×3 BGR or H×W×4 BGRA)"),
+             (np.zeros((2, 2, 3, 1), np.uint8),
+              "unsupported shape (2, 2, 3, 1) (use H×W grey, H×W×3 BGR or H×W×4 BGRA)"),
+             (np.zeros((0, 3), np.uint8), "empty image of shape (0, 3)"),
+             (np.full((2, 2, 3), np.nan, np.float32),
+              "holds NaN or infinite values; replace them (e.g. numpy.nan_to_num) before upscaling"),
+             (np.dstack((np.zeros((2, 2, 3), np.float32), np.full((2, 2), np.inf, np.float32))),
+              "its alpha channel holds NaN or infinite values"))
+    for image, message in cases:
+        for what in (None, "a.png"):
+            with pytest.raises(srzoo.ImageError) as e:
+                pipeline.prepare(image) if what is None else pipeline.prepare(image, what)
+            assert str(e.value) == f"{what or 'image'}: {message}"
+
+
+def test_prepare_splits_alpha_by_default_and_keeps_the_layout():
+    bgr = texture(3, 4, np.uint8, seed=35)
+    alpha = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    bgra = np.dstack((bgr, alpha))
+    p = pipeline.prepare(bgra)
+    assert p.premultiplied and np.array_equal(p.alpha, alpha) and p.color.shape == (3, 4, 3)
+    assert p.keepdim is False and p.dtype == np.uint8 and p.span is None and p.clip is None
+    whole = pipeline.prepare(bgra, split_alpha=False)  # what models that take the image whole get
+    assert whole.alpha is None and not whole.premultiplied and whole.color is bgra
+    one = pipeline.prepare(bgr[:, :, :1])
+    assert one.keepdim is True and one.color.shape == (3, 4)
