@@ -572,3 +572,16 @@ def test_prepare_splits_alpha_by_default_and_keeps_the_layout():
     assert whole.alpha is None and not whole.premultiplied and whole.color is bgra
     one = pipeline.prepare(bgr[:, :, :1])
     assert one.keepdim is True and one.color.shape == (3, 4)
+
+
+def test_prepare_edges_of_what_is_accepted(models):
+    """One pixel wide or tall is an image; a float image reaching 1.0 exactly (and not 0) is
+    in [0, 1]: not rescaled (the network sees its values as they are)."""
+    for shape in ((3, 1), (1, 3), (1, 1), (3, 1, 3)):
+        assert pipeline.prepare(np.zeros(shape, np.uint8)).color.shape == shape
+    img = texture(4, 5, np.float32, seed=36) * np.float32(0.8) + np.float32(0.2)
+    img[0, 0, 0] = 1.0
+    p = pipeline.prepare(img)
+    assert p.span is None and p.clip == (0.0, 1.0) and p.color is img
+    up = models("unit-top")
+    same(up(img), expect(img, 2))
