@@ -585,3 +585,8 @@ def test_prepare_edges_of_what_is_accepted(models):
     assert p.span is None and p.clip == (0.0, 1.0) and p.color is img
     up = models("unit-top")
     same(up(img), expect(img, 2))
+    # just above 1 (and not below 0) is outside [0, 1]: scaled from [lo, hi] into it
+    hdr = img * np.float32(1.25)
+    p = pipeline.prepare(hdr)
+    assert p.span == (float(hdr.min()), 1.25) and p.clip == (0.0, 1.25)
+    np.testing.assert_allclose(p.color, (hdr - hdr.min()) / (1.25 - hdr.min()), rtol=0, atol=1e-6)
