@@ -572,6 +572,9 @@ def test_prepare_splits_alpha_by_default_and_keeps_the_layout():
     assert whole.alpha is None and not whole.premultiplied and whole.color is bgra
     one = pipeline.prepare(bgr[:, :, :1])
     assert one.keepdim is True and one.color.shape == (3, 4)
+    for opaque in (bgr, np.dstack((bgr, np.full((3, 4), 255, np.uint8)))):  # nothing to premultiply
+        q = pipeline.prepare(opaque)
+        assert q.premultiplied is False and q.color.shape == (3, 4, 3)
 
 
 def test_prepare_edges_of_what_is_accepted(models):
