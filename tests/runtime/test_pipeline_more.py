@@ -593,3 +593,35 @@ def test_prepare_edges_of_what_is_accepted(models):
     p = pipeline.prepare(hdr)
     assert p.span == (float(hdr.min()), 1.25) and p.clip == (0.0, 1.25)
     np.testing.assert_allclose(p.color, (hdr - hdr.min()) / (1.25 - hdr.min()), rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- ModelPipeline's scales
+def _pipe(scale, outputs: tuple[str, ...], output_scales: tuple[int, ...] = (), **kw):
+    """A ModelPipeline for a stand-in entry and runner (nothing is run): its scales."""
+    class Runner:
+        input_layout = "nchw"
+        output_names = outputs
+
+        def run(self, blob):  # pragma: no cover - never run here
+            raise AssertionError
+
+    io = IOSpec(layout="nchw", outputs=outputs, output_scales=output_scales)
+    entry = type("E", (), dict(io=io, scale=scale, name="net", manifest="m.toml"))()
+    return pipeline.ModelPipeline(entry, Runner(), **kw)
+
+
+def test_output_scales_from_the_manifest_or_the_model_scale():
+    assert _pipe(2, ("o",)).scales == (2,)
+    assert _pipe(2, ("o",), (2,)).scales == (2,)  # one output, its scale given
+    assert _pipe(4, ("a", "b"), (2, 4)).scales == (2, 4)  # a pyramid
+    assert _pipe(3, ("a", "b")).scales == (3, 3)  # two outputs, no scales given: both the model's
+    assert _pipe(2, ()).scales == (2,)  # a runner that names no outputs: one
+    p = _pipe(None, ("o",))  # no scale in the entry: x1
+    assert p.scale == 1 and p.scales == (1,)
+    assert _pipe(2, ("o",), threads=3).workers == 3
+    with pytest.raises(srzoo.SrzooError) as e:
+        _pipe(4, ("o",), (2, 4))
+    assert str(e.value) == "m.toml: net x4: io.output_scales has 2 values for 1 outputs"
+    with pytest.raises(srzoo.SrzooError) as e:
+        _pipe(3, ("a", "b"), (2, 4))
+    assert str(e.value) == "m.toml: net x3: no output gives x3 (io.output_scales = [2, 4])"
