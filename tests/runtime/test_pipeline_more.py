@@ -625,3 +625,19 @@ def test_output_scales_from_the_manifest_or_the_model_scale():
     with pytest.raises(srzoo.SrzooError) as e:
         _pipe(3, ("a", "b"), (2, 4))
     assert str(e.value) == "m.toml: net x3: no output gives x3 (io.output_scales = [2, 4])"
+
+
+def test_one_mean_value_serves_three_channels(models):
+    """io.mean with one value: that value for each of the three channels (float32, the
+    network's dtype), the same results as the three values written out."""
+    class Runner:  # no input_layout: NCHW
+        def run(self, blob):  # pragma: no cover - never run here
+            raise AssertionError
+
+    entry = type("E", (), dict(io=IOSpec(mean=(0.3,)), scale=2, name="t", manifest="m"))()
+    pipe = pipeline.ModelPipeline(entry, Runner())
+    assert pipe.mean.dtype == np.float32 and pipe.mean.tolist() == [np.float32(0.3).item()] * 3
+    assert pipe.layout == "nchw" and pipe.blob(np.zeros((2, 3), np.float32)).shape == (1, 1, 2, 3)
+    up = models("mean-one", layout="nhwc", mean=(0.3,))
+    img = texture(4, 5, np.float32, seed=37)
+    same(up(img), expect(img, 2, mean=(0.3,) * 3))
