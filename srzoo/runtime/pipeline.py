@@ -10,9 +10,10 @@
   (``y`` of OpenCV's YCrCb with the chroma resized bilinearly, ``bgr`` or
   ``rgb``), ``range``, ``mean``, ``outputs``/``output_scales`` (pyramids),
   ``pre_upsample``,
-* alpha: a constant alpha channel (opaque) is resized bicubically and
-  re-attached; an image with transparent edges has its colour premultiplied by alpha and its
-  alpha upscaled by the same network (as a grey image), and the colour is
+* alpha: a constant alpha channel (opaque) is re-attached at the output
+  size, its level unchanged (float alpha clipped to [0, 1]); an image with
+  transparent edges has its colour premultiplied by alpha and its alpha
+  upscaled by the same network (as a grey image), and the colour is
   divided by that alpha after, so the colour hidden under transparent pixels
   (often black) does not bleed into the edges as a dark or light fringe (one
   more network pass, as Real-ESRGAN does for alpha),
@@ -308,7 +309,8 @@ def budget_tile(h: int, w: int, bytes_per_pixel: float, budget: int, overlap: in
 def finish(p: Prepared, color: np.ndarray, scale: int,
            alpha: np.ndarray | None = None) -> np.ndarray:
     """Divide premultiplied colour by the upscaled alpha (``alpha``: the network's
-    result for :func:`alpha_plane`; bicubic when not given), restore the input's
+    result for :func:`alpha_plane`; bicubic when not given, a constant alpha's
+    level when it is constant), restore the input's
     value range (float inputs outside [0, 1]), re-attach alpha, restore the
     channel layout and dtype."""
     a = ua = None
@@ -318,7 +320,12 @@ def finish(p: Prepared, color: np.ndarray, scale: int,
             ua = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
             a = _to_depth(ua, _DTYPES[np.dtype(p.alpha.dtype)], np.dtype(p.alpha.dtype))
         else:
-            a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+            if float(p.alpha.min()) == float(p.alpha.max()):
+                # constant (not premultiplied): that level everywhere; bicubic weights sum
+                # to 1 only up to float error (a float 0.7 came back 0.70000005 in places)
+                a = np.full((h, w), p.alpha.flat[0], p.alpha.dtype)
+            else:
+                a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
             if a.dtype == np.float32:
                 np.clip(a, 0.0, 1.0, out=a)
     if p.premultiplied and a is not None:
