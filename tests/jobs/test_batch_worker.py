@@ -522,3 +522,16 @@ def test_run_batch_passes_every_option_on(tmp_path: Path, monkeypatch) -> None:
     png = batch.run_batch([tmp_path / "in.jpg"], "bicubic", 2, output=tmp_path / "o", format="png",
                           progress=False)
     assert png.results[0].output == tmp_path / "o" / "in_bicubic_x2.png"
+
+
+def test_the_model_is_loaded_once_at_the_scale_that_runs(models_env, tmp_path: Path) -> None:
+    """run_batch loads the model before any file (backend errors first): at the scale the
+    jobs run, x4 for x3 of LapSRN (x2, x4, x8), which the job then reuses."""
+    from srzoo.runtime import upscaler
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _photo())
+    upscaler.clear_cache()
+    rep = batch.run_batch([src], "lapsrn", 3, output=tmp_path / "o", progress=False)
+    assert rep.written == 1 and rep.results[0].out_shape == (144, 192)
+    assert [(k[0].name, k[0].scale) for k in upscaler._cache] == [("lapsrn", 4)]
