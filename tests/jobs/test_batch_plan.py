@@ -73,6 +73,8 @@ def test_quality_ends_and_formats(tmp_path: Path) -> None:
     with pytest.raises(SrzooError, match=r"^unknown output format 'gif'; use one of "):
         batch.plan([a], "bicubic", 2, format="gif")
     assert batch.plan([a], "bicubic", 2, format="JPG").jobs[0].output == str(tmp_path / "a_bicubic_x2.jpg")
+    with pytest.raises(SrzooError, match=r"^unknown output format 'gif'"):  # also with no input file
+        batch.plan([tmp_path / "none*.png"], "bicubic", 2, format="gif")
 
 
 def test_sizes_and_scales_refused_before_any_work(tmp_path: Path) -> None:
