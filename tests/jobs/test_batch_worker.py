@@ -535,3 +535,33 @@ def test_the_model_is_loaded_once_at_the_scale_that_runs(models_env, tmp_path: P
     rep = batch.run_batch([src], "lapsrn", 3, output=tmp_path / "o", progress=False)
     assert rep.written == 1 and rep.results[0].out_shape == (144, 192)
     assert [(k[0].name, k[0].scale) for k in upscaler._cache] == [("lapsrn", 4)]
+
+
+def test_the_batch_bar_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
+    """progress=None (the default): a bar over the images on a terminal from two images on,
+    none for one image (its tiles get their own); never one when nothing runs."""
+    a, b = tmp_path / "in" / "a.png", tmp_path / "in" / "b.png"
+    a.parent.mkdir()
+    cv2.imwrite(str(a), _photo())
+    cv2.imwrite(str(b), _photo())
+    with _terminal(monkeypatch) as two:
+        batch.run_batch([a, b], "bicubic", 2, output=tmp_path / "o2")
+    assert "bicubic x2: 100%|" in two[0] and "| 2/2 [" in two[0] and "img/s]" in two[0], two
+    with _terminal(monkeypatch) as one:
+        batch.run_batch([a], "bicubic", 2, output=tmp_path / "o1")
+    assert one == [""]
+    with _terminal(monkeypatch) as none:
+        rep = batch.run_batch([tmp_path / "nothing*.png"], "bicubic", 2, output=tmp_path / "o0", progress=True)
+    assert rep.failed == 1 and none == [""]
+
+
+def test_the_model_loaded_first_is_the_one_the_jobs_use(tmp_path: Path) -> None:
+    from srzoo.runtime import upscaler
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), _photo())
+    upscaler.clear_cache()
+    rep = batch.run_batch([src], "default", 2, output=tmp_path / "o", backend="onnxruntime", threads=1,
+                          progress=False)
+    assert rep.written == 1
+    assert [(k[0].name, k[0].scale, k[1], k[3]) for k in upscaler._cache] == [("default", 2, "onnxruntime", 1)]
