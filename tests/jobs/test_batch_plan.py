@@ -202,3 +202,13 @@ def test_run_batch_report_callbacks_and_bar(tmp_path: Path, capsys) -> None:
     # progress None (the default): a bar only on a terminal; the note-free, bar-free stderr here
     batch.run_batch([tmp_path / "in"], "bicubic", 2, output=tmp_path / "o2")
     assert capsys.readouterr().err == ""
+
+
+def test_the_bar_counts_every_failure(tmp_path: Path, capsys) -> None:
+    for n in ("x.png", "y.png"):
+        (tmp_path / n).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    _img(tmp_path / "z.png")
+    rep = batch.run_batch([tmp_path], "bicubic", 2, output=tmp_path / "o", progress=True)
+    assert (rep.written, rep.failed) == (1, 2)
+    err = capsys.readouterr().err
+    assert "3/3 [" in err and err.rstrip().endswith("img/s, failed=2]"), err
