@@ -212,3 +212,10 @@ def test_the_bar_counts_every_failure(tmp_path: Path, capsys) -> None:
     assert (rep.written, rep.failed) == (1, 2)
     err = capsys.readouterr().err
     assert "3/3 [" in err and err.rstrip().endswith("img/s, failed=2]"), err
+
+
+def test_skip_existing_at_a_scale_other_than_two(tmp_path: Path) -> None:
+    a = _img(tmp_path / "a.png")
+    _img(tmp_path / "o" / "a_bicubic_x3.png", 144, 192)  # the x3 size: done
+    p = batch.plan([a], "bicubic", 3, output=tmp_path / "o", skip_existing=True)
+    assert p.skipped == 1 and p.jobs == []
