@@ -353,3 +353,62 @@ def test_load_state_dict_lines(tmp_path):
     # an empty tensor numpy cannot make (its other sizes overflow): the parser backstop's line
     p = pth(tmp_path, {"w": hf.tensor(size=(0, 1 << 40, 1 << 40), stride=(1, 1, 1))}, name="empty.pth")
     assert line(p).startswith(f"{p}: malformed PyTorch checkpoint (ValueError: ")
+
+
+# ------------------------------------------------------------------ shared containers (fixed)
+def _dag_dict(n: int, leaf: bytes = b"N") -> bytes:
+    """d_k = {"a": d_(k-1), "b": d_(k-1)} by memo references: 2**n paths in ~20 bytes a level."""
+    b = b"\x80\x02" + leaf + b"q\x00"
+    for k in range(1, n + 1):
+        b += b"}(X\x01\x00\x00\x00ah" + bytes([k - 1]) + b"X\x01\x00\x00\x00bh" + bytes([k - 1]) + b"uq" + bytes([k])
+    return b + b"."
+
+
+def _dag_list(n: int) -> bytes:
+    """l_k = [l_(k-1), l_(k-1)] by memo references, left on the stack (memo index n)."""
+    b = b"\x80\x02]q\x00"
+    for k in range(1, n + 1):
+        b += b"](h" + bytes([k - 1]) + b"h" + bytes([k - 1]) + b"eq" + bytes([k])
+    return b
+
+
+def test_shared_dicts_are_walked_within_a_bound(tmp_path, monkeypatch):
+    """A dict referred to twice from each of n nested dicts: 2**(n+1) - 1 values on 2**n paths.
+    Before the fix _flatten walked them all (n = 20: 0.7 s; n = 60, 1.3 kB: forever); now it stops
+    after MAX_VISITS values with one line. n = 21 here so that the unfixed code ends (with "no
+    tensors found") instead of hanging. Exactly MAX_VISITS values are read."""
+    p = pth(tmp_path, _dag_dict(21))
+    assert p.stat().st_size < 2000
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: checkpoint has more than 1048576 values to look at, one dict or module shared over and "
+        f"over? (at a.a.{'b.' * 19}...)")
+    # d_2 = {"a": d_1, "b": d_1}, d_1 = {"a": w, "b": w}: 7 values, tied tensors under 4 keys
+    p = pth(tmp_path, _dag_dict(2, enc(one(0))), name="tied.pth")
+    monkeypatch.setattr(torchload, "MAX_VISITS", 7)
+    assert listed(torchload.load_state_dict(p)) == [("a.a", [1]), ("a.b", [1]), ("b.a", [1]), ("b.b", [1])]
+    monkeypatch.setattr(torchload, "MAX_VISITS", 6)
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: checkpoint has more than 6 values to look at, one dict or module shared over and over? (at b.b....)")
+
+
+def test_shared_lists_in_error_lines_are_not_printed_whole(tmp_path):
+    """A tensor whose shape (offset, storage type) is a list shared 2**n ways: before the fix,
+    repr() of all of it was built to print its first 60 characters (n = 50: forever; n = 22 here,
+    so that the unfixed code ends, with the full repr's first characters)."""
+    pid = hf._enc(hf.Pid(("storage", hf.FLOAT, "0", "cpu", 4)))
+    pkl = _dag_list(22) + b"0}X\x01\x00\x00\x00w" + hf._enc(hf.REBUILD) + b"(" + pid + b"K\x00h\x16(K\x01ttRs."
+    p = pth(tmp_path, pkl)
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: corrupt PyTorch checkpoint (tensor shape [[[[[...], [...]], [[...], [...]]], [[[...], [...]], "
+        "[[...], is not a list of integers)")
+    pkl = _dag_list(22) + b"0}X\x01\x00\x00\x00w" + hf._enc(hf.REBUILD) + b"(" + pid + b"h\x16(K\x01t(K\x01ttRs."
+    p = pth(tmp_path, pkl, name="offset.pth")
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: corrupt PyTorch checkpoint (tensor storage offset [[[[[...], [...]], [[...], [...]]], [[[. "
+        "is not an integer)")
+    pkl = _dag_list(22) + b"0}X\x01\x00\x00\x00w" + hf._enc(hf.REBUILD) + b"((X\x07\x00\x00\x00storageh\x16" \
+        + hf._enc("0") + hf._enc("cpu") + b"K\x04tQK\x00(K\x01t(K\x01ttRs."
+    p = pth(tmp_path, pkl, name="stype.pth")
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: storage of unknown type [[[[[...], [...]], [[...], [...]]], [[[...], [...]], [[...], [...]]]], "
+        "[[[[...],")
