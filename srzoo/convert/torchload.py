@@ -28,6 +28,7 @@ import io
 import pickle
 import pickletools
 import re
+import reprlib
 import sys
 import warnings
 import zipfile
@@ -114,10 +115,28 @@ def _record_class(module: str, name: str) -> type:
     return _RECORDS[key]
 
 
+class _Repr(reprlib.Repr):
+    """repr() with bounded work: a pickle can share one list 2**40 times in a few hundred bytes
+    (memo references), and the full repr of that, even cut at 60 characters, is never done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxtuple, self.maxlist, self.maxdict, self.maxset = 4, 40, 40, 40, 40
+        self.maxstring = self.maxlong = self.maxother = 200
+
+    def repr_OrderedDict(self, x: Any, level: int) -> str:  # noqa: N802 - reprlib's naming
+        return f"OrderedDict({self.repr_dict(x, level)})"
+
+
+def _short(x: Any, n: int) -> str:
+    """``repr(x)[:n]`` for what a pickle gives (containers, numbers, strings), in bounded time."""
+    return _Repr().repr(x)[:n]
+
+
 def _ints(x: Any, what: str) -> tuple[int, ...]:
     if not isinstance(x, (tuple, list)) or len(x) > 32 or \
             not all(type(v) is int for v in x):  # noqa: E721 - bool, float, str: not a size
-        raise _Malformed(f"tensor {what} {repr(x)[:60]} is not a list of integers")
+        raise _Malformed(f"tensor {what} {_short(x, 60)} is not a list of integers")
     return tuple(x)
 
 
@@ -126,7 +145,7 @@ def _rebuild_tensor(storage: Any = None, offset: Any = None, size: Any = None, s
     if not isinstance(storage, _Storage):
         raise _Malformed(f"tensor built from {type(storage).__name__}, not from a storage")
     if type(offset) is not int:
-        raise _Malformed(f"tensor storage offset {repr(offset)[:40]} is not an integer")
+        raise _Malformed(f"tensor storage offset {_short(offset, 40)} is not an integer")
     shape, strides = _ints(size, "shape"), _ints(stride, "strides")
     if len(shape) != len(strides):
         raise _Malformed(f"tensor of shape {shape} has {len(strides)} strides")
@@ -249,7 +268,7 @@ class _Unpickler(pickle.Unpickler):
 
 def _stype(x: Any, where: str) -> _StorageType:
     if not isinstance(x, _StorageType):
-        raise CheckpointError(f"{where}: storage of unknown type {x!r}")
+        raise CheckpointError(f"{where}: storage of unknown type {_short(x, 80)}")
     return x
 
 
@@ -311,7 +330,7 @@ def _load_legacy(path: Path, f: Any, budget: Budget) -> Any:
         if view is not None:
             if not (isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int
                     and type(view[2]) is int and view[1] >= 0 and view[2] >= 0):
-                raise _Malformed(f"storage view {str(view)[:60]} is not (key, offset, size)")
+                raise _Malformed(f"storage view {_short(view, 60)} is not (key, offset, size)")
             vkey, offset, vsize = view
             s = _Storage(st, budget)
             views.append((s, key, offset, vsize))
@@ -373,7 +392,19 @@ def load(path: str | Path) -> Any:
         raise CheckpointError(str(e)) from None
 
 
-def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]", depth: int = 0) -> None:
+MAX_VISITS = 1 << 20  # values _flatten looks at in one checkpoint (real ones: tens of thousands)
+
+
+def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]", depth: int = 0,
+             visits: list[int] | None = None) -> None:
+    """Dotted keys of every tensor under ``obj``. Bounded in depth and in the values visited:
+    a pickle can refer to one dict twice from each of 60 nested dicts (memo references, a few
+    hundred bytes), 2**60 paths to walk."""
+    visits = [0] if visits is None else visits
+    visits[0] += 1
+    if visits[0] > MAX_VISITS:
+        raise CheckpointError(f"checkpoint has more than {MAX_VISITS} values to look at, one dict or module "
+                              f"shared over and over? (at {prefix[:80]}...)")
     if depth > MAX_DEPTH:
         raise CheckpointError(f"checkpoint nests modules or dicts more than {MAX_DEPTH} deep "
                               f"(at {prefix[:80]}...)")
@@ -383,16 +414,16 @@ def _flatten(obj: Any, prefix: str, out: "OrderedDict[str, np.ndarray]", depth: 
         d = obj.__dict__
         for k, v in _items(d.get("_parameters")):
             if v is not None:
-                _flatten(v, f"{prefix}{k}.", out, depth + 1)
+                _flatten(v, f"{prefix}{k}.", out, depth + 1, visits)
         for k, v in _items(d.get("_buffers")):
             if v is not None and not str(k).startswith("num_batches"):
-                _flatten(v, f"{prefix}{k}.", out, depth + 1)
+                _flatten(v, f"{prefix}{k}.", out, depth + 1, visits)
         for k, v in _items(d.get("_modules")):
             if v is not None:
-                _flatten(v, f"{prefix}{k}.", out, depth + 1)
+                _flatten(v, f"{prefix}{k}.", out, depth + 1, visits)
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(v, f"{prefix}{_key(k)}.", out, depth + 1)
+            _flatten(v, f"{prefix}{_key(k)}.", out, depth + 1, visits)
 
 
 def _key(k: Any) -> str:
