@@ -40,9 +40,20 @@ class Pid:
     value: Any
 
 
+@dataclass(frozen=True)
+class Rec:
+    """An instance of class ``module.name`` with ``state``: NEWOBJ then BUILD, as torch pickles
+    a whole nn.Module."""
+    module: str
+    name: str
+    state: Any
+
+
 def _enc(x: Any) -> bytes:
     if isinstance(x, Global):
         return b"c" + x.module.encode() + b"\n" + x.name.encode() + b"\n"
+    if isinstance(x, Rec):
+        return _enc(Global(x.module, x.name)) + b")\x81" + _enc(x.state) + b"b"
     if isinstance(x, Call):
         return _enc(x.fn) + _enc(tuple(x.args)) + b"R"
     if isinstance(x, Pid):

@@ -253,7 +253,7 @@ def test_whole_module_records_keep_only_their_state():
 def test_module_state_that_is_not_a_dict_is_one_line(tmp_path):
     # a pickled module (NEWOBJ of its class, then BUILD with its state) whose _parameters
     # is a list instead of a dict
-    pkl = b"\x80\x02" + hf._enc(hf.Global("mymodels", "Net")) + b")\x81" + hf._enc({"_parameters": [1, 2]}) + b"b."
+    pkl = hf.pickle_bytes(hf.Rec("mymodels", "Net", {"_parameters": [1, 2]}))
     refused(write(tmp_path, hf.torch_zip(pkl, {})), "module state is a list, not a dict")
 
 

@@ -12,7 +12,6 @@ import os
 import sys
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,35 +37,10 @@ def one(i: int) -> hf.Call:
     return hf.tensor(offset=i, size=(1,), stride=(1,))
 
 
-@dataclass(frozen=True)
-class Rec:
-    """An instance of class ``module.name`` with ``state``: NEWOBJ then BUILD, as torch pickles
-    a whole nn.Module."""
-    module: str
-    name: str
-    state: Any
-
-
-def enc(x: Any) -> bytes:
-    if isinstance(x, Rec):
-        return hf._enc(hf.Global(x.module, x.name)) + b")\x81" + enc(x.state) + b"b"
-    if isinstance(x, hf.Call):
-        return enc(x.fn) + enc(tuple(x.args)) + b"R"
-    if isinstance(x, hf.Pid):
-        return enc(x.value) + b"Q"
-    if isinstance(x, tuple):
-        return b"(" + b"".join(enc(v) for v in x) + b"t"
-    if isinstance(x, list):
-        return b"](" + b"".join(enc(v) for v in x) + b"e"
-    if isinstance(x, dict):
-        return b"}(" + b"".join(enc(k) + enc(v) for k, v in x.items()) + b"u"
-    return hf._enc(x)
-
-
 def pth(tmp_path: Path, obj: Any, storages: dict[str, bytes] | None = None, name: str = "x.pth",
         **kw: Any) -> Path:
     p = tmp_path / name
-    pkl = obj if isinstance(obj, bytes) else b"\x80\x02" + enc(obj) + b"."
+    pkl = obj if isinstance(obj, bytes) else hf.pickle_bytes(obj)
     p.write_bytes(hf.torch_zip(pkl, {"0": F4} if storages is None else storages, **kw))
     return p
 
@@ -165,7 +139,7 @@ def test_model_classes_become_records_named_after_them(tmp_path):
 def test_python2_strings_are_latin1(tmp_path):
     """Checkpoints written by Python 2 torch hold byte strings (SHORT_BINSTRING, BINSTRING):
     read as latin-1, so every byte is a character."""
-    pkl = (b"\x80\x02}(U\x02k\xe9" + enc(one(0)) + b"T\x01\x00\x00\x00\xff" + enc(one(1)) + b"u.")
+    pkl = (b"\x80\x02}(U\x02k\xe9" + hf._enc(one(0)) + b"T\x01\x00\x00\x00\xff" + hf._enc(one(1)) + b"u.")
     assert listed(torchload.load_state_dict(pth(tmp_path, pkl))) == [("k\xe9", [1]), ("\xff", [2])]
 
 
@@ -181,13 +155,13 @@ def test_pickled_modules_flatten_to_dotted_keys(tmp_path):
     """Parameters, then buffers, then submodules, each in pickled order; None entries and
     BatchNorm's num_batches_tracked are left out."""
     nbt = hf.tensor(key="n", numel=1, size=(), stride=(), stype=LONG)
-    bn = Rec("torch.nn.modules.batchnorm", "BatchNorm2d", {
+    bn = hf.Rec("torch.nn.modules.batchnorm", "BatchNorm2d", {
         "training": False, "_parameters": {"weight": one(0), "bias": None},
         "_buffers": {"running_mean": one(1), "running_var": None, "num_batches_tracked": nbt},
         "_modules": {}})
-    conv = Rec("torch.nn.modules.conv", "Conv2d", {"_parameters": {"weight": T, "bias": one(3)},
+    conv = hf.Rec("torch.nn.modules.conv", "Conv2d", {"_parameters": {"weight": T, "bias": one(3)},
                                                   "_buffers": {}, "_modules": {}})
-    net = Rec("vdsr", "Net", {"_parameters": {"scale": one(2)}, "_buffers": {"mask": one(3)},
+    net = hf.Rec("vdsr", "Net", {"_parameters": {"scale": one(2)}, "_buffers": {"mask": one(3)},
                               "_modules": {"conv": conv, "bn": bn, "gone": None}})
     p = pth(tmp_path, net, {"0": F4, "n": np.array([7], "<i8").tobytes()})
     assert listed(torchload.load_state_dict(p)) == [
@@ -211,7 +185,7 @@ def test_keys_that_are_not_names(tmp_path):
         p = pth(tmp_path, {"w": T, key: T})
         assert line(p, torchload.CheckpointError) == \
             f"{p}: checkpoint has a key of type {kind}, not a name", key
-        p = pth(tmp_path, Rec("vdsr", "Net", {"_parameters": {key: T}}), name="rec.pth")
+        p = pth(tmp_path, hf.Rec("vdsr", "Net", {"_parameters": {key: T}}), name="rec.pth")
         assert line(p, torchload.CheckpointError) == \
             f"{p}: checkpoint has a key of type {kind}, not a name", key
 
@@ -230,7 +204,7 @@ def test_dicts_nest_64_deep_not_65(tmp_path):
 @pytest.mark.parametrize("part", ["_parameters", "_buffers"])
 def test_module_tensors_count_one_level(tmp_path, part):
     """A module at depth 63 holds its tensor at 64 (read); at depth 64, at 65 (refused)."""
-    rec = Rec("vdsr", "Net", {part: {"w": T}})
+    rec = hf.Rec("vdsr", "Net", {part: {"w": T}})
     p = pth(tmp_path, nest(63, rec))
     assert listed(torchload.load_state_dict(p)) == [(".".join(["a"] * 63 + ["w"]), [[1, 2], [3, 4]])]
     p = pth(tmp_path, nest(64, rec), name="65.pth")
@@ -238,7 +212,7 @@ def test_module_tensors_count_one_level(tmp_path, part):
 
 
 def test_submodules_count_one_level(tmp_path):
-    rec = Rec("vdsr", "Net", {"_modules": {"m": Rec("vdsr", "Block", {"_parameters": {"w": T}})}})
+    rec = hf.Rec("vdsr", "Net", {"_modules": {"m": hf.Rec("vdsr", "Block", {"_parameters": {"w": T}})}})
     p = pth(tmp_path, nest(62, rec))
     assert listed(torchload.load_state_dict(p)) == [(".".join(["a"] * 62 + ["m", "w"]), [[1, 2], [3, 4]])]
     p = pth(tmp_path, nest(63, rec), name="65.pth")
@@ -331,7 +305,7 @@ def test_load_lines_name_the_file_once(tmp_path, monkeypatch):
     assert str(e.value) == f"{p}: malformed PyTorch checkpoint (UnpicklingError: unpickling stack underflow)"
     # the byte budget: data.pkl then the (deflated) storage, counted under the file's name
     zeros = bytes(40_000)
-    pkl = b"\x80\x02" + enc({"w": hf.tensor(numel=10_000, size=(4,), stride=(1,))}) + b"."
+    pkl = b"\x80\x02" + hf._enc({"w": hf.tensor(numel=10_000, size=(4,), stride=(1,))}) + b"."
     p = pth(tmp_path, pkl, {"0": zeros}, "budget.pth", compression=zipfile.ZIP_DEFLATED)
     monkeypatch.setenv("SRZOO_MAX_MODEL_BYTES", "10000")
     with pytest.raises(torchload.CheckpointError) as e:
@@ -383,7 +357,7 @@ def test_shared_dicts_are_walked_within_a_bound(tmp_path, monkeypatch):
         f"{p}: checkpoint has more than 1048576 values to look at, one dict or module shared over and "
         f"over? (at a.a.{'b.' * 19}...)")
     # d_2 = {"a": d_1, "b": d_1}, d_1 = {"a": w, "b": w}: 7 values, tied tensors under 4 keys
-    p = pth(tmp_path, _dag_dict(2, enc(one(0))), name="tied.pth")
+    p = pth(tmp_path, _dag_dict(2, hf._enc(one(0))), name="tied.pth")
     monkeypatch.setattr(torchload, "MAX_VISITS", 7)
     assert listed(torchload.load_state_dict(p)) == [("a.a", [1]), ("a.b", [1]), ("b.a", [1]), ("b.b", [1])]
     monkeypatch.setattr(torchload, "MAX_VISITS", 6)
