@@ -132,20 +132,27 @@ def test_a_mean_of_one_is_added_back(models):
 
 
 # --------------------------------------------------------------------------- pre_upsample
+def _cubic_axis(n: int, s: int, a: float, symmetric: bool) -> np.ndarray:
+    """The (n*s) x n matrix of an x``s`` cubic upscale along one axis: Keys' kernel with ``a``,
+    pixel centres; borders mirrored (``symmetric``, MATLAB) or repeated (OpenCV)."""
+    x = (np.arange(n * s) + 0.5) / s - 0.5
+    x0 = np.floor(x)
+    m = np.zeros((n * s, n))
+    for k in (-1, 0, 1, 2):
+        d = np.abs(x - x0 - k)
+        wk = np.where(d <= 1, (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1,
+                      a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a)
+        i = (x0 + k).astype(int)
+        i = np.where(i < 0, -i - 1, np.where(i >= n, 2 * n - i - 1, i)) if symmetric else np.clip(i, 0, n - 1)
+        np.add.at(m, (np.arange(n * s), i), wk)
+    return m
+
+
 def _matlab_bicubic(img: np.ndarray, s: int) -> np.ndarray:
     """MATLAB's imresize(img, s, 'bicubic') for an upscale (a = -0.5, pixel centres, symmetric
     border), float64, unrounded."""
-    def axis(n: int) -> np.ndarray:
-        x = (np.arange(n * s) + 0.5) / s - 0.5
-        x0 = np.floor(x)
-        m = np.zeros((n * s, n))
-        for k in (-1, 0, 1, 2):
-            d = np.abs(x - x0 - k)
-            wk = np.where(d <= 1, 1.5 * d ** 3 - 2.5 * d ** 2 + 1, -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2)
-            i = (x0 + k).astype(int)
-            np.add.at(m, (np.arange(n * s), np.where(i < 0, -i - 1, np.where(i >= n, 2 * n - i - 1, i))), wk)
-        return m
-    return np.einsum("ij,jkc,lk->ilc", axis(img.shape[0]), img.astype(np.float64), axis(img.shape[1]))
+    rows, cols = (_cubic_axis(n, s, -0.5, True) for n in img.shape[:2])
+    return np.einsum("ij,jkc,lk->ilc", rows, img.astype(np.float64), cols)
 
 
 def test_pre_upsample_bicubic_matlab(models):
@@ -309,17 +316,8 @@ def test_constant_float_alpha_keeps_its_exact_value(models):
 
 def _bicubic(plane: np.ndarray, s: int) -> np.ndarray:
     """cv2.resize's bicubic x``s`` (Keys, a = -0.75; pixel centres, edges repeated) in float64."""
-    def axis(n: int) -> np.ndarray:
-        x = (np.arange(n * s) + 0.5) / s - 0.5
-        x0 = np.floor(x)
-        m = np.zeros((n * s, n))
-        for k in (-1, 0, 1, 2):
-            d = np.abs(x - x0 - k)
-            wk = np.where(d <= 1, 1.25 * d ** 3 - 2.25 * d ** 2 + 1,
-                          -0.75 * d ** 3 + 3.75 * d ** 2 - 6 * d + 3)
-            np.add.at(m, (np.arange(n * s), np.clip(x0 + k, 0, n - 1).astype(int)), wk)
-        return m
-    return axis(plane.shape[0]) @ plane.astype(np.float64) @ axis(plane.shape[1]).T
+    rows, cols = (_cubic_axis(n, s, -0.75, False) for n in plane.shape[:2])
+    return rows @ plane.astype(np.float64) @ cols.T
 
 
 def test_finish_without_the_network_alpha_resizes_it_bicubically():
