@@ -320,9 +320,9 @@ def finish(p: Prepared, color: np.ndarray, scale: int,
             ua = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
             a = _to_depth(ua, _DTYPES[np.dtype(p.alpha.dtype)], np.dtype(p.alpha.dtype))
         else:
-            if float(p.alpha.min()) == float(p.alpha.max()):
-                # constant (not premultiplied): that level everywhere; bicubic weights sum
-                # to 1 only up to float error (a float 0.7 came back 0.70000005 in places)
+            if not p.premultiplied:
+                # constant (prepare found one level everywhere): that level; bicubic weights
+                # sum to 1 only up to float error (a float 0.7 came back 0.70000005 in places)
                 a = np.full((h, w), p.alpha.flat[0], p.alpha.dtype)
             else:
                 a = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
