@@ -147,7 +147,7 @@ def test_metadata_and_quality_reach_the_output(tmp_path: Path) -> None:
         assert tables == r.quantization  # the IJG tables of quality 30 (the default is 95)
 
 
-def test_urls_in_and_out_keep_metadata_quality_and_name_the_cause(tmp_path: Path) -> None:
+def test_urls_in_and_out_keep_metadata_quality_and_name_the_cause(tmp_path: Path, monkeypatch) -> None:
     fs = fsspec.filesystem("memory")
     img = _photo()
     local = tmp_path / "in.jpg"
@@ -166,13 +166,10 @@ def test_urls_in_and_out_keep_metadata_quality_and_name_the_cause(tmp_path: Path
         assert fs.ls("/w24/out", detail=False) == ["/w24/out/r.jpg"]  # no partial left
         bad = batch.run_job(_job("memory://w24/bad.png", "memory://w24/out/b.png"))
         assert bad["status"] == "failed" and "None" not in bad["error"] and bad["error"].startswith(
-            "not an image") , bad["error"]
+            "not an image"), bad["error"]
         # the pixel limit holds for URLs too, at the job's scale
-        os.environ["SRZOO_MAX_PIXELS"] = str(3 * 3072)
-        try:
-            big = batch.run_job(_job("memory://w24/in.jpg", "memory://w24/out/x3.jpg", scale=3))
-        finally:
-            del os.environ["SRZOO_MAX_PIXELS"]
+        monkeypatch.setenv("SRZOO_MAX_PIXELS", str(3 * 3072))
+        big = batch.run_job(_job("memory://w24/in.jpg", "memory://w24/out/x3.jpg", scale=3))
         assert (big["status"], big["error"]) == ("failed", LIMIT_X3 + " (refused before decoding)" + ADVICE)
     finally:
         fs.rm("/w24", recursive=True)
