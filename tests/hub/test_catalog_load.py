@@ -161,3 +161,44 @@ def test_edited_json_and_hostile_files_are_refused(offline, shared_dir, tmp_path
         assert str(path) in err and words in err, (path, err)
     assert sorted((p.name, p.read_bytes()) for p in (offline / "catalog").iterdir()) == before
     assert stored.read_bytes() == data
+
+
+def test_show_and_load_print_every_line(offline, shared_dir, tmp_path, capsys):
+    """`srzoo catalog load` prints the change lines, then how it was loaded; `srzoo catalog show`
+    prints the source, the revision, where the pin lives, the file's size and sha256, and the
+    counts (what `srzoo list --catalog openmodeldb` says runs and downloads)."""
+    archive = tar_gz(tmp_path / "omdb.tar.gz", records(shared_dir))
+    code, out, err = run(capsys, "catalog", "load", str(archive))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"OpenModelDB catalogue: (none) -> {REV[:12]}"
+    assert lines[-2] == "14 added, 0 removed, 0 file hash(es) changed, 0 other record(s) edited"
+    assert lines[1:-2] == sorted(lines[1:-2]) and len(lines) == 17
+    assert all(ln.startswith("+ omdb:") for ln in lines[1:-2])
+    assert lines[-1].startswith(f"loaded {archive}: ") and f"srzoo has no pin for {REV[:12]}" in lines[-1]
+
+    code, out, err = run(capsys, "list", "--catalog", "openmodeldb", "--json")
+    rows = json.loads(out)
+    runs = [r for r in rows if r["runnable"] != "no"]
+    scripted = [r for r in runs if r["downloadable"]]
+    assert (len(rows), len(runs), len(scripted)) == (14, 14, 12)  # 2x-DAT-2: a Drive folder; 1x-BroadcastToStudio-SPAN: Mega
+    path = offline / "catalog" / f"openmodeldb-{REV[:12]}.json"
+    data = path.read_bytes()
+    code, out, err = run(capsys, "catalog", "show")
+    assert code == 0 and err == ""
+    assert out.splitlines() == [
+        "catalogue:  openmodeldb (OpenModelDB/open-model-database)",
+        f"revision:   {REV}",
+        f"pin:        {offline / 'catalog' / 'openmodeldb.pin.json'}",
+        f"file:       {path} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})",
+        "records:    14; srzoo runs 14, 12 of them downloadable by a script"]
+    assert run(capsys, "catalog")[1] == out  # show is the default action
+
+
+def test_file_argument_errors_are_one_line(offline, capsys):
+    for argv, line in ((["catalog", "show", "x.zip"], "a FILE goes with `srzoo catalog load FILE`, not with show"),
+                       (["catalog", "update", "x.zip"], "a FILE goes with `srzoo catalog load FILE`, not with update"),
+                       (["catalog", "load"], "srzoo catalog load FILE: name an OpenModelDB archive (.tar.gz, .zip) "
+                                             "or a catalogue .json")):
+        code, out, err = run(capsys, *argv)
+        assert (code, out, err) == (1, "", f"srzoo: error: {line}\n")

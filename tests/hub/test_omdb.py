@@ -186,6 +186,112 @@ def test_info_shows_whole_record(omdb, capsys):
     assert code == 1 and "Did you mean: omdb:4x-realesrgan-x4plus" in err
 
 
+BROADCAST_INFO = """\
+omdb:1x-BroadcastToStudio-Compact  BroadcastToStudio Compact
+author:       kim2091
+license:      CC-BY-NC-SA-4.0  ** non-commercial: this licence forbids commercial use **
+architecture: compact 64nf 16nc
+scale:        x1
+channels:     3 in, 3 out
+tags:         cartoon, compression-removal, deblur, restoration
+date:         2024-12-01
+page:         https://openmodeldb.info/models/1x-BroadcastToStudio-Compact
+training:
+  dataset: BroadcastToStudio
+  datasetSize: 6000
+  pretrainedModelG: 1x-SwatKats-Compact
+  trainingIterations: 25000
+  trainingBatchSize: 8
+resources:
+  pth (pytorch), 2400484 bytes, sha256 f4876edc5f12783395c444bbb1d2f1bc304ed69b2cc82409dff9d6dad6fbd596  <- srzoo uses this
+    [direct] https://github.com/Kim2091/Kim2091-Models/releases/download/1x-BroadcastToStudio_Compact/1x-BroadcastToStudio_Compact.pth
+  onnx (onnx), 1200682 bytes, sha256 52836c782140058bcc695e90102c3ef54961ebab2c12e66298eaba25d42570bc
+    [direct] https://github.com/Kim2091/Kim2091-Models/releases/download/1x-BroadcastToStudio_Compact/1x-BroadcastToStudio_Compact-fp16.onnx
+srzoo:        converts the pytorch-pth to ONNX on first use (not cached: {cache}/models/omdb/1x-BroadcastToStudio-Compact/1x-BroadcastToStudio_Compact.pth)
+description:
+  Purpose: Cartoons
+  
+  This is a simple retrain of SaurusX's 1x_BroadcastToStudioLite_485k model from a couple years
+  ago. This one is trained on compact, actually has less artifacts, and is significantly faster.
+  
+  __Comparisons:__ <https://slow.pics/c/oGwHyYym>
+  ![1733071729 5752351](https://github.com/user-
+  attachments/assets/f247b870-d49e-4c37-ad39-c4565efe164d)
+"""
+
+
+def test_info_text_is_the_record_line_by_line(omdb, srzoo_env, capsys):
+    """The whole page of one real record (../shared/openmodeldb/1x-BroadcastToStudio-Compact.json),
+    written out by hand from the record: training facts in srzoo's order (dataset first), the
+    fields shown above them not repeated (architecture, size, images...), the resource srzoo
+    uses marked, each URL as direct or by hand, the description wrapped at 96 columns."""
+    code, out, _ = run(capsys, "info", "omdb:1x-BroadcastToStudio-Compact")
+    assert code == 0
+    assert out == BROADCAST_INFO.format(cache=srzoo_env)
+
+
+def test_info_text_of_odd_records(omdb, srzoo_env, capsys):
+    """Missing fields print "?"/"-", extra fields are training facts, a record with no usable file says
+    why it cannot run, by-hand URLs say so, and a published ONNX says "cached" once fetched."""
+    book = omdb.records["1x-Book-Compact"]
+    bare = {k: v for k, v in book.items() if k not in ("inputChannels", "outputChannels", "date", "description",
+                                                       "size", "tags")}
+    bare.update(name="Bare", license="MIT", customNote="made for a test", trainingOTF=True)
+    omdb({"1x-srzoo-test-bare": bare})
+    code, out, _ = run(capsys, "info", "omdb:1x-srzoo-test-bare")
+    assert code == 0
+    # ../shared/openmodeldb/1x-Book-Compact.json less six fields, plus two of ours
+    assert out.splitlines() == [
+        "omdb:1x-srzoo-test-bare  Bare", "author:       asterixcool", "license:      MIT",
+        "architecture: compact", "scale:        x1", "channels:     ? in, ? out", "tags:         -",
+        "date:         -", "page:         https://openmodeldb.info/models/1x-srzoo-test-bare",
+        "training:", "  dataset: My own collection.", "  datasetSize: 13150", "  trainingIterations: 399000",
+        "  trainingBatchSize: 16", "  trainingHRSize: 95", "  trainingOTF: True", "  customNote: made for a test",
+        "resources:",
+        "  safetensors (pytorch), 2386212 bytes, sha256 "
+        "fbccfd710b4a2abf9e20b58b2714a2292d4f26571ed481af20d0c519fde10885  <- srzoo uses this",
+        "    [direct] https://github.com/starinspace/StarinspaceUpscale/releases/download/Models/1xBook-Compact.safetensors",
+        "srzoo:        converts the safetensors to ONNX on first use (not cached: "
+        f"{srzoo_env}/models/omdb/1x-srzoo-test-bare/1xBook-Compact.safetensors)",
+        "description:", "  -"]
+
+    code, out, _ = run(capsys, "info", "omdb:4x-srzoo-test-gdrive")
+    assert "\n    [by hand] https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz?usp=sharing\n" \
+           "    [by hand] https://mega.nz/folder/xyzXYZ12#0123456789abcdefABCDEF\n" in out
+
+    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-ditn")
+    assert "\narchitecture: ditn\n" in out  # no size tags: no trailing space
+    why = srzoo.get_model("omdb:2x-srzoo-test-ditn").unrunnable
+    assert why.startswith("omdb:2x-srzoo-test-ditn is a ditn model and srzoo has no converter for ditn")
+    assert f"\nsrzoo:        cannot run it: {why}\ndescription:\n  -\n" in out
+
+    where = srzoo_env / "models/omdb/2x-srzoo-test-waifu2x/upconv_7_scale2.0x_model.onnx"
+    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-waifu2x")
+    assert f"\nsrzoo:        runs the published ONNX (not cached: {where})\n" in out
+    where = srzoo_env / "models/omdb/4x-srzoo-test-anime/realesr-animevideov3.pth"
+    srzoo.fetch("omdb:4x-srzoo-test-anime")
+    code, out, _ = run(capsys, "info", "omdb:4x-srzoo-test-anime")
+    assert f"\nsrzoo:        converts the pytorch-pth to ONNX on first use (cached: {where})\n" in out
+
+
+def test_info_json_is_the_record_and_srzoos_facts(omdb, srzoo_env, capsys):
+    """--json: the record as published (non-ASCII kept), then what srzoo makes of it, two-space indent."""
+    anime = omdb.records["4x-srzoo-test-anime"]
+    omdb({"4x-srzoo-test-utf8": dict(anime, name="Ünïcode ✓")})
+    code, out, _ = run(capsys, "info", "omdb:4x-srzoo-test-utf8", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["id"] == "4x-srzoo-test-utf8" and doc["record"]["name"] == "Ünïcode ✓"
+    assert '\n  "id": "4x-srzoo-test-utf8",\n  "record": {\n    "' in out and '"name": "Ünïcode ✓"' in out
+    assert doc["srzoo"] == {
+        "name": "omdb:4x-srzoo-test-utf8", "revision": REV_A, "runnable": "yes", "why_not": None,
+        "resource": "realesr-animevideov3.pth", "source_format": "pytorch-pth", "cached": False,
+        "non_commercial": False, "page": "https://openmodeldb.info/models/4x-srzoo-test-utf8"}
+    code, out, _ = run(capsys, "info", "omdb:2x-srzoo-test-ditn", "--json")
+    facts = json.loads(out)["srzoo"]
+    assert (facts["resource"], facts["runnable"], facts["source_format"]) == ("ditn.pth", "no", "pytorch-pth")
+
+
 def test_get_model_resolves_omdb_names(omdb):
     e = srzoo.get_model("omdb:4x-realesrgan-x4plus")
     assert (e.scale, e.sha256, e.size, e.source_format) == (
@@ -264,6 +370,65 @@ def test_cli_upscale_and_bench_take_omdb_names(omdb_warm, shared_dir, tmp_path, 
     assert net.forward().shape == (1, 3, 32, 32)
     assert _plan(["omdb:4x-srzoo-test-anime"], None) == ([("omdb:4x-srzoo-test-anime", 4)], [])
     assert _plan(["omdb:4x-srzoo-test-anime"], [2, 4])[1] == ["omdb:4x-srzoo-test-anime x2 (no such model; it has x4)"]
+
+
+def test_convert_record_prints_the_check_and_copies_the_cached_onnx(omdb_warm, models_env, tmp_path,
+                                                                     monkeypatch, capsys):
+    """`srzoo convert omdb:ID`: the derived record's facts line by line, the copy byte-identical to the
+    cached ONNX, an existing output replaced only with --overwrite, the cache's own file never rewritten."""
+    omdb = omdb_warm
+    out = tmp_path / "a.onnx"
+    code, stdout, err = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(out))
+    assert code == 0, err
+    folder = next((models_env / "derived").glob("omdb-4x-srzoo-test-anime-x4-*"))
+    cached = folder / "model.onnx"
+    data = cached.read_bytes()
+    assert out.read_bytes() == data
+    probe = json.loads((folder / "record.json").read_text())["probe"]
+    assert isinstance(probe["checked_against"], str) and probe["checked_against"]
+    # SRVGGNetCompact 64 features, 16 convs, x4: 3*64*9+64 + 64 + 16*(64*64*9+64+64) + 64*48*9+48
+    assert stdout.splitlines() == [
+        f"format:       pytorch-pth (omdb:4x-srzoo-test-anime @ {REV_A[:12]})",
+        "architecture: srvgg", "scale:        4", "parameters:   621424",
+        f"verification: max |diff| {probe['max_abs_error']:.3g} against {probe['checked_against']}",
+        f"output:       {out} (sha256 {hashlib.sha256(data).hexdigest()})"]
+    # an existing file: refused, then replaced with --overwrite
+    out.write_bytes(b"mine")
+    code, _, err = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(out))
+    assert code == 1 and err == f"srzoo: error: {out}: exists; refusing to replace it (use --overwrite, or -o another file)\n"
+    assert out.read_bytes() == b"mine"
+    assert run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(out), "--overwrite")[0] == 0
+    assert out.read_bytes() == data
+    # -o the cached file itself: nothing is rewritten
+    inode = cached.stat().st_ino
+    code, stdout, _ = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(cached), "--overwrite")
+    assert code == 0 and cached.stat().st_ino == inode and cached.read_bytes() == data
+    # no -o: the record's id in the current folder
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "convert", "omdb:4x-srzoo-test-anime")[0] == 0
+    assert (tmp_path / "4x-srzoo-test-anime.onnx").read_bytes() == data
+    # refusals, one line each
+    for argv, line in (
+            (["--scale", "2"], "omdb:4x-srzoo-test-anime is a x4 model, not x2"),
+            (["--manifest", str(tmp_path / "m.toml")], "--manifest is for local files; omdb: names need no manifest")):
+        code, _, err = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(tmp_path / "b.onnx"), *argv)
+        assert (code, err.count("\n")) == (1, 1) and line in err, err
+    code, _, err = run(capsys, "convert", "omdb:2x-srzoo-test-ditn", "-o", str(tmp_path / "b.onnx"))
+    assert code == 1 and err == f"srzoo: error: {srzoo.get_model('omdb:2x-srzoo-test-ditn').unrunnable}\n"
+    assert not (tmp_path / "b.onnx").exists()
+
+    # a published ONNX: copied as it is, no conversion record
+    shutil.copy(cached, omdb.folder / "anime-published.onnx")
+    anime = omdb.records["4x-realesr-animevideo-v3"]
+    omdb({"4x-srzoo-test-onnx": record(anime, "onnx", len(data), hashlib.sha256(data).hexdigest(),
+                                       ["https://example.org/anime-published.onnx"])})
+    code, stdout, err = run(capsys, "convert", "omdb:4x-srzoo-test-onnx", "-o", str(tmp_path / "p.onnx"))
+    assert code == 0, err
+    assert stdout.splitlines() == [
+        f"format:       onnx (omdb:4x-srzoo-test-onnx @ {REV_A[:12]})", "scale:        4",
+        "verification: published ONNX, inputs inspected and run once on a probe",
+        f"output:       {tmp_path / 'p.onnx'} (sha256 {hashlib.sha256(data).hexdigest()})"]
+    assert (tmp_path / "p.onnx").read_bytes() == data
 
 
 def test_wrong_sha256_refused_nothing_cached(omdb, srzoo_env, capsys):
