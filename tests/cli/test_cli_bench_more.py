@@ -311,3 +311,18 @@ def test_bench_bar_on_a_terminal_only(two_sets, tqdm_clock, monkeypatch, capsys)
     monkeypatch.setattr(sys, "stderr", term.file)
     assert main(args + ["-q"]) == 0
     assert term.text() == "" and capsys.readouterr().out == ""
+
+
+def test_gallery_of_the_matlab_baseline_alone(two_sets, tmp_path, capsys):
+    """``--models bicubic-matlab``: the gallery shows it beside the HR crop (it stopped with
+    "compare needs at least one model (-m a,b,c)" after the run: the baseline was left out of
+    the list handed to compare, which adds it by itself everywhere else)."""
+    alpha = two_sets[0]
+    gal = tmp_path / "gal"
+    code, out, err = run_cli(capsys, "bench", "--models", "bicubic-matlab", "--scales", "2", "--dataset",
+                             str(alpha), "--repeat", "1", "--warmup", "0", "-q", "--gallery", str(gal))
+    assert (code, out, err) == (0, "", "")
+    grid = cv2.imread(str(gal / "alpha" / "bird_x2.png"))
+    one = compare(alpha / "bird.png", "bicubic-matlab", 2)
+    assert [t.name for t in one.tiles] == ["HR (reference)", "bicubic-matlab"]
+    assert np.array_equal(grid, one.grid)
