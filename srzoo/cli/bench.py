@@ -198,7 +198,7 @@ def _gallery(args: argparse.Namespace, report: Any) -> None:
     from srzoo.evaluate.compare import gallery
 
     scales = sorted({int(r["scale"]) for r in report.results})
-    models = [m for m in report.settings["models"] if m != "bicubic-matlab"]
+    models = report.settings["models"]  # compare() puts bicubic-matlab first by itself (not twice)
     for folder in report.settings["datasets"].values():
         paths = gallery(folder, args.gallery, models, scales, backend=args.backends.split(",")[0])
         if not args.quiet:
