@@ -199,7 +199,13 @@ def _gallery(args: argparse.Namespace, report: Any) -> None:
 
     scales = sorted({int(r["scale"]) for r in report.results})
     models = report.settings["models"]  # compare() puts bicubic-matlab first by itself (not twice)
+    # the first --backends entry that ran a network here (the matlab baseline runs on none)
+    nets = [r for r in report.results if r["model"] != "bicubic-matlab"]
+    ran = {r["backend"] for r in nets if r["status"] == "ok"}
+    backend = next((b for b in args.backends.split(",") if b in ran or not nets), None)
+    if backend is None:  # before any folder is made
+        raise SrzooError(f"--gallery: no backend of --backends {args.backends} ran here; nothing to draw")
     for folder in report.settings["datasets"].values():
-        paths = gallery(folder, args.gallery, models, scales, backend=args.backends.split(",")[0])
+        paths = gallery(folder, args.gallery, models, scales, backend=backend)
         if not args.quiet:
             print(f"gallery: {len(paths)} grids in {Path(args.gallery) / Path(folder).name.lower()}")
