@@ -135,7 +135,7 @@ def cmd_convert_record(args: argparse.Namespace) -> int:
     if entry.unrunnable:
         raise SrzooError(entry.unrunnable)
     out = Path(args.output or f"{entry.record_id}.onnx")
-    check_output(out, [], overwrite=getattr(args, "overwrite", False))
+    check_output(out, [], overwrite=args.overwrite)
     onnx = model_file(entry)
     if fsutil.kind(out) != "file" or out.resolve() != onnx.resolve():
         atomic_write(out, onnx.read_bytes())

@@ -167,13 +167,17 @@ def test_show_and_load_print_every_line(offline, shared_dir, tmp_path, capsys):
     """`srzoo catalog load` prints the change lines, then how it was loaded; `srzoo catalog show`
     prints the source, the revision, where the pin lives, the file's size and sha256, and the
     counts (what `srzoo list --catalog openmodeldb` says runs and downloads)."""
-    archive = tar_gz(tmp_path / "omdb.tar.gz", records(shared_dir))
+    members = records(shared_dir)
+    # one record srzoo cannot run (no converter for ditn) whose file a script could download
+    x4plus = json.loads((shared_dir / "openmodeldb" / "4x-realesrgan-x4plus.json").read_text())
+    members[f"{TOP}/data/models/4x-srzoo-ditn.json"] = json.dumps(dict(x4plus, architecture="ditn")).encode()
+    archive = tar_gz(tmp_path / "omdb.tar.gz", members)
     code, out, err = run(capsys, "catalog", "load", str(archive))
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"OpenModelDB catalogue: (none) -> {REV[:12]}"
-    assert lines[-2] == "14 added, 0 removed, 0 file hash(es) changed, 0 other record(s) edited"
-    assert lines[1:-2] == sorted(lines[1:-2]) and len(lines) == 17
+    assert lines[-2] == "15 added, 0 removed, 0 file hash(es) changed, 0 other record(s) edited"
+    assert lines[1:-2] == sorted(lines[1:-2]) and len(lines) == 18
     assert all(ln.startswith("+ omdb:") for ln in lines[1:-2])
     assert lines[-1].startswith(f"loaded {archive}: ") and f"srzoo has no pin for {REV[:12]}" in lines[-1]
 
@@ -181,7 +185,7 @@ def test_show_and_load_print_every_line(offline, shared_dir, tmp_path, capsys):
     rows = json.loads(out)
     runs = [r for r in rows if r["runnable"] != "no"]
     scripted = [r for r in runs if r["downloadable"]]
-    assert (len(rows), len(runs), len(scripted)) == (14, 14, 12)  # 2x-DAT-2: a Drive folder; 1x-BroadcastToStudio-SPAN: Mega
+    assert (len(rows), len(runs), len(scripted)) == (15, 14, 12)  # 2x-DAT-2: a Drive folder; 1x-BroadcastToStudio-SPAN: Mega
     path = offline / "catalog" / f"openmodeldb-{REV[:12]}.json"
     data = path.read_bytes()
     code, out, err = run(capsys, "catalog", "show")
@@ -191,7 +195,7 @@ def test_show_and_load_print_every_line(offline, shared_dir, tmp_path, capsys):
         f"revision:   {REV}",
         f"pin:        {offline / 'catalog' / 'openmodeldb.pin.json'}",
         f"file:       {path} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})",
-        "records:    14; srzoo runs 14, 12 of them downloadable by a script"]
+        "records:    15; srzoo runs 14, 12 of them downloadable by a script"]
     assert run(capsys, "catalog")[1] == out  # show is the default action
 
 
