@@ -12,6 +12,7 @@ import copy
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -140,6 +141,54 @@ def test_list_catalog_filters_and_columns(omdb, capsys):
     assert "CC-BY-NC-4.0 (NC: non-commercial)" in ani4k
     gdrive = next(ln for ln in lines if ln.startswith("omdb:4x-srzoo-test-gdrive "))
     assert gdrive.split()[-3:] == ["yes", "by", "hand"]  # runs: yes; download: by hand
+
+
+def test_list_catalog_cells_json_rows_and_filters(omdb, capsys):
+    """Every cell of `srzoo list --catalog` for the compact records (a record without a file among
+    them), a JSON row whole, the name pattern, --runnable, and the empty answer."""
+    book = omdb.records["1x-Book-Compact"]
+    omdb({"1x-srzoo-test-nofile": dict(book, resources=[])})
+    code, out, err = run(capsys, "list", "--catalog", "openmodeldb", "--arch", "compact")
+    assert code == 0
+    cells = [re.split(r" {2,}", ln.rstrip()) for ln in out.splitlines()]
+    nc = " (NC: non-commercial)"
+    assert cells == [
+        ["name", "architecture", "scale", "license", "file", "runs", "download"], cells[1],
+        ["omdb:1x-Book-Compact", "compact 2,27mb", "x1", "CC-BY-SA-4.0", "2.3 MiB safetensors", "yes", "yes"],
+        ["omdb:1x-BroadcastToStudio-Compact", "compact 64nf 16nc", "x1", "CC-BY-NC-SA-4.0" + nc, "2.3 MiB pth", "yes",
+         "yes"],
+        ["omdb:1x-srzoo-test-nofile", "compact 2,27mb", "x1", "CC-BY-SA-4.0", "-", "no", "by hand"],
+        ["omdb:2x-Ani4K", "compact", "x2", "CC-BY-NC-4.0" + nc, "4.6 MiB pth", "yes", "yes"],
+        ["omdb:4x-realesr-animevideo-v3", "compact 64nf 16nc", "x4", "BSD-3-Clause", "2.4 MiB pth", "yes", "yes"],
+        ["omdb:4x-realesr-general-x4v3", "compact 64nf 32nc", "x4", "BSD-3-Clause", "4.7 MiB pth", "yes", "yes"],
+        ["omdb:4x-srzoo-test-anime", "compact 64nf 16nc", "x4", "BSD-3-Clause", "2.2 MiB pth", "yes", "yes"],
+        ["omdb:4x-srzoo-test-gdrive", "compact 64nf 16nc", "x4", "CC-BY-NC-SA-4.0" + nc, "2.2 MiB pth", "yes", "by hand"],
+        ["omdb:4x-srzoo-test-wrongsha", "compact 64nf 16nc", "x4", "BSD-3-Clause", "2.2 MiB pth", "yes", "yes"]]
+    assert err == ("9 of 20 OpenModelDB records at aaaaaaaaaaaa; runs: yes = converted to ONNX by srzoo, "
+                   "onnx = published ONNX run as is\n")
+
+    code, out, _ = run(capsys, "list", "--catalog", "OpenModelDB", "4x-realesrgan-x4plus", "--json")
+    assert out.startswith('[\n  {\n    "name": "omdb:4x-realesrgan-x4plus",\n')
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["omdb:4x-realesrgan-x4plus", "omdb:4x-realesrgan-x4plus-anime-6b"]
+    assert rows[0] == {  # ../shared/openmodeldb/4x-realesrgan-x4plus.json
+        "name": "omdb:4x-realesrgan-x4plus", "title": "RealESRGAN_x4Plus", "arch": "esrgan",
+        "size_tags": ["64nf", "23nb"], "scale": 4, "license": "BSD-3-Clause", "non_commercial": False,
+        "file_type": "pth", "file_size": 67040989, "runnable": "yes", "why_not": None, "downloadable": True,
+        "tags": ["compression-removal", "general-upscaler", "jpeg", "photo", "research", "restoration"]}
+    code, out, _ = run(capsys, "list", "--catalog", "openmodeldb", "1x-srzoo-test-nofile", "--json")
+    (row,) = json.loads(out)
+    assert (row["file_type"], row["file_size"], row["runnable"], row["why_not"], row["downloadable"]) == (
+        None, None, "no", "no weight file", False)
+
+    code, out, _ = run(capsys, "list", "--catalog", "openmodeldb", "*-srzoo-test-*", "--runnable", "--json")
+    assert sorted(r["name"] for r in json.loads(out)) == [
+        "omdb:2x-srzoo-test-waifu2x", "omdb:4x-srzoo-test-anime", "omdb:4x-srzoo-test-gdrive",
+        "omdb:4x-srzoo-test-wrongsha"]  # not ditn or nofile: they do not run
+    code, out, err = run(capsys, "list", "--catalog", "openmodeldb", "zzz")
+    assert (code, out) == (0, "no record matches\n") and err.startswith("0 of 20 OpenModelDB records at ")
+    assert run(capsys, "list", "--catalog", "other") == (
+        1, "", "srzoo: error: unknown catalogue 'other'; srzoo knows: openmodeldb\n")
 
 
 def test_unconverted_architectures_listed_as_such(omdb, capsys):
