@@ -56,7 +56,7 @@ declare -A MODULE_TESTS=(
   # --help is compared with docs/cli.md (test_cli_reference.py), argument errors with one line
   [cli]="tests/cli/test_cli_reference.py tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/hub/test_catalog_load.py"  # test_upscale_memory_flag.py: its autotune store is not written under mutmut
   [cli/_format]="tests/cli/test_cli_main.py tests/cli/test_cli.py tests/cli/test_cli_errors.py"
-  [cli/models]="tests/cli/test_cli_reference.py tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/runtime/test_builtin.py tests/runtime/test_backends.py tests/hub/test_derived_trust.py tests/hub/test_faults_network.py tests/runtime/test_precision_int8.py"
+  [cli/models]="tests/cli/test_cli_reference.py tests/cli/test_cli_main.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli.py tests/runtime/test_builtin.py tests/runtime/test_backends.py tests/hub/test_derived_trust.py tests/hub/test_faults_network.py tests/runtime/test_precision_int8.py !tests/runtime/test_builtin.py::test_readme_first_command_offline_with_empty_cache !tests/runtime/test_backends.py::test_opencv_alone_without_onnxruntime_or_openvino"  # those two run srzoo in a subprocess outside the run's folder: mutmut's trampolines there find no setup.cfg
   [cli/upscale]="tests/cli/test_cli_reference.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_cli_upscale.py tests/cli/test_hostile_outputs.py tests/runtime/test_model_path.py tests/runtime/test_photo_meta.py tests/jobs/test_bigimage.py tests/jobs/test_video.py"
   [cli/bench]="tests/cli/test_cli_reference.py tests/cli/test_cli_bench_more.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/evaluate/test_bench.py tests/evaluate/test_compare.py tests/hub/test_mirror_folders.py !tests/evaluate/test_bench.py::test_real_models_json"
   [cli/convert]="tests/cli/test_cli_reference.py tests/cli/test_cli_inspect_export.py tests/cli/test_cli_arguments.py tests/cli/test_cli_errors.py tests/cli/test_hostile_outputs.py tests/convert/test_export.py tests/convert/test_convert_registry.py tests/convert/test_convert_torch.py"
@@ -95,8 +95,9 @@ for mod in "${mods[@]}"; do
   {
     echo "[mutmut]"
     echo "source_paths=srzoo/"
-    # the manifests; docs/cli.md and the tool that writes it (tests/cli/test_cli_reference.py)
-    echo "also_copy="; echo "    registry/"; echo "    docs/"; echo "    tools/"
+    # the manifests; docs/cli.md and the tool that writes it (tests/cli/test_cli_reference.py); the
+    # example image and the published results (tests/runtime/test_builtin.py), the README
+    echo "also_copy="; for f in registry/ docs/ tools/ examples/ bench/ README.md CHANGELOG.md pyproject.toml; do echo "    $f"; done
     # ISOLATION=forkserver: children forked from a process that only collected the tests, for
     # modules whose tests run a network (cv2.dnn crashes or hangs in a child forked after one ran)
     echo "process_isolation=${ISOLATION:-fork}"

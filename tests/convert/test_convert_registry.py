@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import sys
 import tarfile
 import zipfile
@@ -169,11 +170,20 @@ def test_cli_convert_manifest_then_upscale(tmp_path, shared_dir, monkeypatch, ca
     man = tmp_path / "mine.toml"
     assert main(["convert", str(shared_dir / "models" / "carn" / "carn_m.pth"), "--scale", "2",
                  "-o", str(out), "--manifest", str(man), "--name", "my-carn"]) == 0
-    text = capsys.readouterr().out
-    for line in ("format:       pytorch-pth", "architecture: carn-m", "scale:        2",
-                 "parameters:   393371", "verification: max |diff|"):
-        assert line in text
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == ["format:       pytorch-pth", "architecture: carn-m", "scale:        2",
+                         "parameters:   393371"]
+    assert re.fullmatch(r"verification: max \|diff\| [0-9.e+-]+ against \S.*", lines[4]), lines[4]
+    assert lines[5:] == [
+        f"output:       {out} (sha256 {hashlib.sha256(out.read_bytes()).hexdigest()})",
+        f"manifest:     {man}: entry my-carn x2 (SRZOO_REGISTRY={man} srzoo upscale IMAGE -m my-carn -s 2)"]
     assert out.is_file() and f'path = "{out.resolve()}"' in man.read_text()
+    assert "\nrange = 1.0\n" in man.read_text()  # the default: inputs and outputs in 0..1
+    # --range reaches the manifest (a network fed 0..255)
+    assert main(["convert", str(shared_dir / "models" / "carn" / "carn_m.pth"), "--scale", "2",
+                 "-o", str(tmp_path / "c255.onnx"), "--manifest", str(tmp_path / "m255.toml"), "--range", "255"]) == 0
+    assert "\nrange = 255.0\n" in (tmp_path / "m255.toml").read_text()
+    capsys.readouterr()
     # the manifest entry works with the ordinary pipeline
     monkeypatch.setenv("SRZOO_REGISTRY", str(man))
     hr = cv2.imread(str(shared_dir / "datasets" / "Set5" / "baby.png"))[:256, :256]

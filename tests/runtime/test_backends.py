@@ -21,6 +21,7 @@ import pytest
 import srzoo
 from srzoo.runtime import backends
 from srzoo.cli import main
+from suite import SHARED
 from srzoo.runtime.engines import onnxruntime as ort_engine
 from srzoo.runtime.engines import opencv as cv_engine
 
@@ -210,7 +211,7 @@ def test_auto_prefers_opencl_only_on_a_gpu(monkeypatch):
 def test_opencv_alone_without_onnxruntime_or_openvino(tmp_path):
     """onnxruntime and openvino hidden in a fresh interpreter: a clear error
     naming the extra, and everything still runs on OpenCV."""
-    crop = cv2.imread(str(REPO.parent / "shared/datasets/Set14/monarch.png"))[180:220, 300:352]
+    crop = cv2.imread(str(SHARED / "datasets/Set14/monarch.png"))[180:220, 300:352]
     np.save(tmp_path / "crop.npy", crop)
     code = textwrap.dedent(f"""
         import sys, numpy as np
@@ -232,7 +233,7 @@ def test_opencv_alone_without_onnxruntime_or_openvino(tmp_path):
         print("CPU:", srzoo.backends.resolve("cpu", up.entry))
         np.save({str(tmp_path / 'out.npy')!r}, up(np.load({str(tmp_path / 'crop.npy')!r})))
     """)
-    env = {"SRZOO_MIRROR": str(REPO.parent / "shared/models/opencv"), "SRZOO_MIRROR_ONLY": "1",
+    env = {"SRZOO_MIRROR": str(SHARED / "models/opencv"), "SRZOO_MIRROR_ONLY": "1",
            "SRZOO_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "SRZOO_AUTOTUNE": "1"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
