@@ -194,6 +194,31 @@ def test_seed(root, tmp_path):
     cache._seeded.discard("w.bin")
 
 
+def test_seed_candidate_changed_while_copied(root, tmp_path, monkeypatch):
+    """A candidate that passes its check and is then rewritten by another process before it is
+    copied (the race, made deterministic: the real check runs, then the file is rewritten) fails
+    the check of the copy: its temporary is removed and the next candidate is used."""
+    a = art_of(DATA)
+    racy, good = tmp_path / "racy" / "w.bin", tmp_path / "good" / "w.bin"
+    for p in (racy, good):
+        p.parent.mkdir()
+        p.write_bytes(DATA)
+    real = cache.problems
+
+    def check_then_rewrite(path, art):
+        found = real(path, art)
+        if Path(path) == racy:  # the other process writes between our check and our copy
+            racy.write_bytes(DATA[::-1])
+        return found
+
+    monkeypatch.setattr(cache, "problems", check_then_rewrite)
+    cache._seeded.discard("w.bin")
+    cache.seed(a, [racy, good])
+    assert cache.path_for(a).read_bytes() == DATA and "w.bin" in cache._seeded
+    assert [p.name for p in cache.path_for(a).parent.iterdir()] == ["w.bin"]  # the bad copy's temporary removed
+    cache._seeded.discard("w.bin")
+
+
 def test_ensure_dir(root, tmp_path):
     d = tmp_path / "a" / "b"
     cache.ensure_dir(d)
