@@ -3,7 +3,13 @@ conftest collected first, `from conftest import` would find that one)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import struct
+import termios
+import threading
+import tty
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,3 +20,33 @@ def cache_files(cache: Path) -> list[Path]:
     """Files under the cache's verified folders (not partials or locks)."""
     return sorted(p.relative_to(cache) for sub in ("models", "datasets")
                   if (cache / sub).is_dir() for p in (cache / sub).rglob("*") if p.is_file())
+
+
+class Terminal:
+    """A real pty standing in for stderr: ``cols`` wide, raw (bytes as written), read by a thread."""
+
+    def __init__(self, cols: int) -> None:
+        self.master, slave = pty.openpty()
+        tty.setraw(slave)
+        self.resize(cols, fd=slave)
+        self.file = os.fdopen(slave, "w", encoding="utf-8")
+        self.data = b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def resize(self, cols: int, fd: int | None = None) -> None:
+        fcntl.ioctl(self.file.fileno() if fd is None else fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 24, cols, 0, 0))
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self.master, 65536):
+                self.data += chunk
+        except OSError:  # the other side closed
+            pass
+
+    def text(self) -> str:
+        self.file.close()
+        self.reader.join(10)
+        os.close(self.master)
+        return self.data.decode("utf-8")

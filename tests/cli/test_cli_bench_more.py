@@ -5,18 +5,11 @@ real terminal (a pty)."""
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import os
-import pty
 import re
-import struct
-import subprocess
 import sys
-import termios
-import threading
-import tty
 from pathlib import Path
 
 import cv2
@@ -27,6 +20,7 @@ from srzoo.cli import main
 from srzoo.cli.bench import _Bar
 from srzoo.evaluate.compare import compare
 from diskfaults import mount_tmpfs, umount
+from suite import Terminal
 
 
 def one_error_line(err: str) -> str:
@@ -210,36 +204,6 @@ def test_gallery_runs_on_the_first_backend(two_sets, tmp_path, capsys):
 # --------------------------------------------------------------------------- progress bar
 FRAME = re.compile(r"^(?:(?P<desc>.+): )?\s*(?P<pct>\d+)%\|.*\| (?P<n>\d+)/(?P<total>\d+) "
                    r"\[[^\]]*, (?:\?|\s*\d+\.\d\d)img/s\]$")
-
-
-class Terminal:
-    """A real pty standing in for stderr: ``cols`` wide, raw (bytes as written), read by a thread."""
-
-    def __init__(self, cols: int) -> None:
-        self.master, slave = pty.openpty()
-        tty.setraw(slave)
-        self.resize(cols, fd=slave)
-        self.file = os.fdopen(slave, "w", encoding="utf-8")
-        self.data = b""
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def resize(self, cols: int, fd: int | None = None) -> None:
-        fcntl.ioctl(self.file.fileno() if fd is None else fd, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", 24, cols, 0, 0))
-
-    def _read(self) -> None:
-        try:
-            while chunk := os.read(self.master, 65536):
-                self.data += chunk
-        except OSError:  # the other side closed
-            pass
-
-    def text(self) -> str:
-        self.file.close()
-        self.reader.join(10)
-        os.close(self.master)
-        return self.data.decode("utf-8")
 
 
 def frames(text: str) -> list[tuple[str | None, int, int, int]]:

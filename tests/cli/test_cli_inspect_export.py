@@ -5,12 +5,14 @@ and the per-model error count of --all-opencv."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from srzoo.cli import main
 from srzoo.cli.convert import _fmt
+from suite import Terminal
 
 
 def test_fmt_of_counts_lists_and_other_dicts() -> None:
@@ -98,3 +100,22 @@ def test_all_opencv_into_new_nested_and_existing_folders(models_env, tmp_path: P
     assert len(o.splitlines()) == 12 and len(list(out.iterdir())) == 12
     assert main(["export", "--all-opencv", "-o", str(out), "-q", "--force"]) == 1  # the folder exists
     assert capsys.readouterr().err.splitlines()[-1] == "srzoo: 3 of 15 model(s) not exported"
+
+
+def test_export_download_bar_on_a_terminal_unless_quiet(srzoo_env, tmp_path: Path, monkeypatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr a real pty: a download shows its bar (the file's name, its bytes); with -q nothing
+    is drawn, and stdout has the same line either way."""
+    for quiet, name in ((False, "espcn"), (True, "fsrcnn")):
+        term = Terminal(80)
+        monkeypatch.setattr(sys, "stderr", term.file)
+        out = tmp_path / f"{name}.onnx"
+        assert main(["export", name, "-s", "2", "-o", str(out), *(["-q"] if quiet else [])]) == 0
+        monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+        drawn = term.text()
+        pb = {"espcn": "ESPCN_x2.pb", "fsrcnn": "FSRCNN_x2.pb"}[name]
+        assert capsys.readouterr().out.startswith(f"{out}  ({name} x2, ")
+        if quiet:
+            assert drawn == ""
+        else:
+            assert f"{pb}: " in drawn and "100%" in drawn, drawn
