@@ -6,6 +6,7 @@ test can ever reach a model hub or touch the user's cache.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -84,3 +85,13 @@ def models_env(_session_cache: Path, mirror: MirrorServer, monkeypatch: pytest.M
     _set_env(monkeypatch, _session_cache, mirror.url)
     return _session_cache
 
+
+@pytest.fixture
+def tqdm_clock(monkeypatch):
+    """tqdm's clock advances 0.5 s a reading and its monitor thread is off, so every update
+    passes tqdm's 0.1 s redraw gate: the frames drawn do not depend on the machine's speed."""
+    import tqdm.std
+
+    clock = itertools.count(1000.0, 0.5)
+    monkeypatch.setattr(tqdm.std, "time", lambda: next(clock))
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)

@@ -5,7 +5,6 @@ real terminal (a pty)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -217,17 +216,6 @@ def frames(text: str) -> list[tuple[str | None, int, int, int]]:
         assert m, repr(fr)
         out.append((m["desc"], int(m["n"]), int(m["total"]), len(fr)))
     return out
-
-
-@pytest.fixture
-def tqdm_clock(monkeypatch):
-    """tqdm's clock advances 0.5 s a reading and its monitor thread is off, so every update
-    passes tqdm's 0.1 s redraw gate: the frames drawn do not depend on the machine's speed."""
-    import tqdm.std
-
-    clock = itertools.count(1000.0, 0.5)
-    monkeypatch.setattr(tqdm.std, "time", lambda: next(clock))
-    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
 
 
 def test_bar_on_a_terminal(tqdm_clock, monkeypatch):

@@ -28,6 +28,7 @@ from srzoo.errors import SrzooError
 from srzoo.jobs import batch
 from srzoo.jobs.executors import cores
 from srzoo.jobs.resize import resize_down
+from suite import Terminal
 
 fsspec = pytest.importorskip("fsspec")
 
@@ -550,6 +551,40 @@ def test_the_batch_bar_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
     with _terminal(monkeypatch) as none:
         rep = batch.run_batch([tmp_path / "nothing*.png"], "bicubic", 2, output=tmp_path / "o0", progress=True)
     assert rep.failed == 1 and none == [""]
+
+
+def _widths(text: str) -> list[int]:
+    """The width of each bar frame drawn (tqdm pads a shorter frame to the previous one's length)."""
+    return [len(fr.rstrip()) for fr in text.split("\r")[1:] if fr.strip()]
+
+
+def test_the_bars_follow_a_resized_terminal(tqdm_clock, tmp_path: Path, monkeypatch) -> None:
+    """The tile bar and the batch bar are redrawn at the terminal's new width when it is resized
+    mid-run (tqdm draws one column short of it)."""
+    term = Terminal(100)
+    monkeypatch.setattr(sys, "stderr", term.file)
+    bar = batch._TileBar("a.png")
+    bar(0, 4)
+    bar(1, 4)
+    term.resize(60)
+    bar(2, 4)
+    bar(4, 4)
+    bar.close()
+    text = term.text()
+    assert "a.png:" in text and _widths(text) == [99, 99, 99, 59, 59]
+
+    srcs = []
+    for name in "abc":
+        srcs.append(tmp_path / "in" / f"{name}.png")
+        srcs[-1].parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(srcs[-1]), _photo())
+    term = Terminal(100)
+    monkeypatch.setattr(sys, "stderr", term.file)
+    rep = batch.run_batch(srcs, "bicubic", 2, output=tmp_path / "o", on_result=lambda r: term.resize(60))
+    text = term.text()
+    assert rep.written == 3 and "bicubic x2:" in text
+    widths = _widths(text)
+    assert widths[0] == 99 and set(widths[1:]) == {59}, widths
 
 
 def test_the_model_loaded_first_is_the_one_the_jobs_use(tmp_path: Path) -> None:
