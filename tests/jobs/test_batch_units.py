@@ -114,6 +114,26 @@ def test_output_names(tmp_path, monkeypatch):
     assert batch._key("a.png") == str(tmp_path / "a.png")
 
 
+def test_done_before_output_gone_after_its_header(tmp_path, monkeypatch):
+    """The output deleted by another process between the read of its header and the read of its
+    end (the race, made deterministic: the real header read runs, then the file goes): redone."""
+    import cv2
+    import numpy as np
+    src, out = tmp_path / "a.png", tmp_path / "a_x2.png"
+    cv2.imwrite(str(src), np.zeros((8, 10, 3), np.uint8))
+    cv2.imwrite(str(out), np.zeros((16, 20, 3), np.uint8))
+    real = batch.header_size
+
+    def read_then_delete(path):
+        got = real(path)
+        if str(path) == str(out):
+            out.unlink()
+        return got
+
+    monkeypatch.setattr(batch, "header_size", read_then_delete)
+    assert batch.done_before(str(src), str(out), scale=2, width=None, height=None) is False
+
+
 def test_done_before_reads_both_headers_and_the_end(tmp_path):
     import cv2
     import numpy as np
