@@ -1,0 +1,300 @@
+"""srzoo list / fetch / cache / info (srzoo/cli/models.py): the exact text of
+``srzoo info`` from hand-made info dicts, one real ``srzoo info`` run with
+remembered auto choices and --model, the ``srzoo list`` table and JSON, and
+``srzoo cache ls / verify / rm`` on a real cache fed by the local mirror."""
+
+from __future__ import annotations
+
+import json
+
+from srzoo.cli import main
+from srzoo.cli.models import format_info
+
+# a reason long enough to wrap, with a hyphenated word near the margin and a URL longer than a line
+REASON_CUDA = ("this onnxruntime has no CUDAExecutionProvider (has: cpu,azure): pip install "
+               "'srzoo[onnxruntime-gpu]' with the CUDA 12 and cuDNN 9 libraries it names, see "
+               "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements-and-more")
+
+
+def _row(name: str, usable: bool, reason: str = "", precisions: list | None = None) -> dict:
+    engine, target = name.split(":")
+    return {"name": name, "engine": engine, "target": target, "usable": usable, "reason": reason,
+            "precisions": precisions or []}
+
+
+def _gpu_info() -> dict:
+    """A machine with OpenCL, CUDA DNN, the TF importer, a model asked for with --model."""
+    return {
+        "srzoo": "9.8.7", "python": "3.99.1", "numpy": "7.0.1", "platform": "Plan9-amd64",
+        "opencv": "4.10.0", "cache_dir": "/c/srzoo",
+        "capabilities": {
+            "opencv_version": "4.10.0-pre01", "tf_importer": True, "classic_engine": True,
+            "cpu_only_engine": False, "opencl": True, "opencl_device": "Intel(R) UHD 770",
+            "cuda_dnn": True,
+            "engines": {"onnxruntime": {"onnxruntime": "1.20.1-dev"},
+                        "opencv": {"opencv": "4.10.0"},
+                        "interpolation": {"opencv": "4.10.0", "numpy": "7.0.1"},
+                        "ncnn": {"ncnn": "20240820-1", "vulkan": "1.3.275",
+                                 "driver": "NVIDIA r550.54 with a name long enough to pass the margin"}}},
+        "backends": [
+            _row("opencv:cpu", True, precisions=["fp32"]),
+            _row("onnxruntime:cuda", False, REASON_CUDA),
+            _row("interpolation:cpu", True),
+            _row("onnxruntime:rocm", False, "no ROCm"),
+            _row("openvino:auto", True),
+            _row("onnxruntime:cpu", True, precisions=["fp32", "int8"]),
+            _row("onnxruntime:dml", False, "Windows only"),
+            _row("onnxruntime:tensorrt", False, REASON_CUDA),
+            _row("onnxruntime:qnn", False, "Windows only"),
+            _row("ncnn:vulkan", True, precisions=["fp32", "fp16"]),
+            _row("openvino:npu", False, "no NPU"),
+            _row("onnxruntime:js", False, "Windows only"),
+            _row("onnxruntime:cann", False, "no CANN"),
+            _row("onnxruntime:coreml", False, "macOS only"),
+            _row("onnxruntime:webgpu", False, "no WebGPU"),
+            _row("onnxruntime:xnnpack", False, "no XNNPACK"),
+        ],
+        "auto": {
+            "SRZOO_BACKEND": "opencv:cpu", "trials": "on",
+            "static_order": " onnxruntime:cpu , opencv:cpu, js, onnxruntime:cuda, opencv:cuda, "
+                            "openvino:gpu, openvino:cpu,",
+            "model": "espcn x4 (backend='auto')", "chosen": "opencv:cpu",
+            "why": "SRZOO_BACKEND names it (env) and it is usable here; the static order would have "
+                   "taken onnxruntime:cpu first",
+            "remembered": [
+                {"model": "fsrcnn", "scale": 3, "class": "small", "threads": 4, "backend": "onnxruntime:cpu",
+                 "times": "onnxruntime:cpu 9.0 ms, openvino:cpu 9.4 ms, opencv:cpu 11.3 ms"},
+                {"model": "default", "scale": 2, "class": "large", "threads": None, "backend": "opencv:cpu",
+                 "times": ""}],
+        },
+    }
+
+
+GPU_HEAD = """\
+espcn x4 (backend='auto') runs on opencv:cpu: SRZOO_BACKEND names it (env) and
+it is usable here; the static order would have taken onnxruntime:cpu first
+
+srzoo 9.8.7, Python 3.99.1, numpy 7.0.1
+platform: Plan9-amd64
+OpenCV 4.10.0-pre01: reads TensorFlow .pb; classic and new DNN engines; OpenCL
+on Intel(R) UHD 770; CUDA DNN yes
+cache: /c/srzoo
+
+usable backends (auto's order; * never picked by auto):
+  onnxruntime:cpu          onnxruntime 1.20.1 [fp32/int8]
+  opencv:cpu               opencv 4.10.0
+  interpolation:cpu        opencv 4.10.0, numpy 7.0.1
+  openvino:auto*
+  ncnn:vulkan*             ncnn 20240820, vulkan 1.3.275, driver NVIDIA r550.54
+
+not usable here:
+  onnxruntime: cuda, tensorrt
+      this onnxruntime has no CUDAExecutionProvider (has: cpu,azure): pip
+      install 'srzoo[onnxruntime-gpu]' with the CUDA 12 and cuDNN 9 libraries it
+      names, see
+      https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements-and-more
+  onnxruntime: rocm
+      no ROCm
+"""
+
+GPU_TAIL = """
+auto:
+  SRZOO_BACKEND: opencv:cpu
+  trials: on
+  static_order:  onnxruntime:cpu , opencv:cpu, js, onnxruntime:cuda,
+  opencv:cuda, openvino:gpu, openvino:cpu,
+  remembered: fsrcnn x3 small threads=4: onnxruntime:cpu (onnxruntime:cpu 9.0
+  ms, openvino:cpu 9.4 ms, opencv:cpu 11.3 ms)
+  remembered: default x2 large threads=None: opencv:cpu ()"""
+
+
+def test_format_info_exact_text_folds_the_third_group_by_default():
+    text = format_info(_gpu_info())  # all_groups defaults to False
+    assert text == GPU_HEAD + """\
+  openvino: npu
+      no NPU
+  onnxruntime: also dml, qnn, js, cann, coreml, webgpu, xnnpack (srzoo info
+  --all says why)
+""" + GPU_TAIL
+    assert max(len(line) for line in text.splitlines() if "https://" not in line) <= 80
+
+
+def test_format_info_all_groups_shows_every_reason():
+    text = format_info(_gpu_info(), all_groups=True)
+    assert text == GPU_HEAD + """\
+  onnxruntime: dml, qnn, js
+      Windows only
+  openvino: npu
+      no NPU
+  onnxruntime: cann
+      no CANN
+  onnxruntime: coreml
+      macOS only
+  onnxruntime: webgpu
+      no WebGPU
+  onnxruntime: xnnpack
+      no XNNPACK
+""" + GPU_TAIL
+
+
+def test_format_info_bare_minimum_no_capabilities_no_auto():
+    info = {"srzoo": "1", "python": "3.12.0", "numpy": "2.0", "platform": "p", "opencv": "4.5.0",
+            "cache_dir": "/x"}
+    assert format_info(info).splitlines() == [
+        "srzoo 1, Python 3.12.0, numpy 2.0", "platform: p", "OpenCV 4.5.0", "cache: /x", "", "auto:"]
+
+
+def test_format_info_usable_backends_without_capabilities_or_auto():
+    info = {"srzoo": "1", "python": "3.12.0", "numpy": "2.0", "platform": "p", "opencv": "4.5.0",
+            "cache_dir": "/x", "backends": [_row("opencv:cpu", True), _row("interpolation:cpu", True)]}
+    assert format_info(info).splitlines() == [
+        "srzoo 1, Python 3.12.0, numpy 2.0", "platform: p", "OpenCV 4.5.0", "cache: /x", "",
+        "usable backends (auto's order; * never picked by auto):", "  opencv:cpu*", "  interpolation:cpu",
+        "", "auto:"]
+
+
+def test_format_info_cpu_only_opencv_without_tf_importer():
+    info = {"srzoo": "1", "python": "3.12.0", "numpy": "2.0", "platform": "p", "opencv": "5.1.0",
+            "cache_dir": "/x",
+            "capabilities": {"tf_importer": False, "cpu_only_engine": True, "classic_engine": True,
+                             "opencl": False, "opencl_device": "", "cuda_dnn": False},
+            "backends": [_row("opencv:cuda", False, "")],
+            "auto": {"SRZOO_BACKEND": None, "trials": "", "static_order": "opencv:cpu"}}
+    assert format_info(info).splitlines() == [
+        "srzoo 1, Python 3.12.0, numpy 2.0", "platform: p",
+        "OpenCV ?: no TensorFlow importer (the .pb models run from their derived ONNX);",
+        "new DNN engine only (CPU); OpenCL not usable; CUDA DNN no",
+        "cache: /x", "", "not usable here:", "  opencv: cuda", "", "", "auto:", "  static_order: opencv:cpu"]
+
+
+def test_format_info_capabilities_without_the_optional_keys():
+    info = {"srzoo": "1", "python": "3.12.0", "numpy": "2.0", "platform": "p", "opencv": "4.9.0",
+            "cache_dir": "/x", "capabilities": {"opencv_version": "4.9.0"},
+            "backends": [_row("opencv:cpu", True)], "auto": {"static_order": "opencv:cpu"}}
+    assert format_info(info).splitlines() == [
+        "srzoo 1, Python 3.12.0, numpy 2.0", "platform: p",
+        "OpenCV 4.9.0: reads TensorFlow .pb; OpenCL not usable; CUDA DNN no",
+        "cache: /x", "", "usable backends (auto's order; * never picked by auto):",
+        "  opencv:cpu", "", "auto:", "  static_order: opencv:cpu"]
+
+
+# ---- srzoo info: one real run -------------------------------------------------------------------
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_real_run_remembered_choices_and_model(srzoo_env, capsys, monkeypatch):
+    import cv2
+
+    srzoo_env.mkdir(parents=True, exist_ok=True)
+    (srzoo_env / "autotune.json").write_text(json.dumps({
+        "k1": {"model": "espcn", "scale": 4, "class": "small", "threads": 2, "backend": "openvino:cpu",
+               "times_ms": {"opencv:cpu": 12.345, "openvino:cpu": 3.04, "onnxruntime:cpu": 7.96}},
+        "k2": "not a choice",
+        "k3": {"model": "fsrcnn"}}))
+    monkeypatch.setenv("SRZOO_BACKEND", "opencv:cpu")
+    code, out, _ = run(capsys, "info", "--json", "--model", "default", "--threads", "1")
+    info = json.loads(out)
+    assert code == 0 and out.startswith('{\n  "srzoo": ')  # indent=2
+    assert info["cache_dir"] == str(srzoo_env) and info["opencv"] == cv2.__version__
+    assert info["auto"] == {
+        "SRZOO_BACKEND": "opencv:cpu", "trials": "off (SRZOO_AUTOTUNE=0)",
+        "static_order": info["auto"]["static_order"],
+        "remembered": [
+            {"model": "espcn", "scale": 4, "class": "small", "threads": 2, "backend": "openvino:cpu",
+             "times": "openvino:cpu 3.0 ms, onnxruntime:cpu 8.0 ms, opencv:cpu 12.3 ms"},
+            {"model": "fsrcnn", "scale": None, "class": None, "threads": None, "backend": None, "times": ""}],
+        "model": "default x2 (backend='auto')", "chosen": "opencv:cpu", "why": info["auto"]["why"]}
+    assert "opencv:cpu" in info["auto"]["static_order"].split(", ")
+    assert [r["name"] for r in info["backends"] if r["usable"]][-1] == "interpolation:cpu"
+
+    monkeypatch.delenv("SRZOO_BACKEND")
+    code, out, _ = run(capsys, "info", "--model", "default", "-s", "3", "--backend", "opencv:cpu")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("default x3 (backend='opencv:cpu') runs on opencv:cpu: ")
+    assert f"cache: {srzoo_env}" in lines
+    assert lines[lines.index("auto:") + 1:] == [
+        "  trials: off (SRZOO_AUTOTUNE=0)", lines[lines.index("auto:") + 2],
+        "  remembered: espcn x4 small threads=2: openvino:cpu (openvino:cpu 3.0 ms,",
+        "  onnxruntime:cpu 8.0 ms, opencv:cpu 12.3 ms)",
+        "  remembered: fsrcnn xNone None threads=None: None ()"]
+    assert lines[lines.index("auto:") + 2].startswith("  static_order: ")
+
+
+def test_info_all_lists_every_unusable_group(capsys):
+    """``srzoo info`` folds an engine's third unusable group and later; --all shows them.
+    Compared by the groups each prints, whatever this machine's backends are."""
+    code, short, _ = run(capsys, "info")
+    code_all, full, _ = run(capsys, "info", "--all")
+    assert code == code_all == 0
+    def heads(text):  # "  engine: target, ..." lines of the not-usable block
+        block = text.split("\nnot usable here:\n")[1].split("\n\nauto:")[0]
+        return [ln for ln in block.splitlines() if ln.startswith("  ") and not ln.startswith("   ")
+                and ": " in ln]
+    engines = [h.split(":")[0].strip() for h in heads(full)]
+    folded = sorted({e for e in engines if engines.count(e) > 2})
+    assert [h.split(":")[0].strip() for h in heads(short) if ": also " in h] == folded
+    assert not [h for h in heads(full) if ": also " in h]
+    assert len(heads(full)) == len(heads(short)) - len(folded) + sum(engines.count(e) - 2 for e in folded)
+
+
+def test_info_record_without_a_catalogue_says_how_to_get_one(srzoo_env, capsys):
+    code, out, err = run(capsys, "info", "omdb:4x-nope")
+    assert code == 1 and out == ""
+    assert err.startswith("srzoo: error: the OpenModelDB catalogue ") and "srzoo catalog update" in err
+
+
+# ---- srzoo list ---------------------------------------------------------------------------------
+def _bare_manifest(tmp_path, monkeypatch):
+    """A user manifest with one model that has no tags and no description."""
+    man = tmp_path / "bare.toml"
+    man.write_text('schema = 1\n\n[[model]]\nname = "zz-bare"\nscale = 2\nformat = "onnx"\n'
+                   'license = "MIT"\nfile = "zz_bare_x2.onnx"\nsize = 2048\n'
+                   f'sha256 = "{"ab" * 32}"\nurls = ["https://example.invalid/zz_bare_x2.onnx"]\n')
+    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+
+
+def test_list_table_cells_and_purpose_lines(srzoo_env, capsys, tmp_path, monkeypatch):
+    _bare_manifest(tmp_path, monkeypatch)
+    code, out, _ = run(capsys, "list", "[bcdz]*")
+    table_, purpose = out.split("\n\n")
+    rows = {(ln.split()[0], ln.split()[1]): ln.split()[2:] for ln in table_.splitlines()[2:]}
+    assert code == 0
+    assert rows[("bicubic", "any")] == ["-", "-", "interpolation", "Apache-2.0", "-", "baseline"]
+    assert rows[("default", "x3")] == ["srzoo_x3.onnx", "161.5", "KiB", "onnx", "Apache-2.0", "built-in",
+                                       "photo,fast,offline"]
+    assert rows[("carn-m", "x4")] == ["carn_m.pth", "1.6", "MiB", "pytorch-pth", "(convert)", "MIT", "no",
+                                      "photo,fast"]
+    assert rows[("zz-bare", "x2")] == ["zz_bare_x2.onnx", "2.0", "KiB", "onnx", "MIT", "no", "-"]
+    # purpose lines: described names only, aligned on the longest of them ("bilinear", "zz-bare" has none)
+    assert purpose.splitlines() == [
+        "bicubic   Bicubic (cv2.INTER_CUBIC, a = -0.75); the standard SR baseline.",
+        "bilinear  Bilinear (cv2.INTER_LINEAR).",
+        "carn-m    Lightweight cascading residual network on RGB, x2-x4: good quality for its speed.",
+        "default   srzoo's built-in model: compact post-upsampling CNN on Y, runs with OpenCV alone"]
+
+
+def test_list_without_any_description_prints_no_purpose_block(srzoo_env, capsys, tmp_path, monkeypatch):
+    _bare_manifest(tmp_path, monkeypatch)
+    code, out, _ = run(capsys, "list", "zz-*")
+    assert code == 0 and len(out.splitlines()) == 3 and "\n\n" not in out
+
+
+def test_list_json_indent_and_derived(srzoo_env, capsys):
+    code, out, _ = run(capsys, "list", "--json", "[cd]*")
+    rows = {(r["name"], r["scale"]): r for r in json.loads(out)}
+    assert code == 0 and out.startswith('[\n  {\n    "name": ')
+    assert rows[("carn-m", 2)]["derived"] is True and rows[("carn-m", 2)]["cached"] is False
+    assert rows[("default", 2)]["derived"] is False and rows[("default", 2)]["cached"] is True
+
+
+def test_list_catalogue_filters_without_catalog_are_refused(srzoo_env, capsys):
+    for extra in (["--arch", "esrgan"], ["--scale", "4"], ["--runnable"]):
+        code, out, err = run(capsys, "list", *extra)
+        assert (code, out) == (1, "")
+        assert err == ("srzoo: error: --arch, --scale and --runnable filter a catalogue: "
+                       "add --catalog openmodeldb\n")
+    code, _, err = run(capsys, "list", "--catalog", "nope")
+    assert code == 1 and err == "srzoo: error: unknown catalogue 'nope'; srzoo knows: openmodeldb\n"
