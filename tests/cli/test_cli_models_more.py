@@ -206,14 +206,14 @@ def test_info_real_run_remembered_choices_and_model(srzoo_env, capsys, monkeypat
             {"model": "espcn", "scale": 4, "class": "small", "threads": 2, "backend": "openvino:cpu",
              "times": "openvino:cpu 3.0 ms, onnxruntime:cpu 8.0 ms, opencv:cpu 12.3 ms"},
             {"model": "fsrcnn", "scale": None, "class": None, "threads": None, "backend": None, "times": ""}],
-        "model": "default x2 (backend='auto')", "chosen": "opencv:cpu", "why": info["auto"]["why"]}
+        "model": "default x2 (backend='auto')", "chosen": "opencv:cpu", "why": "asked for"}
     assert "opencv:cpu" in info["auto"]["static_order"].split(", ")
     assert [r["name"] for r in info["backends"] if r["usable"]][-1] == "interpolation:cpu"
 
     monkeypatch.delenv("SRZOO_BACKEND")
     code, out, _ = run(capsys, "info", "--model", "default", "-s", "3", "--backend", "opencv:cpu")
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith("default x3 (backend='opencv:cpu') runs on opencv:cpu: ")
+    assert code == 0 and lines[:2] == ["default x3 (backend='opencv:cpu') runs on opencv:cpu: asked for", ""]
     assert f"cache: {srzoo_env}" in lines
     assert lines[lines.index("auto:") + 1:] == [
         "  trials: off (SRZOO_AUTOTUNE=0)", lines[lines.index("auto:") + 2],
@@ -221,6 +221,10 @@ def test_info_real_run_remembered_choices_and_model(srzoo_env, capsys, monkeypat
         "  onnxruntime:cpu 8.0 ms, opencv:cpu 12.3 ms)",
         "  remembered: fsrcnn xNone None threads=None: None ()"]
     assert lines[lines.index("auto:") + 2].startswith("  static_order: ")
+
+    monkeypatch.setenv("SRZOO_AUTOTUNE", "1")  # trials on (no --model: nothing is measured)
+    code, out, _ = run(capsys, "info", "--json")
+    assert code == 0 and json.loads(out)["auto"]["trials"] == "on"
 
 
 def test_info_all_lists_every_unusable_group(capsys):
@@ -298,3 +302,154 @@ def test_list_catalogue_filters_without_catalog_are_refused(srzoo_env, capsys):
                        "add --catalog openmodeldb\n")
     code, _, err = run(capsys, "list", "--catalog", "nope")
     assert code == 1 and err == "srzoo: error: unknown catalogue 'nope'; srzoo knows: openmodeldb\n"
+
+
+# ---- srzoo cache ls / verify / rm on a real cache ------------------------------------------------
+def _cells(out: str) -> list[list[str]]:
+    """The rows of a table printed by srzoo (cells are separated by two spaces or more)."""
+    import re
+
+    return [re.split(r"\s{2,}", ln.strip()) for ln in out.splitlines()[2:]]
+
+
+def _two_member_manifest(tmp_path, shared_dir):
+    """srcnn-arc x2 and x3: two members of one local tar.gz (built byte-identical every time)."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    data = (shared_dir / "models" / "srcnn" / "m_model_adam_new30.h5").read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name in ("pkg/weights/srcnn.h5", "pkg/weights/srcnn3.h5"):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            t.addfile(info, io.BytesIO(data))
+    arc = tmp_path / "weights.tar.gz"
+    arc.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    sha = hashlib.sha256(arc.read_bytes()).hexdigest()
+    man = tmp_path / "m.toml"
+    man.write_text("schema = 1\n" + "".join(
+        f'[[model]]\nname = "srcnn-arc"\nscale = {s}\nformat = "keras-h5"\nlicense = "x"\npath = "{arc}"\n'
+        f'size = {arc.stat().st_size}\nsha256 = "{sha}"\nmember = "pkg/weights/{m}"\n[model.io]\n'
+        f'color = "y"\nrange = 1.0\nlayout = "nchw"\npre_upsample = "bicubic"\n'
+        for s, m in ((2, "srcnn.h5"), (3, "srcnn3.h5"))))
+    return man
+
+
+def _flip(path, at: int = -1) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_cache_ls_verify_rm_with_models_datasets_derived_int8_and_members(
+        srzoo_env, tmp_path, shared_dir, monkeypatch, capsys):
+    import srzoo
+    from srzoo.cli._format import size
+    from srzoo.hub import api
+    from srzoo.runtime import quantize
+    from srzoo.runtime.upscaler import Upscaler
+
+    monkeypatch.setenv("SRZOO_REGISTRY", str(_two_member_manifest(tmp_path, shared_dir)))
+    code, out, _ = run(capsys, "fetch", "espcn", "fsrcnn-small", "-s", "2", "-q")
+    pb, small = srzoo_env / "models" / "ESPCN_x2.pb", srzoo_env / "models" / "FSRCNN-small_x2.pb"
+    assert code == 0 and out.splitlines() == [str(pb), str(small)]
+    # the ONNX that onnxruntime runs espcn from: a derived file under <cache>/derived
+    onnx = srzoo.model_file(srzoo.get_model("espcn", 2), engine="onnxruntime", quiet=True)
+    dfolder = onnx.parent
+    members = [api.fetch_entry(srzoo.get_model("srcnn-arc", s), quiet=True) for s in (2, 3)]
+    api.fetch_dataset("set5", quiet=True)
+    for s in (2, 3):  # int8 models (calibrated on T91, fetched here too)
+        Upscaler("default", s, backend="onnxruntime:cpu", precision="int8")
+    q = {rec["scale"]: folder for folder, rec in quantize.cached()}
+    stray = srzoo_env / "models" / "stray.bin"
+    stray.write_bytes(b"x" * 10)
+    junk = srzoo_env / "derived" / "junk-folder"  # a derived folder without record or file
+    junk.mkdir()
+    capsys.readouterr()
+
+    code, out, err = run(capsys, "cache", "ls")
+    rows = _cells(out)
+    assert code == 0 and out.splitlines()[0].split() == ["model", "file", "size"]
+    assert rows[:4] == [["espcn x2", "models/ESPCN_x2.pb", "84.4 KiB"],
+                        ["fsrcnn-small x2", "models/FSRCNN-small_x2.pb", "9.4 KiB"],
+                        ["?", "models/stray.bin", "10 B"],
+                        ["srcnn-arc x2", "models/weights.tar.gz", size((tmp_path / "weights.tar.gz").stat().st_size)]]
+    data_rows = rows[4:21]
+    assert ["dataset set5", "datasets/set5/bird.png", "117.6 KiB"] in data_rows
+    assert [r[0] for r in data_rows] == ["dataset set5"] * 5 + ["dataset t91"] * 12
+    assert rows[21:] == [
+        ["espcn x2 (derived)", f"derived/{dfolder.name}/model.onnx", size(onnx.stat().st_size)],
+        ["? x? (derived)", "derived/junk-folder/model.onnx", "0 B"],
+        ["default x2 (int8)", f"quantized/{q[2].name}/model.onnx", size((q[2] / "model.onnx").stat().st_size)],
+        ["default x3 (int8)", f"quantized/{q[3].name}/model.onnx", size((q[3] / "model.onnx").stat().st_size)]]
+    total = sum(p.stat().st_size for p in (srzoo_env / "models").iterdir() if p.is_file())
+    total += sum(p.stat().st_size for p in (srzoo_env / "datasets").rglob("*.png"))
+    assert err == f"21 file(s), {size(total)} in {srzoo_env}\n"
+
+    code, out, err = run(capsys, "cache", "ls", "espcn")
+    assert code == 0 and _cells(out) == [
+        ["espcn x2", "models/ESPCN_x2.pb", "84.4 KiB"],
+        ["espcn x2 (derived)", f"derived/{dfolder.name}/model.onnx", size(onnx.stat().st_size)]]
+    assert err == f"1 file(s), 84.4 KiB in {srzoo_env}\n"
+    code, out, _ = run(capsys, "cache", "ls", "set5")
+    assert code == 0 and [r[0] for r in _cells(out)] == ["dataset set5"] * 5
+
+    code, out, err = run(capsys, "cache", "verify", "espcn")
+    assert (code, out.splitlines(), err) == (
+        0, [f"ok      {pb}", f"ok      {onnx}"], "2 file(s) checked, 0 corrupt\n")
+
+    code, out, err = run(capsys, "cache", "verify")
+    lines = out.splitlines()
+    assert code == 1 and err == "26 file(s) checked, 1 corrupt\n"
+    assert lines[:4] == [f"ok      {pb}", f"ok      {small}", f"ok      {srzoo_env / 'models' / 'weights.tar.gz'}",
+                         f"ok      {srzoo_env / 'datasets' / 'set5' / 'baby.png'}"]
+    assert lines[20:] == [
+        f"UNKNOWN {stray}: no manifest entry describes this file",
+        f"ok      {onnx}",
+        f"CORRUPT {junk}: {junk}: record.json is missing or unreadable; it is rebuilt on next use "
+        "(or remove it with `srzoo cache rm NAME`)",
+        f"ok      {q[2] / 'model.onnx'}", f"ok      {q[3] / 'model.onnx'}",
+        f"ok      {members[0]}", f"ok      {members[1]}"]
+
+    # one changed byte in each kind of file
+    for p in (pb, onnx, q[2] / "model.onnx", q[3] / "model.onnx", *members):
+        _flip(p)
+    code, out, err = run(capsys, "cache", "verify")
+    lines = out.splitlines()
+    assert code == 1 and err == "26 file(s) checked, 7 corrupt\n"
+    assert lines[0].startswith(f"CORRUPT {pb}: sha256 mismatch") and lines[0].endswith(
+        "; repair with `srzoo fetch NAME --force` or `srzoo cache rm NAME`")
+    assert lines[21].startswith(f"CORRUPT {dfolder}: {onnx}: sha256 ") and lines[22].endswith(
+        "; it is rebuilt on next use (or remove it with `srzoo cache rm NAME`)")
+    for line, s in zip(lines[23:25], (2, 3)):
+        assert line == (f"CORRUPT {q[s]}: model.onnx does not match the sha256 in its record.json; remove it "
+                        "with `srzoo cache rm default` (it is quantized again on next use)")
+    for line, m in zip(lines[25:], members):
+        assert line.startswith(f"CORRUPT {m}: {m}: sha256 ") and line.endswith(
+            "; it is extracted again on next use (or run `srzoo fetch NAME --force`)")
+    assert len(lines) == 27
+
+    code, out, err = run(capsys, "cache", "rm", "espcn")
+    assert (code, out.splitlines(), err) == (
+        0, [f"removed {dfolder}", f"removed {pb}", f"removed {srzoo_env / '.verified' / 'models-ESPCN_x2.pb.json'}"],
+        "3 file(s) removed\n")
+    assert not pb.exists() and not dfolder.exists() and junk.is_dir() and small.is_file()
+    # an int8 folder whose file is gone, one whose record has no scale: still listed under their model
+    (q[2] / "model.onnx").unlink()
+    rec3 = json.loads((q[3] / "record.json").read_text())
+    del rec3["scale"]
+    (q[3] / "record.json").write_text(json.dumps(rec3))
+    code, out, _ = run(capsys, "cache", "ls", "default")
+    assert code == 0 and _cells(out) == [
+        ["default x2 (int8)", f"quantized/{q[2].name}/model.onnx", "0 B"],
+        ["default x? (int8)", f"quantized/{q[3].name}/model.onnx", size((q[3] / "model.onnx").stat().st_size)]]
+    code, out, err = run(capsys, "cache", "rm", "default")
+    assert (code, sorted(out.splitlines()), err) == (
+        0, sorted(f"removed {q[s]}" for s in (2, 3)),
+        f"forgot 2 measured backend choice(s) of `auto` ({srzoo_env / 'autotune.json'})\n2 file(s) removed\n")
+    code, out, err = run(capsys, "cache", "rm")
+    assert code == 0 and out.splitlines()[0] == f"removed {junk}" and f"removed {small}" in out
+    assert err == f"{len(out.splitlines())} file(s) removed\n" and not junk.exists() and not small.exists()
