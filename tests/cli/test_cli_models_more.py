@@ -453,3 +453,26 @@ def test_cache_ls_verify_rm_with_models_datasets_derived_int8_and_members(
     code, out, err = run(capsys, "cache", "rm")
     assert code == 0 and out.splitlines()[0] == f"removed {junk}" and f"removed {small}" in out
     assert err == f"{len(out.splitlines())} file(s) removed\n" and not junk.exists() and not small.exists()
+
+
+def test_cache_rm_goes_on_when_another_process_removed_a_derived_folder_first(srzoo_env, capsys,
+                                                                              monkeypatch):
+    """Two `srzoo cache rm` at once: the folder the other process deleted first (a real
+    FileNotFoundError from shutil.rmtree) is skipped, the next folder is still removed."""
+    import shutil
+
+    first, second = srzoo_env / "derived" / "a-folder", srzoo_env / "derived" / "b-folder"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"onnx")
+    real_rmtree = shutil.rmtree
+
+    def other_process_wins(path, *a, **kw):
+        if str(path) == str(first):
+            real_rmtree(path)  # the other process
+        return real_rmtree(path, *a, **kw)
+
+    monkeypatch.setattr(shutil, "rmtree", other_process_wins)
+    code, out, err = run(capsys, "cache", "rm")
+    assert (code, out, err) == (0, f"removed {second}\n", "1 file(s) removed\n")
+    assert not first.exists() and not second.exists()
