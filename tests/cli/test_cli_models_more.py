@@ -476,3 +476,25 @@ def test_cache_rm_goes_on_when_another_process_removed_a_derived_folder_first(sr
     code, out, err = run(capsys, "cache", "rm")
     assert (code, out, err) == (0, f"removed {second}\n", "1 file(s) removed\n")
     assert not first.exists() and not second.exists()
+
+
+def test_cache_rm_names_the_derived_file_it_cannot_delete(srzoo_env, capsys, monkeypatch):
+    """A derived file that cannot be deleted: one line naming it, exit 1. Root (as in CI)
+    deletes anything, so the PermissionError that a user gets from a folder without write
+    permission is raised by shutil.rmtree's stand-in, for the real file in the real folder."""
+    import errno
+    import shutil
+
+    folder = srzoo_env / "derived" / "a-folder"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx")
+
+    def refused(path, *a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", "model.onnx")
+
+    monkeypatch.setattr(shutil, "rmtree", refused)
+    code, out, err = run(capsys, "cache", "rm")
+    assert (code, out) == (1, "")
+    assert err == (f"srzoo: error: cannot delete {folder / 'model.onnx'}: permission denied "
+                   f"(cache {srzoo_env}; set SRZOO_CACHE_DIR to use another folder)\n")
+    assert (folder / "model.onnx").read_bytes() == b"onnx"
