@@ -75,6 +75,11 @@ def test_precision_and_memory_reach_the_run(models_env, images, tmp_path, capsys
     assert capsys.readouterr() == ("", "srzoo: error: --memory 'lots' is not a size: use bytes or "
                                        "a size such as 2G or 500M (0: no limit)\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    # a size that parses: the run goes ahead (SRZOO_MEMORY set for it, restored after)
+    assert main(["upscale", a, "-m", "bicubic", "-s", "2", "--memory", "64M", "--precision", "fp32",
+                 "-o", str(tmp_path / "ok.png"), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert np.array_equal(read(tmp_path / "ok.png"), srzoo.upscale(read(images / "a.png"), "bicubic", 2))
 
 
 # --------------------------------------------------------------------------- --chunk
@@ -193,3 +198,32 @@ def test_chunk_with_a_local_scheduler_starts_jobs_workers(models_env, store, tmp
     assert main(["upscale", str(src), "-m", "espcn", "-s", "2", "--chunk", "32",
                  "-o", str(tmp_path / "b.zarr")]) == 0
     assert asked == [1]
+
+
+def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images, tmp_path, capsys,
+                                                              monkeypatch):
+    """-v sets SRZOO_LOG=warning in the environment (OpenCV's own warnings; worker processes
+    inherit it) unless the user set SRZOO_LOG; -q -v only prints the written paths."""
+    import os
+
+    a = str(images / "a.png")
+    monkeypatch.setenv("SRZOO_LOG", "")  # empty: not set, for srzoo; restored after the test
+
+    def run(name: str, *flags: str) -> tuple[str, str]:
+        assert main(["upscale", a, "-m", "bicubic", "-s", "2", "-o", str(tmp_path / name), *flags]) == 0
+        return capsys.readouterr()
+
+    assert run("q.png", "-q") == ("", "")
+    assert os.environ["SRZOO_LOG"] == ""
+    o, e = run("plain.png")
+    assert _time(o) == (f"{tmp_path / 'plain.png'}  ({a}, 40x30 -> 80x60, T s)\n"
+                        f"upscaled 1 image x2 with bicubic in T s -> {tmp_path / 'plain.png'}\n")
+    assert e == "" and os.environ["SRZOO_LOG"] == ""
+    assert run("qv.png", "-q", "-v") == (f"{tmp_path / 'qv.png'}\n", "")
+    assert os.environ["SRZOO_LOG"] == ""
+    o, _ = run("v.png", "-v")
+    assert _time(o).splitlines()[-1] == f"upscaled 1 image x2 with bicubic in T s -> {tmp_path / 'v.png'}"
+    assert os.environ["SRZOO_LOG"] == "warning"
+    monkeypatch.setenv("SRZOO_LOG", "error")
+    run("v2.png", "-v")
+    assert os.environ["SRZOO_LOG"] == "error"
