@@ -4,7 +4,12 @@ Dask scheduler options, and ``-v``."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import select
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -204,8 +209,6 @@ def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images
                                                               monkeypatch):
     """-v sets SRZOO_LOG=warning in the environment (OpenCV's own warnings; worker processes
     inherit it) unless the user set SRZOO_LOG; -q -v only prints the written paths."""
-    import os
-
     a = str(images / "a.png")
     monkeypatch.setenv("SRZOO_LOG", "")  # empty: not set, for srzoo; restored after the test
 
@@ -227,3 +230,80 @@ def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images
     monkeypatch.setenv("SRZOO_LOG", "error")
     run("v2.png", "-v")
     assert os.environ["SRZOO_LOG"] == "error"
+
+
+def test_q_v_hands_each_path_to_a_pipe_as_soon_as_it_is_written(models_env, images, tmp_path):
+    """-q -v is for scripts reading the paths as they come: with stdout a pipe, the first
+    path arrives while srzoo is still busy with the second file. Here the second output is a
+    FIFO, which srzoo writes through and which blocks it until this test opens it to read:
+    the first path must be readable before that (a path left in stdout's buffer would only
+    come at exit, which cannot happen first)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "b_bicubic_x2.png"
+    os.mkfifo(fifo)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    env.pop("PYTHONUNBUFFERED", None)  # as a script runs it: stdout a buffered pipe
+    p = subprocess.Popen([sys.executable, "-m", "srzoo", "upscale", str(images / "a.png"),
+                          str(images / "b.png"), "-m", "bicubic", "-s", "2", "-o", str(out), "-q", "-v"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=repo)
+    try:
+        first = b""
+        while not first.endswith(b"\n"):
+            ready, _, _ = select.select([p.stdout], [], [], 60)  # a bound, not a measurement
+            assert ready, f"no whole line on stdout while srzoo waits on the FIFO: {first!r}"
+            chunk = os.read(p.stdout.fileno(), 4096)
+            assert chunk, f"stdout closed: {first!r}"
+            first += chunk
+        assert first == f"{out / 'a_bicubic_x2.png'}\n".encode()
+        with open(fifo, "rb") as f:  # let srzoo write the second file through
+            png = f.read()
+        rest, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err.decode()
+    assert rest == f"{fifo}\n".encode() and err == b""
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(img, srzoo.upscale(read(images / "b.png"), "bicubic", 2))
+
+
+def test_skip_existing_says_nothing_of_the_skipped_files(models_env, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    a, b = str(images / "a.png"), str(images / "b.png")
+    assert main(["upscale", a, "-m", "bicubic", "-s", "2", "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    before = (out / "a_bicubic_x2.png").stat().st_mtime_ns
+    assert main(["upscale", a, "-m", "bicubic", "-s", "2", "-o", str(out), "--skip-existing"]) == 0
+    assert capsys.readouterr() == ("", "")  # nothing written: no line, no summary
+    o, e = (main(["upscale", a, b, "-m", "bicubic", "-s", "2", "-o", str(out), "--skip-existing"]),
+            capsys.readouterr())
+    assert o == 0
+    assert _time(e.out).splitlines() == [
+        f"{out / 'b_bicubic_x2.png'}  ({b}, 40x30 -> 80x60, T s)",
+        f"upscaled 1 image x2 with bicubic in T s -> {out / 'b_bicubic_x2.png'}"]
+    assert re.sub(r"\d+\.\d+ images/s", "R images/s", _time(e.err)) == \
+        "srzoo: 1 written, 0 failed, 1 skipped in T s (R images/s, serial)\n"
+    assert (out / "a_bicubic_x2.png").stat().st_mtime_ns == before
+
+
+class _Terminal(io.StringIO):
+    """What tqdm sees of a terminal: a stream that says it is one (there is none here)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_batch_bar_is_drawn_on_a_terminal_unless_q(models_env, images, tmp_path, monkeypatch):
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    files = [str(images / "a.png"), str(images / "b.png")]
+    assert main(["upscale", *files, "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "q"), "-q"]) == 0
+    assert term.getvalue() == ""
+    assert main(["upscale", *files, "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "b")]) == 0
+    text = term.getvalue()
+    assert "bicubic x2: 100%" in text and "2/2" in text and "\r" in text  # the bar's frames
+    assert re.sub(r"\d+\.\d+ images/s", "R images/s", _time(text.splitlines()[-1])).endswith(
+        "srzoo: 2 written, 0 failed, 0 skipped in T s (R images/s, serial)")
