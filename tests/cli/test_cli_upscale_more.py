@@ -10,6 +10,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -218,7 +219,13 @@ def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images
 
     assert run("q.png", "-q") == ("", "")
     assert os.environ["SRZOO_LOG"] == ""
+    t0 = time.perf_counter()
     o, e = run("plain.png")
+    outside = time.perf_counter() - t0
+    # the time said is the command's own: within the time measured around it (to the 0.01 s
+    # it is rounded to)
+    said = float(re.search(r" in (\d+\.\d\d) s -> ", o).group(1))
+    assert 0 <= said <= outside + 0.005
     assert _time(o) == (f"{tmp_path / 'plain.png'}  ({a}, 40x30 -> 80x60, T s)\n"
                         f"upscaled 1 image x2 with bicubic in T s -> {tmp_path / 'plain.png'}\n")
     assert e == "" and os.environ["SRZOO_LOG"] == ""
