@@ -4,7 +4,6 @@ Dask scheduler options, and ``-v``."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import select
@@ -19,6 +18,7 @@ import pytest
 
 import srzoo
 from srzoo.cli import main
+from suite import Terminal
 from test_cli_upscale import images, read  # noqa: F401 - the fixture of three small PNGs
 
 
@@ -296,21 +296,17 @@ def test_skip_existing_says_nothing_of_the_skipped_files(models_env, images, tmp
     assert (out / "a_bicubic_x2.png").stat().st_mtime_ns == before
 
 
-class _Terminal(io.StringIO):
-    """What tqdm sees of a terminal: a stream that says it is one (there is none here)."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def test_the_batch_bar_is_drawn_on_a_terminal_unless_q(models_env, images, tmp_path, monkeypatch):
-    term = _Terminal()
-    monkeypatch.setattr(sys, "stderr", term)
+    term = Terminal(100)  # a real pty as stderr
+    monkeypatch.setattr(sys, "stderr", term.file)
     files = [str(images / "a.png"), str(images / "b.png")]
     assert main(["upscale", *files, "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "q"), "-q"]) == 0
-    assert term.getvalue() == ""
+    assert term.text() == ""
+    term = Terminal(100)
+    monkeypatch.setattr(sys, "stderr", term.file)
     assert main(["upscale", *files, "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "b")]) == 0
-    text = term.getvalue()
+    monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+    text = term.text()
     assert "bicubic x2: 100%" in text and "2/2" in text and "\r" in text  # the bar's frames
     assert re.sub(r"\d+\.\d+ images/s", "R images/s", _time(text.splitlines()[-1])).endswith(
         "srzoo: 2 written, 0 failed, 0 skipped in T s (R images/s, serial)")

@@ -18,6 +18,7 @@ av = pytest.importorskip("av")
 
 import srzoo  # noqa: E402
 from srzoo.cli import main  # noqa: E402
+from suite import Terminal  # noqa: E402
 from test_video import corrupt_packet, frames, make_video  # noqa: E402
 
 
@@ -80,22 +81,18 @@ def test_model_scale_tile_and_pixel_format_reach_the_video(models_env, tmp_path,
     assert capsys.readouterr() == (f"{out / 'clip_bicubic_x2.mkv'}\n{out / 'bird_bicubic_x2.png'}\n", "")
 
 
-class _Terminal(io.StringIO):
-    """What tqdm sees of a terminal: a stream that says it is one (there is none here)."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def test_the_bar_is_drawn_on_a_terminal_unless_q(models_env, tmp_path, monkeypatch):
     clip = tmp_path / "clip.mp4"
     make_video(clip, n=4, audio=False)
-    term = _Terminal()
-    monkeypatch.setattr(sys, "stderr", term)
+    term = Terminal(100)  # a real pty as stderr
+    monkeypatch.setattr(sys, "stderr", term.file)
     assert main(["upscale", str(clip), "-m", "nearest", "-s", "2", "-q"]) == 0
-    assert term.getvalue() == ""
+    assert term.text() == ""
+    term = Terminal(100)
+    monkeypatch.setattr(sys, "stderr", term.file)
     assert main(["upscale", str(clip), "-m", "nearest", "-s", "2", "-o", str(tmp_path / "b.mp4")]) == 0
-    text = term.getvalue()
+    monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+    text = term.text()
     # the bar's frames (drawn with \r), then the summary line
     assert "nearest x2: 100%" in text and "4/4" in text and "\r" in text
     assert _time(text.splitlines()[-1]).endswith(
