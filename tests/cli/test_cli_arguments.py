@@ -117,6 +117,8 @@ USAGE = [
     ("bench --threads x", "bench", "argument --threads: threads must be a positive integer or 'default'"),
     ("bench --protocol bogus", "bench", "argument --protocol: invalid choice: 'bogus'"),
     ("convert", "convert", "the following arguments are required: INPUT"),
+    ("convert {img} --scale x", "convert", "argument --scale: invalid int value: 'x'"),
+    ("convert {img} --range x", "convert", "argument --range: invalid float value: 'x'"),
     ("inspect", "inspect", "the following arguments are required: FILE"),
     ("export espcn -s x", "export", "argument -s/--scale: invalid int value: 'x'"),
     ("catalog bogus", "catalog", "argument action: invalid choice: 'bogus'"),
