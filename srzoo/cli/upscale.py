@@ -112,8 +112,7 @@ def _model_path(args: argparse.Namespace) -> None:
     defaults to 2 for a model name. Sets ``args.model_name`` for the messages."""
     from srzoo.jobs.upscaling import model_for
 
-    sized = args.width is not None or args.height is not None
-    args.model = model_for(args.model, None if sized else args.scale)
+    args.model = model_for(args.model, args.scale)  # -s picks a multi-scale file's scale, also with --width
     is_entry = not isinstance(args.model, str)
     if args.scale is None:
         args.scale = args.model.scale if is_entry and args.model.scale else 2

@@ -121,6 +121,15 @@ def test_multi_scale_file_asks_for_the_scale(env, tmp_path, capsys):
     code = main(["upscale", str(image_file(env, tmp_path)), "-m", str(src), "-o", str(tmp_path / "o")])
     err_text = capsys.readouterr().err
     assert code == 1 and err_text.count("\n") == 1 and "give one (-s)" in err_text
+    # -s picks the file's scale also when --width/--height give the size (it was dropped: the
+    # "give one (-s)" line although -s was given): x3, then shrunk to the size asked
+    x3 = srzoo.Upscaler("carn-m", 3).upscale(image(env))  # 96x120
+    for size, wh in ((["--width", "100"], (100, 80)), (["--height", "60"], (75, 60))):
+        out = tmp_path / f"o-{size[0][2:]}"
+        assert main(["upscale", str(image_file(env, tmp_path)), "-m", str(src), "-s", "3", *size,
+                     "-o", str(out), "-q"]) == 0
+        (got,) = list(out.iterdir())
+        assert np.array_equal(cv2.imread(str(got)), cv2.resize(x3, wh, interpolation=cv2.INTER_AREA))
     img = image(env)
     assert np.array_equal(srzoo.Upscaler(src, 3).upscale(img), srzoo.Upscaler("carn-m", 3).upscale(img))
     with pytest.raises(srzoo.UnknownModel, match=r"x2/x3/x4, not x5"):
