@@ -123,6 +123,7 @@ USAGE = [
     ("convert {img} --scale x", "convert", "argument --scale: invalid int value: 'x'"),
     ("convert {img} --range x", "convert", "argument --range: invalid float value: 'x'"),
     ("inspect", "inspect", "the following arguments are required: FILE"),
+    ("inspect {img} --scale x", "inspect", "argument --scale: invalid int value: 'x'"),
     ("export espcn -s x", "export", "argument -s/--scale: invalid int value: 'x'"),
     ("catalog bogus", "catalog", "argument action: invalid choice: 'bogus'"),
     ("train --scale 7 --data {hr} -o {tmp}/x.onnx", "train", "argument --scale/-s: invalid choice: 7"),
