@@ -497,3 +497,16 @@ def test_cache_rm_names_the_derived_file_it_cannot_delete(srzoo_env, capsys, mon
     assert err == (f"srzoo: error: cannot delete {folder / 'model.onnx'}: permission denied "
                    f"(cache {srzoo_env}; set SRZOO_CACHE_DIR to use another folder)\n")
     assert (folder / "model.onnx").read_bytes() == b"onnx"
+
+
+def test_fetch_option_conflicts_are_exact_lines(srzoo_env, tmp_path, capsys):
+    """`srzoo fetch`'s own refusals, before anything is fetched: --scale with --all, and --from
+    with more than one name or with --all."""
+    f = tmp_path / "ESPCN_x2.pb"
+    f.write_bytes(b"x")
+    from_line = "--from FILE adds one file: give exactly one model name (and no --all)"
+    for argv, line in ((["espcn", "--all", "-s", "2"], "give either --scale or --all, not both"),
+                       (["espcn", "fsrcnn", "--from", str(f)], from_line),
+                       (["espcn", "--all", "--from", str(f)], from_line)):
+        assert run(capsys, "fetch", *argv) == (1, "", f"srzoo: error: {line}\n")
+    assert not (srzoo_env / "models").exists()
