@@ -489,6 +489,24 @@ def test_convert_record_prints_the_check_and_copies_the_cached_onnx(omdb_warm, m
     assert (tmp_path / "p.onnx").read_bytes() == data
 
 
+def test_cache_ls_and_rm_of_one_record(omdb, shared_dir, srzoo_env, capsys):
+    """`srzoo cache ls|rm omdb:ID[@type]` touch that record's files only, not another record's."""
+    srzoo.fetch("omdb:4x-srzoo-test-anime")
+    pth = shared_dir / "models" / ANIME_PTH[0]
+    assert run(capsys, "fetch", "omdb:4x-srzoo-test-gdrive", "--from", str(pth))[0] == 0
+    anime = srzoo_env / "models/omdb/4x-srzoo-test-anime/realesr-animevideov3.pth"
+    gdrive = srzoo_env / "models/omdb/4x-srzoo-test-gdrive/4x-srzoo-test-gdrive.pth"
+    assert anime.is_file() and gdrive.is_file()
+    for name in ("omdb:4x-srzoo-test-anime", "omdb:4x-srzoo-test-anime@pth"):
+        code, out, _ = run(capsys, "cache", "ls", name)
+        rows = [ln.split() for ln in out.splitlines()[2:]]
+        assert code == 0 and rows == [["omdb:4x-srzoo-test-anime", "models/omdb/4x-srzoo-test-anime/realesr-animevideov3.pth",
+                                       "2.2", "MiB"]], out
+    code, out, _ = run(capsys, "cache", "rm", "omdb:4x-srzoo-test-anime@pth")
+    assert code == 0 and f"removed {anime}" in out.splitlines()
+    assert not anime.exists() and gdrive.is_file()
+
+
 def test_wrong_sha256_refused_nothing_cached(omdb, srzoo_env, capsys):
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-wrongsha", "-q")
     assert code == 1 and "sha256 mismatch" in err and err.count("\n") == 1
