@@ -6,6 +6,7 @@ remembered auto choices and --model, the ``srzoo list`` table and JSON, and
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from srzoo.cli import main
 from srzoo.cli.models import format_info
@@ -510,3 +511,34 @@ def test_fetch_option_conflicts_are_exact_lines(srzoo_env, tmp_path, capsys):
                        (["espcn", "--all", "--from", str(f)], from_line)):
         assert run(capsys, "fetch", *argv) == (1, "", f"srzoo: error: {line}\n")
     assert not (srzoo_env / "models").exists()
+
+
+def test_fetch_all_prints_a_shared_file_once_force_downloads_again_from_takes_the_scale(
+        srzoo_env, shared_dir, tmp_path, capsys):
+    """--all: vdsr's one file for three scales is fetched and printed once; --force downloads a
+    cached file again (a new file in place); --from FILE with -s adds that scale's file."""
+    code, out, _ = run(capsys, "fetch", "vdsr", "--all", "-q")
+    assert code == 0 and out == f"{srzoo_env / 'models' / 'model_epoch_50.pth'}\n"
+    code, out, _ = run(capsys, "fetch", "espcn", "-s", "2", "-q")
+    espcn2 = srzoo_env / "models" / "ESPCN_x2.pb"
+    assert code == 0 and out == f"{espcn2}\n"
+    inode = espcn2.stat().st_ino
+    assert run(capsys, "fetch", "espcn", "-s", "2", "-q")[:2] == (0, f"{espcn2}\n")
+    assert espcn2.stat().st_ino == inode  # cached: not fetched again
+    code, out, _ = run(capsys, "fetch", "espcn", "-s", "2", "-q", "--force")
+    # the .pb, or on OpenCV 5.1 (no TensorFlow importer) the ONNX derived from it, rebuilt
+    assert code == 0 and Path(out.strip()).is_file() and out.count("\n") == 1
+    assert espcn2.stat().st_ino != inode  # downloaded again, put in place
+    assert espcn2.read_bytes() == (shared_dir / "models" / "opencv" / "ESPCN_x2.pb").read_bytes()
+    mine = tmp_path / "ESPCN_x3.pb"
+    mine.write_bytes((shared_dir / "models" / "opencv" / "ESPCN_x3.pb").read_bytes())
+    code, out, err = run(capsys, "fetch", "espcn", "-s", "3", "--from", str(mine))
+    espcn3 = srzoo_env / "models" / "ESPCN_x3.pb"
+    assert code == 0, err
+    assert espcn3.read_bytes() == mine.read_bytes() and str(espcn3) in out
+
+
+def test_cache_path_and_an_empty_cache(srzoo_env, capsys):
+    assert run(capsys, "cache", "path") == (0, f"{srzoo_env}\n", "")
+    code, out, err = run(capsys, "cache", "ls")
+    assert (code, out) == (0, "cache is empty\n") and err == f"0 file(s), 0 B in {srzoo_env}\n"
