@@ -542,3 +542,40 @@ def test_cache_path_and_an_empty_cache(srzoo_env, capsys):
     assert run(capsys, "cache", "path") == (0, f"{srzoo_env}\n", "")
     code, out, err = run(capsys, "cache", "ls")
     assert (code, out) == (0, "cache is empty\n") and err == f"0 file(s), 0 B in {srzoo_env}\n"
+
+
+def test_fetch_bar_on_a_terminal_unless_quiet(srzoo_env, monkeypatch, capsys):
+    """stderr a real pty: `srzoo fetch` shows the download's bar, and nothing with -q."""
+    import sys
+
+    from suite import Terminal
+
+    for quiet, scale in ((False, "2"), (True, "3")):
+        term = Terminal(80)
+        monkeypatch.setattr(sys, "stderr", term.file)
+        assert main(["fetch", "fsrcnn", "-s", scale, *(["-q"] if quiet else [])]) == 0
+        monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+        drawn = term.text()
+        assert (f"FSRCNN_x{scale}.pb: " in drawn and "100%" in drawn) != quiet, drawn
+        assert capsys.readouterr().out.strip().endswith(f"FSRCNN_x{scale}.pb")
+
+
+def test_cache_verify_counts_every_corrupt_file_and_rm_takes_the_partials(srzoo_env, capsys):
+    from srzoo.hub import api, cache
+
+    assert run(capsys, "fetch", "espcn", "-s", "2", "-q")[0] == 0
+    assert run(capsys, "fetch", "espcn", "-s", "3", "-q")[0] == 0
+    for s in (2, 3):
+        _flip(srzoo_env / "models" / f"ESPCN_x{s}.pb")
+    code, out, err = run(capsys, "cache", "verify", "espcn")
+    assert code == 1 and err.endswith(" 2 corrupt\n") and out.count("CORRUPT ") == 2
+    # a partial download and its record: removed with the model's files
+    art = api.get_model("espcn", 4).artifact
+    part = cache.partial_path(art)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"half")
+    side = part.with_name(part.name + ".json")
+    side.write_text("{}")
+    code, out, err = run(capsys, "cache", "rm", "espcn")
+    assert code == 0 and not part.exists() and not side.exists()
+    assert f"removed {part}" in out.splitlines() and f"removed {side}" in out.splitlines()
