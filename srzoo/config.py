@@ -206,14 +206,6 @@ def flag(name: str) -> bool:
     return bool(get(name))
 
 
-def default_to(name: str, value: str) -> None:
-    """Set ``name`` in this process's environment unless the user set it (a CLI
-    flag that means "this setting, unless you chose otherwise", e.g. ``-v``)."""
-    setting(name).parse(value)  # a bad value is a bug here, not the user's
-    if not os.environ.get(name):
-        os.environ[name] = value
-
-
 @contextlib.contextmanager
 def scoped(name: str, value: str) -> Iterator[None]:
     """``name`` set to ``value`` in this process's environment for the duration

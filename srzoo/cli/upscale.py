@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,9 +35,9 @@ def _size(hw: tuple[int, int] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION`` and ``--memory`` in
-    ``SRZOO_MEMORY`` for the duration (so batch workers, processes or Dask,
-    inherit them), restored afterwards."""
+    """:func:`_run` with ``--precision`` in ``SRZOO_PRECISION``, ``--memory`` in
+    ``SRZOO_MEMORY`` and ``-v`` as ``SRZOO_LOG=warning`` (unless set) for the duration
+    (so batch workers, processes or Dask, inherit them), restored afterwards."""
     from contextlib import ExitStack
 
     from srzoo import config
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 raise SrzooError(f"--memory {args.memory!r} is not a size: use bytes or a size "
                                  "such as 2G or 500M (0: no limit)") from None
             scopes.enter_context(config.scoped("SRZOO_MEMORY", args.memory))
+        if args.verbose and not args.quiet and not os.environ.get("SRZOO_LOG"):
+            scopes.enter_context(config.scoped("SRZOO_LOG", "warning"))  # -v: OpenCV's own warnings too
         return _run(args)
 
 
@@ -58,11 +61,6 @@ def _run(args: argparse.Namespace) -> int:
     """Upscale every input: one line per written file (stdout), one ``srzoo: error:
     FILE: REASON`` line per failure (stderr), then a summary; 1 if any failed."""
     from tqdm import tqdm
-
-    if args.verbose and not args.quiet:
-        from srzoo import config
-
-        config.default_to("SRZOO_LOG", "warning")  # -v: OpenCV's own warnings too
 
     def report(r: FileResult) -> None:
         if r.error is not None:

@@ -208,8 +208,9 @@ def test_chunk_with_a_local_scheduler_starts_jobs_workers(models_env, store, tmp
 
 def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images, tmp_path, capsys,
                                                               monkeypatch):
-    """-v sets SRZOO_LOG=warning in the environment (OpenCV's own warnings; worker processes
-    inherit it) unless the user set SRZOO_LOG; -q -v only prints the written paths."""
+    """-v sets SRZOO_LOG=warning in the environment for the run (OpenCV's own warnings; worker
+    processes inherit it) unless the user set SRZOO_LOG, and restores it; -q -v only prints the
+    written paths."""
     a = str(images / "a.png")
     monkeypatch.setenv("SRZOO_LOG", "")  # empty: not set, for srzoo; restored after the test
 
@@ -229,14 +230,24 @@ def test_v_shows_opencv_warnings_unless_q_or_the_users_choice(models_env, images
     assert _time(o) == (f"{tmp_path / 'plain.png'}  ({a}, 40x30 -> 80x60, T s)\n"
                         f"upscaled 1 image x2 with bicubic in T s -> {tmp_path / 'plain.png'}\n")
     assert e == "" and os.environ["SRZOO_LOG"] == ""
+    from srzoo.jobs import batch
+
+    seen: list = []  # SRZOO_LOG while the batch runs (what workers inherit)
+    real = batch.run_batch
+
+    def spy(*a, **kw):
+        seen.append(os.environ.get("SRZOO_LOG"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(batch, "run_batch", spy)
     assert run("qv.png", "-q", "-v") == (f"{tmp_path / 'qv.png'}\n", "")
-    assert os.environ["SRZOO_LOG"] == ""
+    assert os.environ["SRZOO_LOG"] == "" and seen[-1] == ""
     o, _ = run("v.png", "-v")
     assert _time(o).splitlines()[-1] == f"upscaled 1 image x2 with bicubic in T s -> {tmp_path / 'v.png'}"
-    assert os.environ["SRZOO_LOG"] == "warning"
+    assert seen[-1] == "warning" and os.environ["SRZOO_LOG"] == ""  # for the run only, then restored
     monkeypatch.setenv("SRZOO_LOG", "error")
     run("v2.png", "-v")
-    assert os.environ["SRZOO_LOG"] == "error"
+    assert seen[-1] == "error" and os.environ["SRZOO_LOG"] == "error"
 
 
 def test_q_v_hands_each_path_to_a_pipe_as_soon_as_it_is_written(models_env, images, tmp_path):
