@@ -207,6 +207,17 @@ def flag(name: str) -> bool:
 
 
 @contextlib.contextmanager
+def scoped_default(name: str, value: str) -> Iterator[None]:
+    """:func:`scoped` unless the user set ``name`` (a CLI flag that means "this setting, unless
+    you chose otherwise", e.g. ``-v``)."""
+    if os.environ.get(name):
+        yield
+        return
+    with scoped(name, value):
+        yield
+
+
+@contextlib.contextmanager
 def scoped(name: str, value: str) -> Iterator[None]:
     """``name`` set to ``value`` in this process's environment for the duration
     (a CLI flag that child processes must inherit), restored afterwards."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -52,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
                 raise SrzooError(f"--memory {args.memory!r} is not a size: use bytes or a size "
                                  "such as 2G or 500M (0: no limit)") from None
             scopes.enter_context(config.scoped("SRZOO_MEMORY", args.memory))
-        if args.verbose and not args.quiet and not os.environ.get("SRZOO_LOG"):
-            scopes.enter_context(config.scoped("SRZOO_LOG", "warning"))  # -v: OpenCV's own warnings too
+        if args.verbose and not args.quiet:  # -v: OpenCV's own warnings too
+            scopes.enter_context(config.scoped_default("SRZOO_LOG", "warning"))
         return _run(args)
 
 
