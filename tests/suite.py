@@ -22,6 +22,39 @@ def cache_files(cache: Path) -> list[Path]:
                   if (cache / sub).is_dir() for p in (cache / sub).rglob("*") if p.is_file())
 
 
+def one_error_line(err: str) -> str:
+    """The one ``srzoo: error:`` line of a failed command (no traceback, nothing else)."""
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("srzoo: error: "), err
+    return lines[0]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``srzoo ARGS`` in this process: exit code, stdout, stderr."""
+    from srzoo.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def count_process_calls(monkeypatch) -> list[tuple[int, int]]:
+    """A spy around ``ModelPipeline.process`` (every call still runs): the list fills with the
+    (height, width) of each network input."""
+    from srzoo.runtime import pipeline
+
+    calls: list[tuple[int, int]] = []
+    process = pipeline.ModelPipeline.process
+
+    def counting(self, color, want):
+        calls.append(color.shape[:2])
+        return process(self, color, want)
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "process", counting)
+    return calls
+
+
 class Terminal:
     """A real pty standing in for stderr: ``cols`` wide, raw (bytes as written), read by a thread."""
 

@@ -19,20 +19,7 @@ from srzoo.cli import main
 from srzoo.cli.bench import _Bar
 from srzoo.evaluate.compare import compare
 from diskfaults import mount_tmpfs, umount
-from suite import Terminal
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("srzoo: error: "), err
-    return lines[0]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+from suite import Terminal, one_error_line, run_cli
 
 
 @pytest.fixture(scope="module")

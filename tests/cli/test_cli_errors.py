@@ -12,22 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from srzoo.cli import main
-from suite import REPO, cache_files
+from suite import REPO, cache_files, one_error_line, run_cli
 from diskfaults import mount_tmpfs, umount
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("srzoo: error: "), err
-    return lines[0]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def srzoo_proc(*args: str, stdout=subprocess.PIPE, **env: str) -> subprocess.CompletedProcess:

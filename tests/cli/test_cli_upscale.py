@@ -12,6 +12,7 @@ import pytest
 
 import srzoo
 from srzoo.cli import main
+from suite import count_process_calls
 
 
 @pytest.fixture
@@ -160,16 +161,7 @@ def test_tile_option(models_env, images, tmp_path, monkeypatch):
     """--tile reaches the pipeline: a 40x30 input in 16-pixel tiles (+ 4 of overlap) is
     2x2 = 4 network runs of one shape, 24x19 (edge tiles take their context inward;
     one run without --tile), and the file is the library's tiled result exactly."""
-    from srzoo.runtime import pipeline
-
-    calls: list[tuple[int, int]] = []
-    process = pipeline.ModelPipeline.process
-
-    def counting(self, color, want):  # a spy around the real method: every call still runs
-        calls.append(color.shape[:2])
-        return process(self, color, want)
-
-    monkeypatch.setattr(pipeline.ModelPipeline, "process", counting)
+    calls = count_process_calls(monkeypatch)  # a spy: every call still runs
     assert main(["upscale", str(images / "a.png"), "-m", "espcn", "-s", "2", "--tile", "16",
                  "-o", str(tmp_path / "t.png"), "-q"]) == 0
     assert calls == [(19, 24)] * 4

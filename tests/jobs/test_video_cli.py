@@ -18,7 +18,7 @@ av = pytest.importorskip("av")
 
 import srzoo  # noqa: E402
 from srzoo.cli import main  # noqa: E402
-from suite import Terminal  # noqa: E402
+from suite import Terminal, count_process_calls  # noqa: E402
 from test_video import corrupt_packet, frames, make_video  # noqa: E402
 
 
@@ -41,18 +41,9 @@ def test_model_scale_tile_and_pixel_format_reach_the_video(models_env, tmp_path,
                                                            monkeypatch):
     """-m espcn -s 3 --tile 16 --pix-fmt bgr0 into FFV1 (lossless): every frame is exactly
     upscale(frame, 'espcn', 3, tile=16), each cut into the same 16-pixel tiles."""
-    from srzoo.runtime import pipeline
-
     clip = tmp_path / "clip.mkv"
     make_video(clip, n=3, w=48, h=32, audio=False)
-    calls: list[tuple[int, int]] = []
-    process = pipeline.ModelPipeline.process
-
-    def counting(self, color, want):  # a spy around the real method: every call still runs
-        calls.append(color.shape[:2])
-        return process(self, color, want)
-
-    monkeypatch.setattr(pipeline.ModelPipeline, "process", counting)
+    calls = count_process_calls(monkeypatch)  # a spy: every call still runs
     out = tmp_path / "out"
     rc = main(["upscale", str(clip), str(bird), "-m", "espcn", "-s", "3", "--tile", "16",
                "--codec", "ffv1", "--pix-fmt", "bgr0", "-o", str(out)])
