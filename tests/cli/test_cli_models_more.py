@@ -560,6 +560,43 @@ def test_fetch_bar_on_a_terminal_unless_quiet(srzoo_env, monkeypatch, capsys):
         assert capsys.readouterr().out.strip().endswith(f"FSRCNN_x{scale}.pb")
 
 
+def test_fetch_force_rebuild_fetches_a_copy_damaged_meanwhile_again_quietly_with_q(srzoo_env, monkeypatch,
+                                                                                     capsys):
+    """The copy `fetch --force` downloaded is damaged before its derived ONNX is rebuilt
+    (another process wrote into it): the rebuild sees it, says so and fetches it again, and
+    -q keeps the rebuild as quiet as the download."""
+    import hashlib
+
+    import pytest
+
+    from srzoo.cli.models import _runs_derived
+    from srzoo.convert import derive
+    from srzoo.hub import api
+
+    if not _runs_derived(api.get_model("espcn", 2)):
+        pytest.skip("this OpenCV reads the .pb itself: nothing is derived")
+    pb = srzoo_env / "models" / "ESPCN_x2.pb"
+    real = derive.remove_for
+
+    def damaged_meanwhile(name, scale):
+        removed = real(name, scale)
+        _flip(pb, 100)
+        return removed
+
+    monkeypatch.setattr(derive, "remove_for", damaged_meanwhile)
+    for quiet in (True, False):
+        code, out, err = run(capsys, "fetch", "espcn", "-s", "2", "--force", *(["-q"] if quiet else []))
+        assert code == 0 and out.endswith("/model.onnx\n"), (out, err)
+        notes = [ln for ln in err.splitlines() if not ln.startswith("removed ")]
+        if quiet:
+            assert notes == [], err
+        else:
+            assert len(notes) == 1 and notes[0].startswith("srzoo: ") and "ESPCN_x2.pb" in notes[0], err
+            assert notes[0].endswith("; fetching it again"), err
+        # the damaged copy was replaced by a verified one
+        assert hashlib.sha256(pb.read_bytes()).hexdigest() == api.get_model("espcn", 2).artifact.sha256
+
+
 def test_cache_verify_counts_every_corrupt_file_and_rm_takes_the_partials(srzoo_env, capsys):
     from srzoo.hub import api, cache
 

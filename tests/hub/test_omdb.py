@@ -507,6 +507,22 @@ def test_cache_ls_and_rm_of_one_record(omdb, shared_dir, srzoo_env, capsys):
     assert not anime.exists() and gdrive.is_file()
 
 
+def test_fetch_force_of_a_record_srzoo_cannot_run_fetches_the_file_only(omdb, srzoo_env, capsys):
+    """`fetch --force` of a record of an architecture srzoo has no converter for downloads its
+    file again and stops there: there is no derived ONNX to rebuild (and no error)."""
+    anime = omdb.records["4x-srzoo-test-anime"]
+    _, size, sha = ANIME_PTH
+    omdb({"4x-srzoo-test-ditnfile": record(anime, "pth", size, sha, anime["resources"][0]["urls"],
+                                           architecture="ditn", size=[])})
+    assert srzoo.get_model("omdb:4x-srzoo-test-ditnfile").unrunnable
+    path = srzoo_env / "models/omdb/4x-srzoo-test-ditnfile/realesr-animevideov3.pth"
+    for _ in range(2):  # the download, then the forced one
+        code, out, err = run(capsys, "fetch", "omdb:4x-srzoo-test-ditnfile", "-q", "--force")
+        assert (code, out, err) == (0, f"{path}\n", "")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert not (srzoo_env / "derived").exists() or not any((srzoo_env / "derived").iterdir())
+
+
 def test_wrong_sha256_refused_nothing_cached(omdb, srzoo_env, capsys):
     code, _, err = run(capsys, "fetch", "omdb:4x-srzoo-test-wrongsha", "-q")
     assert code == 1 and "sha256 mismatch" in err and err.count("\n") == 1
