@@ -284,7 +284,9 @@ def _load_zip(path: Path, zf: zipfile.ZipFile, budget: Budget) -> Any:
     cache: dict[str, _Storage] = {}
 
     def storage(pid: tuple) -> _Storage:
-        _, stype, key, _loc, numel = pid[:5]
+        if len(pid) != 5:  # torch's zip format writes exactly ('storage', type, key, location, numel)
+            raise _Malformed(f"storage reference with {len(pid)} fields (a zip checkpoint's have 5)")
+        _, stype, key, _loc, numel = pid
         st = _stype(stype, str(path))
         key = str(key)
         if key not in cache:

@@ -516,6 +516,9 @@ def test_persistent_id_lines(tmp_path):
         ("corrupt PyTorch checkpoint (storage reference with 2 fields or a key of type none)", ("storage", hf.FLOAT)),
         ("corrupt PyTorch checkpoint (storage reference with 3 fields or a key of type list)",
          ("storage", hf.FLOAT, ["0"])),
+        # torch's zip format writes exactly five fields; a sixth is not ignored
+        ("corrupt PyTorch checkpoint (storage reference with 6 fields (a zip checkpoint's have 5))",
+         ("storage", hf.FLOAT, "0", "cpu", 1, None)),
     ]
     for words, pid in cases:
         p = write(tmp_path, hf.torch_zip({"w": hf.Pid(pid)}, {}))
