@@ -466,3 +466,37 @@ def test_y_pyramid_pre_upsampled_level_below_the_input(models, tmp_path, monkeyp
     c2 = [np.rint(big[:, :, c].reshape(10, 2, 12, 2).mean(axis=(1, 3))) for c in (1, 2)]
     want2 = cv2.cvtColor(np.dstack([y2] + c2).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
     same(levels[2], want2)
+
+
+def test_y_pyramid_pre_upsampled_float32_chroma_resized_in_float32(models, tmp_path, monkeypatch):
+    """The same pyramid on a float32 image, through an identity network (Y out = Y in, exactly):
+    the x2 level's chroma is the pre-upsampled chroma resized as float32 planes, to the last bit
+    (resized as float64 and cast back, 56 of its 240 chroma values differ in the last bit)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    models("y-pyr-id-dummy", (2,), color="y")
+    folder = tmp_path / "files"
+    w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "W")
+    b = numpy_helper.from_array(np.zeros(1, np.float32), "B")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W", "B"], ["o4"], kernel_shape=[1, 1]),
+         helper.make_node("Conv", ["x", "W", "B"], ["o2"], kernel_shape=[1, 1], strides=[2, 2])],
+        "pyr", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "H", "W"]) for n in ("o2", "o4")], [w, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    f = folder / "ypyrid_x4.onnx"
+    f.write_bytes(m.SerializeToString())
+    man = write_manifest(tmp_path / "ypyrid.toml", f, "y-pyr-id", 4, color="y", range=1.0, layout="nchw",
+                         input="x", outputs=("o2", "o4"), output_scales=(2, 4), pre_upsample="bicubic")
+    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
+    up = srzoo.Upscaler("y-pyr-id", 4, backend=BACKEND, threads=1, tile=0)
+    img = texture(5, 6, np.float32, seed=3)
+    got = up.upscale_all(img)[2]
+    big = cv2.cvtColor(cv2.resize(img, (24, 20), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2YCrCb)
+    assert big.dtype == np.float32
+    planes = [big[::2, ::2, 0]] + [cv2.resize(np.ascontiguousarray(big[:, :, c]), (12, 10),
+                                              interpolation=cv2.INTER_LINEAR) for c in (1, 2)]
+    want = np.clip(cv2.cvtColor(cv2.merge(planes), cv2.COLOR_YCrCb2BGR), 0.0, 1.0)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got, want), np.abs(got - want).max()
