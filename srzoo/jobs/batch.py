@@ -72,6 +72,19 @@ def _fsspec() -> Any:
     return fsspec
 
 
+def _url_fs(url: str) -> tuple[Any, str]:
+    """fsspec's filesystem and path for ``url``; a scheme whose package is missing, or
+    that fsspec does not know, is one line naming the URL."""
+    fsspec = _fsspec()
+    scheme = url.split("://", 1)[0]
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:  # fsspec names the package the scheme needs
+        raise SrzooError(f"{url}: fsspec cannot open {scheme}:// URLs here: {e}") from None
+    except ValueError as e:  # "Protocol not known: x"
+        raise SrzooError(f"{url}: {e} (fsspec has no filesystem for {scheme}://)") from None
+
+
 # --------------------------------------------------------------------------- jobs
 @dataclass(frozen=True)
 class Job:
@@ -140,7 +153,7 @@ def _write(dst: str, image: Any, meta: ImageMeta | None = None, quality: int | N
     if not is_url(dst):
         write_image(Path(dst), image, meta=meta, quality=quality)
         return
-    fs, path = _fsspec().core.url_to_fs(dst)
+    fs, path = _url_fs(dst)
     name = path.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="srzoo-") as d:
         local = Path(d) / name
@@ -267,12 +280,11 @@ class Plan:
 
 
 def _expand_urls(items: Sequence[str], skip_suffix: str) -> tuple[list[str], list[FileResult]]:
-    fsspec = _fsspec()
     files: list[str] = []
     failed: list[FileResult] = []
     seen: set[str] = set()
     for item in items:
-        fs, path = fsspec.core.url_to_fs(item)
+        fs, path = _url_fs(item)
         proto = item.split("://", 1)[0]
 
         def url(p: str) -> str:
@@ -302,7 +314,7 @@ def _expand_urls(items: Sequence[str], skip_suffix: str) -> tuple[list[str], lis
 
 def _exists(path: str) -> bool:
     if is_url(path):
-        fs, p = _fsspec().core.url_to_fs(path)
+        fs, p = _url_fs(path)
         return bool(fs.exists(p))
     return os.path.exists(path)
 

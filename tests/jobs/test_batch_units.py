@@ -43,6 +43,47 @@ def test_expand_urls_folders_patterns_files_and_misses(mem):
                       FileResult(f"{mem}/nope.png", error="no such file or folder")]
 
 
+def test_http_folder_and_pattern_give_each_url_once_as_listed(tmp_path):
+    """A folder served over HTTP with its directory listing (Python's http.server; fsspec's
+    HTTP filesystem, with aiohttp): its listing and globs return full URLs, which are taken as
+    they are (never prefixed with the scheme a second time) and read back image by image."""
+    import functools
+    import http.server
+    import threading
+
+    import cv2
+    import numpy as np
+
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    site = tmp_path / "site" / "in"
+    site.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for name in ("b.png", "a.png", "a_bicubic_x2.png"):  # and an earlier output of the model
+        cv2.imwrite(str(site / name), rng.integers(0, 256, (6, 7, 3), dtype=np.uint8))
+    (site / "notes.txt").write_text("x")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/in"
+    try:
+        files, failed = batch._expand_urls([f"{base}/", f"{base}/a*.png"], "_bicubic_x2")
+        assert files == [f"{base}/a.png", f"{base}/b.png", f"{base}/a_bicubic_x2.png"] and failed == []
+        rep = batch.run_batch([f"{base}/"], "bicubic", 2, output=str(tmp_path / "out"), progress=False)
+        assert [r.input for r in rep.results] == [f"{base}/a.png", f"{base}/b.png"] and rep.written == 2
+        for name in ("a", "b"):
+            src = cv2.imread(str(site / f"{name}.png"))
+            got = cv2.imread(str(tmp_path / "out" / f"{name}_bicubic_x2.png"))
+            assert np.array_equal(got, cv2.resize(src, (14, 12), interpolation=cv2.INTER_CUBIC))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_exists_for_urls_and_paths(mem, tmp_path):
     assert batch._exists(f"{mem}/b.png") is True and batch._exists(f"{mem}/z.png") is False
     (tmp_path / "f").write_bytes(b"")
@@ -171,3 +212,30 @@ def test_done_before_reads_both_headers_and_the_end(tmp_path):
     jpeg = tmp_path / "a_x2.jpeg"
     jpeg.write_bytes(jpg.read_bytes())  # the truncated JPEG above, as .jpeg
     assert batch.done_before(str(src), str(jpeg), **kw) is False
+
+
+def test_url_scheme_without_its_package_or_unknown_is_one_line(tmp_path, capsys):
+    """An input or output URL whose fsspec filesystem needs a package that is not installed
+    (s3fs for s3://), or a scheme fsspec does not know: one line naming the URL and what
+    fsspec says, exit 1, nothing written (was a traceback from fsspec's ImportError)."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    from suite import one_error_line, run_cli
+
+    if importlib.util.find_spec("s3fs"):
+        pytest.skip("s3fs is installed here")
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), np.full((4, 5, 3), 7, np.uint8))
+    cases = [
+        (["s3://bucket/in/"], "s3://bucket/in/: fsspec cannot open s3:// URLs here: Install s3fs to access S3"),
+        (["nosuch://x/y.png"], "nosuch://x/y.png: Protocol not known: nosuch (fsspec has no filesystem for nosuch://)"),
+        ([str(src), "-o", "s3://bucket/out/"],
+         f"{src}: s3://bucket/out/a_bicubic_x2.png: fsspec cannot open s3:// URLs here: Install s3fs to access S3"),
+    ]
+    for args, line in cases:
+        code, out, err = run_cli(capsys, "upscale", *args, "-m", "bicubic", "-s", "2", "-q")
+        assert (code, out, one_error_line(err)) == (1, "", f"srzoo: error: {line}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
