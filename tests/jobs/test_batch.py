@@ -143,6 +143,39 @@ def cluster(models_env, tmp_path):
         yield client
 
 
+def test_a_job_whose_worker_always_dies_runs_three_times_by_default(models_env, tmp_path):
+    """run_batch's default of 2 retries: every worker process that starts is killed at once
+    (SIGKILL), so the one job runs 3 times, then is reported lost; nothing is written.
+    (``jobs=2``: one input, so one worker per pool; ``jobs=1`` runs in this process.)"""
+    import threading
+
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), np.full((6, 5, 3), 9, np.uint8))
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def killer():
+        while not stop.is_set():
+            for p in mp.active_children():
+                if p.pid not in killed:
+                    killed.append(p.pid)
+                    os.kill(p.pid, signal.SIGKILL)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        rep = batch.run_batch([src], "bicubic", 2, output=tmp_path / "out", jobs=2, force_jobs=True,
+                              progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    (rec,) = rep.records
+    assert (rep.failed, rec["attempts"]) == (1, 3) and len(killed) >= 3, (rep.records, killed)
+    assert rec["error"] == "worker process died (BrokenProcessPool) (tried 3 times); the output was not written"
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def test_dask_cluster_equals_serial_kill_and_resume(cluster, images, tmp_path, serial, shared_dir):
     client = cluster
     out = tmp_path / "dask"
