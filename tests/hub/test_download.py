@@ -237,3 +237,91 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(srzoo_env, mirror, capsys
     srzoo.fetch("espcn", 3, quiet=False)
     err = capsys.readouterr().err
     assert "ESPCN_x3.pb" in err and "90.1k" in err  # tqdm's bar: file name and total size
+
+
+# --------------------------------------------------------------------------- the one-line failure
+def test_failure_line_picks_the_most_telling_cause_first_seen_first():
+    """Wrong bytes (mismatch, the manifest, cut off) over a server's or reader's error over an
+    absent file (HTTP 404/410, no such file); among equals, the first source tried."""
+    from srzoo.hub.download import failure_line
+
+    def best(*causes: str) -> str:
+        line = failure_line("m x2", "m.pb", [(f"http://h{i}/m.pb", c) for i, c in enumerate(causes)])
+        return line.split(": ", 1)[1].split(" (from ")[0]
+
+    assert failure_line("m x2", "m.pb", []) == "could not fetch m x2 (m.pb): no source answered"
+    assert best("HTTP 500 Internal Server Error", "sha256 mismatch: a") == "sha256 mismatch: a"
+    assert best("HTTP 500 Internal Server Error", "the size differs from the manifest") == \
+        "the size differs from the manifest"
+    assert best("HTTP 500 Internal Server Error", "cut off after 10 bytes") == "cut off after 10 bytes"
+    assert best("size mismatch: b", "cut off after 10 bytes") == "size mismatch: b"  # equals: the first
+    assert best("HTTP 410 Gone", "connection refused") == "connection refused"
+    assert best("HTTP 404 Not Found", "connection refused") == "connection refused"
+    assert best("No such file or directory", "connection refused") == "connection refused"
+    assert best("connection refused", "HTTP 404 Not Found") == "connection refused"
+    assert best("HTTP 404 Not Found", "HTTP 410 Gone") == "HTTP 404 Not Found"
+
+
+def test_failure_line_whole_with_others_counted_and_cut():
+    from srzoo.hub.download import failure_line
+
+    file = "ESPCN_x4.pb"
+    sha = "0123456789ab" + "c" * 52
+    long_url = "https://models.example.org/" + "d" * 60 + "/ESPCN_x4.pb"  # 99 characters
+    failures = [
+        ("http://m1.example.org/ESPCN_x4.pb", "HTTP 404 Not Found"),
+        (long_url, f"sha256 mismatch for {file}: expected {sha}, got {'e' * 64}"),
+        ("/srv/mirror/models/ESPCN_x4.pb", "No such file or directory"),
+        ("http://m2.example.org/ESPCN_x4.pb", "HTTP 404 Not Found"),
+    ]
+    assert failure_line("espcn x4", file, failures) == (
+        "could not fetch espcn x4 (ESPCN_x4.pb): sha256 mismatch: expected 0123456789ab..., got eeeeeeeeeeee... "
+        "(from models.example.org/.../ESPCN_x4.pb); 3 other source(s) failed too "
+        "(HTTP 404 Not Found x2, ...); `srzoo -v` lists them")
+    # one kind of other failure: no ", ..."; a count only above one; the cause of another is cut
+    # to 30 characters, without the file's name
+    line = failure_line("espcn x4", file, [
+        ("http://m1.example.org/ESPCN_x4.pb", "HTTP 500 Internal Server Error"),
+        ("http://m2.example.org/ESPCN_x4.pb", f"size mismatch for {file}: got 5 bytes, expected 100323 of them"),
+    ])
+    assert line == ("could not fetch espcn x4 (ESPCN_x4.pb): size mismatch: got 5 bytes, expected 100323 of them "
+                    "(from http://m2.example.org/ESPCN_x4.pb); 1 other source(s) failed too "
+                    "(HTTP 500 Internal Server Error); `srzoo -v` lists them")
+    line = failure_line("espcn x4", file, [
+        ("http://m1.example.org/ESPCN_x4.pb", f"size mismatch for {file}: got 5 bytes, expected 100323 of them"),
+        ("http://m2.example.org/ESPCN_x4.pb", f"size mismatch for {file}: got 6 bytes, expected 100323 of them"),
+    ])
+    assert line.endswith("; 1 other source(s) failed too (size mismatch: got 6 bytes,...); `srzoo -v` lists them")
+
+
+def test_failure_line_limits_one_source_and_many():
+    """One failure: its cause up to 200 characters and its source up to 120; with others,
+    110 and 48. A text of exactly the limit is kept whole; a longer one is cut to the limit,
+    ending in '...'; a long source keeps its host (URLs) and its file name. (Causes of 'z':
+    40 or more hex digits in a row are a hash, cut to 12.)"""
+    from srzoo.hub.download import failure_line
+
+    head = "could not fetch m x2 (m.pb): "
+    url120 = "https://h.example/" + "p" * 97 + "/m.pb"
+    url121 = "https://h.example/" + "p" * 98 + "/m.pb"
+    assert (len(url120), len(url121)) == (120, 121)
+    for cause in ("z" * 110, "z" * 111, "z" * 200):
+        assert failure_line("m x2", "m.pb", [(url120, cause)]) == f"{head}{cause} (from {url120})"
+    assert failure_line("m x2", "m.pb", [(url120, "z" * 201)]) == f"{head}{'z' * 197}... (from {url120})"
+    assert failure_line("m x2", "m.pb", [(url121, "x")]) == f"{head}x (from h.example/.../m.pb)"
+    path = "/srv/" + "q" * 200 + "/m.pb"
+    assert failure_line("m x2", "m.pb", [(path, "x")]) == f"{head}x (from .../m.pb)"
+    # scheme://host/file, too long: the host and the file (the host is the third field)
+    host = "https://" + "h" * 120 + "/m.pb"
+    assert failure_line("m x2", "m.pb", [(host, "x")]) == f"{head}x (from {'h' * 117}...)"  # h*120/.../m.pb, cut
+    # a file name longer than the limit is cut too
+    assert failure_line("m x2", "m.pb", [("/a/" + "f" * 130, "x")]) == f"{head}x (from .../{'f' * 113}...)"
+
+    other = [("http://o/m.pb", "HTTP 404 Not Found")]
+    src48 = "http://h.example/" + "p" * 26 + "/m.pb"
+    src49 = "http://h.example/" + "p" * 27 + "/m.pb"
+    assert (len(src48), len(src49)) == (48, 49)
+    tail = "; 1 other source(s) failed too (HTTP 404 Not Found); `srzoo -v` lists them"
+    assert failure_line("m x2", "m.pb", [(src48, "z" * 110)] + other) == f"{head}{'z' * 110} (from {src48}){tail}"
+    assert failure_line("m x2", "m.pb", [(src49, "z" * 111)] + other) == \
+        f"{head}{'z' * 107}... (from h.example/.../m.pb){tail}"
