@@ -467,7 +467,7 @@ def test_convert_record_prints_the_check_and_copies_the_cached_onnx(omdb_warm, m
     assert (tmp_path / "4x-srzoo-test-anime.onnx").read_bytes() == data
     # refusals, one line each
     for argv, line in (
-            (["--scale", "2"], "omdb:4x-srzoo-test-anime is a x4 model, not x2"),
+            (["--scale", "2"], "omdb:4x-srzoo-test-anime is an x4 model, not x2"),
             (["--manifest", str(tmp_path / "m.toml")], "--manifest is for local files; omdb: names need no manifest")):
         code, _, err = run(capsys, "convert", "omdb:4x-srzoo-test-anime", "-o", str(tmp_path / "b.onnx"), *argv)
         assert (code, err) == (1, f"srzoo: error: {line}\n")

@@ -38,7 +38,7 @@ def resolve(name: str, scale: int | None = None) -> CatalogEntry:
     cat = load()
     rec = cat.get(rid)
     if scale is not None and int(scale) != rec.scale:
-        raise UnknownModel(f"omdb:{rec.id} is a x{rec.scale} model, not x{scale}")
+        raise UnknownModel(f"omdb:{rec.id} is an x{rec.scale} model, not x{scale}")
     return entry_for(rec, rtype, revision=cat.revision)
 
 
