@@ -325,3 +325,26 @@ def test_failure_line_limits_one_source_and_many():
     assert failure_line("m x2", "m.pb", [(src48, "z" * 110)] + other) == f"{head}{'z' * 110} (from {src48}){tail}"
     assert failure_line("m x2", "m.pb", [(src49, "z" * 111)] + other) == \
         f"{head}{'z' * 107}... (from h.example/.../m.pb){tail}"
+
+
+def test_sources_of_a_model_file_given_by_path_are_that_path_only(tmp_path, monkeypatch):
+    """A model file given by path (`-m FILE`: an artifact under models/local/) comes from that
+    path only: never asked of a mirror (its name would leak to the server) nor taken from a
+    mirror folder holding a file of the same name; other artifacts try the mirrors first."""
+    from srzoo.hub.download import sources
+    from srzoo.hub.manifest import Artifact
+
+    folder = tmp_path / "mirror"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "net.onnx").write_bytes(b"another file of that name")
+    monkeypatch.setenv("SRZOO_MIRROR", f"http://127.0.0.1:9/m,{folder}")
+    monkeypatch.delenv("SRZOO_MIRROR_ONLY", raising=False)  # (the suite sets it)
+    own = str(tmp_path / "mine" / "net.onnx")
+    local = Artifact(file="net.onnx", size=1, sha256="ab" * 32, urls=(own,), subdir="models/local/abababababababab")
+    assert sources(local) == [own]
+    hosted = Artifact(file="net.onnx", size=1, sha256="ab" * 32, urls=("https://example.org/net.onnx",))
+    assert sources(hosted) == ["http://127.0.0.1:9/m/net.onnx", str(folder / "sub" / "net.onnx"),
+                               "https://example.org/net.onnx"]
+    monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
+    assert sources(local) == [own]
+    assert sources(hosted) == ["http://127.0.0.1:9/m/net.onnx", str(folder / "sub" / "net.onnx")]
