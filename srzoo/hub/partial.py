@@ -80,10 +80,12 @@ class Partial:
                 pass
 
     def discard(self) -> None:
+        """Delete the partial and its record; best effort: it runs while another error is
+        being reported (a folder in the record's place, a read-only disk), which matters more."""
         for p in (self.path, self.meta_path):
             try:
                 p.unlink()
-            except FileNotFoundError:
+            except OSError:
                 pass
 
     def mark(self) -> tuple[int, int]:

@@ -348,3 +348,17 @@ def test_sources_of_a_model_file_given_by_path_are_that_path_only(tmp_path, monk
     monkeypatch.setenv("SRZOO_MIRROR_ONLY", "1")
     assert sources(local) == [own]
     assert sources(hosted) == ["http://127.0.0.1:9/m/net.onnx", str(folder / "sub" / "net.onnx")]
+
+
+def test_a_folder_where_the_partial_record_goes_is_one_line(srzoo_env, mirror):
+    """The record of a partial download (``<part>.json``) cannot be written because a folder
+    is in its place: one line saying so and what to do, nothing cached."""
+    from srzoo.hub import api
+
+    art = api.get_model("espcn", 4).artifact
+    record = cache.partial_path(art).with_name(cache.partial_path(art).name + ".json")
+    record.mkdir(parents=True)
+    with pytest.raises(srzoo.CacheError) as err:
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert str(err.value) == f"cannot write {record}: it is a folder where a file should be; remove it"
+    assert not cache.path_for(art).exists() and not cache.partial_path(art).exists()
