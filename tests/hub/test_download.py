@@ -362,3 +362,22 @@ def test_a_folder_where_the_partial_record_goes_is_one_line(srzoo_env, mirror):
         srzoo.fetch("espcn", 4, quiet=True)
     assert str(err.value) == f"cannot write {record}: it is a folder where a file should be; remove it"
     assert not cache.path_for(art).exists() and not cache.partial_path(art).exists()
+
+
+def test_a_read_error_without_a_file_name_names_the_cache(srzoo_env, mirror, monkeypatch):
+    """An I/O error while the finished partial is read back for its checks (a failing disk:
+    an OSError without a file name) is one line naming the cache, and nothing is cached. The
+    failing disk is simulated: the check raises what a read() raises there."""
+    import errno
+
+    from srzoo.hub import api
+
+    def failing_disk(path, artifact):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(cache, "problems", failing_disk)
+    with pytest.raises(srzoo.CacheError) as err:
+        srzoo.fetch("espcn", 4, quiet=True)
+    assert str(err.value) == (f"cannot use {srzoo_env}: Input/output error "
+                              f"(cache {srzoo_env}; set SRZOO_CACHE_DIR to use another folder)")
+    assert not cache.path_for(api.get_model("espcn", 4).artifact).exists()
