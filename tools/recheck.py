@@ -10,7 +10,8 @@ work: ``srzoo.x.y__mutmut_3: survived``); TEST... are pytest arguments (files, `
 ``mutants/`` (tests written after the run). Each mutant is run the way mutmut runs it: its
 trampolines read ``MUTANT_UNDER_TEST`` at each call, so one pytest per mutant in this process
 (``-x``, no cache, no random order); killed = pytest failed. A clean run (no mutant) comes
-first and must pass. One line per mutant goes to ``--out`` (default: stdout).
+first and must pass. One line per mutant goes to ``--out`` (default: stdout). SRZOO_SHARED
+defaults to the ``shared/`` folder beside this checkout, as in tools/mutation.sh.
 
 Limits: tests that start spawned processes run the unmutated code there; a test that fails
 when run twice in one process shows every mutant as killed (the clean run cannot tell) --
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{mutants} holds no mutated srzoo/: give a module folder of a mutation run")
     if a.copy_tests:
         _copy_tests(mutants)
+    # the tests read ../shared beside the checkout (the run's copy has none beside it)
+    os.environ.setdefault("SRZOO_SHARED", str(Path(__file__).resolve().parents[2] / "shared"))
     os.chdir(mutants)
     sys.path.insert(0, str(mutants))
     args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *a.tests]
