@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -38,6 +39,23 @@ def compare(onnx_bytes: bytes, reference: Any, channels: int, *, size: int, tol:
     return err
 
 
+_LAYER_4X = re.compile(r"Can't create layer \"[^\"]*\" of type \"([^\"]+)\"")
+_UNSUPPORTED_5X = re.compile(r"Unsupported operations:\n((?:>[ \t]*\S+\n?)+)")
+
+
+def import_failure(message: str) -> str:
+    """What an OpenCV error importing an ONNX graph says could not be imported, in one line:
+    ``unsupported operations: A, B`` (4.x names one layer's type, 5.x lists the operations),
+    else the error's first line."""
+    types = _LAYER_4X.findall(message)
+    listed = _UNSUPPORTED_5X.search(message)
+    if listed:
+        types += [ln.lstrip(">").strip() for ln in listed.group(1).splitlines()]
+    if types:
+        return "unsupported operations: " + ", ".join(dict.fromkeys(types))
+    return message.strip().split("\n", 1)[0].strip()
+
+
 def run_graph(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """cv2.dnn on the graph; ONNX Runtime where this OpenCV's importer cannot take one of
     its operators (OpenCV 4.x has no ``GridSample``, which DySample needs)."""
@@ -46,7 +64,7 @@ def run_graph(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
     try:
         return run_cv2(onnx_bytes, x)
     except cv2.error as e:
-        why = next((ln.strip() for ln in str(e).splitlines() if "Can't create layer" in ln or "error:" in ln), "")
+        why = import_failure(str(e))
         try:
             import onnxruntime as ort
         except ImportError:

@@ -599,3 +599,80 @@ def test_atd_with_ties_sorted_the_other_way_in_the_graph_fails(tmp_path, monkeyp
     with pytest.raises(check.VerificationFailed, match=r"\(allowed 0.001\); not cached") as e:
         converter_for("safetensors").convert(path, None, {})
     print(e.value)
+
+
+# --------------------------------------------------------------------------- graphs OpenCV cannot import
+def _one_op_graph(op: str, out_shape: list[int]) -> bytes:
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], name="g")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def _cv2_imports(onnx_bytes: bytes) -> bool:
+    import cv2
+
+    from srzoo.convert.onnxbuild import run_cv2
+
+    try:
+        run_cv2(onnx_bytes, np.ones((1, 1, 4, 4), np.float32))
+        return True
+    except cv2.error:
+        return False
+
+
+def test_run_graph_falls_back_to_onnxruntime_for_an_operation_opencv_lacks():
+    """GlobalLpPool (neither OpenCV 4.10 nor 5.1 imports it) runs on ONNX Runtime: the L2 norm
+    of each channel, as NumPy computes it."""
+    pytest.importorskip("onnxruntime")
+    graph = _one_op_graph("GlobalLpPool", [1, 1, 1, 1])
+    if _cv2_imports(graph):
+        pytest.skip("this OpenCV imports GlobalLpPool: no fallback to test with it")
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4) / 7
+    got = check.run_graph(graph, x)
+    assert got.dtype == np.float32 and got.shape == (1, 1, 1, 1)
+    assert abs(float(got[0, 0, 0, 0]) - float(np.sqrt((x.astype(np.float64) ** 2).sum()))) <= 1e-5
+
+
+def test_run_graph_without_onnxruntime_names_what_opencv_could_not_import(monkeypatch):
+    """Without ONNX Runtime, a graph OpenCV cannot import is one line naming the operation (cut
+    to 160 characters) and what to install; OpenCV's own words for 4.10 and 5.1 are read the same."""
+    import sys
+
+    import cv2
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime: ImportError
+    x = np.ones((1, 1, 4, 4), np.float32)
+    long_op = "Long" + "q" * 200  # no OpenCV has it
+    for op, shape, why in (("GlobalLpPool", [1, 1, 1, 1], "unsupported operations: GlobalLpPool"),
+                           (long_op, [1, 1, 4, 4], f"unsupported operations: {long_op}"[:160])):
+        graph = _one_op_graph(op, shape)
+        if op == "GlobalLpPool" and _cv2_imports(graph):
+            continue
+        with pytest.raises(srzoo.SrzooError) as err:
+            check.run_graph(graph, x)
+        assert str(err.value) == (f"OpenCV {cv2.__version__} cannot import the converted graph ({why}); "
+                                  "install ONNX Runtime to check and run it: pip install 'srzoo[onnxruntime]'")
+
+
+# OpenCV's errors for a graph with a GlobalLpPool node, as 4.10.0 and 5.1.0 word them
+CV410 = ("OpenCV(4.10.0) /io/opencv/modules/dnn/src/onnx/onnx_importer.cpp:1057: error: (-2:Unspecified error) "
+         "in function 'handleNode'\n> Node [GlobalLpPool@ai.onnx]:(onnx_node!g) parse error: OpenCV(4.10.0) "
+         "/io/opencv/modules/dnn/src/net_impl.hpp:108: error: (-2:Unspecified error) Can't create layer "
+         "\"onnx_node!g\" of type \"GlobalLpPool\" in function 'getLayerInstance'\n> ")
+CV510 = ("OpenCV(5.1.0) /io/opencv/modules/dnn/src/net_impl.cpp:1588: error: (-2:Unspecified error) in function "
+         "'setInput'\n> DNN/ONNX: the model cannot be loaded by the DNN engine. Unsupported operations:\n"
+         "> \tGlobalLpPool\n> \tMeanVarianceNormalization\n> ")
+
+
+def test_import_failure_reads_both_opencv_wordings():
+    assert check.import_failure(CV410) == "unsupported operations: GlobalLpPool"
+    assert check.import_failure(CV510) == "unsupported operations: GlobalLpPool, MeanVarianceNormalization"
+    # the same type twice is named once; anything else: the error's first line
+    assert check.import_failure(CV410 + CV410) == "unsupported operations: GlobalLpPool"
+    assert check.import_failure("\n  OpenCV(5.1.0) x.cpp:1: error: (-215) shape\n> more\n") == \
+        "OpenCV(5.1.0) x.cpp:1: error: (-215) shape"
