@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,34 @@ def test_add_manifest_validates_now_and_takes_effect(tmp_path):
     finally:
         registry._extra_paths[:] = before
         registry._default = None
+
+
+def test_builtin_manifests_in_a_wheel_or_beside_the_package(tmp_path, monkeypatch):
+    """A wheel holds the manifests as srzoo/_manifests (pyproject's force-include); a source
+    tree has registry/ beside the package; bundled model files are srzoo/builtin either way.
+    Both layouts laid out by hand (the module's __file__ pointed into them)."""
+    import tomllib
+
+    from srzoo.hub import registry
+
+    root = Path(__file__).resolve().parents[2]
+    hatch = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]
+    assert hatch["wheel"]["force-include"]["registry"] == "srzoo/_manifests"
+    site = (tmp_path / "site").resolve()
+    pkg = site / "srzoo"
+    (pkg / "hub").mkdir(parents=True)
+    monkeypatch.setattr(registry, "__file__", str(pkg / "hub" / "registry.py"))
+    assert registry.builtin_manifest_dir() == site / "registry"  # a source tree
+    assert registry.bundled_dir() == pkg / "builtin"
+    (pkg / "_manifests").mkdir()
+    assert registry.builtin_manifest_dir() == pkg / "_manifests"  # a wheel
+
+
+def test_default_registry_is_read_once_until_its_sources_change(tmp_path, monkeypatch):
+    from srzoo.hub import registry
+
+    first = registry.default_registry()
+    assert registry.default_registry() is first  # not every manifest parsed again per lookup
+    monkeypatch.setenv("SRZOO_REGISTRY", str(tmp_path))
+    second = registry.default_registry()
+    assert second is not first and registry.default_registry() is second
