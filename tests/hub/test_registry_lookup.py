@@ -120,8 +120,6 @@ def test_builtin_manifests_in_a_wheel_or_beside_the_package(tmp_path, monkeypatc
     Both layouts laid out by hand (the module's __file__ pointed into them)."""
     import tomllib
 
-    from srzoo.hub import registry
-
     root = Path(__file__).resolve().parents[2]
     hatch = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]
     assert hatch["wheel"]["force-include"]["registry"] == "srzoo/_manifests"
@@ -136,8 +134,6 @@ def test_builtin_manifests_in_a_wheel_or_beside_the_package(tmp_path, monkeypatc
 
 
 def test_default_registry_is_read_once_until_its_sources_change(tmp_path, monkeypatch):
-    from srzoo.hub import registry
-
     first = registry.default_registry()
     assert registry.default_registry() is first  # not every manifest parsed again per lookup
     monkeypatch.setenv("SRZOO_REGISTRY", str(tmp_path))
