@@ -50,10 +50,10 @@ def import_failure(message: str) -> str:
     types = _LAYER_4X.findall(message)
     listed = _UNSUPPORTED_5X.search(message)
     if listed:
-        types += [ln.lstrip(">").strip() for ln in listed.group(1).splitlines()]
+        types += re.findall(r"^>\s*(\S+)", listed.group(1), re.M)
     if types:
         return "unsupported operations: " + ", ".join(dict.fromkeys(types))
-    return message.strip().split("\n", 1)[0].strip()
+    return message.strip().partition("\n")[0].strip()
 
 
 def run_graph(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:

@@ -632,7 +632,7 @@ def test_run_graph_falls_back_to_onnxruntime_for_an_operation_opencv_lacks():
     graph = _one_op_graph("GlobalLpPool", [1, 1, 1, 1])
     if _cv2_imports(graph):
         pytest.skip("this OpenCV imports GlobalLpPool: no fallback to test with it")
-    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4) / 7
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4) / 7  # float64 in: cast for the graph
     got = check.run_graph(graph, x)
     assert got.dtype == np.float32 and got.shape == (1, 1, 1, 1)
     assert abs(float(got[0, 0, 0, 0]) - float(np.sqrt((x.astype(np.float64) ** 2).sum()))) <= 1e-5
@@ -672,7 +672,11 @@ CV510 = ("OpenCV(5.1.0) /io/opencv/modules/dnn/src/net_impl.cpp:1588: error: (-2
 def test_import_failure_reads_both_opencv_wordings():
     assert check.import_failure(CV410) == "unsupported operations: GlobalLpPool"
     assert check.import_failure(CV510) == "unsupported operations: GlobalLpPool, MeanVarianceNormalization"
-    # the same type twice is named once; anything else: the error's first line
+    assert check.import_failure(CV510.replace("\tGlobalLpPool", "\tXor")) == \
+        "unsupported operations: Xor, MeanVarianceNormalization"
+    # each type once, both wordings in one message too; anything else: the error's first line
     assert check.import_failure(CV410 + CV410) == "unsupported operations: GlobalLpPool"
-    assert check.import_failure("\n  OpenCV(5.1.0) x.cpp:1: error: (-215) shape\n> more\n") == \
+    assert check.import_failure(CV410.replace("GlobalLpPool", "Xor") + CV510) == \
+        "unsupported operations: Xor, GlobalLpPool, MeanVarianceNormalization"
+    assert check.import_failure("\n  OpenCV(5.1.0) x.cpp:1: error: (-215) shape\n> more\n> and more\n") == \
         "OpenCV(5.1.0) x.cpp:1: error: (-215) shape"
