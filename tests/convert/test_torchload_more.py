@@ -365,6 +365,39 @@ def test_shared_dicts_are_walked_within_a_bound(tmp_path, monkeypatch):
         f"{p}: checkpoint has more than 6 values to look at, one dict or module shared over and over? (at b.b....)")
 
 
+def test_modules_shared_through_parameters_buffers_or_submodules_count_too(tmp_path, monkeypatch):
+    """The bound counts every value of the whole walk, whichever way a module holds the shared
+    part (its parameters, buffers or submodules): m2 holds m1 twice, m1 holds one tensor twice:
+    7 values. A long key is cut to 80 characters in the line."""
+    leaf = one(0)
+    for kind in ("_parameters", "_buffers", "_modules"):
+        m1 = hf.Rec("m", "M", {kind: {"a": leaf, "b": leaf}})
+        m2 = hf.Rec("m", "M", {kind: {"a": m1, "b": m1}})
+        p = pth(tmp_path, m2, name=f"{kind}.pth")
+        monkeypatch.setattr(torchload, "MAX_VISITS", 7)
+        assert listed(torchload.load_state_dict(p)) == [("a.a", [1]), ("a.b", [1]), ("b.a", [1]), ("b.b", [1])]
+        monkeypatch.setattr(torchload, "MAX_VISITS", 6)
+        assert line(p, torchload.CheckpointError) == (
+            f"{p}: checkpoint has more than 6 values to look at, one dict or module shared over and over? "
+            "(at b.b....)"), kind
+    a, b = "a" * 50, "b" * 50
+    m1 = hf.Rec("m", "M", {"_modules": {a: leaf, b: leaf}})
+    p = pth(tmp_path, hf.Rec("m", "M", {"_modules": {a: m1, b: m1}}), name="long.pth")
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: checkpoint has more than 6 values to look at, one dict or module shared over and over? "
+        f"(at {b}.{'b' * 29}...)")
+
+
+def test_an_ordered_dict_where_a_shape_goes_is_printed_bounded(tmp_path):
+    """An OrderedDict (an allowed name) as a tensor's shape: the line shows it as OrderedDict({...})
+    through the same bounded repr as lists and dicts (reprlib's: keys sorted)."""
+    odict = hf.Call(hf.Global("collections", "OrderedDict"), ([("k", 1), ("j", [2, 3])],))
+    p = pth(tmp_path, {"w": hf.tensor(size=odict)})
+    assert line(p, torchload.CheckpointError) == (
+        f"{p}: corrupt PyTorch checkpoint (tensor shape OrderedDict({{'j': [2, 3], 'k': 1}}) "
+        "is not a list of integers)")
+
+
 def test_shared_lists_in_error_lines_are_not_printed_whole(tmp_path):
     """A tensor whose shape (offset, storage type) is a list shared 2**n ways: before the fix,
     repr() of all of it was built to print its first 60 characters (n = 50: forever; n = 22 here,
