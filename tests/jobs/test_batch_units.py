@@ -232,6 +232,8 @@ def test_url_scheme_without_its_package_or_unknown_is_one_line(tmp_path, capsys)
     cases = [
         (["s3://bucket/in/"], "s3://bucket/in/: fsspec cannot open s3:// URLs here: Install s3fs to access S3"),
         (["nosuch://x/y.png"], "nosuch://x/y.png: Protocol not known: nosuch (fsspec has no filesystem for nosuch://)"),
+        (["nosuch://x/a://y.png"],  # the scheme is what comes before the first ://
+         "nosuch://x/a://y.png: Protocol not known: nosuch (fsspec has no filesystem for nosuch://)"),
         ([str(src), "-o", "s3://bucket/out/"],
          f"{src}: s3://bucket/out/a_bicubic_x2.png: fsspec cannot open s3:// URLs here: Install s3fs to access S3"),
     ]
