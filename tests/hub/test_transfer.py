@@ -831,6 +831,16 @@ def test_the_bound_after_an_oversized_partial_is_the_whole_files(mirror, art, da
     assert deadlines == [1000.0 + 5 + len(data) / 1000]
 
 
+def test_the_bound_of_a_complete_partial_is_the_timeout_alone(mirror, art, data, deadlines):
+    """A partial of this URL as long as the file: nothing is left to download, so the bound is
+    SRZOO_TIMEOUT alone (only a partial longer than the file gets the whole file's time)."""
+    p = resumable(mirror, art, data, len(data))
+    transfer.http_fetch(transfer.new_session(), f"{mirror.url}/{NAME}", p, art, Progress(art, True))
+    assert p.path.read_bytes() == data
+    assert deadlines == [1000.0 + 5]
+    assert log(mirror) == []
+
+
 # ----------------------------------------------------------------------------- progress and the disk
 
 
