@@ -20,6 +20,8 @@
 # Results: one line per module in $OUT/summary.txt, the survivors in $OUT/<module>.txt;
 # `cd $WORK/<module> && mutmut show NAME` prints a survivor's diff. Record the scores and every
 # survivor's verdict (killed by a new test, or equivalent and why) in docs/testing.md.
+# Re-check survivors against tests written since, one by one: tools/recheck.py RUN_DIR NAMES TESTS...
+# Re-run every "timeout" alone (under load many are slow survivors, not hangs).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PYTHON:-python}"
