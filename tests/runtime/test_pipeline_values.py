@@ -433,16 +433,16 @@ def test_y_model_float_results_clipped_to_unit_before_the_span_comes_back(models
         assert (got.min() == np.float32(lo)) if off < 0 else (got.max() == np.float32(hi))
 
 
-def test_y_pyramid_pre_upsampled_level_below_the_input(models, tmp_path, monkeypatch):
-    """A pre-upsampled pyramid (x4 input; outputs x4 and, strided, x2): the x2 level's chroma is
-    the pre-upsampled chroma resized to its size (bilinear, here the mean of 2 x 2 pixels,
-    rounded half to even), not chroma of another size."""
+def _y_pyramid_pre_upsampled(models, tmp_path, monkeypatch, name: str, gain: float,
+                              offset: float) -> srzoo.Upscaler:
+    """A pre-upsampled (bicubic) Y pyramid registered as ``name``: x4 input, outputs x4
+    (``gain * y + offset`` per pixel) and x2 (the same, strided)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    models("y-pyr-pre-dummy", (2,), color="y")  # the registry fixture's folder and mirror
+    models(f"{name}-dummy", (2,), color="y")  # the registry fixture's folder and mirror
     folder = tmp_path / "files"
-    w = numpy_helper.from_array(np.full((1, 1, 1, 1), 0.9, np.float32), "W")
-    b = numpy_helper.from_array(np.full(1, 0.03, np.float32), "B")
+    w = numpy_helper.from_array(np.full((1, 1, 1, 1), gain, np.float32), "W")
+    b = numpy_helper.from_array(np.full(1, offset, np.float32), "B")
     g = helper.make_graph(
         [helper.make_node("Conv", ["x", "W", "B"], ["o4"], kernel_shape=[1, 1]),
          helper.make_node("Conv", ["x", "W", "B"], ["o2"], kernel_shape=[1, 1], strides=[2, 2])],
@@ -450,12 +450,19 @@ def test_y_pyramid_pre_upsampled_level_below_the_input(models, tmp_path, monkeyp
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "H", "W"]) for n in ("o2", "o4")], [w, b])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
-    f = folder / "ypyr_x4.onnx"
+    f = folder / f"{name}_x4.onnx"
     f.write_bytes(m.SerializeToString())
-    man = write_manifest(tmp_path / "ypyr.toml", f, "y-pyr-pre", 4, color="y", range=1.0, layout="nchw",
+    man = write_manifest(tmp_path / f"{name}.toml", f, name, 4, color="y", range=1.0, layout="nchw",
                          input="x", outputs=("o2", "o4"), output_scales=(2, 4), pre_upsample="bicubic")
     monkeypatch.setenv("SRZOO_REGISTRY", str(man))
-    up = srzoo.Upscaler("y-pyr-pre", 4, backend=BACKEND, threads=1, tile=0)
+    return srzoo.Upscaler(name, 4, backend=BACKEND, threads=1, tile=0)
+
+
+def test_y_pyramid_pre_upsampled_level_below_the_input(models, tmp_path, monkeypatch):
+    """A pre-upsampled pyramid (x4 input; outputs x4 and, strided, x2): the x2 level's chroma is
+    the pre-upsampled chroma resized to its size (bilinear, here the mean of 2 x 2 pixels,
+    rounded half to even), not chroma of another size."""
+    up = _y_pyramid_pre_upsampled(models, tmp_path, monkeypatch, "y-pyr-pre", 0.9, 0.03)
     img = texture(5, 6, np.uint8, seed=14)
     levels = up.upscale_all(img)
     big = cv2.cvtColor(cv2.resize(img, (24, 20), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2YCrCb).astype(np.float64)
@@ -472,25 +479,7 @@ def test_y_pyramid_pre_upsampled_float32_chroma_resized_in_float32(models, tmp_p
     """The same pyramid on a float32 image, through an identity network (Y out = Y in, exactly):
     the x2 level's chroma is the pre-upsampled chroma resized as float32 planes, to the last bit
     (resized as float64 and cast back, 56 of its 240 chroma values differ in the last bit)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    models("y-pyr-id-dummy", (2,), color="y")
-    folder = tmp_path / "files"
-    w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "W")
-    b = numpy_helper.from_array(np.zeros(1, np.float32), "B")
-    g = helper.make_graph(
-        [helper.make_node("Conv", ["x", "W", "B"], ["o4"], kernel_shape=[1, 1]),
-         helper.make_node("Conv", ["x", "W", "B"], ["o2"], kernel_shape=[1, 1], strides=[2, 2])],
-        "pyr", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", "w"])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "H", "W"]) for n in ("o2", "o4")], [w, b])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    f = folder / "ypyrid_x4.onnx"
-    f.write_bytes(m.SerializeToString())
-    man = write_manifest(tmp_path / "ypyrid.toml", f, "y-pyr-id", 4, color="y", range=1.0, layout="nchw",
-                         input="x", outputs=("o2", "o4"), output_scales=(2, 4), pre_upsample="bicubic")
-    monkeypatch.setenv("SRZOO_REGISTRY", str(man))
-    up = srzoo.Upscaler("y-pyr-id", 4, backend=BACKEND, threads=1, tile=0)
+    up = _y_pyramid_pre_upsampled(models, tmp_path, monkeypatch, "y-pyr-id", 1.0, 0.0)
     img = texture(5, 6, np.float32, seed=3)
     got = up.upscale_all(img)[2]
     big = cv2.cvtColor(cv2.resize(img, (24, 20), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2YCrCb)
